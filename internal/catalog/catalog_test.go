@@ -1,0 +1,132 @@
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// seed reads testdata/seed.txt, a verbatim copy of the source contract, and
+// returns its error table (code → status, message) and its example bodies
+// (code → compact JSON).
+func seed(t *testing.T) (table map[Code]Entry, examples map[Code][]byte) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/seed.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	table = map[Code]Entry{}
+	examples = map[Code][]byte{}
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		// Table rows are three lines: "code |", "status |", "message |".
+		if strings.HasSuffix(l, " |") && i+2 < len(lines) && !strings.HasPrefix(l, "|") {
+			status, err := strconv.Atoi(strings.TrimSuffix(lines[i+1], " |"))
+			if err == nil {
+				code := Code(strings.TrimSuffix(l, " |"))
+				table[code] = Entry{Code: code, Status: status, Message: strings.TrimSuffix(lines[i+2], " |")}
+				i += 2
+				continue
+			}
+		}
+		// Examples start with "code{" and end at a line "}".
+		if code, ok := strings.CutSuffix(l, "{"); ok && code != "" && !strings.ContainsAny(code, " \"") {
+			var buf bytes.Buffer
+			buf.WriteString("{")
+			depth := 1
+			for i++; i < len(lines) && depth > 0; i++ {
+				buf.WriteString(lines[i])
+				depth += strings.Count(lines[i], "{") - strings.Count(lines[i], "}")
+			}
+			i-- // the outer loop's i++ moves to the line after the example
+			var c bytes.Buffer
+			if err := json.Compact(&c, buf.Bytes()); err != nil {
+				t.Fatalf("seed example %s: %v", code, err)
+			}
+			examples[Code(code)] = c.Bytes()
+		}
+	}
+	return table, examples
+}
+
+func TestCatalogMatchesSeedTable(t *testing.T) {
+	table, _ := seed(t)
+	if len(table) != 14 {
+		t.Fatalf("parsed %d table rows from the seed, want 14", len(table))
+	}
+	for code, want := range table {
+		got, ok := Lookup(code)
+		if !ok {
+			t.Errorf("Lookup(%q) not found", code)
+			continue
+		}
+		if got.Status != want.Status || got.Message != want.Message {
+			t.Errorf("Lookup(%q) = %d %q, want %d %q", code, got.Status, got.Message, want.Status, want.Message)
+		}
+	}
+	if len(All()) != len(table)+1 {
+		t.Errorf("catalogue has %d entries, want the seed's %d plus policy_check_unavailable", len(All()), len(table))
+	}
+}
+
+func TestBodyMatchesSeedExamples(t *testing.T) {
+	_, examples := seed(t)
+	if len(examples) != 8 {
+		t.Fatalf("parsed %d examples from the seed, want 8", len(examples))
+	}
+	for code, want := range examples {
+		var d Details
+		var probe struct {
+			Details struct {
+				Limit *int64 `json:"limit"`
+				Used  *int64 `json:"used"`
+			} `json:"details"`
+		}
+		if err := json.Unmarshal(want, &probe); err != nil {
+			t.Fatal(err)
+		}
+		if probe.Details.Limit != nil {
+			d = Details{Quota: true, Limit: *probe.Details.Limit, Used: *probe.Details.Used}
+		}
+		if got := Body(code, d); !bytes.Equal(got, want) {
+			t.Errorf("Body(%q) =\n%s\nwant\n%s", code, got, want)
+		}
+	}
+}
+
+func TestBodyIsValidJSONForEveryCode(t *testing.T) {
+	for _, e := range All() {
+		risk := 42
+		b := Body(e.Code, Details{RiskScore: &risk, Fields: []Field{{"phone", "invalid_phone_number"}, {"message", "required"}}})
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Errorf("Body(%q) is not JSON: %v\n%s", e.Code, err, b)
+			continue
+		}
+		if v["error"] != string(e.Code) || v["message"] != e.Message || v["success"] != false {
+			t.Errorf("Body(%q) = %s", e.Code, b)
+		}
+		det := v["details"].(map[string]any)
+		if det["risk_score"] != float64(42) || det["action"] != e.Action {
+			t.Errorf("Body(%q) details = %v", e.Code, det)
+		}
+	}
+}
+
+func TestBodyUnknownCodePanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("Body(unknown) did not panic")
+		}
+	}()
+	Body("nope", Details{})
+}

@@ -1,0 +1,280 @@
+// Package config reads and validates sendguard's one YAML configuration file.
+//
+// Load checks everything before anything is built: unknown keys, duplicate
+// ids, dangling references, malformed key hashes and impossible limits are
+// all reported at once, so `sendguard config check` can gate a deploy. main
+// reads the result and fills each package's own Options.
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	Listen       Listen          `yaml:"listen"`
+	Admin        Admin           `yaml:"admin"`
+	Quota        Quota           `yaml:"quota"`
+	Request      Request         `yaml:"request"`
+	SendRoutes   []Route         `yaml:"send_routes"`
+	Plans        map[string]Plan `yaml:"plans"`
+	Accounts     []Account       `yaml:"accounts"`
+	Instances    []Instance      `yaml:"instances"`
+	Suppressions []Suppression   `yaml:"suppressions"`
+}
+
+// Listen holds the addresses sendguard listens on.
+type Listen struct {
+	GRPC  string `yaml:"grpc"`  // ext_authz + grpc.health.v1; default 127.0.0.1:9191
+	Admin string `yaml:"admin"` // admin HTTP API; default 127.0.0.1:9192
+}
+
+// Admin configures the admin API.
+type Admin struct {
+	// Token is the admin bearer token. When empty, the environment variable
+	// named by TokenEnv (default SENDGUARD_ADMIN_TOKEN) is used; when both are
+	// empty, every admin call except /healthz and /readyz is refused.
+	Token    string `yaml:"token"`
+	TokenEnv string `yaml:"token_env"`
+}
+
+// Quota configures the calendar of the daily and monthly quotas.
+type Quota struct {
+	// TimeZone is an IANA name; days and months are calendar periods there.
+	TimeZone string `yaml:"time_zone"`
+}
+
+// Request bounds what a send request may be.
+type Request struct {
+	MaxBodyBytes   int    `yaml:"max_body_bytes"`   // default 65536; keep equal to Envoy's max_request_bytes
+	MaxJSONDepth   int    `yaml:"max_json_depth"`   // default 16
+	DefaultRegion  string `yaml:"default_region"`   // region for numbers without +/00, e.g. "SA"; default none (international format required)
+	MaxMessageRune int    `yaml:"max_message_runes"` // default 4096 (WhatsApp's text limit)
+}
+
+// Route is one method+path that is the send path. Other traffic passes.
+type Route struct {
+	Method string `yaml:"method"`
+	Path   string `yaml:"path"`
+}
+
+// Plan is a plan's fair-use limits and sending speed.
+type Plan struct {
+	Daily    int64    `yaml:"daily"`
+	Monthly  int64    `yaml:"monthly"`
+	Throttle Throttle `yaml:"throttle"`
+}
+
+// Throttle is a token bucket: Rate tokens per second, at most Burst stored.
+type Throttle struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int64   `yaml:"burst"`
+}
+
+// Account owns API keys and instances.
+type Account struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	Keys []Key  `yaml:"keys"`
+}
+
+// Key is one API key, stored as the hex SHA-256 of the key.
+type Key struct {
+	ID      string `yaml:"id"` // a label for logs; never the key
+	SHA256  string `yaml:"sha256"`
+	Revoked bool   `yaml:"revoked"`
+}
+
+// Instance is one sending instance (a WhatsApp number) of an account.
+type Instance struct {
+	ID      string `yaml:"id"`
+	Name    string `yaml:"name"`
+	Account string `yaml:"account"`
+	Plan    string `yaml:"plan"`
+	Paused  bool   `yaml:"paused"`
+}
+
+// Suppression seeds one suppressed recipient of an instance.
+type Suppression struct {
+	Instance string `yaml:"instance"`
+	Phone    string `yaml:"phone"`
+	Reason   string `yaml:"reason"` // default manual_block
+}
+
+// DefaultPlans are the source contract's plans. Throttle values are ours.
+func DefaultPlans() map[string]Plan {
+	return map[string]Plan{
+		"starter": {Daily: 100, Monthly: 2000, Throttle: Throttle{Rate: 1, Burst: 10}},
+		"growth":  {Daily: 500, Monthly: 10000, Throttle: Throttle{Rate: 5, Burst: 25}},
+		"scale":   {Daily: 1500, Monthly: 30000, Throttle: Throttle{Rate: 15, Burst: 60}},
+	}
+}
+
+// Load reads, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes raw YAML strictly (unknown keys are errors), applies
+// defaults and validates.
+func Parse(raw []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	c.applyDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen.GRPC == "" {
+		c.Listen.GRPC = "127.0.0.1:9191"
+	}
+	if c.Listen.Admin == "" {
+		c.Listen.Admin = "127.0.0.1:9192"
+	}
+	if c.Admin.TokenEnv == "" {
+		c.Admin.TokenEnv = "SENDGUARD_ADMIN_TOKEN"
+	}
+	if c.Quota.TimeZone == "" {
+		c.Quota.TimeZone = "UTC"
+	}
+	if c.Request.MaxBodyBytes == 0 {
+		c.Request.MaxBodyBytes = 64 << 10
+	}
+	if c.Request.MaxJSONDepth == 0 {
+		c.Request.MaxJSONDepth = 16
+	}
+	if c.Request.MaxMessageRune == 0 {
+		c.Request.MaxMessageRune = 4096
+	}
+	if len(c.SendRoutes) == 0 {
+		c.SendRoutes = []Route{{Method: "POST", Path: "/api/send-message"}}
+	}
+	if c.Plans == nil {
+		c.Plans = DefaultPlans()
+	}
+	for i := range c.Suppressions {
+		if c.Suppressions[i].Reason == "" {
+			c.Suppressions[i].Reason = "manual_block"
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, err := time.LoadLocation(c.Quota.TimeZone); err != nil {
+		bad("quota.time_zone %q: %v", c.Quota.TimeZone, err)
+	}
+	if c.Request.MaxBodyBytes < 256 {
+		bad("request.max_body_bytes %d: must be at least 256", c.Request.MaxBodyBytes)
+	}
+	if c.Request.MaxJSONDepth < 2 {
+		bad("request.max_json_depth %d: must be at least 2", c.Request.MaxJSONDepth)
+	}
+	for i, r := range c.SendRoutes {
+		if r.Method == "" || !strings.HasPrefix(r.Path, "/") {
+			bad("send_routes[%d]: method and a path starting with / are required", i)
+		}
+	}
+	for name, p := range c.Plans {
+		if p.Daily <= 0 || p.Monthly <= 0 {
+			bad("plans.%s: daily and monthly must be positive", name)
+		}
+		if p.Daily > p.Monthly {
+			bad("plans.%s: daily %d exceeds monthly %d", name, p.Daily, p.Monthly)
+		}
+		if p.Throttle.Rate <= 0 || p.Throttle.Burst < 1 {
+			bad("plans.%s.throttle: rate must be positive and burst at least 1", name)
+		}
+	}
+	accounts := map[string]bool{}
+	hashes := map[string]string{}
+	for i, a := range c.Accounts {
+		if a.ID == "" {
+			bad("accounts[%d]: id is required", i)
+		}
+		if accounts[a.ID] {
+			bad("accounts[%d]: duplicate id %q", i, a.ID)
+		}
+		accounts[a.ID] = true
+		for j, k := range a.Keys {
+			h := strings.ToLower(k.SHA256)
+			if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
+				bad("accounts[%d].keys[%d]: sha256 must be 64 hex digits (see `sendguard hash-key`)", i, j)
+				continue
+			}
+			if other, dup := hashes[h]; dup {
+				bad("accounts[%d].keys[%d]: the same key is also configured for account %q", i, j, other)
+			}
+			hashes[h] = a.ID
+		}
+	}
+	instances := map[string]bool{}
+	for i, in := range c.Instances {
+		if in.ID == "" {
+			bad("instances[%d]: id is required", i)
+		}
+		if instances[in.ID] {
+			bad("instances[%d]: duplicate id %q", i, in.ID)
+		}
+		instances[in.ID] = true
+		if !accounts[in.Account] {
+			bad("instances[%d] (%s): unknown account %q", i, in.ID, in.Account)
+		}
+		if _, ok := c.Plans[in.Plan]; !ok {
+			bad("instances[%d] (%s): unknown plan %q", i, in.ID, in.Plan)
+		}
+	}
+	for i, s := range c.Suppressions {
+		if !instances[s.Instance] {
+			bad("suppressions[%d]: unknown instance %q", i, s.Instance)
+		}
+		if s.Phone == "" {
+			bad("suppressions[%d]: phone is required", i)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Location returns the quota time zone. It is valid after Parse.
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Quota.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// AdminToken returns the configured admin token, from the file or else from
+// the environment through getenv.
+func (c *Config) AdminToken(getenv func(string) string) string {
+	if c.Admin.Token != "" {
+		return c.Admin.Token
+	}
+	return getenv(c.Admin.TokenEnv)
+}
