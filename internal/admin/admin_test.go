@@ -1,0 +1,159 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/phone"
+	"github.com/sendguard/sendguard/internal/store"
+)
+
+func newAPI(t *testing.T) (*httptest.Server, *store.Memory) {
+	t.Helper()
+	phones, err := phone.New(phone.Options{CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory(limiter.Calendar{})
+	now := time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
+	l := limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 10}
+	st.Take(context.Background(), "shop", l, now)
+	srv := httptest.NewServer(Handler(Options{
+		Token:     "secret",
+		Instances: map[string]Instance{"shop": {ID: "shop", Name: "Shop", Plan: "starter", Limits: l}},
+		State:     st,
+		Phones:    phones,
+		Now:       func() time.Time { return now },
+	}))
+	t.Cleanup(srv.Close)
+	return srv, st
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAuth(t *testing.T) {
+	srv, _ := newAPI(t)
+	if code, _ := call(t, srv, "GET", "/healthz", "", ""); code != 200 {
+		t.Errorf("healthz = %d", code)
+	}
+	if code, _ := call(t, srv, "GET", "/readyz", "", ""); code != 200 {
+		t.Errorf("readyz = %d", code)
+	}
+	for _, tok := range []string{"", "wrong", "secre"} {
+		if code, _ := call(t, srv, "GET", "/v1/instances/shop/usage", tok, ""); code != 401 {
+			t.Errorf("usage with token %q = %d, want 401", tok, code)
+		}
+	}
+	if code, _ := call(t, srv, "GET", "/v1/instances/nope/usage", "secret", ""); code != 404 {
+		t.Errorf("usage of an unknown instance = %d, want 404", code)
+	}
+}
+
+func TestClosedWithoutToken(t *testing.T) {
+	srv := httptest.NewServer(Handler(Options{Instances: map[string]Instance{"shop": {ID: "shop"}}}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/instances/shop/usage", nil)
+	req.Header.Set("Authorization", "Bearer ")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("usage with no token configured = %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	srv, _ := newAPI(t)
+	code, body := call(t, srv, "GET", "/v1/instances/shop/usage", "secret", "")
+	var u struct {
+		Plan  string `json:"plan"`
+		Daily struct {
+			Limit, Used, Remaining int64
+			ResetsAt               time.Time `json:"resets_at"`
+		} `json:"daily"`
+		Monthly struct{ Limit, Used int64 } `json:"monthly"`
+	}
+	if err := json.Unmarshal([]byte(body), &u); err != nil || code != 200 {
+		t.Fatalf("usage = %d %s", code, body)
+	}
+	if u.Plan != "starter" || u.Daily.Limit != 100 || u.Daily.Used != 1 || u.Daily.Remaining != 99 || u.Monthly.Used != 1 || u.Monthly.Limit != 2000 {
+		t.Errorf("usage = %s", body)
+	}
+	if !u.Daily.ResetsAt.Equal(time.Date(2026, 5, 9, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("daily resets_at = %v", u.Daily.ResetsAt)
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	srv, st := newAPI(t)
+	if code, _ := call(t, srv, "POST", "/v1/instances/shop/pause", "secret", ""); code != 200 {
+		t.Fatalf("pause = %d", code)
+	}
+	if p, _ := st.Paused(context.Background(), "shop"); !p {
+		t.Error("not paused after pause")
+	}
+	if code, _ := call(t, srv, "POST", "/v1/instances/shop/resume", "secret", ""); code != 200 {
+		t.Fatalf("resume = %d", code)
+	}
+	if p, _ := st.Paused(context.Background(), "shop"); p {
+		t.Error("paused after resume")
+	}
+}
+
+func TestSuppressions(t *testing.T) {
+	srv, st := newAPI(t)
+	ctx := context.Background()
+	code, body := call(t, srv, "PUT", "/v1/instances/shop/suppressions/00966501234567", "secret", "")
+	if code != 200 || !strings.Contains(body, `"phone":"+966501234567"`) || !strings.Contains(body, `"reason":"manual_block"`) {
+		t.Fatalf("put = %d %s", code, body)
+	}
+	if ok, _ := st.Suppressed(ctx, "shop", "+966501234567"); !ok {
+		t.Error("not suppressed after put")
+	}
+	if code, body := call(t, srv, "GET", "/v1/instances/shop/suppressions/+966501234567", "secret", ""); code != 200 || !strings.Contains(body, "manual_block") {
+		t.Errorf("get = %d %s", code, body)
+	}
+	if code, body := call(t, srv, "GET", "/v1/instances/shop/suppressions", "secret", ""); code != 200 || !strings.Contains(body, "+966501234567") {
+		t.Errorf("list = %d %s", code, body)
+	}
+	if code, _ := call(t, srv, "PUT", "/v1/instances/shop/suppressions/hello", "secret", ""); code != 422 {
+		t.Errorf("put of an invalid phone = %d, want 422", code)
+	}
+	if code, _ := call(t, srv, "PUT", "/v1/instances/shop/suppressions/+966501234568", "secret", "{"); code != 400 {
+		t.Errorf("put with a bad body = %d, want 400", code)
+	}
+	if ok, _ := st.Suppressed(ctx, "shop", "+966501234568"); ok {
+		t.Error("a rejected put changed state")
+	}
+	if code, _ := call(t, srv, "DELETE", "/v1/instances/shop/suppressions/+966501234567", "secret", ""); code != 204 {
+		t.Errorf("delete = %d", code)
+	}
+	if code, _ := call(t, srv, "DELETE", "/v1/instances/shop/suppressions/+966501234567", "secret", ""); code != 404 {
+		t.Errorf("second delete = %d, want 404", code)
+	}
+	if code, _ := call(t, srv, "GET", "/v1/instances/shop/suppressions/+966501234567", "secret", ""); code != 404 {
+		t.Errorf("get after delete = %d, want 404", code)
+	}
+}

@@ -1,0 +1,60 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseDemoConfig(t *testing.T) {
+	c, err := Load("../../cmd/devstack/sendguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Accounts) != 2 || len(c.Instances) != 3 || c.Plans["starter"].Daily != 100 {
+		t.Errorf("Load(demo) = %+v", c)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]int64{"starter": {100, 2000}, "growth": {500, 10000}, "scale": {1500, 30000}}
+	for name, lim := range want {
+		p := c.Plans[name]
+		if p.Daily != lim[0] || p.Monthly != lim[1] || p.Throttle.Rate <= 0 || p.Throttle.Burst < 1 {
+			t.Errorf("default plan %s = %+v, want %d/%d", name, p, lim[0], lim[1])
+		}
+	}
+	if c.Quota.TimeZone != "UTC" || c.Request.MaxBodyBytes != 65536 || len(c.SendRoutes) != 1 || c.SendRoutes[0].Path != "/api/send-message" {
+		t.Errorf("defaults = %+v", c)
+	}
+	if got := c.AdminToken(func(k string) string { return map[string]string{"SENDGUARD_ADMIN_TOKEN": "t"}[k] }); got != "t" {
+		t.Errorf("AdminToken from env = %q", got)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "listen: {grpcc: x}", "field grpcc not found"},
+		{"bad zone", "quota: {time_zone: Mars/Olympus}", "quota.time_zone"},
+		{"bad hash", "accounts: [{id: a, keys: [{sha256: abc}]}]", "64 hex digits"},
+		{"dangling account", "accounts: [{id: a}]\ninstances: [{id: i, account: b, plan: starter}]", `unknown account "b"`},
+		{"dangling plan", "accounts: [{id: a}]\ninstances: [{id: i, account: a, plan: gold}]", `unknown plan "gold"`},
+		{"duplicate instance", "accounts: [{id: a}]\ninstances: [{id: i, account: a, plan: starter}, {id: i, account: a, plan: starter}]", "duplicate id"},
+		{"daily over monthly", "plans: {p: {daily: 10, monthly: 5, throttle: {rate: 1, burst: 1}}}", "exceeds monthly"},
+		{"no throttle", "plans: {p: {daily: 1, monthly: 5}}", "throttle"},
+		{"suppression of unknown instance", "suppressions: [{instance: x, phone: '+1'}]", "unknown instance"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse(%q) error = %v, want it to mention %q", tc.yaml, err, tc.want)
+			}
+		})
+	}
+}
