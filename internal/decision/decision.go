@@ -1,0 +1,274 @@
+// Package decision is sendguard's decision: one send request in, one
+// documented answer out. The order of the steps lives in Decide and nowhere
+// else; the policy engine, the stores and the catalogue are injected.
+//
+// A denial or a throttle is a Result, not an error. Decide returns an error
+// only when it could not decide (the policy failed to evaluate, a store
+// failed); the caller then fails closed.
+package decision
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sendguard/sendguard/internal/catalog"
+	"github.com/sendguard/sendguard/internal/keys"
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/risk"
+)
+
+// Instance is what the decision knows of a configured instance.
+type Instance struct {
+	ID, Name, Account, Plan string
+	Limits                  limiter.Limits
+}
+
+// Route is one method and path that is the send path.
+type Route struct{ Method, Path string }
+
+type evaluator interface {
+	Eval(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+type state interface {
+	Paused(ctx context.Context, instance string) (bool, error)
+	Suppressed(ctx context.Context, instance, e164 string) (bool, error)
+	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
+}
+
+type phones interface {
+	E164(raw string) (string, bool)
+}
+
+// Options wire a Decider. Keys, Instances, Policy, State and Phones are
+// required; the rest default as documented.
+type Options struct {
+	Keys      *keys.Keyring
+	Instances map[string]Instance
+	Policy    evaluator
+	State     state
+	Phones    phones
+	Scanner   *risk.Scanner    // default risk.New(risk.Options{})
+	Routes    []Route          // default POST /api/send-message
+	Now       func() time.Time // default time.Now
+	NewID     func() string    // decision ids; default UUIDv7
+
+	MaxBodyBytes    int // default 65536
+	MaxJSONDepth    int // default 16
+	MaxMessageRunes int // default 4096
+}
+
+// Decider decides. It is safe for concurrent use.
+type Decider struct{ opts Options }
+
+// New returns a Decider, or an error naming a missing dependency.
+func New(opts Options) (*Decider, error) {
+	switch {
+	case opts.Keys == nil:
+		return nil, fmt.Errorf("decision: Keys is required")
+	case opts.Policy == nil:
+		return nil, fmt.Errorf("decision: Policy is required")
+	case opts.State == nil:
+		return nil, fmt.Errorf("decision: State is required")
+	case opts.Phones == nil:
+		return nil, fmt.Errorf("decision: Phones is required")
+	}
+	if opts.Scanner == nil {
+		opts.Scanner = risk.New(risk.Options{})
+	}
+	if len(opts.Routes) == 0 {
+		opts.Routes = []Route{{Method: "POST", Path: "/api/send-message"}}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NewID == nil {
+		opts.NewID = newID
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 64 << 10
+	}
+	if opts.MaxJSONDepth == 0 {
+		opts.MaxJSONDepth = 16
+	}
+	if opts.MaxMessageRunes == 0 {
+		opts.MaxMessageRunes = 4096
+	}
+	return &Decider{opts: opts}, nil
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Request is one HTTP request as Envoy describes it.
+type Request struct {
+	Method, Path  string // Path without the query string
+	Authorization string
+	Body          []byte
+	PartialBody   bool // Envoy cut the body at its max_request_bytes
+}
+
+// Header is one response header.
+type Header struct{ Key, Value string }
+
+// Result is the answer to one request.
+type Result struct {
+	ID string // decision id, sent to the client and upstream
+	// Send is false when the request is not on the send path; it is then
+	// allowed untouched and nothing else is set but ID.
+	Send    bool
+	Allowed bool
+
+	// On a denial: the code, its HTTP status, the exact body and the extra
+	// response headers (Retry-After, RateLimit-Policy, RateLimit).
+	Code    catalog.Code
+	Status  int
+	Body    []byte
+	Headers []Header
+
+	RiskScore int    // computed content risk (on allow and policy_violation)
+	Purpose   string // normalised message_purpose, once known
+	Account   string
+	Instance  string
+	KeyID     string
+	Usage     limiter.Usage // after the decision, when the limiter ran
+}
+
+// Decide answers one request. The steps, in order; the first that fails
+// answers, and nothing is consumed unless every step passes:
+//
+//  1. Authorization: Bearer <key> is a known key    invalid_api_key / revoked_api_key (401)
+//  2. the body is a JSON object (UTF-8, bounded)      invalid_json (400)
+//  3. instance_id, phone, message are non-empty
+//     strings, phone a valid number                   validation_error (422)
+//  4. the instance belongs to the key's account       invalid_instance (404)
+//  5. to 9. the Rego policy: instance not paused (423), message_purpose
+//     known (422) and allowed (422), recipient not suppressed (403),
+//     content risk below the block threshold (403)
+//  10. monthly quota left                             monthly_message_limit_exceeded (429)
+//  11. daily quota left                               daily_message_limit_exceeded (429)
+//  12. a token in the instance's bucket               sending_throttled (429)
+//
+// Steps 10 to 12 are one atomic Take on the state store.
+func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
+	res := Result{ID: d.opts.NewID()}
+	if !d.isSendRoute(r.Method, r.Path) {
+		res.Allowed = true
+		return res, nil
+	}
+	res.Send = true
+
+	key, status := d.opts.Keys.Lookup(r.Authorization)
+	switch status {
+	case keys.Unknown:
+		return d.deny(res, catalog.InvalidAPIKey, catalog.Details{}), nil
+	case keys.Revoked:
+		res.Account, res.KeyID = key.Account, key.ID
+		return d.deny(res, catalog.RevokedAPIKey, catalog.Details{}), nil
+	}
+	res.Account, res.KeyID = key.Account, key.ID
+
+	req, code, fields := d.parseBody(r.Body, r.PartialBody)
+	if code != "" {
+		return d.deny(res, code, catalog.Details{Fields: fields}), nil
+	}
+
+	inst, ok := d.opts.Instances[req.instanceID]
+	if !ok || inst.Account != key.Account {
+		return d.deny(res, catalog.InvalidInstance, catalog.Details{}), nil
+	}
+	res.Instance = inst.ID
+
+	paused, err := d.opts.State.Paused(ctx, inst.ID)
+	if err != nil {
+		return res, fmt.Errorf("read pause state of %s: %w", inst.ID, err)
+	}
+	suppressed, err := d.opts.State.Suppressed(ctx, inst.ID, req.e164)
+	if err != nil {
+		return res, fmt.Errorf("read suppression of %s: %w", inst.ID, err)
+	}
+	pd, err := d.opts.Policy.Eval(ctx, policy.Input{
+		InstanceID:     inst.ID,
+		Plan:           inst.Plan,
+		Paused:         paused,
+		Purpose:        req.purpose,
+		PurposePresent: req.purposePresent,
+		Phone:          req.e164,
+		Suppressed:     suppressed,
+		Signals:        policy.Signals(d.opts.Scanner.Scan(req.message)),
+	})
+	if err != nil {
+		return res, fmt.Errorf("evaluate policy: %w", err)
+	}
+	res.RiskScore, res.Purpose = pd.RiskScore, pd.Purpose
+	if !pd.Allow {
+		code := catalog.Code(pd.Error)
+		if _, ok := catalog.Lookup(code); !ok {
+			return res, fmt.Errorf("policy denied with undocumented error %q", pd.Error)
+		}
+		var det catalog.Details
+		if code == catalog.PolicyViolation {
+			det.RiskScore = &pd.RiskScore
+		}
+		return d.deny(res, code, det), nil
+	}
+
+	now := d.opts.Now()
+	out, err := d.opts.State.Take(ctx, inst.ID, inst.Limits, now)
+	if err != nil {
+		return res, fmt.Errorf("take quota of %s: %w", inst.ID, err)
+	}
+	res.Usage = out.Usage
+	switch out.Verdict {
+	case limiter.MonthlyExceeded:
+		return d.denyQuota(res, catalog.MonthlyLimitExceeded, "monthly", out), nil
+	case limiter.DailyExceeded:
+		return d.denyQuota(res, catalog.DailyLimitExceeded, "daily", out), nil
+	case limiter.Throttled:
+		res = d.deny(res, catalog.SendingThrottled, catalog.Details{})
+		res.Headers = append(res.Headers, Header{"retry-after", strconv.FormatInt(limiter.RetryAfterSeconds(out.RetryAfter), 10)})
+		return res, nil
+	}
+	res.Allowed = true
+	return res, nil
+}
+
+func (d *Decider) isSendRoute(method, path string) bool {
+	for _, rt := range d.opts.Routes {
+		if rt.Path == path && (rt.Method == method || rt.Method == "*") {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Decider) deny(res Result, code catalog.Code, det catalog.Details) Result {
+	e, _ := catalog.Lookup(code)
+	res.Code, res.Status = code, e.Status
+	res.Body = catalog.Body(code, det)
+	return res
+}
+
+// denyQuota answers a spent quota with limit and used in the body, and
+// Retry-After plus the IETF RateLimit-Policy and RateLimit fields
+// (draft-ietf-httpapi-ratelimit-headers) naming the period.
+func (d *Decider) denyQuota(res Result, code catalog.Code, name string, out limiter.Outcome) Result {
+	res = d.deny(res, code, catalog.Details{Quota: true, Limit: out.Limit, Used: out.Used})
+	retry := strconv.FormatInt(limiter.RetryAfterSeconds(out.RetryAfter), 10)
+	res.Headers = append(res.Headers,
+		Header{"retry-after", retry},
+		Header{"ratelimit-policy", `"` + name + `";q=` + strconv.FormatInt(out.Limit, 10) + ";w=" + strconv.FormatInt(int64(out.Window/time.Second), 10)},
+		Header{"ratelimit", `"` + name + `";r=0;t=` + retry},
+	)
+	return res
+}

@@ -1,0 +1,121 @@
+package policy
+
+import (
+	"context"
+	"slices"
+	"testing"
+)
+
+func TestMemoKeyFields(t *testing.T) {
+	tests := []struct {
+		name    string
+		rego    string
+		memo    bool
+		fields  []string
+		perturb func(*Input) // a change the policy can see
+	}{
+		{"embedded", "", true, []string{"instance.paused", "purpose", "recipient.suppressed", "signals"}, nil},
+		{"phone rule", `package sendguard.decision
+result := {"allow": false, "error": "recipient_suppressed", "risk_score": 0, "purpose": ""} if startswith(input.recipient.phone, "+1")
+else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
+`, true, []string{"recipient.phone"}, func(in *Input) { in.Phone = "+15550100" }},
+		{"object prefix", `package sendguard.decision
+r := input.instance
+result := {"allow": r.plan != "free", "error": "", "risk_score": 0, "purpose": ""} if r.plan != "free"
+else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
+`, true, []string{"instance.id", "instance.plan", "instance.paused"}, func(in *Input) { in.Plan = "free" }},
+		{"bare input", `package sendguard.decision
+x := input
+result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if x.recipient.phone != "+1"
+else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
+`, true, []string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed", "signals"}, func(in *Input) { in.Phone = "+1" }},
+		{"dynamic step", `package sendguard.decision
+k := "recipient"
+result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if input[k].phone != "+1"
+else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
+`, true, []string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed", "signals"}, func(in *Input) { in.Phone = "+1" }},
+		{"clock", `package sendguard.decision
+result := {"allow": time.now_ns() > 0, "error": "", "risk_score": 0, "purpose": ""}
+`, false, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{}
+			if tt.rego != "" {
+				opts.Dir = writeTree(t, map[string]string{"p.rego": tt.rego})
+			}
+			e := engine(t, opts)
+			defer e.Close()
+			memo, fields := e.Memoized()
+			if memo != tt.memo || !slices.Equal(fields, tt.fields) {
+				t.Errorf("Memoized = %v %q, want %v %q", memo, fields, tt.memo, tt.fields)
+			}
+			if tt.perturb == nil {
+				return
+			}
+			// A warm memo must not answer the perturbed input from the
+			// original one.
+			ctx := context.Background()
+			in := Input{InstanceID: "i", Plan: "starter", Phone: "+966501234567"}
+			first, err := e.Eval(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.cur.Load().memo.Wait()
+			tt.perturb(&in)
+			second, err := e.Eval(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == second {
+				t.Errorf("perturbed input got the memoised %+v", first)
+			}
+		})
+	}
+}
+
+// TestMemoAgreesWithEvaluation runs the embedded decision table twice, the
+// second time from a warm memo, and once with the memo off.
+func TestMemoAgreesWithEvaluation(t *testing.T) {
+	on := engine(t, Options{})
+	defer on.Close()
+	off := engine(t, Options{CacheEntries: -1})
+	if memo, _ := off.Memoized(); memo {
+		t.Fatal("CacheEntries -1 left the memo on")
+	}
+	ctx := context.Background()
+	inputs := []Input{
+		{Purpose: "transactional", PurposePresent: true},
+		{Purpose: "transactional", PurposePresent: false},
+		{Purpose: "marketing", PurposePresent: true},
+		{Purpose: "support", PurposePresent: true, Suppressed: true},
+		{Purpose: "support", PurposePresent: true, Paused: true},
+		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 3, ShortenerLinks: 1}},
+		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 3, Links: 1}},
+		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 1}},
+	}
+	for round := range 2 {
+		for _, in := range inputs {
+			want, err := off.Eval(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := on.Eval(ctx, in)
+			if err != nil || got != want {
+				t.Errorf("round %d %+v: memo %+v %v, evaluation %+v", round, in, got, err, want)
+			}
+		}
+		on.cur.Load().memo.Wait()
+	}
+}
+
+func TestKeysAreDistinct(t *testing.T) {
+	// Length prefixes keep adjacent strings from running together.
+	a := fAll.key(nil, Input{InstanceID: "ab", Plan: "c"})
+	b := fAll.key(nil, Input{InstanceID: "a", Plan: "bc"})
+	c := fAll.key(nil, Input{Purpose: "", PurposePresent: true})
+	d := fAll.key(nil, Input{})
+	if string(a) == string(b) || string(c) == string(d) {
+		t.Error("distinct inputs share a memo key")
+	}
+}

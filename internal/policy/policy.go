@@ -1,0 +1,387 @@
+// Package policy is sendguard's OPA wrapper: it loads the Rego policies and
+// their data (embedded by default, or a directory), prepares the decision
+// query once, and evaluates it per request with input built directly as an
+// AST value, so no request pays for a JSON encode and decode.
+//
+// The query is data.sendguard.decision.result, which must be an object
+// {"allow": bool, "error": string, "risk_score": number, "purpose": string}.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/sendguard/sendguard/internal/risk"
+	"github.com/sendguard/sendguard/policies"
+)
+
+// Query is the rule every policy bundle must define.
+const Query = "data.sendguard.decision.result"
+
+// Signals are the content signals Go computes for the risk rules.
+type Signals = risk.Signals
+
+// Input is everything the policy sees of one send request.
+type Input struct {
+	InstanceID     string
+	Plan           string
+	Paused         bool
+	Purpose        string // as sent; meaningful only when PurposePresent
+	PurposePresent bool   // message_purpose was a string
+	Phone          string // E.164
+	Suppressed     bool
+	Signals        Signals
+}
+
+// Decision is the policy's answer. Error is empty when Allow is true, else
+// one of the catalogue's codes.
+type Decision struct {
+	Allow     bool
+	Error     string
+	RiskScore int
+	Purpose   string // the declared purpose as the policy normalised it
+}
+
+// Options choose the policies. The zero value uses the embedded ones.
+type Options struct {
+	Dir string // a directory of .rego and data .json files; "" for the embedded bundle
+
+	// CacheEntries bounds the decision memo (see Engine); 0 means 65,536
+	// and a negative value turns the memo off.
+	CacheEntries int64
+}
+
+// Engine evaluates the prepared decision query. It is safe for concurrent
+// use; Reload swaps in freshly prepared policies without blocking Eval.
+//
+// A decision is a pure function of the input, the policies and their data,
+// so the engine memoises it, keyed on exactly the input fields the
+// policies read (found by walking their references to input). A policy that
+// calls a non-deterministic built-in (time.now_ns, http.send, rand.intn, …)
+// turns the memo off. Reload starts a fresh memo.
+type Engine struct {
+	opts Options
+	cur  atomic.Pointer[prepared]
+}
+
+type prepared struct {
+	pq     rego.PreparedEvalQuery
+	fields fieldSet
+	memo   *ristretto.Cache[string, Decision] // nil when off
+}
+
+// New loads and prepares the policies. It fails when a module does not
+// parse or compile, or when the query is not defined.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	e := &Engine{opts: opts}
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Source names where the policies come from, for logs.
+func (e *Engine) Source() string {
+	if e.opts.Dir == "" {
+		return "embedded"
+	}
+	return e.opts.Dir
+}
+
+// Reload reads and prepares the policies again. On error the engine keeps
+// evaluating the previous ones.
+func (e *Engine) Reload(ctx context.Context) error {
+	fsys := fs.FS(policies.FS)
+	if e.opts.Dir != "" {
+		fsys = os.DirFS(e.opts.Dir)
+	}
+	p, err := prepare(ctx, fsys, e.opts.CacheEntries)
+	if err != nil {
+		return fmt.Errorf("policies from %s: %w", e.Source(), err)
+	}
+	if old := e.cur.Swap(p); old != nil && old.memo != nil {
+		old.memo.Close()
+	}
+	return nil
+}
+
+// Close releases the decision memo.
+func (e *Engine) Close() {
+	if p := e.cur.Load(); p != nil && p.memo != nil {
+		p.memo.Close()
+	}
+}
+
+// Memoized reports whether decisions are memoised, and which input fields
+// the key holds (for logs and tests).
+func (e *Engine) Memoized() (bool, []string) {
+	p := e.cur.Load()
+	return p.memo != nil, p.fields.names()
+}
+
+// Load reads every .rego module (tests excluded) and every .json data file
+// under fsys. A data file's directory names its place in data, as with
+// `opa test DIR`: sendguard/config/data.json is data.sendguard.config.
+func Load(fsys fs.FS) (map[string]*ast.Module, map[string]any, error) {
+	modules := map[string]*ast.Module{}
+	data := map[string]any{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		switch {
+		case strings.HasSuffix(p, "_test.rego"):
+			return nil
+		case strings.HasSuffix(p, ".rego"):
+			src, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			m, err := ast.ParseModuleWithOpts(p, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				return err
+			}
+			modules[p] = m
+		case path.Base(p) == "data.json":
+			src, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			var v map[string]any
+			if err := json.Unmarshal(src, &v); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if err := merge(data, path.Dir(p), v); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(modules) == 0 {
+		return nil, nil, errors.New("no .rego modules")
+	}
+	return modules, data, nil
+}
+
+// merge places v at dir (slash-separated, "." for the root) inside data.
+func merge(data map[string]any, dir string, v map[string]any) error {
+	node := data
+	if dir != "." {
+		for _, seg := range strings.Split(dir, "/") {
+			next, ok := node[seg].(map[string]any)
+			if !ok {
+				if _, taken := node[seg]; taken {
+					return fmt.Errorf("data path %s is not an object", dir)
+				}
+				next = map[string]any{}
+				node[seg] = next
+			}
+			node = next
+		}
+	}
+	for k, x := range v {
+		if _, dup := node[k]; dup {
+			return fmt.Errorf("data key %s/%s defined twice", dir, k)
+		}
+		node[k] = x
+	}
+	return nil
+}
+
+func prepare(ctx context.Context, fsys fs.FS, entries int64) (*prepared, error) {
+	modules, data, err := Load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	opts := []func(*rego.Rego){
+		rego.Query(Query),
+		rego.Store(inmem.NewFromObject(data)),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.StrictBuiltinErrors(true),
+	}
+	for _, m := range modules {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{pq: pq}
+	// Prove the query is defined and well-formed before serving with it.
+	if _, err := p.eval(ctx, Input{}); err != nil {
+		return nil, err
+	}
+	fields, deterministic := inputFields(modules)
+	if entries == 0 {
+		entries = 1 << 16
+	}
+	if deterministic && entries > 0 {
+		p.fields = fields
+		p.memo, err = ristretto.NewCache(&ristretto.Config[string, Decision]{
+			NumCounters: entries * 10,
+			MaxCost:     entries,
+			BufferItems: 64,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("decision memo: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Eval decides one request.
+func (e *Engine) Eval(ctx context.Context, in Input) (Decision, error) {
+	p := e.cur.Load()
+	if p.memo == nil {
+		return p.eval(ctx, in)
+	}
+	var buf [128]byte
+	key := p.fields.key(buf[:0], in)
+	if d, ok := p.memo.Get(string(key)); ok { // no allocation: the conversion is only a lookup
+		return d, nil
+	}
+	d, err := p.eval(ctx, in)
+	if err != nil {
+		return d, err
+	}
+	p.memo.Set(string(key), d, 1)
+	return d, nil
+}
+
+var (
+	kInstance   = ast.StringTerm("instance")
+	kID         = ast.StringTerm("id")
+	kPlan       = ast.StringTerm("plan")
+	kPaused     = ast.StringTerm("paused")
+	kPurpose    = ast.StringTerm("purpose")
+	kRecipient  = ast.StringTerm("recipient")
+	kPhone      = ast.StringTerm("phone")
+	kSuppressed = ast.StringTerm("suppressed")
+	kSignals    = ast.StringTerm("signals")
+
+	kPromo      = ast.StringTerm("promo_terms")
+	kShortener  = ast.StringTerm("shortener_links")
+	kLinks      = ast.StringTerm("links")
+	kCaps       = ast.StringTerm("caps_ratio_pct")
+	kExclaim    = ast.StringTerm("exclamations")
+	kEmoji      = ast.StringTerm("emoji")
+	kLength     = ast.StringTerm("length")
+	kAllow      = ast.StringTerm("allow")
+	kError      = ast.StringTerm("error")
+	kRiskScore  = ast.StringTerm("risk_score")
+	kPurposeOut = kPurpose
+)
+
+// InputValue is the policy input as Rego sees it:
+//
+//	{"instance": {"id", "plan", "paused"}, "purpose" (absent unless sent as a string),
+//	 "recipient": {"phone", "suppressed"},
+//	 "signals": {"promo_terms", "shortener_links", "links", "caps_ratio_pct",
+//	             "exclamations", "emoji", "length"}}
+func InputValue(in Input) ast.Value {
+	s := in.Signals
+	items := [][2]*ast.Term{
+		ast.Item(kInstance, ast.ObjectTerm(
+			ast.Item(kID, ast.StringTerm(in.InstanceID)),
+			ast.Item(kPlan, ast.StringTerm(in.Plan)),
+			ast.Item(kPaused, ast.BooleanTerm(in.Paused)),
+		)),
+		ast.Item(kRecipient, ast.ObjectTerm(
+			ast.Item(kPhone, ast.StringTerm(in.Phone)),
+			ast.Item(kSuppressed, ast.BooleanTerm(in.Suppressed)),
+		)),
+		ast.Item(kSignals, ast.ObjectTerm(
+			ast.Item(kPromo, ast.IntNumberTerm(s.PromoTerms)),
+			ast.Item(kShortener, ast.IntNumberTerm(s.ShortenerLinks)),
+			ast.Item(kLinks, ast.IntNumberTerm(s.Links)),
+			ast.Item(kCaps, ast.IntNumberTerm(s.CapsRatioPct)),
+			ast.Item(kExclaim, ast.IntNumberTerm(s.Exclamations)),
+			ast.Item(kEmoji, ast.IntNumberTerm(s.Emoji)),
+			ast.Item(kLength, ast.IntNumberTerm(s.Length)),
+		)),
+	}
+	if in.PurposePresent {
+		items = append(items, ast.Item(kPurpose, ast.StringTerm(in.Purpose)))
+	}
+	return ast.NewObject(items...)
+}
+
+func (p *prepared) eval(ctx context.Context, in Input) (Decision, error) {
+	rs, err := p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
+	if err != nil {
+		return Decision{}, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Decision{}, fmt.Errorf("%s is undefined", Query)
+	}
+	d, ok := rs[0].Expressions[0].Value.(Decision)
+	if !ok {
+		return Decision{}, fmt.Errorf("%s: unexpected result %v", Query, rs[0].Expressions[0].Value)
+	}
+	return d, nil
+}
+
+// decode turns the result object straight into a Decision, skipping the
+// generic map[string]any conversion.
+func decode(t *ast.Term, _ *rego.EvalContext) (any, error) {
+	obj, ok := t.Value.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("%s is %s, want an object", Query, ast.ValueName(t.Value))
+	}
+	var d Decision
+	at := obj.Get(kAllow)
+	if at == nil {
+		return nil, fmt.Errorf("%s.allow is missing", Query)
+	}
+	allow, ok := at.Value.(ast.Boolean)
+	if !ok {
+		return nil, fmt.Errorf("%s.allow is not a boolean", Query)
+	}
+	d.Allow = bool(allow)
+	if d.Error, ok = str(obj.Get(kError)); !ok {
+		return nil, fmt.Errorf("%s.error is not a string", Query)
+	}
+	if d.Purpose, ok = str(obj.Get(kPurposeOut)); !ok {
+		return nil, fmt.Errorf("%s.purpose is not a string", Query)
+	}
+	score := obj.Get(kRiskScore)
+	if score == nil {
+		return nil, fmt.Errorf("%s.risk_score is missing", Query)
+	}
+	n, ok := score.Value.(ast.Number)
+	if !ok {
+		return nil, fmt.Errorf("%s.risk_score is not a number", Query)
+	}
+	i, ok := n.Int()
+	if !ok || i < 0 || i > 100 {
+		return nil, fmt.Errorf("%s.risk_score %s is not an integer from 0 to 100", Query, n)
+	}
+	d.RiskScore = i
+	if d.Allow == (d.Error != "") {
+		return nil, fmt.Errorf("%s: allow %v with error %q", Query, d.Allow, d.Error)
+	}
+	return d, nil
+}
+
+func str(t *ast.Term) (string, bool) {
+	if t == nil {
+		return "", false
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok
+}
