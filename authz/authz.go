@@ -100,6 +100,8 @@ func overwrite(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
+var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose}
+
 func allow(res decision.Result) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{
 		ResponseHeadersToAdd: []*corev3.HeaderValueOption{overwrite(HeaderDecisionID, res.ID)},
@@ -110,6 +112,10 @@ func allow(res decision.Result) *authv3.CheckResponse {
 			overwrite(HeaderRiskScore, strconv.Itoa(res.RiskScore)),
 			overwrite(HeaderPurpose, res.Purpose),
 		}
+	} else {
+		// Not the send path: forward untouched, except that a client must
+		// not hand the sender x-sendguard-* values sendguard never set.
+		ok.HeadersToRemove = ourHeaders
 	}
 	return &authv3.CheckResponse{
 		Status:       &status.Status{Code: int32(code.Code_OK)},

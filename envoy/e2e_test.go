@@ -402,10 +402,30 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("other traffic passes untouched", func(t *testing.T) {
-		before := s.rec.Len()
-		r := s.do("GET", "/api/status", nil, nil)
-		if r.status != 200 || s.rec.Len() != before+1 {
-			t.Errorf("GET /api/status = %d, sender saw %d", r.status, s.rec.Len()-before)
+		spoof := map[string]string{"X-Sendguard-Decision-Id": "spoofed", "X-Sendguard-Purpose": "transactional", "X-Custom": "kept"}
+		for _, req := range []struct{ method, path string }{{"GET", "/api/status"}, {"POST", "/api/other"}, {"GET", "/api/send-message"}} {
+			before := s.rec.Len()
+			r := s.do(req.method, req.path, spoof, []byte(`{"anything":1}`))
+			if r.status != 200 || s.rec.Len() != before+1 {
+				t.Fatalf("%s %s = %d, sender saw %d", req.method, req.path, r.status, s.rec.Len()-before)
+			}
+			got := s.rec.Requests()[before]
+			if got.Header.Get("X-Custom") != "kept" || got.Header.Get("X-Sendguard-Decision-Id") != "" || got.Header.Get("X-Sendguard-Purpose") != "" {
+				t.Errorf("%s %s reached the sender with %v: want client headers kept and x-sendguard-* removed", req.method, req.path, got.Header)
+			}
+		}
+	})
+
+	t.Run("spellings of the send path are checked", func(t *testing.T) {
+		for _, p := range []string{"/API/send-message", "/api//send-message", "/api/./send-message", "/api/%73end-message", "/api/send-message/", "/api/send-message?x=1"} {
+			before := s.rec.Len()
+			r := s.do("POST", p, map[string]string{"Content-Type": "application/json"}, []byte(sendBody("inst_12345", recipient, okMessage, "transactional")))
+			if r.status != 401 || !bytes.Equal(r.body, catalog.Body(catalog.InvalidAPIKey, catalog.Details{})) {
+				t.Errorf("POST %s without a key = %d %s, want 401 invalid_api_key", p, r.status, r.body)
+			}
+			if s.rec.Len() != before {
+				t.Errorf("POST %s without a key reached the sender", p)
+			}
 		}
 	})
 
@@ -417,6 +437,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if ct := r.header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("content-type = %q", ct)
+		}
+		if r.header.Get("X-Sendguard-Decision-Id") == "" {
+			t.Errorf("the 502 of an allowed send has no x-sendguard-decision-id: %v", r.header)
 		}
 		s.startSender()
 	})
@@ -434,6 +457,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if got := s.rec.Len(); got != before {
 			t.Errorf("sender received %d requests while sendguard was down", got-before)
+		}
+		// Reads never depend on sendguard.
+		if r := s.do("GET", "/api/status", nil, nil); r.status != 200 || s.rec.Len() != before+1 {
+			t.Errorf("GET /api/status with sendguard down = %d %s", r.status, r.body)
 		}
 	})
 }

@@ -10,7 +10,10 @@ package decision
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,6 +87,11 @@ func New(opts Options) (*Decider, error) {
 	if len(opts.Routes) == 0 {
 		opts.Routes = []Route{{Method: "POST", Path: "/api/send-message"}}
 	}
+	routes := make([]Route, len(opts.Routes))
+	for i, rt := range opts.Routes {
+		routes[i] = Route{Method: rt.Method, Path: canonicalPath(rt.Path)}
+	}
+	opts.Routes = routes
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -243,13 +251,27 @@ func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 	return res, nil
 }
 
-func (d *Decider) isSendRoute(method, path string) bool {
+// isSendRoute reports whether method and path are on the send path. The
+// path is compared the way a lenient upstream might read it: percent-decoded,
+// dot segments and repeated slashes removed, without a trailing slash, and
+// case-insensitively, so that /API//send-message/ cannot slip past.
+func (d *Decider) isSendRoute(method, p string) bool {
+	p = canonicalPath(p)
 	for _, rt := range d.opts.Routes {
-		if rt.Path == path && (rt.Method == method || rt.Method == "*") {
+		if strings.EqualFold(rt.Path, p) && (rt.Method == "*" || strings.EqualFold(rt.Method, method)) {
 			return true
 		}
 	}
 	return false
+}
+
+func canonicalPath(p string) string {
+	if strings.IndexByte(p, '%') >= 0 {
+		if u, err := url.PathUnescape(p); err == nil {
+			p = u
+		}
+	}
+	return path.Clean("/" + p)
 }
 
 func (d *Decider) deny(res Result, code catalog.Code, det catalog.Details) Result {

@@ -306,6 +306,21 @@ func TestOtherTrafficPassesUntouched(t *testing.T) {
 	}
 }
 
+// TestSendPathVariants: spellings of the send path a lenient upstream would
+// serve as the send path are decided, not passed through.
+func TestSendPathVariants(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []string{"/api/send-message", "/API/Send-Message", "/api//send-message", "/api/send-message/",
+		"/api/./send-message", "/x/../api/send-message", "/api/%73end-message", "api/send-message"} {
+		for _, m := range []string{"POST", "post"} {
+			res, err := f.d.Decide(context.Background(), Request{Method: m, Path: p, Authorization: "Bearer nope"})
+			if err != nil || res.Code != catalog.InvalidAPIKey {
+				t.Errorf("Decide(%s %s) = %q, %v; want invalid_api_key", m, p, res.Code, err)
+			}
+		}
+	}
+}
+
 func FuzzDecide(f *testing.F) {
 	fx := newFixture(f)
 	f.Add([]byte(`{"instance_id":"shop","phone":"+966501234567","message":"hi","message_purpose":"support"}`))
