@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -32,6 +35,7 @@ import (
 // app is everything serve builds from the config.
 type app struct {
 	cfg     *config.Config
+	engine  *policy.Engine
 	decider *decision.Decider
 	store   *store.Memory
 	phones  *phone.Normalizer
@@ -103,7 +107,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		return nil, err
 	}
 	return &app{
-		cfg: cfg, decider: d, store: st, phones: phones,
+		cfg: cfg, engine: engine, decider: d, store: st, phones: phones,
 		admin: admin.Options{
 			Token:     cfg.AdminToken(getenv),
 			Instances: adminInstances,
@@ -121,6 +125,7 @@ func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
 		return err
 	}
 	a.phones.Close()
+	a.engine.Close()
 	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans\n", len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans))
 	return nil
 }
@@ -149,6 +154,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		return err
 	}
 	defer a.phones.Close()
+	defer a.engine.Close()
 	grpcAddr, adminAddr := a.cfg.Listen.GRPC, a.cfg.Listen.Admin
 	if f.grpcAddr != "" {
 		grpcAddr = f.grpcAddr
@@ -203,18 +209,32 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		return nil
 	})
 
+	// SIGHUP re-reads and re-prepares the policies; a broken edit is
+	// logged and the running policies stay in force.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				if err := a.engine.Reload(gctx); err != nil {
+					log.Error("policy reload failed; keeping the running policies", "err", err)
+					continue
+				}
+				memo, fields := a.engine.Memoized()
+				log.Info("policies reloaded", "policies", a.engine.Source(), "memoized", memo, "memo_key", fields)
+			}
+		}
+	})
+
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	ready.Store(true)
 	log.Info("sendguard serving", "grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(),
-		"instances", len(a.cfg.Instances), "policies", policySource(f.policies))
+		"instances", len(a.cfg.Instances), "policies", a.engine.Source())
 	err = g.Wait()
 	log.Info("sendguard stopped")
 	return err
-}
-
-func policySource(dir string) string {
-	if dir == "" {
-		return "embedded"
-	}
-	return dir
 }

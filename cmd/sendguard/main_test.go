@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/sendguard/sendguard/internal/keys"
+)
+
+func noenv(string) string { return "" }
+
+func TestHashKey(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"hash-key", "demo-key-starter"}, noenv, nil, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	// The demo config's hash for this key.
+	if got := strings.TrimSpace(out.String()); got != "3daaab08bf0db4e1e6aabf19c0c2bfcab6021c65969db5ac8ccaae46eec79223" {
+		t.Errorf("hash-key = %s", got)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"hash-key"}, noenv, strings.NewReader("demo-key-starter\n"), &out, &out); err != nil || strings.TrimSpace(out.String()) != keys.Hash("demo-key-starter") {
+		t.Errorf("hash-key from stdin = %q, %v", out.String(), err)
+	}
+	for _, bad := range [][]string{{"hash-key", "has space"}, {"hash-key", ""}, {"hash-key", "a", "b"}} {
+		if err := run(context.Background(), bad, noenv, nil, &out, &out); err == nil {
+			t.Errorf("run(%q) accepted a bad key", bad)
+		}
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"config", "check", "--config", "../devstack/sendguard.yaml"}, noenv, nil, &out, &out); err != nil {
+		t.Fatalf("the demo config: %v", err)
+	}
+	if !strings.Contains(out.String(), "config ok: 2 accounts, 3 instances, 3 plans") {
+		t.Errorf("output = %q", out.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("instances:\n  - {id: a, account: nobody, plan: starter}\n"), 0o600)
+	if err := run(context.Background(), []string{"config", "check", "--config", bad}, noenv, nil, &out, &out); err == nil {
+		t.Error("config check accepted an instance of an unknown account")
+	}
+	// The config path falls back to SENDGUARD_CONFIG.
+	env := func(k string) string { return map[string]string{"SENDGUARD_CONFIG": bad}[k] }
+	if err := run(context.Background(), []string{"config", "check"}, env, nil, &out, &out); err == nil || !strings.Contains(err.Error(), "bad.yaml") {
+		t.Errorf("config check with SENDGUARD_CONFIG: %v", err)
+	}
+	if err := run(context.Background(), []string{"config", "check", "--config", "../devstack/sendguard.yaml", "--policies", t.TempDir()}, noenv, nil, &out, &out); err == nil {
+		t.Error("config check accepted an empty policy directory")
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"bogus"}, noenv, nil, &out, &out); err == nil || !strings.Contains(out.String(), "usage:") {
+		t.Errorf("run(bogus) = %v, %q", err, out.String())
+	}
+	if err := run(context.Background(), nil, noenv, nil, &out, &out); err == nil {
+		t.Error("run() without a command succeeded")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestServe starts serve in-process: gRPC health turns SERVING, the admin
+// API is ready, SIGHUP with a broken policy directory keeps serving, and
+// cancelling the context shuts everything down cleanly.
+func TestServe(t *testing.T) {
+	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	logw := &syncWriter{w: &logs}
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", "../devstack/sendguard.yaml", "--grpc-addr", grpcAddr, "--admin-addr", adminAddr}, noenv, nil, io.Discard, logw)
+	}()
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never SERVING: %v %v", r, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/readyz", adminAddr))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz = %v, %v", resp, err)
+	}
+	resp.Body.Close()
+
+	// A SIGHUP re-prepares the (embedded) policies; serving goes on.
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	for !strings.Contains(logw.String(), "policies reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged after SIGHUP:\n%s", logw.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("after SIGHUP: %v %v", r, err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if _, err := net.Dial("tcp", grpcAddr); err == nil {
+		t.Error("gRPC port still open after shutdown")
+	}
+}
+
+// syncWriter lets the test read the logs while serve writes them.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
