@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,12 @@ var testNow = time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
 
 // client starts the real Authorization server on bufconn, deciding with the
 // embedded policies and a memory store at a fixed clock.
-func client(t *testing.T) (authv3.AuthorizationClient, *store.Memory, *time.Time) {
+func client(t testing.TB) (authv3.AuthorizationClient, *store.Memory, *time.Time) {
+	t.Helper()
+	return clientWith(t, limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 5})
+}
+
+func clientWith(t testing.TB, starter limiter.Limits) (authv3.AuthorizationClient, *store.Memory, *time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	engine, err := policy.New(ctx, policy.Options{})
@@ -50,8 +56,7 @@ func client(t *testing.T) (authv3.AuthorizationClient, *store.Memory, *time.Time
 	t.Cleanup(phones.Close)
 	st := store.NewMemory(limiter.Calendar{})
 	now := testNow
-	starter := limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 5}
-	n := 0
+	var n atomic.Int64
 	d, err := decision.New(decision.Options{
 		Keys: keys.NewKeyring([]keys.Entry{
 			{SHA256: keys.Hash("key-demo"), Key: keys.Key{ID: "k1", Account: "demo"}},
@@ -63,7 +68,7 @@ func client(t *testing.T) (authv3.AuthorizationClient, *store.Memory, *time.Time
 		},
 		Policy: engine, State: st, Phones: phones,
 		Now:   func() time.Time { return now },
-		NewID: func() string { n++; return fmt.Sprintf("dec-%d", n) },
+		NewID: func() string { return fmt.Sprintf("dec-%d", n.Add(1)) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +317,21 @@ func TestGoldensMatchSeed(t *testing.T) {
 		prefix := `{"success":false,"error":"` + code + `","message":` + strconv.Quote(row.Message) + `,"details":{"action":`
 		if !strings.HasPrefix(string(got), prefix) {
 			t.Errorf("%s golden %s: want the seed's key order, starting %s", code, got, prefix)
+		}
+	}
+}
+
+// BenchmarkCheckAllow is one allowed send through the gRPC server over an
+// in-memory connection: protobuf both ways plus the decision.
+func BenchmarkCheckAllow(b *testing.B) {
+	c, _, _ := clientWith(b, limiter.Limits{Daily: 1 << 62, Monthly: 1 << 62, Rate: 1e12, Burst: 1 << 40})
+	req := checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Check(ctx, req)
+		if err != nil || resp.GetOkResponse() == nil {
+			b.Fatal(resp, err)
 		}
 	}
 }

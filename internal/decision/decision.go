@@ -271,7 +271,10 @@ func canonicalPath(p string) string {
 			p = u
 		}
 	}
-	return path.Clean("/" + p)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return path.Clean(p) // no allocation when already clean
 }
 
 func (d *Decider) deny(res Result, code catalog.Code, det catalog.Details) Result {
