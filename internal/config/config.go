@@ -173,9 +173,13 @@ func (c *Config) applyDefaults() {
 	if len(c.SendRoutes) == 0 {
 		c.SendRoutes = []Route{{Method: "POST", Path: "/api/send-message"}}
 	}
-	if c.Plans == nil {
-		c.Plans = DefaultPlans()
+	// The seed's plans always exist; a plan named in the file replaces the
+	// default of that name.
+	plans := DefaultPlans()
+	for name, p := range c.Plans {
+		plans[name] = p
 	}
+	c.Plans = plans
 	for i := range c.Suppressions {
 		if c.Suppressions[i].Reason == "" {
 			c.Suppressions[i].Reason = "manual_block"

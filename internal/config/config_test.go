@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,40 @@ func TestValidationErrors(t *testing.T) {
 				t.Errorf("Parse(%q) error = %v, want it to mention %q", tc.yaml, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestREADMEExample loads the complete example of README.md#configuration,
+// so the documentation cannot drift from what sendguard accepts.
+func TestREADMEExample(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(raw), "## Configuration")
+	if !ok {
+		t.Fatal("README has no Configuration section")
+	}
+	_, block, ok := strings.Cut(after, "```yaml\n")
+	if !ok {
+		t.Fatal("no yaml block in README's Configuration section")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	c, err := Parse([]byte(block))
+	if err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if len(c.Accounts) != 1 || len(c.Instances) != 1 || len(c.Suppressions) != 1 || c.Plans["growth"].Daily != 500 || c.Request.MaxBodyBytes != 65536 {
+		t.Errorf("README example parsed as %+v", c)
+	}
+}
+
+func TestPlansMergeWithDefaults(t *testing.T) {
+	c, err := Parse([]byte("plans:\n  starter: {daily: 7, monthly: 70, throttle: {rate: 1, burst: 1}}\n  custom: {daily: 1, monthly: 2, throttle: {rate: 1, burst: 1}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Plans["starter"].Daily != 7 || c.Plans["custom"].Monthly != 2 || c.Plans["scale"].Daily != 1500 || c.Plans["growth"].Monthly != 10000 {
+		t.Errorf("plans = %+v", c.Plans)
 	}
 }
