@@ -1,11 +1,12 @@
 // Package store keeps sendguard's mutable state: per-instance quota counters
-// and token buckets, suppressed recipients and paused instances.
+// and token buckets, suppressed recipients, paused instances and the event
+// outbox.
 //
-// Memory is the in-process implementation. Every method is safe for
+// Three implementations share one contract (storetest.Run checks each):
+// Memory, in the process and lost on restart; Embedded (bbolt), durable in a
+// local file; and Redis, shared by replicas. Every method is safe for
 // concurrent use, and Take is atomic per instance: under any concurrency an
-// instance with a 100/day plan is allowed exactly 100 sends a day. The
-// durable and Redis stores implement the same methods with the same
-// contract.
+// instance with a 100/day plan is allowed exactly 100 sends a day.
 package store
 
 import (
@@ -39,6 +40,7 @@ type Memory struct {
 	instances map[string]*instanceState
 	suppress  map[suppressKey]Suppression
 	paused    map[string]bool
+	outbox    map[string]Event
 }
 
 type instanceState struct {
@@ -56,6 +58,7 @@ func NewMemory(cal limiter.Calendar) *Memory {
 		instances: make(map[string]*instanceState),
 		suppress:  make(map[suppressKey]Suppression),
 		paused:    make(map[string]bool),
+		outbox:    make(map[string]Event),
 	}
 }
 
@@ -167,3 +170,6 @@ func (m *Memory) SetPaused(_ context.Context, instance string, paused bool) erro
 	m.mu.Unlock()
 	return nil
 }
+
+// Close releases nothing: the memory store holds no resources.
+func (m *Memory) Close() error { return nil }

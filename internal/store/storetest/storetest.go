@@ -1,0 +1,386 @@
+// Package storetest is the contract every sendguard state store keeps, as a
+// test suite in the style of testing/slogtest: an implementation's tests call
+// Run with a way to open a fresh store (and, for durable stores, to reopen
+// it), and the suite checks quotas, suppressions, pauses and the outbox.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/store"
+)
+
+// Store is the whole state interface. sendguard's consumers each declare
+// the part they use (the decision: Take, Paused, Suppressed; the admin API:
+// Usage, suppressions and pauses; the event sender: the outbox).
+type Store interface {
+	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
+	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
+
+	Suppressed(ctx context.Context, instance, phone string) (bool, error)
+	Suppression(ctx context.Context, instance, phone string) (store.Suppression, error)
+	PutSuppression(ctx context.Context, s store.Suppression) error
+	DeleteSuppression(ctx context.Context, instance, phone string) error
+	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
+
+	Paused(ctx context.Context, instance string) (bool, error)
+	SetPaused(ctx context.Context, instance string, paused bool) error
+
+	Append(ctx context.Context, e store.Event) error
+	Lease(ctx context.Context, now time.Time, n int, d time.Duration) ([]store.Event, error)
+	Ack(ctx context.Context, id string) error
+	Release(ctx context.Context, id string, at time.Time) error
+	Pending(ctx context.Context) (int, error)
+
+	Close() error
+}
+
+// Harness opens stores for the suite. Open returns a fresh, empty store
+// whose calendar is UTC. Reopen, when not nil, closes s and opens the same
+// durable state again; the suite then checks that nothing is lost.
+type Harness struct {
+	Open   func(t *testing.T) Store
+	Reopen func(t *testing.T, s Store) Store
+}
+
+// Base is the instant the suite's clocks start from: mid-morning on the 8th
+// of a 31-day month.
+var Base = time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
+
+// Run runs the contract.
+func Run(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, h Harness)
+	}{
+		{"TakeExactUnderConcurrency", takeExact},
+		{"TakeOrderAndNoConsumptionOnDenial", takeOrder},
+		{"TakeThrottleRefills", takeThrottle},
+		{"TakePeriodsRollOver", takeRollover},
+		{"InstancesAreIndependent", independent},
+		{"Suppressions", suppressions},
+		{"Pause", pause},
+		{"OutboxLeaseAckRelease", outbox},
+		{"OutboxLeaseIsExclusive", outboxExclusive},
+		{"Durable", durable},
+	}
+	for _, tt := range tests {
+		if tt.name == "Durable" && h.Reopen == nil {
+			continue // the memory store forgets by design
+		}
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
+	}
+}
+
+var ctx = context.Background()
+
+func open(t *testing.T, h Harness) Store {
+	t.Helper()
+	s := h.Open(t)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var generous = limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1e6, Burst: 1e6}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func takeExact(t *testing.T, h Harness) {
+	s := open(t, h)
+	var allowed, daily, other atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 1000 {
+		wg.Go(func() {
+			out, err := s.Take(ctx, "shop", generous, Base.Add(time.Duration(i)*time.Millisecond))
+			switch {
+			case err != nil:
+				t.Error(err)
+			case out.Verdict == limiter.Allowed:
+				allowed.Add(1)
+			case out.Verdict == limiter.DailyExceeded:
+				daily.Add(1)
+			default:
+				other.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 100 || daily.Load() != 900 || other.Load() != 0 {
+		t.Errorf("1000 concurrent takes on 100/day: %d allowed, %d daily, %d other", allowed.Load(), daily.Load(), other.Load())
+	}
+	u := must[limiter.Usage](t)(s.Usage(ctx, "shop", generous, Base))
+	if u.DailyUsed != 100 || u.MonthlyUsed != 100 {
+		t.Errorf("usage after = %+v", u)
+	}
+}
+
+func takeOrder(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := limiter.Limits{Daily: 2, Monthly: 3, Rate: 1e6, Burst: 1e6}
+	day1, day2 := Base, Base.AddDate(0, 0, 1)
+	for i := range 2 {
+		if out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, day1)); out.Verdict != limiter.Allowed || out.Used != int64(i+1) {
+			t.Fatalf("take %d = %+v", i, out)
+		}
+	}
+	out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, day1))
+	if out.Verdict != limiter.DailyExceeded || out.Limit != 2 || out.Used != 2 || out.RetryAfter != 14*time.Hour || out.Window != 24*time.Hour {
+		t.Errorf("third take = %+v, want daily exceeded 2/2 retry 14h", out)
+	}
+	if out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, day2)); out.Verdict != limiter.Allowed {
+		t.Fatalf("next day = %+v", out)
+	}
+	// The month is spent and the day is not: monthly answers.
+	out = must[limiter.Outcome](t)(s.Take(ctx, "i", l, day2))
+	if out.Verdict != limiter.MonthlyExceeded || out.Limit != 3 || out.Used != 3 {
+		t.Errorf("month spent = %+v", out)
+	}
+	// Denials consumed nothing.
+	u := must[limiter.Usage](t)(s.Usage(ctx, "i", l, day2))
+	if u.DailyUsed != 1 || u.MonthlyUsed != 3 {
+		t.Errorf("usage = %+v, want day 1 month 3", u)
+	}
+}
+
+func takeThrottle(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := limiter.Limits{Daily: 100, Monthly: 100, Rate: 2, Burst: 2}
+	for range 2 {
+		if out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, Base)); out.Verdict != limiter.Allowed {
+			t.Fatalf("burst take = %+v", out)
+		}
+	}
+	out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, Base))
+	if out.Verdict != limiter.Throttled || out.RetryAfter != 500*time.Millisecond {
+		t.Errorf("third take = %+v, want throttled for 0.5s", out)
+	}
+	if u := must[limiter.Usage](t)(s.Usage(ctx, "i", l, Base)); u.DailyUsed != 2 {
+		t.Errorf("a throttled take consumed quota: %+v", u)
+	}
+	if out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, Base.Add(500*time.Millisecond))); out.Verdict != limiter.Allowed {
+		t.Errorf("after refill = %+v", out)
+	}
+}
+
+func takeRollover(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := limiter.Limits{Daily: 1, Monthly: 1, Rate: 1e6, Burst: 1e6}
+	endOfMonth := time.Date(2026, 5, 31, 23, 59, 59, 0, time.UTC)
+	if out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, endOfMonth)); out.Verdict != limiter.Allowed {
+		t.Fatal(out)
+	}
+	if out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, endOfMonth)); out.Verdict != limiter.MonthlyExceeded || out.RetryAfter != time.Second {
+		t.Errorf("spent = %+v", out)
+	}
+	if out := must[limiter.Outcome](t)(s.Take(ctx, "i", l, endOfMonth.Add(time.Second))); out.Verdict != limiter.Allowed {
+		t.Errorf("new month = %+v", out)
+	}
+}
+
+func independent(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := limiter.Limits{Daily: 1, Monthly: 10, Rate: 1e6, Burst: 1e6}
+	for _, inst := range []string{"a", "b", "a:b", "b:a"} {
+		if out := must[limiter.Outcome](t)(s.Take(ctx, inst, l, Base)); out.Verdict != limiter.Allowed {
+			t.Errorf("first take of %q = %+v", inst, out)
+		}
+	}
+	must[bool](t)(false, s.SetPaused(ctx, "a", true))
+	must[bool](t)(false, s.PutSuppression(ctx, store.Suppression{Instance: "a", Phone: "+1", Reason: "manual_block"}))
+	if p := must[bool](t)(s.Paused(ctx, "b")); p {
+		t.Error("pausing a paused b")
+	}
+	if sup := must[bool](t)(s.Suppressed(ctx, "b", "+1")); sup {
+		t.Error("suppressing for a suppressed for b")
+	}
+}
+
+func suppressions(t *testing.T, h Harness) {
+	s := open(t, h)
+	if _, err := s.Suppression(ctx, "i", "+966501234567"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Suppression of nothing = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteSuppression(ctx, "i", "+966501234567"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteSuppression of nothing = %v, want ErrNotFound", err)
+	}
+	at := Base.Truncate(time.Second)
+	want := []store.Suppression{
+		{Instance: "i", Phone: "+14155550100", Reason: "manual_block", Source: "admin", CreatedAt: at},
+		{Instance: "i", Phone: "+966501234567", Reason: "recipient_requested_stop", Source: "inbound", CreatedAt: at},
+	}
+	for _, sup := range slices.Backward(want) {
+		must[bool](t)(false, s.PutSuppression(ctx, sup))
+	}
+	must[bool](t)(false, s.PutSuppression(ctx, store.Suppression{Instance: "other", Phone: "+14155550100", Reason: "manual_block", CreatedAt: at}))
+	for _, sup := range want {
+		if ok := must[bool](t)(s.Suppressed(ctx, "i", sup.Phone)); !ok {
+			t.Errorf("Suppressed(%s) = false", sup.Phone)
+		}
+		got := must[store.Suppression](t)(s.Suppression(ctx, "i", sup.Phone))
+		if !got.CreatedAt.Equal(sup.CreatedAt) {
+			t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, sup.CreatedAt)
+		}
+		got.CreatedAt = sup.CreatedAt
+		if got != sup {
+			t.Errorf("Suppression = %+v, want %+v", got, sup)
+		}
+	}
+	list := must[[]store.Suppression](t)(s.Suppressions(ctx, "i"))
+	if len(list) != 2 || list[0].Phone != want[0].Phone || list[1].Phone != want[1].Phone {
+		t.Errorf("Suppressions = %+v, want both, ordered by phone", list)
+	}
+	// Put replaces.
+	must[bool](t)(false, s.PutSuppression(ctx, store.Suppression{Instance: "i", Phone: "+966501234567", Reason: "manual_block", CreatedAt: at}))
+	if got := must[store.Suppression](t)(s.Suppression(ctx, "i", "+966501234567")); got.Reason != "manual_block" {
+		t.Errorf("after replace = %+v", got)
+	}
+	must[bool](t)(false, s.DeleteSuppression(ctx, "i", "+966501234567"))
+	if ok := must[bool](t)(s.Suppressed(ctx, "i", "+966501234567")); ok {
+		t.Error("still suppressed after delete")
+	}
+	if list := must[[]store.Suppression](t)(s.Suppressions(ctx, "nobody")); len(list) != 0 {
+		t.Errorf("Suppressions of an unknown instance = %v", list)
+	}
+}
+
+func pause(t *testing.T, h Harness) {
+	s := open(t, h)
+	if p := must[bool](t)(s.Paused(ctx, "i")); p {
+		t.Error("a fresh instance is paused")
+	}
+	must[bool](t)(false, s.SetPaused(ctx, "i", true))
+	must[bool](t)(false, s.SetPaused(ctx, "i", true)) // idempotent
+	if p := must[bool](t)(s.Paused(ctx, "i")); !p {
+		t.Error("not paused after SetPaused(true)")
+	}
+	must[bool](t)(false, s.SetPaused(ctx, "i", false))
+	if p := must[bool](t)(s.Paused(ctx, "i")); p {
+		t.Error("paused after SetPaused(false)")
+	}
+}
+
+func event(i int) store.Event {
+	return store.Event{ID: fmt.Sprintf("ev-%02d", i), Kind: "recipient.opted_out", Body: []byte(fmt.Sprintf(`{"n":%d}`, i)), CreatedAt: Base.Add(time.Duration(i) * time.Second)}
+}
+
+func outbox(t *testing.T, h Harness) {
+	s := open(t, h)
+	for i := range 3 {
+		must[bool](t)(false, s.Append(ctx, event(i)))
+	}
+	must[bool](t)(false, s.Append(ctx, event(0))) // the same id again: no duplicate
+	if n := must[int](t)(s.Pending(ctx)); n != 3 {
+		t.Fatalf("Pending = %d, want 3", n)
+	}
+	now := Base.Add(time.Minute)
+	got := must[[]store.Event](t)(s.Lease(ctx, now, 2, time.Minute))
+	if len(got) != 2 || got[0].ID != "ev-00" || got[1].ID != "ev-01" || string(got[0].Body) != `{"n":0}` || got[0].Kind != "recipient.opted_out" || got[0].Attempts != 1 || !got[0].CreatedAt.Equal(Base) {
+		t.Fatalf("Lease(2) = %+v, want ev-00 and ev-01, oldest first, attempt 1", got)
+	}
+	// Leased events are hidden until the lease ends.
+	if rest := must[[]store.Event](t)(s.Lease(ctx, now, 10, time.Minute)); len(rest) != 1 || rest[0].ID != "ev-02" {
+		t.Fatalf("second Lease = %+v, want only ev-02", rest)
+	}
+	if none := must[[]store.Event](t)(s.Lease(ctx, now.Add(59*time.Second), 10, time.Minute)); len(none) != 0 {
+		t.Fatalf("Lease during the lease = %+v", none)
+	}
+	must[bool](t)(false, s.Ack(ctx, "ev-00"))
+	must[bool](t)(false, s.Ack(ctx, "ev-00")) // twice: a no-op
+	must[bool](t)(false, s.Release(ctx, "ev-02", now.Add(10*time.Minute)))
+	if err := s.Release(ctx, "ev-99", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Release of an unknown event = %v, want ErrNotFound", err)
+	}
+	// After the lease: ev-01 again (attempt 2); ev-02 waits for its release time.
+	again := must[[]store.Event](t)(s.Lease(ctx, now.Add(time.Minute), 10, time.Minute))
+	if len(again) != 1 || again[0].ID != "ev-01" || again[0].Attempts != 2 {
+		t.Fatalf("Lease after expiry = %+v, want ev-01 attempt 2", again)
+	}
+	must[bool](t)(false, s.Ack(ctx, "ev-01"))
+	late := must[[]store.Event](t)(s.Lease(ctx, now.Add(10*time.Minute), 10, time.Minute))
+	if len(late) != 1 || late[0].ID != "ev-02" || late[0].Attempts != 2 {
+		t.Fatalf("Lease at the release time = %+v, want ev-02 attempt 2", late)
+	}
+	must[bool](t)(false, s.Ack(ctx, "ev-02"))
+	if n := must[int](t)(s.Pending(ctx)); n != 0 {
+		t.Errorf("Pending after acks = %d", n)
+	}
+}
+
+func outboxExclusive(t *testing.T, h Harness) {
+	s := open(t, h)
+	for i := range 50 {
+		must[bool](t)(false, s.Append(ctx, event(i)))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				evs, err := s.Lease(ctx, Base.Add(time.Hour), 3, time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(evs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, e := range evs {
+					seen[e.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 50 {
+		t.Errorf("leased %d distinct events, want 50", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s leased %d times during one lease", id, n)
+		}
+	}
+}
+
+func durable(t *testing.T, h Harness) {
+	s := h.Open(t)
+	l := limiter.Limits{Daily: 5, Monthly: 50, Rate: 1e6, Burst: 1e6}
+	for range 3 {
+		must[limiter.Outcome](t)(s.Take(ctx, "i", l, Base))
+	}
+	must[bool](t)(false, s.PutSuppression(ctx, store.Suppression{Instance: "i", Phone: "+966501234567", Reason: "recipient_requested_stop", CreatedAt: Base}))
+	must[bool](t)(false, s.SetPaused(ctx, "p", true))
+	must[bool](t)(false, s.Append(ctx, event(1)))
+	s = h.Reopen(t, s)
+	t.Cleanup(func() { s.Close() })
+	if u := must[limiter.Usage](t)(s.Usage(ctx, "i", l, Base)); u.DailyUsed != 3 || u.MonthlyUsed != 3 {
+		t.Errorf("usage after reopen = %+v, want 3", u)
+	}
+	if ok := must[bool](t)(s.Suppressed(ctx, "i", "+966501234567")); !ok {
+		t.Error("suppression lost on reopen")
+	}
+	if p := must[bool](t)(s.Paused(ctx, "p")); !p {
+		t.Error("pause lost on reopen")
+	}
+	if evs := must[[]store.Event](t)(s.Lease(ctx, Base.Add(time.Hour), 10, time.Minute)); len(evs) != 1 || evs[0].ID != "ev-01" {
+		t.Errorf("outbox after reopen = %+v", evs)
+	}
+}
