@@ -101,6 +101,7 @@ type stack struct {
 const e2eConfig = `
 listen: {grpc: "127.0.0.1:%d", admin: "127.0.0.1:%d"}
 admin: {token: e2e-admin}
+store: {type: embedded, path: %s}
 plans:
   starter: {daily: 100, monthly: 2000, throttle: {rate: 1000, burst: 1000}}
   month1: {daily: 1, monthly: 1, throttle: {rate: 1000, burst: 1000}}
@@ -130,7 +131,7 @@ func startStack(t *testing.T) *stack {
 	envoyBin := envoyBinary(t)
 	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t)}
 
-	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
+	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
 	cfgPath := filepath.Join(s.dir, "sendguard.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

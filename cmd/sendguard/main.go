@@ -80,6 +80,7 @@ type flags struct {
 	logLevel  string
 	grpcAddr  string
 	adminAddr string
+	checkOnly bool // config check: validate, open no state
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (flags, error) {

@@ -92,12 +92,18 @@ func freeAddr(t *testing.T) string {
 // cancelling the context shuts everything down cleanly.
 func TestServe(t *testing.T) {
 	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	raw, err := os.ReadFile("../devstack/sendguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
+	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "path: .run/sendguard.db", "path: "+filepath.Join(t.TempDir(), "state.db"), 1)), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
 	logw := &syncWriter{w: &logs}
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", "../devstack/sendguard.yaml", "--grpc-addr", grpcAddr, "--admin-addr", adminAddr}, noenv, nil, io.Discard, logw)
+		done <- run(ctx, []string{"serve", "--config", cfg, "--grpc-addr", grpcAddr, "--admin-addr", adminAddr}, noenv, nil, io.Discard, logw)
 	}()
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"strings"
 	"sync/atomic"
@@ -37,9 +38,40 @@ type app struct {
 	cfg     *config.Config
 	engine  *policy.Engine
 	decider *decision.Decider
-	store   *store.Memory
+	store   stateStore
 	phones  *phone.Normalizer
 	admin   admin.Options
+}
+
+// stateStore is the state sendguard serves from: what the decision and the
+// admin API use, and Close.
+type stateStore interface {
+	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
+	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
+	Suppressed(ctx context.Context, instance, phone string) (bool, error)
+	Suppression(ctx context.Context, instance, phone string) (store.Suppression, error)
+	PutSuppression(ctx context.Context, s store.Suppression) error
+	DeleteSuppression(ctx context.Context, instance, phone string) error
+	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
+	Paused(ctx context.Context, instance string) (bool, error)
+	SetPaused(ctx context.Context, instance string, paused bool) error
+	Close() error
+}
+
+// openStore opens the configured store.
+func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, getenv func(string) string) (stateStore, error) {
+	switch cfg.Store.Type {
+	case "memory":
+		return store.NewMemory(cal), nil
+	case "embedded":
+		if dir := filepath.Dir(cfg.Store.Path); dir != "." {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("store directory: %w", err)
+			}
+		}
+		return store.OpenEmbedded(cfg.Store.Path, store.EmbeddedOptions{Calendar: cal})
+	}
+	return openRedis(ctx, cfg, cal, getenv)
 }
 
 // build validates the config and builds every part, without listening.
@@ -57,7 +89,14 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		return nil, err
 	}
 	cal := limiter.Calendar{Loc: cfg.Location()}
-	st := store.NewMemory(cal)
+	var st stateStore = store.NewMemory(cal) // config check validates without touching state
+	if !f.checkOnly {
+		st, err = openStore(ctx, cfg, cal, getenv)
+	}
+	if err != nil {
+		phones.Close()
+		return nil, err
+	}
 
 	var entries []keys.Entry
 	for _, a := range cfg.Accounts {
@@ -72,9 +111,12 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		l := limiter.Limits{Daily: p.Daily, Monthly: p.Monthly, Rate: p.Throttle.Rate, Burst: p.Throttle.Burst}
 		instances[in.ID] = decision.Instance{ID: in.ID, Name: in.Name, Account: in.Account, Plan: in.Plan, Limits: l}
 		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l}
+		// Seeds from the config apply at every start: paused: true in the
+		// file pauses the instance again after a restart.
 		if in.Paused {
 			if err := st.SetPaused(ctx, in.ID, true); err != nil {
-				return nil, err
+				st.Close()
+				return nil, fmt.Errorf("seed pause of %s: %w", in.ID, err)
 			}
 		}
 	}
@@ -83,9 +125,18 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		if !ok {
 			return nil, fmt.Errorf("config: suppressions[%d]: %q is not a valid phone number", i, s.Phone)
 		}
+		// A suppression already in the store (from an earlier start, or
+		// changed since) is kept as it is.
+		if _, err := st.Suppression(ctx, s.Instance, e164); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			st.Close()
+			return nil, fmt.Errorf("seed suppression %d: %w", i, err)
+		}
 		err := st.PutSuppression(ctx, store.Suppression{Instance: s.Instance, Phone: e164, Reason: s.Reason, Source: "config", CreatedAt: time.Now().UTC()})
 		if err != nil {
-			return nil, err
+			st.Close()
+			return nil, fmt.Errorf("seed suppression %d: %w", i, err)
 		}
 	}
 	routes := make([]decision.Route, len(cfg.SendRoutes))
@@ -120,12 +171,14 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 }
 
 func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
+	f.checkOnly = true
 	a, err := build(ctx, f, slog.New(slog.DiscardHandler), func(string) string { return "" })
 	if err != nil {
 		return err
 	}
 	a.phones.Close()
 	a.engine.Close()
+	a.store.Close()
 	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans\n", len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans))
 	return nil
 }
@@ -155,6 +208,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	}
 	defer a.phones.Close()
 	defer a.engine.Close()
+	defer a.store.Close()
 	grpcAddr, adminAddr := a.cfg.Listen.GRPC, a.cfg.Listen.Admin
 	if f.grpcAddr != "" {
 		grpcAddr = f.grpcAddr

@@ -23,6 +23,7 @@ import (
 type Config struct {
 	Listen       Listen          `yaml:"listen"`
 	Admin        Admin           `yaml:"admin"`
+	Store        Store           `yaml:"store"`
 	Quota        Quota           `yaml:"quota"`
 	Request      Request         `yaml:"request"`
 	SendRoutes   []Route         `yaml:"send_routes"`
@@ -45,6 +46,24 @@ type Admin struct {
 	// empty, every admin call except /healthz and /readyz is refused.
 	Token    string `yaml:"token"`
 	TokenEnv string `yaml:"token_env"`
+}
+
+// Store chooses where state lives. See README.md#state for what each type
+// guarantees.
+type Store struct {
+	Type  string     `yaml:"type"` // memory, embedded (default) or redis
+	Path  string     `yaml:"path"` // embedded: the bbolt file; default sendguard.db
+	Redis RedisStore `yaml:"redis"`
+}
+
+// RedisStore configures the Redis store.
+type RedisStore struct {
+	Addr        string        `yaml:"addr"` // host:port; required for type redis
+	Username    string        `yaml:"username"`
+	PasswordEnv string        `yaml:"password_env"` // the variable holding the password; default SENDGUARD_REDIS_PASSWORD
+	DB          int           `yaml:"db"`
+	Prefix      string        `yaml:"prefix"`  // key prefix; default "sendguard:"
+	Timeout     time.Duration `yaml:"timeout"` // bound on every Redis call; default 150ms, below Envoy's 0.5s
 }
 
 // Quota configures the calendar of the daily and monthly quotas.
@@ -158,6 +177,21 @@ func (c *Config) applyDefaults() {
 	if c.Admin.TokenEnv == "" {
 		c.Admin.TokenEnv = "SENDGUARD_ADMIN_TOKEN"
 	}
+	if c.Store.Type == "" {
+		c.Store.Type = "embedded"
+	}
+	if c.Store.Type == "embedded" && c.Store.Path == "" {
+		c.Store.Path = "sendguard.db"
+	}
+	if c.Store.Redis.PasswordEnv == "" {
+		c.Store.Redis.PasswordEnv = "SENDGUARD_REDIS_PASSWORD"
+	}
+	if c.Store.Redis.Prefix == "" {
+		c.Store.Redis.Prefix = "sendguard:"
+	}
+	if c.Store.Redis.Timeout == 0 {
+		c.Store.Redis.Timeout = 150 * time.Millisecond
+	}
 	if c.Quota.TimeZone == "" {
 		c.Quota.TimeZone = "UTC"
 	}
@@ -193,6 +227,18 @@ func (c *Config) validate() error {
 
 	if _, err := time.LoadLocation(c.Quota.TimeZone); err != nil {
 		bad("quota.time_zone %q: %v", c.Quota.TimeZone, err)
+	}
+	switch c.Store.Type {
+	case "memory", "embedded":
+	case "redis":
+		if c.Store.Redis.Addr == "" {
+			bad("store.redis.addr is required for store type redis")
+		}
+		if c.Store.Redis.Timeout < 0 || c.Store.Redis.Timeout >= 500*time.Millisecond {
+			bad("store.redis.timeout %s: must be below Envoy's ext_authz timeout (0.5s)", c.Store.Redis.Timeout)
+		}
+	default:
+		bad("store.type %q: must be memory, embedded or redis", c.Store.Type)
 	}
 	if c.Request.MaxBodyBytes < 256 {
 		bad("request.max_body_bytes %d: must be at least 256", c.Request.MaxBodyBytes)

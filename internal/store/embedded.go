@@ -1,0 +1,339 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/sendguard/sendguard/internal/limiter"
+)
+
+// Embedded is the durable store inside the process: one bbolt file (a
+// B+tree with copy-on-write pages and fsync'd commits), so quota counters,
+// suppressions, pauses and the outbox survive a restart and a kill -9.
+//
+// Writes go through bbolt's group commit (DB.Batch): concurrent decisions
+// share one transaction and one fsync, so a decision waits for its batch's
+// commit, not for a commit of its own. Take returns only after the commit
+// that holds its consumption is on disk, so an allow that Envoy was told
+// about is never lost; what a kill -9 can lose is only decisions still in an
+// unfinished batch, which no one was told were allowed (Envoy fails those
+// closed). A denial writes nothing: its refill arithmetic is recomputed.
+//
+// bbolt locks its file: one process at a time. Replicas share state through
+// the Redis store instead.
+type Embedded struct {
+	db  *bolt.DB
+	cal limiter.Calendar
+}
+
+// EmbeddedOptions tune the embedded store.
+type EmbeddedOptions struct {
+	Calendar limiter.Calendar
+	// MaxBatchDelay bounds how long a write waits for others to share its
+	// commit; default 2ms. MaxBatchSize caps a batch; default 1000.
+	MaxBatchDelay time.Duration
+	MaxBatchSize  int
+	// NoSync skips fsync. For benchmarks and tests of other things only: a
+	// machine crash (not a process crash) can then lose acknowledged writes.
+	NoSync bool
+}
+
+var (
+	bQuota  = []byte("quota")
+	bSup    = []byte("suppressions")
+	bPaused = []byte("paused")
+	bOutbox = []byte("outbox")
+)
+
+// OpenEmbedded opens (or creates) the store file at path.
+func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: o.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	db.MaxBatchDelay = 2 * time.Millisecond
+	if o.MaxBatchDelay > 0 {
+		db.MaxBatchDelay = o.MaxBatchDelay
+	}
+	if o.MaxBatchSize > 0 {
+		db.MaxBatchSize = o.MaxBatchSize
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	return &Embedded{db: db, cal: o.Calendar}, nil
+}
+
+// Close closes the file.
+func (e *Embedded) Close() error { return e.db.Close() }
+
+const stateLen = 4 + 8 + 4 + 8 + 8 + 8
+
+func encodeState(s limiter.State) []byte {
+	b := make([]byte, 0, stateLen)
+	b = binary.BigEndian.AppendUint32(b, uint32(s.Day))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.DayCount))
+	b = binary.BigEndian.AppendUint32(b, uint32(s.Month))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.MonthCount))
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(s.Tokens))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.Refilled))
+	return b
+}
+
+func decodeState(b []byte) (limiter.State, error) {
+	if b == nil {
+		return limiter.State{}, nil
+	}
+	if len(b) != stateLen {
+		return limiter.State{}, fmt.Errorf("corrupt quota record of %d bytes", len(b))
+	}
+	return limiter.State{
+		Day:        int32(binary.BigEndian.Uint32(b[0:])),
+		DayCount:   int64(binary.BigEndian.Uint64(b[4:])),
+		Month:      int32(binary.BigEndian.Uint32(b[12:])),
+		MonthCount: int64(binary.BigEndian.Uint64(b[16:])),
+		Tokens:     math.Float64frombits(binary.BigEndian.Uint64(b[24:])),
+		Refilled:   int64(binary.BigEndian.Uint64(b[32:])),
+	}, nil
+}
+
+// Take checks and consumes atomically (bbolt has one writer at a time) and
+// returns once the consumption is durable.
+func (e *Embedded) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
+	var out limiter.Outcome
+	err := e.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bQuota)
+		s, err := decodeState(b.Get([]byte(instance)))
+		if err != nil {
+			return err
+		}
+		var next limiter.State
+		next, out = e.cal.Decide(s, l, now) // re-run from scratch if bbolt retries the batch
+		if out.Verdict != limiter.Allowed {
+			return nil
+		}
+		return b.Put([]byte(instance), encodeState(next))
+	})
+	if err != nil {
+		return limiter.Outcome{}, fmt.Errorf("embedded take %s: %w", instance, err)
+	}
+	return out, nil
+}
+
+// Usage reads instance's use without consuming anything.
+func (e *Embedded) Usage(_ context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error) {
+	var s limiter.State
+	err := e.db.View(func(tx *bolt.Tx) error {
+		var err error
+		s, err = decodeState(tx.Bucket(bQuota).Get([]byte(instance)))
+		return err
+	})
+	if err != nil {
+		return limiter.Usage{}, fmt.Errorf("embedded usage %s: %w", instance, err)
+	}
+	s = e.cal.Current(s, l, now)
+	return limiter.Usage{Day: s.Day, Month: s.Month, DailyUsed: s.DayCount, MonthlyUsed: s.MonthCount, Tokens: s.Tokens}, nil
+}
+
+func supKey(instance, phone string) []byte {
+	k := make([]byte, 0, len(instance)+1+len(phone))
+	k = append(k, instance...)
+	k = append(k, 0)
+	return append(k, phone...)
+}
+
+// Suppressed reports whether phone is suppressed for instance.
+func (e *Embedded) Suppressed(_ context.Context, instance, phone string) (bool, error) {
+	var ok bool
+	err := e.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bSup).Get(supKey(instance, phone)) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// Suppression returns one suppression, or ErrNotFound.
+func (e *Embedded) Suppression(_ context.Context, instance, phone string) (Suppression, error) {
+	var s Suppression
+	err := e.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bSup).Get(supKey(instance, phone))
+		if v == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(v, &s)
+	})
+	return s, err
+}
+
+// PutSuppression adds or replaces a suppression, durably.
+func (e *Embedded) PutSuppression(_ context.Context, s Suppression) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return e.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(bSup).Put(supKey(s.Instance, s.Phone), v)
+	})
+}
+
+// DeleteSuppression removes a suppression, or returns ErrNotFound.
+func (e *Embedded) DeleteSuppression(_ context.Context, instance, phone string) error {
+	return e.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bSup)
+		k := supKey(instance, phone)
+		if b.Get(k) == nil {
+			return ErrNotFound
+		}
+		return b.Delete(k)
+	})
+}
+
+// Suppressions lists instance's suppressions ordered by phone.
+func (e *Embedded) Suppressions(_ context.Context, instance string) ([]Suppression, error) {
+	var out []Suppression
+	prefix := supKey(instance, "")
+	err := e.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bSup).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var s Suppression
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Paused reports whether instance is paused for review.
+func (e *Embedded) Paused(_ context.Context, instance string) (bool, error) {
+	var p bool
+	err := e.db.View(func(tx *bolt.Tx) error {
+		p = tx.Bucket(bPaused).Get([]byte(instance)) != nil
+		return nil
+	})
+	return p, err
+}
+
+// SetPaused pauses or resumes instance, durably.
+func (e *Embedded) SetPaused(_ context.Context, instance string, paused bool) error {
+	return e.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bPaused)
+		if paused {
+			return b.Put([]byte(instance), []byte{1})
+		}
+		return b.Delete([]byte(instance))
+	})
+}
+
+// Append adds e to the outbox, durably, unless its ID is already there.
+func (e *Embedded) Append(_ context.Context, ev Event) error {
+	ev.Attempts, ev.VisibleAt = 0, time.Time{}
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return e.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bOutbox)
+		if b.Get([]byte(ev.ID)) != nil {
+			return nil
+		}
+		return b.Put([]byte(ev.ID), v)
+	})
+}
+
+// Lease returns up to n events visible at now, oldest first, and hides them
+// until now+d. bbolt's single writer makes a lease exclusive.
+func (e *Embedded) Lease(_ context.Context, now time.Time, n int, d time.Duration) ([]Event, error) {
+	var out []Event
+	err := e.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		b := tx.Bucket(bOutbox)
+		err := b.ForEach(func(_, v []byte) error {
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return err
+			}
+			if !ev.VisibleAt.After(now) {
+				out = append(out, ev)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		sortEvents(out)
+		if len(out) > n {
+			out = out[:n]
+		}
+		for i := range out {
+			out[i].Attempts++
+			out[i].VisibleAt = now.Add(d)
+			v, err := json.Marshal(out[i])
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(out[i].ID), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded lease: %w", err)
+	}
+	return out, nil
+}
+
+// Ack removes a delivered event.
+func (e *Embedded) Ack(_ context.Context, id string) error {
+	return e.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bOutbox).Delete([]byte(id)) })
+}
+
+// Release makes an event visible again at at.
+func (e *Embedded) Release(_ context.Context, id string, at time.Time) error {
+	return e.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bOutbox)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var ev Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return err
+		}
+		ev.VisibleAt = at
+		nv, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), nv)
+	})
+}
+
+// Pending counts the events not yet acknowledged.
+func (e *Embedded) Pending(_ context.Context) (int, error) {
+	var n int
+	err := e.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bOutbox).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
