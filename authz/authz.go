@@ -15,10 +15,12 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
 
@@ -44,6 +46,54 @@ type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	decider decider
 	log     *slog.Logger
+	m       *metrics
+}
+
+type metrics struct {
+	results  *prometheus.CounterVec
+	failures prometheus.Counter
+	seconds  prometheus.Histogram
+}
+
+// WithMetrics registers the server's Prometheus metrics on reg:
+//
+//	sendguard_decisions_total{result}     allowed, passthrough, or the error code
+//	sendguard_decision_failures_total     could not decide (a store or the policy
+//	                                      failed); answered policy_check_unavailable
+//	sendguard_decision_seconds            time to decide, Envoy's wait excluded
+func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
+	s.m = &metrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sendguard_decisions_total", Help: "Decisions by result: allowed, passthrough, or the error code.",
+		}, []string{"result"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sendguard_decision_failures_total", Help: "Requests sendguard could not decide (store or policy failure), answered policy_check_unavailable.",
+		}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sendguard_decision_seconds", Help: "Time to decide one request.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}),
+	}
+	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds)
+	return s
+}
+
+func (s *Server) observe(start time.Time, res decision.Result, err error) {
+	if s.m == nil {
+		return
+	}
+	s.m.seconds.Observe(time.Since(start).Seconds())
+	switch {
+	case err != nil:
+		s.m.failures.Inc()
+		s.m.results.WithLabelValues(string(catalog.PolicyCheckUnavailable)).Inc()
+	case !res.Send:
+		s.m.results.WithLabelValues("passthrough").Inc()
+	case res.Allowed:
+		s.m.results.WithLabelValues("allowed").Inc()
+	default:
+		s.m.results.WithLabelValues(string(res.Code)).Inc()
+	}
 }
 
 // NewServer returns a Server deciding with d and logging to log (nil: discard).
@@ -58,7 +108,9 @@ func NewServer(d decider, log *slog.Logger) *Server {
 // to decide is answered as a denial, so the client gets the documented JSON.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	in := requestOf(req)
+	start := time.Now()
 	res, err := s.decider.Decide(ctx, in)
+	s.observe(start, res, err)
 	if err != nil {
 		s.log.ErrorContext(ctx, "decision failed", "decision_id", res.ID, "instance_id", res.Instance, "err", err)
 		return unavailable(res.ID), nil

@@ -17,6 +17,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -269,13 +271,21 @@ func (failing) Decide(context.Context, decision.Request) (decision.Result, error
 }
 
 func TestFailureFailsClosed(t *testing.T) {
-	resp, err := NewServer(failing{}, nil).Check(context.Background(), checkRequest("POST", "/api/send-message", "Bearer k", "{}"))
+	reg := prometheus.NewRegistry()
+	srv := NewServer(failing{}, nil).WithMetrics(reg)
+	resp, err := srv.Check(context.Background(), checkRequest("POST", "/api/send-message", "Bearer k", "{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := resp.GetDeniedResponse()
 	if d == nil || d.Status.Code != 503 || d.Body != string(catalog.Body(catalog.PolicyCheckUnavailable, catalog.Details{})) {
 		t.Errorf("Check with a failing decider = %v, want the policy_check_unavailable denial", resp)
+	}
+	if n := testutil.ToFloat64(srv.m.failures); n != 1 {
+		t.Errorf("sendguard_decision_failures_total = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(srv.m.results.WithLabelValues("policy_check_unavailable")); n != 1 {
+		t.Errorf("decisions_total{policy_check_unavailable} = %v, want 1", n)
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -231,7 +234,10 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	}
 
 	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, authz.NewServer(a.decider, log))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	authv3.RegisterAuthorizationServer(gs, authz.NewServer(a.decider, log).WithMetrics(reg))
+	a.admin.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	healthpb.RegisterHealthServer(gs, hs)
 
 	var ready atomic.Bool

@@ -2,6 +2,7 @@
 //
 //	GET    /healthz                                   liveness, no token
 //	GET    /readyz                                    readiness, no token
+//	GET    /metrics                                   Prometheus metrics, no token
 //	GET    /v1/instances/{instance}/usage             use of the plan today and this month
 //	POST   /v1/instances/{instance}/pause             pause for review
 //	POST   /v1/instances/{instance}/resume            resume
@@ -57,7 +58,8 @@ type Options struct {
 	State     state
 	Phones    phones
 	Calendar  limiter.Calendar
-	Ready     func() bool // default: always ready
+	Ready     func() bool  // default: always ready
+	Metrics   http.Handler // served at GET /metrics without a token; nil: none
 	Now       func() time.Time
 	Log       *slog.Logger
 }
@@ -87,6 +89,9 @@ func Handler(opts Options) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	if a.Metrics != nil {
+		mux.Handle("GET /metrics", a.Metrics)
+	}
 	mux.Handle("GET /v1/instances/{instance}/usage", a.auth(a.usage))
 	mux.Handle("POST /v1/instances/{instance}/pause", a.auth(a.setPaused(true)))
 	mux.Handle("POST /v1/instances/{instance}/resume", a.auth(a.setPaused(false)))
