@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sendguard/sendguard/internal/catalog"
+	"github.com/sendguard/sendguard/internal/store/redistest"
+)
+
+// TestReplicasShareOneQuota: two sendguard processes on one Redis, 1,000
+// concurrent sends split between them on a 100/day plan: exactly 100 are
+// allowed, and a suppression put through one replica holds on the other.
+func TestReplicasShareOneQuota(t *testing.T) {
+	srv := redistest.Start(t)
+	storeCfg := fmt.Sprintf("{type: redis, redis: {addr: %q, timeout: 150ms}}", srv.Addr())
+	var replicas [2]*child
+	for i := range replicas {
+		cfg, grpcAddr, adminAddr := writeProcessConfig(t, t.TempDir(), storeCfg)
+		replicas[i] = startChild(t, cfg, grpcAddr, adminAddr)
+	}
+	a, b := dial(t, replicas[0].grpc), dial(t, replicas[1].grpc)
+
+	var allowed, daily, other atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 1000 {
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			resp, err := c.Check(ctx, sendCheck("shop"))
+			switch {
+			case err != nil:
+				t.Error(err)
+			case resp.GetOkResponse() != nil:
+				allowed.Add(1)
+			case resp.GetDeniedResponse().GetStatus().GetCode() == 429:
+				daily.Add(1)
+			default:
+				other.Add(1)
+				t.Logf("unexpected: %v", resp.GetDeniedResponse())
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 100 || daily.Load() != 900 || other.Load() != 0 {
+		t.Errorf("1000 sends over two replicas on 100/day: %d allowed, %d daily, %d other; want exactly 100 allowed", allowed.Load(), daily.Load(), other.Load())
+	}
+
+	// An opt-out recorded through replica 0 is effective on replica 1.
+	if code := replicas[0].admin("PUT", "/v1/instances/other/suppressions/+966501234567", `{"reason":"recipient_requested_stop"}`, nil); code/100 != 2 {
+		t.Fatalf("put suppression = %d", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := b.Check(context.Background(), sendCheck("other"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := resp.GetDeniedResponse(); d != nil && d.Status.Code == 403 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 1 still allows a recipient suppressed through replica 0: %v", resp)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRedisDownFailsClosed: with Redis stopped mid-run, a decision answers
+// the documented 503 policy_check_unavailable (not a gRPC error, and within
+// the store timeout, well inside Envoy's 0.5s); when Redis returns,
+// decisions are normal again without a restart.
+func TestRedisDownFailsClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg, grpcAddr, adminAddr := writeProcessConfig(t, t.TempDir(), fmt.Sprintf("{type: redis, redis: {addr: %q, timeout: 100ms}}", srv.Addr()))
+	c := startChild(t, cfg, grpcAddr, adminAddr)
+	cl := dial(t, c.grpc)
+	if resp, err := cl.Check(context.Background(), sendCheck("shop")); err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("with Redis up: %v %v", resp, err)
+	}
+
+	srv.Stop()
+	want := string(catalog.Body(catalog.PolicyCheckUnavailable, catalog.Details{}))
+	for range 3 {
+		// Envoy would give up after 0.5s; a gRPC deadline of 0.5s here fails
+		// the test if sendguard does not answer within it.
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		resp, err := cl.Check(ctx, sendCheck("shop"))
+		cancel()
+		if status.Code(err) == codes.DeadlineExceeded {
+			t.Fatal("sendguard did not answer within Envoy's ext_authz timeout while Redis was down")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := resp.GetDeniedResponse()
+		if d == nil || d.Status.Code != 503 || d.Body != want {
+			t.Fatalf("with Redis down: %v, want 503 %s", resp, want)
+		}
+	}
+
+	srv.Restart()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := cl.Check(context.Background(), sendCheck("shop"))
+		if err == nil && resp.GetOkResponse() != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("decisions never recovered after Redis returned: %v %v", resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,504 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendguard/sendguard/internal/limiter"
+)
+
+// Redis is the store for several sendguard replicas sharing one set of
+// limits. Take is one Lua script (one round trip) that checks and consumes
+// the monthly, daily and token-bucket limits atomically, so replicas are
+// exact together. Keys are prefix + "{instance}:…", so one instance's keys
+// share a cluster slot; quota keys expire a day after their calendar month.
+//
+// Pause and suppression reads, which every decision makes, are answered
+// from a ristretto cache in front of Redis. Every write of either publishes
+// on prefix + "invalidate"; each replica bumps a generation on receipt, and
+// an entry read under an older generation is a miss. Until the replica's
+// subscription is confirmed, and whenever it drops, reads bypass the cache;
+// entries also expire after CacheTTL. What staleness remains is the pub/sub
+// delivery delay between replicas (sub-millisecond on one network), bounded
+// by CacheTTL should a message be lost without the subscription dropping.
+//
+// Every call is bounded by Timeout: when Redis is unreachable or slow, a
+// call fails within it and the decision fails closed.
+type Redis struct {
+	c      *redis.Client
+	o      RedisOptions
+	cache  *ristretto.Cache[string, cached]
+	gen    atomic.Uint64
+	subbed atomic.Bool
+	ps     *redis.PubSub
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+type cached struct {
+	v   bool
+	gen uint64
+}
+
+// RedisOptions configure the Redis store.
+type RedisOptions struct {
+	Addr, Username, Password string
+	DB                       int
+	Prefix                   string        // default "sendguard:"
+	Timeout                  time.Duration // bound on every call; default 150ms
+	Calendar                 limiter.Calendar
+	CacheEntries             int64         // default 100,000; negative: no cache
+	CacheTTL                 time.Duration // default 1s
+}
+
+// NewRedis connects and subscribes to invalidations. It fails when Redis
+// does not answer a PING within Timeout.
+func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
+	if o.Prefix == "" {
+		o.Prefix = "sendguard:"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 150 * time.Millisecond
+	}
+	if o.CacheEntries == 0 {
+		o.CacheEntries = 100_000
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = time.Second
+	}
+	c := redis.NewClient(&redis.Options{
+		Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
+		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            1,
+		PoolSize:              64,
+		DisableIdentity:       true,
+	})
+	r := &Redis{c: c, o: o, done: make(chan struct{})}
+	pctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis %s: %w", o.Addr, err)
+	}
+	if o.CacheEntries > 0 {
+		cache, err := ristretto.NewCache(&ristretto.Config[string, cached]{
+			NumCounters: o.CacheEntries * 10, MaxCost: o.CacheEntries, BufferItems: 64,
+		})
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		r.cache = cache
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	r.ps = c.Subscribe(sctx, o.Prefix+"invalidate")
+	go r.subscribe(sctx)
+	return r, nil
+}
+
+// subscribe follows the invalidation channel for the store's lifetime.
+func (r *Redis) subscribe(ctx context.Context) {
+	defer close(r.done)
+	for {
+		msg, err := r.ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			// Lost: bypass the cache until resubscribed. go-redis reconnects
+			// and resubscribes on the next Receive.
+			r.subbed.Store(false)
+			r.gen.Add(1)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				r.gen.Add(1) // whatever was cached before may have missed messages
+				r.subbed.Store(true)
+			}
+		case *redis.Message:
+			r.gen.Add(1)
+		}
+	}
+}
+
+// Close stops the subscription and closes the connections.
+func (r *Redis) Close() error {
+	r.stop()
+	r.ps.Close() // unblocks a Receive waiting on the socket
+	<-r.done
+	if r.cache != nil {
+		r.cache.Close()
+	}
+	return r.c.Close()
+}
+
+func (r *Redis) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.o.Timeout)
+}
+
+func (r *Redis) quotaKey(instance string) string { return r.o.Prefix + "{" + instance + "}:quota" }
+func (r *Redis) supKey(instance string) string   { return r.o.Prefix + "{" + instance + "}:sup" }
+func (r *Redis) pausedKey() string               { return r.o.Prefix + "paused" }
+func (r *Redis) outboxKeys() []string {
+	p := r.o.Prefix + "{outbox}:"
+	return []string{p + "visible", p + "events", p + "attempts"}
+}
+
+// takeScript rolls the periods over, refills the bucket (times in
+// microseconds, exact in a double), checks monthly, daily and tokens in that
+// order, and consumes only when all pass. It returns the state before
+// consumption; Go recomputes the same outcome from it with limiter.
+var takeScript = redis.NewScript(`
+local s = redis.call('HMGET', KEYS[1], 'd', 'dc', 'm', 'mc', 't', 'r')
+local day, month, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local daily, monthly, rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local d, dc, m, mc = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+local t, r = tonumber(s[5]), tonumber(s[6]) or 0
+if d ~= day then d = day; dc = 0 end
+if m ~= month then m = month; mc = 0 end
+if r == 0 or t == nil then
+  t = burst
+elseif now > r then
+  t = math.min(burst, t + (now - r) / 1e6 * rate)
+end
+t = math.min(t, burst)
+local pre = string.format('%.17g', t)
+if mc < monthly and dc < daily and t >= 1 then
+  redis.call('HSET', KEYS[1], 'd', d, 'dc', dc + 1, 'm', m, 'mc', mc + 1, 't', string.format('%.17g', t - 1), 'r', ARGV[3])
+  redis.call('EXPIREAT', KEYS[1], ARGV[8])
+end
+return {d, dc, m, mc, pre}
+`)
+
+// Take checks and consumes in one round trip.
+func (r *Redis) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	// The key outlives its month by a day; never expire it in the past when
+	// now is a replayed or test clock.
+	_, monthEnd := r.o.Calendar.MonthBounds(now)
+	expireAt := monthEnd.Add(24 * time.Hour)
+	if wall := time.Now().Add(24 * time.Hour); expireAt.Before(wall) {
+		expireAt = wall
+	}
+	micros := now.UnixMicro()
+	res, err := takeScript.Run(ctx, r.c, []string{r.quotaKey(instance)},
+		r.o.Calendar.Day(now), r.o.Calendar.Month(now), micros,
+		l.Daily, l.Monthly, strconv.FormatFloat(l.Rate, 'g', -1, 64), l.Burst, expireAt.Unix(),
+	).Slice()
+	if err != nil {
+		return limiter.Outcome{}, fmt.Errorf("redis take %s: %w", instance, err)
+	}
+	pre, err := stateOf(res, micros)
+	if err != nil {
+		return limiter.Outcome{}, fmt.Errorf("redis take %s: %w", instance, err)
+	}
+	_, out := r.o.Calendar.Decide(pre, l, time.UnixMicro(micros))
+	return out, nil
+}
+
+// stateOf reads the script's {day, day count, month, month count, tokens}
+// as a limiter.State refilled at micros.
+func stateOf(res []any, micros int64) (limiter.State, error) {
+	if len(res) != 5 {
+		return limiter.State{}, fmt.Errorf("unexpected script reply %v", res)
+	}
+	ints := make([]int64, 4)
+	for i := range ints {
+		n, ok := res[i].(int64)
+		if !ok {
+			return limiter.State{}, fmt.Errorf("unexpected script reply %v", res)
+		}
+		ints[i] = n
+	}
+	ts, _ := res[4].(string)
+	tokens, err := strconv.ParseFloat(ts, 64)
+	if err != nil {
+		return limiter.State{}, fmt.Errorf("unexpected tokens %q", ts)
+	}
+	return limiter.State{Day: int32(ints[0]), DayCount: ints[1], Month: int32(ints[2]), MonthCount: ints[3], Tokens: tokens, Refilled: micros * 1000}, nil
+}
+
+// Usage reads instance's use without consuming anything.
+func (r *Redis) Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	v, err := r.c.HMGet(ctx, r.quotaKey(instance), "d", "dc", "m", "mc", "t", "r").Result()
+	if err != nil {
+		return limiter.Usage{}, fmt.Errorf("redis usage %s: %w", instance, err)
+	}
+	num := func(x any) float64 {
+		s, _ := x.(string)
+		f, _ := strconv.ParseFloat(s, 64)
+		return f
+	}
+	var s limiter.State
+	if v[5] != nil {
+		s = limiter.State{Day: int32(num(v[0])), DayCount: int64(num(v[1])), Month: int32(num(v[2])), MonthCount: int64(num(v[3])),
+			Tokens: num(v[4]), Refilled: int64(num(v[5])) * 1000}
+	}
+	s = r.o.Calendar.Current(s, l, time.UnixMicro(now.UnixMicro()))
+	return limiter.Usage{Day: s.Day, Month: s.Month, DailyUsed: s.DayCount, MonthlyUsed: s.MonthCount, Tokens: s.Tokens}, nil
+}
+
+// cachedBool answers key from the cache when the subscription is up and
+// the entry is of the current generation, else from read, caching it.
+func (r *Redis) cachedBool(ctx context.Context, key string, read func(context.Context) (bool, error)) (bool, error) {
+	useCache := r.cache != nil && r.subbed.Load()
+	gen := r.gen.Load()
+	if useCache {
+		if e, ok := r.cache.Get(key); ok && e.gen == gen {
+			return e.v, nil
+		}
+	}
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	v, err := read(ctx)
+	if err != nil {
+		return false, err
+	}
+	if useCache && r.gen.Load() == gen {
+		r.cache.SetWithTTL(key, cached{v: v, gen: gen}, 1, r.o.CacheTTL)
+	}
+	return v, nil
+}
+
+// invalidate tells every replica (this one first) that key changed.
+func (r *Redis) invalidate(ctx context.Context, what string) error {
+	r.gen.Add(1)
+	if err := r.c.Publish(ctx, r.o.Prefix+"invalidate", what).Err(); err != nil {
+		return fmt.Errorf("redis publish invalidation: %w", err)
+	}
+	return nil
+}
+
+// Suppressed reports whether phone is suppressed for instance.
+func (r *Redis) Suppressed(ctx context.Context, instance, phone string) (bool, error) {
+	v, err := r.cachedBool(ctx, "s\x00"+instance+"\x00"+phone, func(ctx context.Context) (bool, error) {
+		return r.c.HExists(ctx, r.supKey(instance), phone).Result()
+	})
+	if err != nil {
+		return false, fmt.Errorf("redis suppressed %s: %w", instance, err)
+	}
+	return v, nil
+}
+
+// Suppression returns one suppression, or ErrNotFound.
+func (r *Redis) Suppression(ctx context.Context, instance, phone string) (Suppression, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	b, err := r.c.HGet(ctx, r.supKey(instance), phone).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Suppression{}, ErrNotFound
+	}
+	if err != nil {
+		return Suppression{}, fmt.Errorf("redis suppression %s: %w", instance, err)
+	}
+	var s Suppression
+	return s, json.Unmarshal(b, &s)
+}
+
+// PutSuppression adds or replaces a suppression and invalidates caches.
+func (r *Redis) PutSuppression(ctx context.Context, s Suppression) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	if err := r.c.HSet(ctx, r.supKey(s.Instance), s.Phone, v).Err(); err != nil {
+		return fmt.Errorf("redis put suppression %s: %w", s.Instance, err)
+	}
+	return r.invalidate(ctx, "s:"+s.Instance)
+}
+
+// DeleteSuppression removes a suppression, or returns ErrNotFound.
+func (r *Redis) DeleteSuppression(ctx context.Context, instance, phone string) error {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	n, err := r.c.HDel(ctx, r.supKey(instance), phone).Result()
+	if err != nil {
+		return fmt.Errorf("redis delete suppression %s: %w", instance, err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return r.invalidate(ctx, "s:"+instance)
+}
+
+// Suppressions lists instance's suppressions ordered by phone.
+func (r *Redis) Suppressions(ctx context.Context, instance string) ([]Suppression, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	all, err := r.c.HGetAll(ctx, r.supKey(instance)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis suppressions %s: %w", instance, err)
+	}
+	out := make([]Suppression, 0, len(all))
+	for _, v := range all {
+		var s Suppression
+		if err := json.Unmarshal([]byte(v), &s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Phone < out[j].Phone })
+	return out, nil
+}
+
+// Paused reports whether instance is paused for review.
+func (r *Redis) Paused(ctx context.Context, instance string) (bool, error) {
+	v, err := r.cachedBool(ctx, "p\x00"+instance, func(ctx context.Context) (bool, error) {
+		return r.c.SIsMember(ctx, r.pausedKey(), instance).Result()
+	})
+	if err != nil {
+		return false, fmt.Errorf("redis paused %s: %w", instance, err)
+	}
+	return v, nil
+}
+
+// SetPaused pauses or resumes instance and invalidates caches.
+func (r *Redis) SetPaused(ctx context.Context, instance string, paused bool) error {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	var err error
+	if paused {
+		err = r.c.SAdd(ctx, r.pausedKey(), instance).Err()
+	} else {
+		err = r.c.SRem(ctx, r.pausedKey(), instance).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("redis set paused %s: %w", instance, err)
+	}
+	return r.invalidate(ctx, "p:"+instance)
+}
+
+var appendScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+`)
+
+// Append adds e to the outbox unless its ID is there; it is visible from
+// its CreatedAt (or now, if that is earlier).
+func (r *Redis) Append(ctx context.Context, e Event) error {
+	e.Attempts, e.VisibleAt = 0, time.Time{}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	at := e.CreatedAt
+	if now := time.Now(); at.IsZero() || at.After(now) {
+		at = now
+	}
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	if err := appendScript.Run(ctx, r.c, r.outboxKeys(), e.ID, v, at.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("redis append %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+var leaseScript = redis.NewScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[3], id)
+  out[#out + 1] = redis.call('HGET', KEYS[2], id)
+  out[#out + 1] = redis.call('HINCRBY', KEYS[3], id, 1)
+end
+return out
+`)
+
+// Lease returns up to n visible events, earliest visible first, and hides
+// them until now+d. The script makes a lease exclusive across replicas.
+func (r *Redis) Lease(ctx context.Context, now time.Time, n int, d time.Duration) ([]Event, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	until := now.Add(d)
+	res, err := leaseScript.Run(ctx, r.c, r.outboxKeys(), now.UnixMilli(), n, until.UnixMilli()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redis lease: %w", err)
+	}
+	out := make([]Event, 0, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		js, _ := res[i].(string)
+		var e Event
+		if err := json.Unmarshal([]byte(js), &e); err != nil {
+			return nil, fmt.Errorf("redis lease: event %q: %w", js, err)
+		}
+		attempts, _ := res[i+1].(int64)
+		e.Attempts, e.VisibleAt = int(attempts), until
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Ack removes a delivered event.
+func (r *Redis) Ack(ctx context.Context, id string) error {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	k := r.outboxKeys()
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, k[0], id)
+		p.HDel(ctx, k[1], id)
+		p.HDel(ctx, k[2], id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis ack %s: %w", id, err)
+	}
+	return nil
+}
+
+var releaseScript = redis.NewScript(`
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+`)
+
+// Release makes an event visible again at at.
+func (r *Redis) Release(ctx context.Context, id string, at time.Time) error {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	n, err := releaseScript.Run(ctx, r.c, r.outboxKeys(), id, at.UnixMilli()).Int()
+	if err != nil {
+		return fmt.Errorf("redis release %s: %w", id, err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Pending counts the events not yet acknowledged.
+func (r *Redis) Pending(ctx context.Context) (int, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	n, err := r.c.HLen(ctx, r.outboxKeys()[1]).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis pending: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,204 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/store"
+	"github.com/sendguard/sendguard/internal/store/redistest"
+	"github.com/sendguard/sendguard/internal/store/storetest"
+)
+
+var prefixes atomic.Int64
+
+func openRedis(t testing.TB, addr, prefix string, timeout time.Duration) *store.Redis {
+	t.Helper()
+	r, err := store.NewRedis(context.Background(), store.RedisOptions{Addr: addr, Prefix: prefix, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRedisContract(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := map[storetest.Store]string{}
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) storetest.Store {
+			p := fmt.Sprintf("t%d:", prefixes.Add(1))
+			r := openRedis(t, srv.Addr(), p, time.Second)
+			prefix[r] = p
+			return r
+		},
+		Reopen: func(t *testing.T, s storetest.Store) storetest.Store {
+			s.Close()
+			return openRedis(t, srv.Addr(), prefix[s], time.Second)
+		},
+	})
+}
+
+// TestRedisReplicasExact: two stores on one server split 1,000 concurrent
+// takes on a 100/day limit: exactly 100 allowed.
+func TestRedisReplicasExact(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := openRedis(t, srv.Addr(), "x:", time.Second), openRedis(t, srv.Addr(), "x:", time.Second)
+	defer a.Close()
+	defer b.Close()
+	l := limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1e6, Burst: 1e6}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 1000 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			out, err := s.Take(context.Background(), "shop", l, storetest.Base)
+			if err != nil {
+				t.Error(err)
+			} else if out.Verdict == limiter.Allowed {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 100 {
+		t.Errorf("two replicas allowed %d of 1000 on 100/day, want exactly 100", allowed.Load())
+	}
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestRedisInvalidation: a replica's cached "not suppressed" / "not paused"
+// gives way as soon as another replica writes.
+func TestRedisInvalidation(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := openRedis(t, srv.Addr(), "inv:", time.Second), openRedis(t, srv.Addr(), "inv:", time.Second)
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+	get := func(f func() (bool, error)) bool {
+		v, err := f()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	suppressed := func() bool { return get(func() (bool, error) { return a.Suppressed(ctx, "i", "+1") }) }
+	paused := func() bool { return get(func() (bool, error) { return a.Paused(ctx, "i") }) }
+	// Warm a's cache with the negatives (after its subscription is up).
+	eventually(t, "replica a caching", func() bool { return !suppressed() && !paused() })
+
+	if err := b.PutSuppression(ctx, store.Suppression{Instance: "i", Phone: "+1", Reason: "recipient_requested_stop"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees b's suppression", suppressed)
+	if err := b.SetPaused(ctx, "i", true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees b's pause", paused)
+	if err := b.DeleteSuppression(ctx, "i", "+1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees b's delete", func() bool { return !suppressed() })
+}
+
+// TestRedisDownAndBack: with Redis gone every call fails, and returns
+// (bounded by the timeout); after Redis returns the same store works again.
+func TestRedisDownAndBack(t *testing.T) {
+	srv := redistest.Start(t)
+	r := openRedis(t, srv.Addr(), "down:", 100*time.Millisecond)
+	defer r.Close()
+	ctx := context.Background()
+	l := limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1e6, Burst: 1e6}
+	if _, err := r.Take(ctx, "i", l, storetest.Base); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	calls := map[string]func() error{
+		"Take":           func() error { _, err := r.Take(ctx, "i", l, storetest.Base); return err },
+		"Suppressed":     func() error { _, err := r.Suppressed(ctx, "i", "+999"); return err },
+		"PutSuppression": func() error { return r.PutSuppression(ctx, store.Suppression{Instance: "i", Phone: "+2"}) },
+		"Lease":          func() error { _, err := r.Lease(ctx, storetest.Base, 1, time.Second); return err },
+	}
+	for name, call := range calls {
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s with Redis down succeeded", name)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s with Redis down did not return", name)
+		}
+	}
+	srv.Restart()
+	eventually(t, "Take works again", func() bool {
+		out, err := r.Take(ctx, "i", l, storetest.Base)
+		return err == nil && out.Verdict == limiter.Allowed
+	})
+}
+
+// BenchmarkRedisTake is decisions per second against a local redis-server:
+// one round trip each, from many concurrent requests.
+func BenchmarkRedisTake(b *testing.B) {
+	srv := redistest.Start(b)
+	r := openRedis(b, srv.Addr(), "bench:", time.Second)
+	defer r.Close()
+	l := limiter.Limits{Daily: 1 << 50, Monthly: 1 << 50, Rate: 1e12, Burst: 1 << 40}
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		inst := fmt.Sprintf("inst-%d", n.Add(1)%16)
+		for pb.Next() {
+			if out, err := r.Take(context.Background(), inst, l, time.Now()); err != nil || out.Verdict != limiter.Allowed {
+				b.Fatal(out, err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+// TestRedisCacheIsUsedAndInvalidated shows the cache is real: a write that
+// bypasses the store (no invalidation) is not seen while the entry is
+// cached, and an invalidation message makes it seen.
+func TestRedisCacheIsUsedAndInvalidated(t *testing.T) {
+	srv := redistest.Start(t)
+	a := openRedis(t, srv.Addr(), "raw:", time.Second)
+	defer a.Close()
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	ctx := context.Background()
+	// Wait for the subscription, then cache "not suppressed".
+	eventually(t, "subscription up", func() bool {
+		n, _ := raw.PubSubNumSub(ctx, "raw:invalidate").Result()
+		return n["raw:invalidate"] == 1
+	})
+	if v, err := a.Suppressed(ctx, "i", "+1"); err != nil || v {
+		t.Fatal(v, err)
+	}
+	raw.HSet(ctx, "raw:{i}:sup", "+1", `{"instance_id":"i","phone":"+1"}`)
+	if v, _ := a.Suppressed(ctx, "i", "+1"); v {
+		t.Fatal("the write was seen without an invalidation: the cache is not in use")
+	}
+	raw.Publish(ctx, "raw:invalidate", "s:i")
+	eventually(t, "invalidation seen", func() bool { v, _ := a.Suppressed(ctx, "i", "+1"); return v })
+}
