@@ -2,10 +2,16 @@ package decision
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/store"
+	"github.com/sendguard/sendguard/internal/store/redistest"
 )
 
 // BenchmarkDecideAllow measures the whole allow path: key lookup, body
@@ -75,4 +81,57 @@ func BenchmarkDecideAllowUncached(b *testing.B) {
 			b.Fatalf("not allowed: %s %v", res.Body, err)
 		}
 	}
+}
+
+// Whole decisions per second, in parallel as Envoy sends them, on each
+// store with its durability as shipped (the embedded store fsyncs every
+// group commit).
+func BenchmarkDecideParallelMemory(b *testing.B) {
+	benchParallel(b, store.NewMemory(limiter.Calendar{}))
+}
+
+func BenchmarkDecideParallelEmbedded(b *testing.B) {
+	st, err := store.OpenEmbedded(filepath.Join(b.TempDir(), "state.db"), store.EmbeddedOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	benchParallel(b, st)
+}
+
+func BenchmarkDecideParallelRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	st, err := store.NewRedis(context.Background(), store.RedisOptions{Addr: srv.Addr()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	benchParallel(b, st)
+}
+
+func benchParallel(b *testing.B, st state) {
+	f := newFixture(b)
+	f.d.opts.State = st
+	f.d.opts.Now = time.Now
+	for i := range 16 {
+		id := fmt.Sprintf("shop-%d", i)
+		f.d.opts.Instances[id] = Instance{ID: id, Account: "demo", Plan: "starter",
+			Limits: limiter.Limits{Daily: 1 << 50, Monthly: 1 << 50, Rate: 1e12, Burst: 1 << 40}}
+	}
+	var n atomic.Int64
+	ctx := context.Background()
+	b.SetParallelism(64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo,
+			Body: send(fmt.Sprintf("shop-%d", n.Add(1)%16), recipient, "Your order #2041 has been shipped.", "transactional")}
+		for pb.Next() {
+			res, err := f.d.Decide(ctx, req)
+			if err != nil || !res.Allowed {
+				b.Fatalf("not allowed: %s %v", res.Body, err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 }
