@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -20,13 +21,21 @@ import (
 // allowed, and a suppression put through one replica holds on the other.
 func TestReplicasShareOneQuota(t *testing.T) {
 	srv := redistest.Start(t)
-	storeCfg := fmt.Sprintf("{type: redis, redis: {addr: %q, timeout: 150ms}}", srv.Addr())
+	// The timeout as high as Envoy's 0.5s allows: the test machine runs
+	// other test packages at the same time.
+	storeCfg := fmt.Sprintf("{type: redis, redis: {addr: %q, timeout: 450ms}}", srv.Addr())
 	var replicas [2]*child
 	for i := range replicas {
 		cfg, grpcAddr, adminAddr := writeProcessConfig(t, t.TempDir(), storeCfg)
 		replicas[i] = startChild(t, cfg, grpcAddr, adminAddr)
 	}
 	a, b := dial(t, replicas[0].grpc), dial(t, replicas[1].grpc)
+	// Warm both replicas (connections, caches) on another instance.
+	for _, c := range []authv3.AuthorizationClient{a, b} {
+		if resp, err := c.Check(context.Background(), sendCheck("other")); err != nil || resp.GetOkResponse() == nil {
+			t.Fatalf("warm-up: %v %v", resp, err)
+		}
+	}
 
 	var allowed, daily, other atomic.Int64
 	var wg sync.WaitGroup

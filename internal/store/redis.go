@@ -32,7 +32,9 @@ import (
 // by CacheTTL should a message be lost without the subscription dropping.
 //
 // Every call is bounded by Timeout: when Redis is unreachable or slow, a
-// call fails within it and the decision fails closed.
+// call fails within it and the decision fails closed. A Take that times out
+// after Redis ran it has consumed a unit that no one was told was allowed:
+// under failure sendguard errs toward allowing fewer, never more.
 type Redis struct {
 	c      *redis.Client
 	o      RedisOptions
@@ -89,6 +91,14 @@ func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("redis %s: %w", o.Addr, err)
+	}
+	// Load the scripts now, so the first burst of decisions does not all
+	// miss EVALSHA and resend the script bodies.
+	for _, sc := range []*redis.Script{takeScript, appendScript, leaseScript, releaseScript} {
+		if err := sc.Load(pctx, c).Err(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("redis %s: load script: %w", o.Addr, err)
+		}
 	}
 	if o.CacheEntries > 0 {
 		cache, err := ristretto.NewCache(&ristretto.Config[string, cached]{
