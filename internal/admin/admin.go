@@ -3,6 +3,7 @@
 //	GET    /healthz                                   liveness, no token
 //	GET    /readyz                                    readiness, no token
 //	GET    /metrics                                   Prometheus metrics, no token
+//	POST   /v1/inbound                                record an inbound message (opt-out/opt-in)
 //	GET    /v1/instances/{instance}/usage             use of the plan today and this month
 //	POST   /v1/instances/{instance}/pause             pause for review
 //	POST   /v1/instances/{instance}/resume            resume
@@ -26,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/store"
@@ -60,8 +62,11 @@ type Options struct {
 	Calendar  limiter.Calendar
 	Ready     func() bool  // default: always ready
 	Metrics   http.Handler // served at GET /metrics without a token; nil: none
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Inbound records an inbound message posted to POST /v1/inbound; nil:
+	// the endpoint answers 404.
+	Inbound func(ctx context.Context, m inbound.Message) (inbound.Outcome, error)
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 type api struct{ Options }
@@ -92,6 +97,7 @@ func Handler(opts Options) http.Handler {
 	if a.Metrics != nil {
 		mux.Handle("GET /metrics", a.Metrics)
 	}
+	mux.Handle("POST /v1/inbound", a.token(a.postInbound))
 	mux.Handle("GET /v1/instances/{instance}/usage", a.auth(a.usage))
 	mux.Handle("POST /v1/instances/{instance}/pause", a.auth(a.setPaused(true)))
 	mux.Handle("POST /v1/instances/{instance}/resume", a.auth(a.setPaused(false)))
@@ -124,10 +130,63 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, e apiError, err error
 	writeJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
 }
 
+func (a *api) authorized(r *http.Request) bool {
+	tok, ok := keys.BearerToken(r.Header.Get("Authorization"))
+	return a.Token != "" && ok && subtle.ConstantTimeCompare([]byte(tok), []byte(a.Token)) == 1
+}
+
+func (a *api) token(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorized(r) {
+			a.fail(w, r, errUnauthorized, nil)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// postInbound records one inbound message:
+// {"instance_id", "from", "message_text", "timestamp" (RFC 3339, optional)}.
+func (a *api) postInbound(w http.ResponseWriter, r *http.Request) {
+	if a.Inbound == nil {
+		a.fail(w, r, apiError{http.StatusNotFound, "not_found", "Inbound intake is not configured."}, nil)
+		return
+	}
+	var body struct {
+		InstanceID  string    `json:"instance_id"`
+		From        string    `json:"from"`
+		MessageText *string   `json:"message_text"`
+		Timestamp   time.Time `json:"timestamp"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	if err := dec.Decode(&body); err != nil {
+		a.fail(w, r, errBadBody, nil)
+		return
+	}
+	if body.InstanceID == "" || body.From == "" || body.MessageText == nil {
+		a.fail(w, r, apiError{http.StatusUnprocessableEntity, "validation_error", "instance_id, from and message_text are required."}, nil)
+		return
+	}
+	if _, ok := a.Instances[body.InstanceID]; !ok {
+		a.fail(w, r, errNoInstance, nil)
+		return
+	}
+	out, err := a.Inbound(r.Context(), inbound.Message{InstanceID: body.InstanceID, From: body.From, Text: *body.MessageText, Timestamp: body.Timestamp})
+	switch {
+	case errors.Is(err, inbound.ErrBadPhone):
+		a.fail(w, r, errBadPhone, nil)
+	case errors.Is(err, inbound.ErrUnknownInstance):
+		a.fail(w, r, errNoInstance, nil)
+	case err != nil:
+		a.fail(w, r, apiError{http.StatusServiceUnavailable, "unavailable", "The message could not be recorded; retry."}, err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"intent": out.Intent, "matched": out.Matched, "phone": out.Phone, "changed": out.Changed, "event_id": out.EventID})
+	}
+}
+
 func (a *api) auth(h func(http.ResponseWriter, *http.Request, Instance)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := keys.BearerToken(r.Header.Get("Authorization"))
-		if a.Token == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(a.Token)) != 1 {
+		if !a.authorized(r) {
 			a.fail(w, r, errUnauthorized, nil)
 			return
 		}

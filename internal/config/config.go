@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,62 @@ type Config struct {
 	Accounts     []Account       `yaml:"accounts"`
 	Instances    []Instance      `yaml:"instances"`
 	Suppressions []Suppression   `yaml:"suppressions"`
+	Inbound      Inbound         `yaml:"inbound"`
+	OptOut       OptOut          `yaml:"optout"`
+	Events       Events          `yaml:"events"`
+}
+
+// Inbound configures the observed inbound-message webhook.
+type Inbound struct {
+	Routes []Route       `yaml:"routes"` // default POST /webhooks/inbound
+	Fields InboundFields `yaml:"fields"` // dot paths into the payload
+}
+
+// InboundFields name where an inbound payload keeps each field.
+type InboundFields struct {
+	InstanceID string `yaml:"instance_id"` // default instance_id
+	From       string `yaml:"from"`        // default from
+	Text       string `yaml:"text"`        // default message_text
+	Timestamp  string `yaml:"timestamp"`   // default timestamp (RFC 3339, or unix seconds or milliseconds)
+}
+
+// OptOut extends the opt-out detector's built-in lists.
+type OptOut struct {
+	Extra OptOutLists `yaml:"extra"`
+}
+
+// OptOutLists are keywords (the whole message) and phrases (inside a short
+// message), added to the built-in ones.
+type OptOutLists struct {
+	OptOut        []string `yaml:"opt_out"`
+	OptIn         []string `yaml:"opt_in"`
+	OptOutPhrases []string `yaml:"opt_out_phrases"`
+	OptInPhrases  []string `yaml:"opt_in_phrases"`
+}
+
+// Events configures event delivery.
+type Events struct {
+	Receivers []Receiver    `yaml:"receivers"`
+	RetryFor  time.Duration `yaml:"retry_for"` // default 72h; at least 24h
+}
+
+// Receiver is one webhook receiver of events.
+type Receiver struct {
+	Name      string `yaml:"name"` // default receiver-N
+	URL       string `yaml:"url"`
+	Secret    string `yaml:"secret"`     // HMAC key; prefer secret_env
+	SecretEnv string `yaml:"secret_env"` // the variable holding the HMAC key
+}
+
+// ReceiverSecret returns r's signing secret.
+func (r Receiver) ReceiverSecret(getenv func(string) string) string {
+	if r.Secret != "" {
+		return r.Secret
+	}
+	if r.SecretEnv != "" {
+		return getenv(r.SecretEnv)
+	}
+	return ""
 }
 
 // Listen holds the addresses sendguard listens on.
@@ -177,6 +234,26 @@ func (c *Config) applyDefaults() {
 	if c.Admin.TokenEnv == "" {
 		c.Admin.TokenEnv = "SENDGUARD_ADMIN_TOKEN"
 	}
+	if len(c.Inbound.Routes) == 0 {
+		c.Inbound.Routes = []Route{{Method: "POST", Path: "/webhooks/inbound"}}
+	}
+	f := &c.Inbound.Fields
+	for _, d := range []struct {
+		p   *string
+		def string
+	}{{&f.InstanceID, "instance_id"}, {&f.From, "from"}, {&f.Text, "message_text"}, {&f.Timestamp, "timestamp"}} {
+		if *d.p == "" {
+			*d.p = d.def
+		}
+	}
+	if c.Events.RetryFor == 0 {
+		c.Events.RetryFor = 72 * time.Hour
+	}
+	for i := range c.Events.Receivers {
+		if c.Events.Receivers[i].Name == "" {
+			c.Events.Receivers[i].Name = fmt.Sprintf("receiver-%d", i+1)
+		}
+	}
 	if c.Store.Type == "" {
 		c.Store.Type = "embedded"
 	}
@@ -227,6 +304,27 @@ func (c *Config) validate() error {
 
 	if _, err := time.LoadLocation(c.Quota.TimeZone); err != nil {
 		bad("quota.time_zone %q: %v", c.Quota.TimeZone, err)
+	}
+	for i, r := range c.Inbound.Routes {
+		if r.Method == "" || !strings.HasPrefix(r.Path, "/") {
+			bad("inbound.routes[%d]: method and a path starting with / are required", i)
+		}
+	}
+	if c.Events.RetryFor < 24*time.Hour {
+		bad("events.retry_for %s: must be at least 24h", c.Events.RetryFor)
+	}
+	names := map[string]bool{}
+	for i, r := range c.Events.Receivers {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("events.receivers[%d]: url must be an http or https URL", i)
+		}
+		if r.Secret == "" && r.SecretEnv == "" {
+			bad("events.receivers[%d] (%s): secret_env (or secret) is required: deliveries are signed", i, r.Name)
+		}
+		if strings.Contains(r.Name, "@") || names[r.Name] {
+			bad("events.receivers[%d]: name %q must be unique and without @", i, r.Name)
+		}
+		names[r.Name] = true
 	}
 	switch c.Store.Type {
 	case "memory", "embedded":

@@ -64,6 +64,8 @@ type Options struct {
 	MaxBodyBytes    int // default 65536
 	MaxJSONDepth    int // default 16
 	MaxMessageRunes int // default 4096
+
+	Inbound *Inbound // the inbound webhook routes to observe; nil: none
 }
 
 // Decider decides. It is safe for concurrent use.
@@ -150,6 +152,9 @@ type Result struct {
 	Instance  string
 	KeyID     string
 	Usage     limiter.Usage // after the decision, when the limiter ran
+
+	Inbound bool   // an observed inbound webhook request
+	Intent  string // its opt-out/opt-in intent, when it was read
 }
 
 // Decide answers one request. The steps, in order; the first that fails
@@ -170,6 +175,9 @@ type Result struct {
 // Steps 10 to 12 are one atomic Take on the state store.
 func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
+	if d.isInboundRoute(r.Method, r.Path) {
+		return d.observe(ctx, r, res)
+	}
 	if !d.isSendRoute(r.Method, r.Path) {
 		res.Allowed = true
 		return res, nil
