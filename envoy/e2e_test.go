@@ -93,15 +93,22 @@ type stack struct {
 	t                                       *testing.T
 	dir                                     string
 	listen, grpc, admin, sender, envoyAdmin int
+	webhookPort                             int
 	sendguard                               *exec.Cmd
+	cfgPath                                 string
 	senderSrv                               *http.Server
 	rec                                     *fakesender.Recorder
+	webhook                                 *fakesender.Recorder // the customer's inbound webhook
+	events                                  *eventReceiver
 }
 
 const e2eConfig = `
 listen: {grpc: "127.0.0.1:%d", admin: "127.0.0.1:%d"}
 admin: {token: e2e-admin}
 store: {type: embedded, path: %s}
+events:
+  receivers:
+    - {name: e2e, url: "%s", secret: e2e-secret}
 plans:
   starter: {daily: 100, monthly: 2000, throttle: {rate: 1000, burst: 1000}}
   month1: {daily: 1, monthly: 1, throttle: {rate: 1000, burst: 1000}}
@@ -117,6 +124,7 @@ accounts:
       - {id: theirs, sha256: %s}
 instances:
   - {id: inst_12345, name: Demo Shop, account: demo, plan: starter}
+  - {id: demo-support-line, name: Demo Support Line, account: demo, plan: starter}
   - {id: inst_month, account: demo, plan: month1}
   - {id: inst_day, account: demo, plan: day1}
   - {id: inst_slow, account: demo, plan: slow}
@@ -129,15 +137,25 @@ suppressions:
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	envoyBin := envoyBinary(t)
-	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t)}
+	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t), webhookPort: freePort(t)}
+	s.events = startEventReceiver(t)
 
-	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
+	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), s.events.url(), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
 	cfgPath := filepath.Join(s.dir, "sendguard.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.rec = &fakesender.Recorder{}
 	s.startSender()
+	s.webhook = &fakesender.Recorder{}
+	wl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.webhookPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsrv := &http.Server{Handler: s.webhook}
+	go wsrv.Serve(wl)
+	t.Cleanup(func() { wsrv.Close() })
+	s.cfgPath = cfgPath
 	s.startSendguard(cfgPath)
 
 	raw, err := os.ReadFile("sidecar.yaml")
@@ -145,7 +163,7 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	yaml := string(raw)
-	for from, to := range map[string]int{"port_value: 10000": s.listen, "port_value: 9191": s.grpc, "port_value: 8080": s.sender, "port_value: 9901": s.envoyAdmin} {
+	for from, to := range map[string]int{"port_value: 10000": s.listen, "port_value: 9191": s.grpc, "port_value: 8080": s.sender, "port_value: 8081": s.webhookPort, "port_value: 9901": s.envoyAdmin} {
 		if strings.Count(yaml, from) != 1 {
 			t.Fatalf("sidecar.yaml has %q %d times, want once", from, strings.Count(yaml, from))
 		}

@@ -4,6 +4,7 @@
 //	sendguard serve --config sendguard.yaml [--policies DIR]
 //	sendguard config check --config sendguard.yaml [--policies DIR]
 //	sendguard hash-key KEY          (or the key on stdin)
+//	sendguard optout classify [--config FILE] < messages.txt
 //
 // Every flag falls back to an environment variable (SENDGUARD_CONFIG,
 // SENDGUARD_POLICIES, SENDGUARD_LOG_LEVEL, SENDGUARD_GRPC_ADDR,
@@ -40,6 +41,7 @@ const usage = `usage:
   sendguard serve --config FILE [--policies DIR] [--log-level info]
   sendguard config check --config FILE [--policies DIR]
   sendguard hash-key [KEY]   (reads the key from stdin when omitted)
+  sendguard optout classify [--config FILE]   (messages on stdin, one per line; JSON lines out)
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -66,6 +68,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return checkConfig(ctx, f, stdout)
 	case "hash-key":
 		return hashKey(args[1:], stdin, stdout)
+	case "optout":
+		if len(args) < 2 || args[1] != "classify" {
+			fmt.Fprint(stderr, usage)
+			return errors.New("unknown optout command")
+		}
+		return classify(args[2:], getenv, stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -171,4 +172,33 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
+}
+
+func TestOptoutClassify(t *testing.T) {
+	in := "STOP\nCan you cancel my order?\nإيقاف\nstart\nHALT\n"
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"optout", "classify"}, noenv, strings.NewReader(in), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{"opt_out", "none", "opt_out", "opt_in", "none"}
+	if len(lines) != len(want) {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	for i, l := range lines {
+		var r struct{ Text, Intent, Matched string }
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Intent != want[i] || r.Text != strings.Split(in, "\n")[i] {
+			t.Errorf("line %d = %s, want intent %s", i, l, want[i])
+		}
+	}
+	// A platform team's extra keyword, from the config.
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte("optout:\n  extra:\n    opt_out: [HALT]\n"), 0o600)
+	out.Reset()
+	if err := run(context.Background(), []string{"optout", "classify", "--config", cfg}, noenv, strings.NewReader("halt\n"), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"intent":"opt_out"`) {
+		t.Errorf("extra keyword: %s", out.String())
+	}
 }

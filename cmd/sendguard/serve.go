@@ -29,8 +29,11 @@ import (
 	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/decision"
+	"github.com/sendguard/sendguard/internal/events"
+	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/optout"
 	"github.com/sendguard/sendguard/internal/phone"
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/store"
@@ -42,8 +45,10 @@ type app struct {
 	engine  *policy.Engine
 	decider *decision.Decider
 	store   stateStore
-	phones  *phone.Normalizer
-	admin   admin.Options
+
+	dispatcher *events.Dispatcher
+	phones     *phone.Normalizer
+	admin      admin.Options
 }
 
 // stateStore is the state sendguard serves from: what the decision and the
@@ -58,6 +63,7 @@ type stateStore interface {
 	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
 	Paused(ctx context.Context, instance string) (bool, error)
 	SetPaused(ctx context.Context, instance string, paused bool) error
+	events.Outbox
 	Close() error
 }
 
@@ -146,7 +152,37 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	for i, r := range cfg.SendRoutes {
 		routes[i] = decision.Route{Method: strings.ToUpper(r.Method), Path: r.Path}
 	}
+	receivers := make([]events.Receiver, len(cfg.Events.Receivers))
+	for i, r := range cfg.Events.Receivers {
+		secret := r.ReceiverSecret(getenv)
+		if secret == "" && !f.checkOnly {
+			st.Close()
+			return nil, fmt.Errorf("events receiver %s: the secret variable %s is empty", r.Name, r.SecretEnv)
+		}
+		receivers[i] = events.Receiver{Name: r.Name, URL: r.URL, Secret: []byte(secret)}
+	}
+	disp := &events.Dispatcher{Outbox: st, Receivers: receivers, RetryFor: cfg.Events.RetryFor, Log: log}
+	x := cfg.OptOut.Extra
+	detector := optout.New(optout.DefaultLists().Merge(optout.Lists{OptOut: x.OptOut, OptIn: x.OptIn, OptOutPhrases: x.OptOutPhrases, OptInPhrases: x.OptInPhrases}))
+	recInstances := make(map[string]inbound.Instance, len(cfg.Instances))
+	for _, in := range cfg.Instances {
+		recInstances[in.ID] = inbound.Instance{ID: in.ID, Name: in.Name}
+	}
+	recorder := &inbound.Recorder{
+		Instances: recInstances, State: st, Phones: phones, Receivers: receivers, Wake: disp.Wake,
+		Classify: func(text string) (string, string) {
+			r := detector.Classify(text)
+			return string(r.Intent), r.Matched
+		},
+	}
+	inRoutes := make([]decision.Route, len(cfg.Inbound.Routes))
+	for i, r := range cfg.Inbound.Routes {
+		inRoutes[i] = decision.Route{Method: strings.ToUpper(r.Method), Path: r.Path}
+	}
+	fl := cfg.Inbound.Fields
 	d, err := decision.New(decision.Options{
+		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: recorder,
+			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}},
 		Keys:            keys.NewKeyring(entries),
 		Instances:       instances,
 		Policy:          engine,
@@ -161,8 +197,9 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		return nil, err
 	}
 	return &app{
-		cfg: cfg, engine: engine, decider: d, store: st, phones: phones,
+		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp,
 		admin: admin.Options{
+			Inbound:   recorder.Record,
 			Token:     cfg.AdminToken(getenv),
 			Instances: adminInstances,
 			State:     st,
@@ -268,6 +305,16 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		}
 		return nil
 	})
+
+	// Events: deliver the outbox (including what a previous run left).
+	delivered := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_delivered_total", Help: "Event deliveries acknowledged by a receiver."}, []string{"receiver"})
+	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_failed_total", Help: "Event delivery attempts that failed (retried)."}, []string{"receiver"})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_dropped_total", Help: "Events given up on after events.retry_for."}, []string{"receiver"})
+	reg.MustRegister(delivered, failed, dropped)
+	a.dispatcher.Delivered = func(r string) { delivered.WithLabelValues(r).Inc() }
+	a.dispatcher.Failed = func(r string) { failed.WithLabelValues(r).Inc() }
+	a.dispatcher.Dropped = func(r string) { dropped.WithLabelValues(r).Inc() }
+	g.Go(func() error { return a.dispatcher.Run(gctx) })
 
 	// SIGHUP re-reads and re-prepares the policies; a broken edit is
 	// logged and the running policies stay in force.

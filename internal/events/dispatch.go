@@ -61,12 +61,12 @@ func Enqueue(ctx context.Context, o Outbox, receivers []Receiver, eventID, kind 
 type Dispatcher struct {
 	Outbox    Outbox
 	Receivers []Receiver
-	Client    *http.Client    // default: 10s timeout
-	RetryFor  time.Duration   // give up on an event this long after it was created; default 72h
-	BaseDelay time.Duration   // first retry delay; default 1s, doubling to MaxDelay
-	MaxDelay  time.Duration   // default 1h
-	Poll      time.Duration   // how often to look for due events; default 200ms
-	Lease     time.Duration   // how long a delivery attempt holds an event; default 30s
+	Client    *http.Client  // default: 10s timeout
+	RetryFor  time.Duration // give up on an event this long after it was created; default 72h
+	BaseDelay time.Duration // first retry delay; default 1s, doubling to MaxDelay
+	MaxDelay  time.Duration // default 1h
+	Poll      time.Duration // how often to look for due events; default 200ms
+	Lease     time.Duration // how long a delivery attempt holds an event; default 30s
 	Now       func() time.Time
 	Log       *slog.Logger
 	// Delivered, Failed and Dropped count outcomes, for metrics; may be nil.
