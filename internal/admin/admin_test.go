@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/phone"
 	"github.com/sendguard/sendguard/internal/store"
@@ -155,5 +156,42 @@ func TestSuppressions(t *testing.T) {
 	}
 	if code, _ := call(t, srv, "GET", "/v1/instances/shop/suppressions/+966501234567", "secret", ""); code != 404 {
 		t.Errorf("get after delete = %d, want 404", code)
+	}
+}
+
+func TestInbound(t *testing.T) {
+	var got []inbound.Message
+	srv := httptest.NewServer(Handler(Options{
+		Token:     "secret",
+		Instances: map[string]Instance{"shop": {ID: "shop"}},
+		Inbound: func(_ context.Context, m inbound.Message) (inbound.Outcome, error) {
+			got = append(got, m)
+			if m.From == "x" {
+				return inbound.Outcome{}, inbound.ErrBadPhone
+			}
+			return inbound.Outcome{Intent: "opt_out", Matched: "stop", Phone: "+966501234567", Changed: true, EventID: "evt_1"}, nil
+		},
+	}))
+	defer srv.Close()
+	body := `{"instance_id":"shop","from":"+966501234567","message_text":"STOP","timestamp":"2026-05-08T10:00:00Z"}`
+	if code, _ := call(t, srv, "POST", "/v1/inbound", "", body); code != 401 {
+		t.Errorf("without the token = %d", code)
+	}
+	code, resp := call(t, srv, "POST", "/v1/inbound", "secret", body)
+	if code != 200 || resp != `{"changed":true,"event_id":"evt_1","intent":"opt_out","matched":"stop","phone":"+966501234567"}`+"\n" {
+		t.Errorf("POST /v1/inbound = %d %s", code, resp)
+	}
+	if len(got) != 1 || got[0].Text != "STOP" || got[0].InstanceID != "shop" || !got[0].Timestamp.Equal(time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("recorded %+v", got)
+	}
+	for body, want := range map[string]int{
+		`{`: 400,
+		`{"instance_id":"shop","from":"+966501234567"}`:                  422,
+		`{"instance_id":"nope","from":"+966501234567","message_text":""}`: 404,
+		`{"instance_id":"shop","from":"x","message_text":"STOP"}`:         422,
+	} {
+		if code, resp := call(t, srv, "POST", "/v1/inbound", "secret", body); code != want {
+			t.Errorf("POST %s = %d %s, want %d", body, code, resp, want)
+		}
 	}
 }

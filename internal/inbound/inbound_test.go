@@ -1,0 +1,82 @@
+package inbound
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sendguard/sendguard/internal/events"
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/optout"
+	"github.com/sendguard/sendguard/internal/phone"
+	"github.com/sendguard/sendguard/internal/store"
+)
+
+func recorder(t *testing.T) (*Recorder, *store.Memory) {
+	phones, err := phone.New(phone.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(phones.Close)
+	st := store.NewMemory(limiter.Calendar{})
+	d := optout.New(optout.DefaultLists())
+	return &Recorder{
+		Instances: map[string]Instance{"line": {ID: "line", Name: "Support Line"}},
+		State:     st, Phones: phones,
+		Classify:  func(s string) (string, string) { r := d.Classify(s); return string(r.Intent), r.Matched },
+		Receivers: []events.Receiver{{Name: "a"}, {Name: "b"}},
+		Now:       func() time.Time { return time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC) },
+	}, st
+}
+
+func TestStopStartAndManualBlocks(t *testing.T) {
+	ctx := context.Background()
+	r, st := recorder(t)
+	at := time.Date(2026, 5, 8, 9, 0, 0, 0, time.UTC)
+	stop := Message{InstanceID: "line", From: "00966 50 123 4567", Text: "STOP", Timestamp: at}
+	out, err := r.Record(ctx, stop)
+	if err != nil || out.Intent != "opt_out" || !out.Changed || out.Phone != "+966501234567" || out.EventID == "" {
+		t.Fatalf("STOP = %+v, %v", out, err)
+	}
+	sup, err := st.Suppression(ctx, "line", "+966501234567")
+	if err != nil || sup.Reason != "recipient_requested_stop" || sup.Source != "inbound" || !sup.CreatedAt.Equal(at) {
+		t.Errorf("suppression = %+v, %v", sup, err)
+	}
+	// The same message again (a webhook retry): one event per receiver still.
+	again, err := r.Record(ctx, stop)
+	if err != nil || again.Changed || again.EventID != out.EventID {
+		t.Errorf("retry = %+v, %v", again, err)
+	}
+	if n, _ := st.Pending(ctx); n != 2 {
+		t.Errorf("outbox has %d deliveries, want one per receiver (2)", n)
+	}
+
+	if out, err := r.Record(ctx, Message{InstanceID: "line", From: "+966501234567", Text: "start"}); err != nil || out.Intent != "opt_in" || !out.Changed {
+		t.Errorf("START = %+v, %v", out, err)
+	}
+	if _, err := st.Suppression(ctx, "line", "+966501234567"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("START did not lift the opt-out: %v", err)
+	}
+
+	// A manual block outlives START.
+	st.PutSuppression(ctx, store.Suppression{Instance: "line", Phone: "+966501112222", Reason: "manual_block"})
+	out, err = r.Record(ctx, Message{InstanceID: "line", From: "+966501112222", Text: "START"})
+	if err != nil || out.Changed || out.EventID != "" {
+		t.Errorf("START on a manual block = %+v, %v", out, err)
+	}
+	if s, err := st.Suppression(ctx, "line", "+966501112222"); err != nil || s.Reason != "manual_block" {
+		t.Errorf("manual block after START = %+v, %v", s, err)
+	}
+
+	// Anything else changes nothing.
+	if out, err := r.Record(ctx, Message{InstanceID: "line", From: "+966501113333", Text: "Can you cancel my order?"}); err != nil || out.Intent != "none" || out.EventID != "" {
+		t.Errorf("question = %+v, %v", out, err)
+	}
+	if _, err := r.Record(ctx, Message{InstanceID: "nope", From: "+966501113333", Text: "STOP"}); !errors.Is(err, ErrUnknownInstance) {
+		t.Errorf("unknown instance: %v", err)
+	}
+	if _, err := r.Record(ctx, Message{InstanceID: "line", From: "12", Text: "STOP"}); !errors.Is(err, ErrBadPhone) {
+		t.Errorf("bad phone: %v", err)
+	}
+}
