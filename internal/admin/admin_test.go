@@ -186,7 +186,7 @@ func TestInbound(t *testing.T) {
 	}
 	for body, want := range map[string]int{
 		`{`: 400,
-		`{"instance_id":"shop","from":"+966501234567"}`:                  422,
+		`{"instance_id":"shop","from":"+966501234567"}`:                   422,
 		`{"instance_id":"nope","from":"+966501234567","message_text":""}`: 404,
 		`{"instance_id":"shop","from":"x","message_text":"STOP"}`:         422,
 	} {
