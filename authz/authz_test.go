@@ -153,7 +153,7 @@ func golden(t *testing.T, name string, got []byte) {
 const (
 	recipient = "+966501234567"
 	okMessage = "Your order #2041 has been shipped."
-	spam      = "WIN BIG!!! 50% OFF everything today only, use code SAVE50 at bit.ly/deal"
+	spam      = "YOU HAVE WON A PRIZE!!!!!"
 )
 
 // TestGoldenDenials drives each of the 13 errors sendguard produces through

@@ -309,7 +309,7 @@ func sendBody(instance, phone, msg, purpose string) string {
 const (
 	recipient = "+966501234567"
 	okMessage = "Your order #2041 has been shipped."
-	spam      = "WIN BIG!!! 50% OFF everything today only, use code SAVE50 at bit.ly/deal"
+	spam      = "YOU HAVE WON A PRIZE!!!!!"
 )
 
 func TestEndToEnd(t *testing.T) {

@@ -26,7 +26,7 @@ const (
 	keyRevoked = "Bearer key-revoked"
 	keyOther   = "Bearer key-other"
 	recipient  = "+966501234567"
-	spam       = "WIN BIG!!! 50% OFF everything today only, use code SAVE50 at bit.ly/deal"
+	spam       = "YOU HAVE WON A PRIZE!!!!!"
 )
 
 var testNow = time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)

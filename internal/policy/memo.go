@@ -164,7 +164,8 @@ func (fs fieldSet) key(dst []byte, in Input) []byte {
 	}
 	if fs&fSignals != 0 {
 		s := in.Signals
-		for _, n := range [...]int{s.PromoTerms, s.ShortenerLinks, s.Links, s.CapsRatioPct, s.Exclamations, s.Emoji, s.Length} {
+		for _, n := range [...]int{s.PromoTerms, s.CallsToAction, s.DiscountCodes, s.PrizeClaims, s.ColdOutreach, s.Political,
+			s.Transactional, s.Percentages, s.ShortenerLinks, s.Links, s.CapsRatioPct, s.Exclamations, s.Emoji, s.Length} {
 			num(n)
 		}
 	}

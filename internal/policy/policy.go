@@ -4,7 +4,8 @@
 // AST value, so no request pays for a JSON encode and decode.
 //
 // The query is data.sendguard.decision.result, which must be an object
-// {"allow": bool, "error": string, "risk_score": number, "purpose": string}.
+// {"allow": bool, "error": string, "risk_score": number, "purpose": string}
+// and may have "throttle": bool.
 package policy
 
 import (
@@ -52,6 +53,7 @@ type Decision struct {
 	Error     string
 	RiskScore int
 	Purpose   string // the declared purpose as the policy normalised it
+	Throttle  bool   // allowed, but risky enough for the instance's slow lane
 }
 
 // Options choose the policies. The zero value uses the embedded ones.
@@ -275,6 +277,14 @@ var (
 	kSignals    = ast.StringTerm("signals")
 
 	kPromo      = ast.StringTerm("promo_terms")
+	kCTA        = ast.StringTerm("calls_to_action")
+	kDiscount   = ast.StringTerm("discount_codes")
+	kPrize      = ast.StringTerm("prize_claims")
+	kCold       = ast.StringTerm("cold_outreach")
+	kPolitical  = ast.StringTerm("political")
+	kTx         = ast.StringTerm("transactional")
+	kPercent    = ast.StringTerm("percentages")
+	kThrottle   = ast.StringTerm("throttle")
 	kShortener  = ast.StringTerm("shortener_links")
 	kLinks      = ast.StringTerm("links")
 	kCaps       = ast.StringTerm("caps_ratio_pct")
@@ -291,8 +301,9 @@ var (
 //
 //	{"instance": {"id", "plan", "paused"}, "purpose" (absent unless sent as a string),
 //	 "recipient": {"phone", "suppressed"},
-//	 "signals": {"promo_terms", "shortener_links", "links", "caps_ratio_pct",
-//	             "exclamations", "emoji", "length"}}
+//	 "signals": {"promo_terms", "calls_to_action", "discount_codes", "prize_claims",
+//	             "cold_outreach", "political", "transactional", "percentages", "shortener_links",
+//	             "links", "caps_ratio_pct", "exclamations", "emoji", "length"}}
 func InputValue(in Input) ast.Value {
 	s := in.Signals
 	items := [][2]*ast.Term{
@@ -307,6 +318,13 @@ func InputValue(in Input) ast.Value {
 		)),
 		ast.Item(kSignals, ast.ObjectTerm(
 			ast.Item(kPromo, ast.IntNumberTerm(s.PromoTerms)),
+			ast.Item(kCTA, ast.IntNumberTerm(s.CallsToAction)),
+			ast.Item(kDiscount, ast.IntNumberTerm(s.DiscountCodes)),
+			ast.Item(kPrize, ast.IntNumberTerm(s.PrizeClaims)),
+			ast.Item(kCold, ast.IntNumberTerm(s.ColdOutreach)),
+			ast.Item(kPolitical, ast.IntNumberTerm(s.Political)),
+			ast.Item(kTx, ast.IntNumberTerm(s.Transactional)),
+			ast.Item(kPercent, ast.IntNumberTerm(s.Percentages)),
 			ast.Item(kShortener, ast.IntNumberTerm(s.ShortenerLinks)),
 			ast.Item(kLinks, ast.IntNumberTerm(s.Links)),
 			ast.Item(kCaps, ast.IntNumberTerm(s.CapsRatioPct)),
@@ -372,6 +390,13 @@ func decode(t *ast.Term, _ *rego.EvalContext) (any, error) {
 		return nil, fmt.Errorf("%s.risk_score %s is not an integer from 0 to 100", Query, n)
 	}
 	d.RiskScore = i
+	if th := obj.Get(kThrottle); th != nil {
+		b, ok := th.Value.(ast.Boolean)
+		if !ok {
+			return nil, fmt.Errorf("%s.throttle is not a boolean", Query)
+		}
+		d.Throttle = bool(b)
+	}
 	if d.Allow == (d.Error != "") {
 		return nil, fmt.Errorf("%s: allow %v with error %q", Query, d.Allow, d.Error)
 	}

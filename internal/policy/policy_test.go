@@ -21,7 +21,7 @@ func engine(t testing.TB, opts Options) *Engine {
 
 func TestEmbeddedDecisions(t *testing.T) {
 	e := engine(t, Options{})
-	spam := risk.New(risk.Options{}).Scan("WIN BIG!!! 50% OFF everything today only, use code SAVE50 at bit.ly/deal")
+	spam := risk.New(risk.Options{}).Scan("YOU HAVE WON A PRIZE!!!!!")
 	ok := Input{InstanceID: "inst_12345", Plan: "starter", Purpose: " Transactional ", PurposePresent: true, Phone: "+966501234567"}
 	tests := []struct {
 		name string

@@ -2,18 +2,38 @@
 // Go, once per request, for the Rego risk policy to weigh. It judges
 // nothing itself: weights and thresholds are Rego data.
 //
+// Vocabulary matching runs on the opt-out normaliser's output (NFKC, case
+// folded, Arabic folded, punctuation as spaces), through one Aho-Corasick
+// automaton built from every list at New, so a message is scanned once
+// whatever the size of the lists. Phrases match on word boundaries only.
+//
 // A Scanner is immutable after New and safe for concurrent use.
 package risk
 
 import (
+	_ "embed"
+	"encoding/json"
 	"strings"
 	"unicode"
-	"unicode/utf8"
+
+	ahocorasick "github.com/BobuSumisu/aho-corasick"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/sendguard/sendguard/internal/optout"
 )
 
 // Signals are counts and ratios over one message.
 type Signals struct {
 	PromoTerms     int // promotional words and phrases
+	CallsToAction  int // "buy now", "click here", …
+	DiscountCodes  int // "use code SAVE50": a code of letters and digits after a code word
+	Percentages    int // "50%", "٥٠٪": percent figures
+	PrizeClaims    int // "you have won", "lottery", …
+	ColdOutreach   int // "we help businesses", "are you interested in", …
+	Political      int // "vote for", "election", …
+	Transactional  int // evidence: an order/invoice/booking/ticket number, a one-time code, tracking
 	ShortenerLinks int // links through a URL shortener
 	Links          int // links of any kind
 	CapsRatioPct   int // upper-case letters among letters, in percent (0 below 12 letters)
@@ -22,53 +42,130 @@ type Signals struct {
 	Length         int // in runes
 }
 
-// Options list the vocabulary. The zero value uses the built-in lists.
-type Options struct {
-	PromoTerms []string // lower case; matched on word boundaries
-	Shorteners []string // host names, lower case
+// Vocabulary is the data the scanner matches, by category. Platform teams
+// extend it (config); every entry is normalised at New.
+type Vocabulary struct {
+	Promo               []string `json:"promo" yaml:"promo"`
+	CallToAction        []string `json:"call_to_action" yaml:"call_to_action"`
+	Prize               []string `json:"prize" yaml:"prize"`
+	ColdOutreach        []string `json:"cold_outreach" yaml:"cold_outreach"`
+	Political           []string `json:"political" yaml:"political"`
+	TransactionalAnchor []string `json:"transactional_anchor" yaml:"transactional_anchor"`
+	CodeAnchor          []string `json:"code_anchor" yaml:"code_anchor"`
+	DiscountAnchor      []string `json:"discount_anchor" yaml:"discount_anchor"`
 }
 
-// DefaultPromoTerms is a first promotional vocabulary (English, Arabic,
-// Spanish, French); platform teams extend it in config.
-var DefaultPromoTerms = []string{
-	"win", "winner", "won", "free", "prize", "discount", "% off", "off everything", "sale",
-	"limited time", "today only", "act now", "buy now", "shop now", "order now", "deal", "deals",
-	"offer", "promo", "coupon", "use code", "cashback", "click here", "subscribe", "exclusive",
-	"خصم", "عرض", "مجانا", "تخفيض", "اربح", "descuento", "oferta", "gratis", "promoción",
-	"réduction", "soldes", "offre", "gratuit",
+//go:embed vocab.json
+var builtinVocab []byte
+
+// DefaultVocabulary returns the built-in vocabulary.
+func DefaultVocabulary() Vocabulary {
+	var v Vocabulary
+	if err := json.Unmarshal(builtinVocab, &v); err != nil {
+		panic("risk: vocab.json: " + err.Error()) // embedded at build; TestDefaultVocabulary parses it
+	}
+	return v
+}
+
+// Merge returns v with extra's entries added.
+func (v Vocabulary) Merge(extra Vocabulary) Vocabulary {
+	cat := func(a, b []string) []string { return append(append([]string(nil), a...), b...) }
+	return Vocabulary{
+		Promo: cat(v.Promo, extra.Promo), CallToAction: cat(v.CallToAction, extra.CallToAction),
+		Prize: cat(v.Prize, extra.Prize), ColdOutreach: cat(v.ColdOutreach, extra.ColdOutreach),
+		Political: cat(v.Political, extra.Political), TransactionalAnchor: cat(v.TransactionalAnchor, extra.TransactionalAnchor),
+		CodeAnchor: cat(v.CodeAnchor, extra.CodeAnchor), DiscountAnchor: cat(v.DiscountAnchor, extra.DiscountAnchor),
+	}
+}
+
+// Options configure a Scanner. The zero value uses the built-in lists.
+type Options struct {
+	Vocabulary *Vocabulary // nil: DefaultVocabulary()
+	Shorteners []string    // host names, lower case; nil: DefaultShorteners
 }
 
 // DefaultShorteners are common URL shortener hosts.
 var DefaultShorteners = []string{
-	"bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "cutt.ly",
-	"rebrand.ly", "shorturl.at", "rb.gy", "t.ly", "tiny.cc", "s.id", "lnkd.in", "wa.link",
+	"bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "cutt.ly", "rebrand.ly", "shorturl.at",
+	"rb.gy", "t.ly", "tiny.cc", "s.id", "lnkd.in", "wa.link", "bit.do", "shorte.st", "adf.ly", "v.gd", "qr.ae",
+	"tr.im", "x.co", "soo.gd", "clck.ru", "u.to", "shorturl.com", "tiny.one", "short.io", "bl.ink", "linktr.ee",
+	"wa.me", "t.me", "trib.al", "dlvr.it", "fb.me", "amzn.to", "youtu.be",
 }
+
+type category uint8
+
+const (
+	catPromo category = iota
+	catCTA
+	catPrize
+	catCold
+	catPolitical
+	catTxAnchor
+	catCodeAnchor
+	catDiscountAnchor
+	nCategories
+)
 
 // Scanner computes Signals.
 type Scanner struct {
-	promo      []string
-	shorteners []string
+	trie       *ahocorasick.Trie
+	patterns   []pattern // by pattern index
+	shorteners map[string]bool
 }
 
-// New returns a Scanner over opts' vocabulary.
+type pattern struct {
+	cats  []category
+	words int
+}
+
+// New compiles opts' vocabulary.
 func New(opts Options) *Scanner {
-	s := &Scanner{promo: opts.PromoTerms, shorteners: opts.Shorteners}
-	if s.promo == nil {
-		s.promo = DefaultPromoTerms
+	v := DefaultVocabulary()
+	if opts.Vocabulary != nil {
+		v = *opts.Vocabulary
 	}
-	if s.shorteners == nil {
-		s.shorteners = DefaultShorteners
+	lists := [nCategories][]string{v.Promo, v.CallToAction, v.Prize, v.ColdOutreach, v.Political, v.TransactionalAnchor, v.CodeAnchor, v.DiscountAnchor}
+	index := map[string]int{}
+	s := &Scanner{shorteners: map[string]bool{}}
+	var strs []string
+	for c, list := range lists {
+		for _, p := range list {
+			n := fold(p)
+			if n == "" {
+				continue
+			}
+			i, ok := index[n]
+			if !ok {
+				i = len(strs)
+				index[n] = i
+				strs = append(strs, n)
+				s.patterns = append(s.patterns, pattern{words: len(strings.Fields(n))})
+			}
+			s.patterns[i].cats = append(s.patterns[i].cats, category(c))
+		}
+	}
+	s.trie = ahocorasick.NewTrieBuilder().AddStrings(strs).Build()
+	sh := opts.Shorteners
+	if sh == nil {
+		sh = DefaultShorteners
+	}
+	for _, h := range sh {
+		s.shorteners[strings.ToLower(h)] = true
 	}
 	return s
 }
 
-// Scan computes the signals of msg. It does not allocate for ASCII-only or
-// already lower-case text beyond one lower-cased copy.
+// Scan computes the signals of msg.
 func (s *Scanner) Scan(msg string) Signals {
 	var sig Signals
 	letters, upper := 0, 0
+	prevDigit := false
 	for _, r := range msg {
 		sig.Length++
+		if (r == '%' || r == '٪') && prevDigit {
+			sig.Percentages++
+		}
+		prevDigit = r >= '0' && r <= '9' || r >= '٠' && r <= '٩'
 		switch {
 		case r == '!':
 			sig.Exclamations++
@@ -84,30 +181,120 @@ func (s *Scanner) Scan(msg string) Signals {
 	if letters >= 12 {
 		sig.CapsRatioPct = upper * 100 / letters
 	}
-	lower := strings.ToLower(msg)
-	for _, term := range s.promo {
-		sig.PromoTerms += countWord(lower, term)
+	var text string
+	sig.Links, sig.ShortenerLinks, text = s.links(msg)
+
+	norm := fold(text)
+	words := strings.Fields(norm)
+	// Word start offsets, to turn byte matches into word positions.
+	starts := make(map[int]int, len(words))
+	off := 0
+	for i, w := range words {
+		starts[off] = i
+		off += len(w) + 1
 	}
-	sig.Links, sig.ShortenerLinks = s.links(lower)
+	var anchors [nCategories][]int // word index just after each anchor match
+	for _, m := range s.trie.MatchString(norm) {
+		start, end := int(m.Pos()), int(m.Pos())+len(m.Match())
+		if start > 0 && norm[start-1] != ' ' || end < len(norm) && norm[end] != ' ' {
+			continue // not on word boundaries
+		}
+		p := s.patterns[m.Pattern()]
+		for _, c := range p.cats {
+			switch c {
+			case catPromo:
+				sig.PromoTerms++
+			case catCTA:
+				sig.CallsToAction++
+			case catPrize:
+				sig.PrizeClaims++
+			case catCold:
+				sig.ColdOutreach++
+			case catPolitical:
+				sig.Political++
+			default:
+				anchors[c] = append(anchors[c], starts[start]+p.words)
+			}
+		}
+	}
+	sig.Transactional = evidence(words, anchors[catTxAnchor], 3, isReference) + evidence(words, anchors[catCodeAnchor], 4, isOneTimeCode)
+	sig.DiscountCodes = evidence(words, anchors[catDiscountAnchor], 2, isDiscountCode)
 	return sig
 }
 
-// links counts URL-looking tokens and those whose host is a shortener.
-func (s *Scanner) links(lower string) (links, shortened int) {
-	for _, tok := range strings.Fields(lower) {
-		tok = strings.TrimRight(tok, ".,;:!?)")
-		host := tok
+var stripMarks = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+
+// fold is the opt-out normaliser plus accents removed (promoción and
+// promocion match alike).
+func fold(s string) string {
+	n := optout.Normalize(s)
+	for i := 0; i < len(n); i++ {
+		if n[i] >= 0x80 {
+			out, _, err := transform.String(stripMarks, n)
+			if err != nil {
+				return n
+			}
+			return out
+		}
+	}
+	return n
+}
+
+// evidence counts anchors followed, within span words, by a word that
+// passes ok (each anchor counts once).
+func evidence(words []string, after []int, span int, ok func(string) bool) int {
+	n := 0
+	for _, i := range after {
+		for j := i; j < len(words) && j < i+span; j++ {
+			if ok(words[j]) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+func digits(w string) (d, l int) {
+	for _, r := range w {
+		switch {
+		case r >= '0' && r <= '9':
+			d++
+		case unicode.IsLetter(r):
+			l++
+		}
+	}
+	return d, l
+}
+
+// isReference: an order, invoice or ticket number: at least 3 digits.
+func isReference(w string) bool { d, _ := digits(w); return d >= 3 }
+
+// isOneTimeCode: 4 to 8 digits and nothing else.
+func isOneTimeCode(w string) bool { d, l := digits(w); return l == 0 && d >= 4 && d <= 8 }
+
+// isDiscountCode: letters and digits together, like SAVE50.
+func isDiscountCode(w string) bool { d, l := digits(w); return d > 0 && l > 0 && len(w) >= 4 }
+
+// links counts URL-looking tokens and those whose host is a shortener, and
+// returns msg without them (a URL's words are not the message's words).
+func (s *Scanner) links(msg string) (links, shortened int, rest string) {
+	var b strings.Builder
+	for _, tok := range strings.Fields(msg) {
+		host := strings.ToLower(strings.TrimRight(tok, ".,;:!?)"))
 		if i := strings.Index(host, "://"); i >= 0 {
 			host = host[i+3:]
-		} else if !strings.HasPrefix(host, "www.") && !s.isShortener(hostOf(host)) {
+		} else if !strings.HasPrefix(host, "www.") && !s.shorteners[hostOf(host)] {
+			b.WriteString(tok)
+			b.WriteByte(' ')
 			continue
 		}
 		links++
-		if s.isShortener(hostOf(strings.TrimPrefix(host, "www."))) {
+		if s.shorteners[hostOf(strings.TrimPrefix(host, "www."))] {
 			shortened++
 		}
 	}
-	return links, shortened
+	return links, shortened, b.String()
 }
 
 func hostOf(s string) string {
@@ -116,50 +303,6 @@ func hostOf(s string) string {
 	}
 	return s
 }
-
-func (s *Scanner) isShortener(host string) bool {
-	for _, h := range s.shorteners {
-		if host == h {
-			return true
-		}
-	}
-	return false
-}
-
-// countWord counts occurrences of term in text that start and end on word
-// boundaries, so "win" does not match "window".
-func countWord(text, term string) int {
-	n := 0
-	for i := 0; ; {
-		j := strings.Index(text[i:], term)
-		if j < 0 {
-			return n
-		}
-		start, end := i+j, i+j+len(term)
-		if boundaryBefore(text, start) && boundaryAfter(text, end) {
-			n++
-		}
-		i = start + 1
-	}
-}
-
-func boundaryBefore(s string, i int) bool {
-	if i == 0 {
-		return true
-	}
-	r, _ := utf8.DecodeLastRuneInString(s[:i])
-	return !isWordRune(r)
-}
-
-func boundaryAfter(s string, i int) bool {
-	if i >= len(s) {
-		return true
-	}
-	r, _ := utf8.DecodeRuneInString(s[i:])
-	return !isWordRune(r)
-}
-
-func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 func isEmoji(r rune) bool {
 	return (r >= 0x1F300 && r <= 0x1FAFF) || (r >= 0x2600 && r <= 0x27BF) || (r >= 0x1F000 && r <= 0x1F2FF)

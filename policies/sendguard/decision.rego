@@ -2,7 +2,8 @@
 # sendguard evaluates data.sendguard.decision.result once per send request:
 #
 #   {"allow": bool, "error": "" or a documented code, "risk_score": 0-100,
-#    "purpose": the normalised declared purpose or ""}
+#    "purpose": the normalised declared purpose or "",
+#    "throttle": true when allowed content is risky enough for the slow lane}
 #
 # The first failing step answers; the limiter (steps 10 to 12) runs in Go
 # only when this allows. Change a step in its own package or its data;
@@ -24,6 +25,6 @@ else := deny("recipient_suppressed") if suppression.suppressed
 
 else := deny("policy_violation") if risk.block
 
-else := {"allow": true, "error": "", "risk_score": risk.score, "purpose": purpose.normalized}
+else := {"allow": true, "error": "", "risk_score": risk.score, "purpose": purpose.normalized, "throttle": risk.throttle}
 
-deny(code) := {"allow": false, "error": code, "risk_score": risk.score, "purpose": purpose.normalized}
+deny(code) := {"allow": false, "error": code, "risk_score": risk.score, "purpose": purpose.normalized, "throttle": false}

@@ -1,32 +1,62 @@
 # Step 9: the content risk score, 0 to 100, from signals Go computes
-# (input.signals) and weights kept as data (data.sendguard.config.risk):
+# (input.signals), the declared purpose, and weights and thresholds kept as
+# data (data.sendguard.config.risk). Each signal adds its weight per
+# occurrence, up to its cap; transactional evidence (an order, invoice,
+# booking or ticket number, a one-time code) subtracts, so a real receipt
+# that mentions a discount passes.
 #
-#   promo_terms      weights.promo_term each, at most promo_term_cap of them
-#   shortener_links  weights.shortener_link each
-#   links            weights.link for each link that is not a shortener
-#   caps             weights.caps once, when caps_ratio_pct >= caps_ratio_pct
-#   exclamations     weights.exclamation each beyond exclamations_free
-#   emoji            weights.emoji each beyond emoji_free
-#
-# A score at or above block_threshold answers policy_violation.
+# A score at or above block_threshold answers policy_violation; at or above
+# throttle_threshold the send is held to the instance's slow lane
+# (sending_throttled when that lane is spent).
 package sendguard.risk
+
+counted(n, name) := min([n, data.sendguard.config.risk.caps[name]]) * data.sendguard.config.risk.weights[name]
 
 # breakdown is each signal's contribution to the score, for operators,
 # `sendguard check` and tests.
 breakdown := {
-	"promo_terms": min([s.promo_terms, c.promo_term_cap]) * w.promo_term,
-	"shortener_links": s.shortener_links * w.shortener_link,
-	"links": max([0, s.links - s.shortener_links]) * w.link,
-	"caps": caps,
-	"exclamations": max([0, s.exclamations - c.exclamations_free]) * w.exclamation,
-	"emoji": max([0, s.emoji - c.emoji_free]) * w.emoji,
+	"promo_terms": counted(s.promo_terms, "promo_terms"),
+	"calls_to_action": counted(s.calls_to_action, "calls_to_action"),
+	"discount_codes": counted(s.discount_codes, "discount_codes"),
+	"prize_claims": counted(s.prize_claims, "prize_claims"),
+	"cold_outreach": counted(s.cold_outreach, "cold_outreach"),
+	"political": counted(s.political, "political"),
+	"shortener_links": counted(s.shortener_links, "shortener_links"),
+	"links": counted(max([0, s.links - s.shortener_links]), "links"),
+	"caps": c.weights.caps * to_number(s.caps_ratio_pct >= c.caps_ratio_pct),
+	"exclamations": counted(max([0, s.exclamations - c.exclamations_free]), "exclamations"),
+	"emoji": counted(max([0, s.emoji - c.emoji_free]), "emoji"),
+	"percentages": counted(s.percentages, "percentages"),
+	"promo_with_call_to_action": promo_with_call_to_action,
+	"transactional": 0 - counted(s.transactional, "transactional"),
+	"purpose": purpose_weight,
 } if {
 	c := data.sendguard.config.risk
-	w := c.weights
 	s := input.signals
-	caps := w.caps * to_number(s.caps_ratio_pct >= c.caps_ratio_pct)
 }
 
-score := min([100, sum([v | some v in breakdown])])
+# An offer with a call to action is a campaign, whatever each scores alone.
+default promo_with_call_to_action := 0
+
+promo_with_call_to_action := data.sendguard.config.risk.promo_with_call_to_action if {
+	input.signals.promo_terms + input.signals.discount_codes > 0
+	input.signals.calls_to_action > 0
+}
+
+# A one-time code has no business carrying a link.
+default purpose_weight := 0
+
+purpose_weight := data.sendguard.config.risk.authentication_link_weight if {
+	lower(trim_space(input.purpose)) == "authentication"
+	input.signals.links > 0
+}
+
+score := min([100, max([0, sum([v | some v in breakdown])])])
+
+default block := false
 
 block if score >= data.sendguard.config.risk.block_threshold
+
+default throttle := false
+
+throttle if score >= data.sendguard.config.risk.throttle_threshold
