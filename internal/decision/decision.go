@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
@@ -29,6 +30,17 @@ import (
 type Instance struct {
 	ID, Name, Account, Plan string
 	Limits                  limiter.Limits
+	Abuse                   abuse.Limits   // fan-out and pair limits
+	SlowLane                limiter.Limits // the bucket risky-but-allowed content draws from; zero Rate: none
+}
+
+// AutoPause pauses an instance that keeps violating: Violations
+// policy_violation or message_purpose_not_allowed answers within Window.
+type AutoPause struct {
+	Violations int
+	Window     time.Duration
+	// OnPause runs after the pause is stored (to emit instance.paused).
+	OnPause func(ctx context.Context, inst Instance, violations int) error
 }
 
 // Route is one method and path that is the send path.
@@ -40,6 +52,7 @@ type evaluator interface {
 
 type state interface {
 	Paused(ctx context.Context, instance string) (bool, error)
+	SetPaused(ctx context.Context, instance string, paused bool) error
 	Suppressed(ctx context.Context, instance, e164 string) (bool, error)
 	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
 }
@@ -66,6 +79,9 @@ type Options struct {
 	MaxMessageRunes int // default 4096
 
 	Inbound *Inbound // the inbound webhook routes to observe; nil: none
+
+	Abuse     *abuse.Tracker // fan-out, pair and violation counters; nil: no abuse checks
+	AutoPause AutoPause      // zero Violations: never
 }
 
 // Decider decides. It is safe for concurrent use.
@@ -155,6 +171,8 @@ type Result struct {
 
 	Inbound bool   // an observed inbound webhook request
 	Intent  string // its opt-out/opt-in intent, when it was read
+
+	AutoPaused bool // this answer paused the instance for review
 }
 
 // Decide answers one request. The steps, in order; the first that fails
@@ -174,6 +192,33 @@ type Result struct {
 //
 // Steps 10 to 12 are one atomic Take on the state store.
 func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
+	res, err := d.decide(ctx, r)
+	if err != nil || d.opts.Abuse == nil || d.opts.AutoPause.Violations <= 0 {
+		return res, err
+	}
+	if res.Code != catalog.PolicyViolation && res.Code != catalog.MessagePurposeNotAllowed {
+		return res, nil
+	}
+	inst := d.opts.Instances[res.Instance]
+	n := d.opts.Abuse.Violation(inst.ID, d.opts.AutoPause.Window, d.opts.Now())
+	if n < d.opts.AutoPause.Violations {
+		return res, nil
+	}
+	// The answer to this request stands; the pause holds every later one.
+	if err := d.opts.State.SetPaused(ctx, inst.ID, true); err != nil {
+		return res, fmt.Errorf("auto-pause %s: %w", inst.ID, err)
+	}
+	d.opts.Abuse.ResetViolations(inst.ID)
+	res.AutoPaused = true
+	if d.opts.AutoPause.OnPause != nil {
+		if err := d.opts.AutoPause.OnPause(ctx, inst, n); err != nil {
+			return res, fmt.Errorf("auto-pause %s: %w", inst.ID, err)
+		}
+	}
+	return res, nil
+}
+
+func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
 	if d.isInboundRoute(r.Method, r.Path) {
 		return d.observe(ctx, r, res)
@@ -240,6 +285,27 @@ func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 	}
 
 	now := d.opts.Now()
+	var body [16]byte
+	if d.opts.Abuse != nil {
+		body = abuse.BodyKey(req.message)
+		switch v, retry := d.opts.Abuse.Check(inst.ID, body, req.e164, inst.Abuse, now); v {
+		case abuse.Block:
+			score := 100
+			res.RiskScore = score
+			return d.deny(res, catalog.PolicyViolation, catalog.Details{RiskScore: &score}), nil
+		case abuse.Throttle:
+			return d.throttled(res, retry), nil
+		}
+	}
+	if pd.Throttle && inst.SlowLane.Rate > 0 {
+		out, err := d.opts.State.Take(ctx, inst.ID+"#slow", inst.SlowLane, now)
+		if err != nil {
+			return res, fmt.Errorf("take slow lane of %s: %w", inst.ID, err)
+		}
+		if out.Verdict != limiter.Allowed {
+			return d.throttled(res, out.RetryAfter), nil
+		}
+	}
 	out, err := d.opts.State.Take(ctx, inst.ID, inst.Limits, now)
 	if err != nil {
 		return res, fmt.Errorf("take quota of %s: %w", inst.ID, err)
@@ -251,12 +317,19 @@ func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 	case limiter.DailyExceeded:
 		return d.denyQuota(res, catalog.DailyLimitExceeded, "daily", out), nil
 	case limiter.Throttled:
-		res = d.deny(res, catalog.SendingThrottled, catalog.Details{})
-		res.Headers = append(res.Headers, Header{"retry-after", strconv.FormatInt(limiter.RetryAfterSeconds(out.RetryAfter), 10)})
-		return res, nil
+		return d.throttled(res, out.RetryAfter), nil
+	}
+	if d.opts.Abuse != nil {
+		d.opts.Abuse.Record(inst.ID, body, req.e164, now)
 	}
 	res.Allowed = true
 	return res, nil
+}
+
+func (d *Decider) throttled(res Result, retry time.Duration) Result {
+	res = d.deny(res, catalog.SendingThrottled, catalog.Details{})
+	res.Headers = append(res.Headers, Header{"retry-after", strconv.FormatInt(limiter.RetryAfterSeconds(retry), 10)})
+	return res
 }
 
 // isSendRoute reports whether method and path are on the send path. The

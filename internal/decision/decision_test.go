@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
@@ -335,4 +336,64 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("denial body is not JSON: %s", res.Body)
 		}
 	})
+}
+
+func TestFanOutPairAndAutoPause(t *testing.T) {
+	f := newFixture(t)
+	f.d.opts.Abuse = abuse.New()
+	var paused []string
+	f.d.opts.AutoPause = AutoPause{Violations: 3, Window: time.Hour, OnPause: func(_ context.Context, inst Instance, n int) error {
+		paused = append(paused, fmt.Sprint(inst.ID, n))
+		return nil
+	}}
+	shop := f.d.opts.Instances["shop"]
+	shop.Abuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 5, FanOutBlock: 8, PairPerMinute: 2}
+	f.d.opts.Instances["shop"] = shop
+
+	// One body, many recipients: 5 pass, the 6th is throttled.
+	for i := range 6 {
+		res := f.decide(t, keyDemo, send("shop", fmt.Sprintf("+96650100%04d", i), "Hi Sara, your code is ready", "transactional"))
+		if i < 5 && !res.Allowed || i == 5 && res.Code != catalog.SendingThrottled {
+			t.Fatalf("recipient %d: %q %s", i+1, res.Code, res.Body)
+		}
+	}
+	// A recipient hammered: the third message in a minute is throttled.
+	for i := range 3 {
+		res := f.decide(t, keyDemo, send("shop", "+966501999999", fmt.Sprintf("Your order %d has shipped", 1000+i*7), "transactional"))
+		if i < 2 && !res.Allowed || i == 2 && (res.Code != catalog.SendingThrottled || res.Headers[0].Key != "retry-after") {
+			t.Fatalf("pair message %d: %q %v", i+1, res.Code, res.Headers)
+		}
+	}
+	// Three violations pause the instance; the next send answers 423.
+	for i := range 3 {
+		res := f.decide(t, keyDemo, send("shop", recipient, "Your order has shipped", "marketing"))
+		if res.Code != catalog.MessagePurposeNotAllowed || res.AutoPaused != (i == 2) {
+			t.Fatalf("violation %d: %q paused %v", i+1, res.Code, res.AutoPaused)
+		}
+	}
+	if len(paused) != 1 || paused[0] != "shop3" {
+		t.Errorf("OnPause calls = %v", paused)
+	}
+	if res := f.decide(t, keyDemo, send("shop", recipient, "Your order has shipped", "transactional")); res.Code != catalog.InstancePaused {
+		t.Errorf("after the auto-pause: %q", res.Code)
+	}
+}
+
+func TestSlowLane(t *testing.T) {
+	f := newFixture(t)
+	shop := f.d.opts.Instances["shop"]
+	shop.SlowLane = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1.0 / 60, Burst: 1}
+	f.d.opts.Instances["shop"] = shop
+	risky := "Big sale this weekend only, limited time" // allowed, above the throttle threshold
+	first := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
+	if !first.Allowed || first.RiskScore < 50 {
+		t.Fatalf("first risky send: %q score %d", first.Code, first.RiskScore)
+	}
+	second := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
+	if second.Code != catalog.SendingThrottled || second.Headers[0] != (Header{"retry-after", "60"}) {
+		t.Errorf("second risky send: %q %v", second.Code, second.Headers)
+	}
+	if res := f.decide(t, keyDemo, send("shop", recipient, "Your order #2041 has been shipped.", "transactional")); !res.Allowed {
+		t.Errorf("a plain send was held by the slow lane: %q", res.Code)
+	}
 }
