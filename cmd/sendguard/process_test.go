@@ -66,7 +66,7 @@ listen: {grpc: "%s", admin: "%s"}
 admin: {token: t0ken}
 store: %s
 plans:
-  hundred: {daily: 100, monthly: 2000, throttle: {rate: 100000, burst: 100000}}
+  hundred: {daily: 100, monthly: 2000, throttle: {rate: 100000, burst: 100000}, abuse: {pair_per_minute: 1000000}}
 accounts:
   - id: demo
     keys: [{id: k, sha256: %s}]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sendguard/sendguard/authz"
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/decision"
@@ -118,7 +120,11 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	for _, in := range cfg.Instances {
 		p := cfg.Plans[in.Plan]
 		l := limiter.Limits{Daily: p.Daily, Monthly: p.Monthly, Rate: p.Throttle.Rate, Burst: p.Throttle.Burst}
-		instances[in.ID] = decision.Instance{ID: in.ID, Name: in.Name, Account: in.Account, Plan: in.Plan, Limits: l}
+		pa := p.Abuse
+		instances[in.ID] = decision.Instance{ID: in.ID, Name: in.Name, Account: in.Account, Plan: in.Plan, Limits: l,
+			Abuse:    abuse.Limits{FanOutWindow: pa.FanOutWindow, FanOutThrottle: pa.FanOutThrottle, FanOutBlock: pa.FanOutBlock, PairPerMinute: pa.PairPerMinute},
+			SlowLane: limiter.Limits{Daily: math.MaxInt64, Monthly: math.MaxInt64, Rate: p.SlowLane.Rate, Burst: p.SlowLane.Burst},
+		}
 		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l}
 		// Seeds from the config apply at every start: paused: true in the
 		// file pauses the instance again after a restart.
@@ -180,7 +186,22 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		inRoutes[i] = decision.Route{Method: strings.ToUpper(r.Method), Path: r.Path}
 	}
 	fl := cfg.Inbound.Fields
+	autoPause := decision.AutoPause{Violations: max(0, cfg.Abuse.AutoPause.Violations), Window: cfg.Abuse.AutoPause.Window,
+		OnPause: func(ctx context.Context, inst decision.Instance, n int) error {
+			now := time.Now().UTC()
+			log.Warn("instance paused for review after repeated violations", "instance_id", inst.ID, "violations", n)
+			ev := events.InstancePaused{Event: events.InstancePausedKind, InstanceID: inst.ID, InstanceName: inst.Name,
+				Reason: "repeated_violations", Violations: n, Timestamp: now.Format(time.RFC3339)}
+			id := fmt.Sprintf("evt_pause_%s_%d", inst.ID, now.UnixNano())
+			if err := events.Enqueue(ctx, st, receivers, id, events.InstancePausedKind, ev.Body(), now); err != nil {
+				return err
+			}
+			disp.Wake()
+			return nil
+		}}
 	d, err := decision.New(decision.Options{
+		Abuse:     abuse.New(),
+		AutoPause: autoPause,
 		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: recorder,
 			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}},
 		Keys:            keys.NewKeyring(entries),

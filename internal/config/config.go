@@ -35,6 +35,7 @@ type Config struct {
 	Inbound      Inbound         `yaml:"inbound"`
 	OptOut       OptOut          `yaml:"optout"`
 	Events       Events          `yaml:"events"`
+	Abuse        Abuse           `yaml:"abuse"`
 }
 
 // Inbound configures the observed inbound-message webhook.
@@ -145,9 +146,31 @@ type Route struct {
 
 // Plan is a plan's fair-use limits and sending speed.
 type Plan struct {
-	Daily    int64    `yaml:"daily"`
-	Monthly  int64    `yaml:"monthly"`
-	Throttle Throttle `yaml:"throttle"`
+	Daily    int64     `yaml:"daily"`
+	Monthly  int64     `yaml:"monthly"`
+	Throttle Throttle  `yaml:"throttle"`
+	SlowLane Throttle  `yaml:"slow_lane"` // the bucket for risky-but-allowed content; default 1 a minute, burst 5
+	Abuse    PlanAbuse `yaml:"abuse"`
+}
+
+// PlanAbuse are a plan's bulk-sending limits; zero values take the defaults.
+type PlanAbuse struct {
+	FanOutWindow   time.Duration `yaml:"fanout_window"`   // default 10m
+	FanOutThrottle int           `yaml:"fanout_throttle"` // distinct recipients of one body per window before sending_throttled; default 50
+	FanOutBlock    int           `yaml:"fanout_block"`    // before policy_violation; default 200
+	PairPerMinute  int           `yaml:"pair_per_minute"` // messages to one recipient per minute; default 10
+}
+
+// Abuse configures the automatic pause.
+type Abuse struct {
+	AutoPause AutoPause `yaml:"auto_pause"`
+}
+
+// AutoPause pauses an instance after Violations policy_violation or
+// message_purpose_not_allowed answers within Window.
+type AutoPause struct {
+	Violations int           `yaml:"violations"` // default 10; -1: never
+	Window     time.Duration `yaml:"window"`     // default 1h
 }
 
 // Throttle is a token bucket: Rate tokens per second, at most Burst stored.
@@ -189,9 +212,9 @@ type Suppression struct {
 // DefaultPlans are the source contract's plans. Throttle values are ours.
 func DefaultPlans() map[string]Plan {
 	return map[string]Plan{
-		"starter": {Daily: 100, Monthly: 2000, Throttle: Throttle{Rate: 1, Burst: 10}},
-		"growth":  {Daily: 500, Monthly: 10000, Throttle: Throttle{Rate: 5, Burst: 25}},
-		"scale":   {Daily: 1500, Monthly: 30000, Throttle: Throttle{Rate: 15, Burst: 60}},
+		"starter": {Daily: 100, Monthly: 2000, Throttle: Throttle{Rate: 1, Burst: 10}, Abuse: PlanAbuse{FanOutThrottle: 50, FanOutBlock: 200}},
+		"growth":  {Daily: 500, Monthly: 10000, Throttle: Throttle{Rate: 5, Burst: 25}, Abuse: PlanAbuse{FanOutThrottle: 100, FanOutBlock: 400}},
+		"scale":   {Daily: 1500, Monthly: 30000, Throttle: Throttle{Rate: 15, Burst: 60}, Abuse: PlanAbuse{FanOutThrottle: 250, FanOutBlock: 1000}},
 	}
 }
 
@@ -290,7 +313,32 @@ func (c *Config) applyDefaults() {
 	for name, p := range c.Plans {
 		plans[name] = p
 	}
+	for name, p := range plans {
+		if p.SlowLane.Rate == 0 {
+			p.SlowLane = Throttle{Rate: 1.0 / 60, Burst: 5}
+		}
+		a := &p.Abuse
+		if a.FanOutWindow == 0 {
+			a.FanOutWindow = 10 * time.Minute
+		}
+		if a.FanOutThrottle == 0 {
+			a.FanOutThrottle = 50
+		}
+		if a.FanOutBlock == 0 {
+			a.FanOutBlock = 4 * a.FanOutThrottle
+		}
+		if a.PairPerMinute == 0 {
+			a.PairPerMinute = 10
+		}
+		plans[name] = p
+	}
 	c.Plans = plans
+	if c.Abuse.AutoPause.Violations == 0 {
+		c.Abuse.AutoPause.Violations = 10
+	}
+	if c.Abuse.AutoPause.Window == 0 {
+		c.Abuse.AutoPause.Window = time.Hour
+	}
 	for i := range c.Suppressions {
 		if c.Suppressions[i].Reason == "" {
 			c.Suppressions[i].Reason = "manual_block"

@@ -90,3 +90,23 @@ func Verify(secret []byte, timestamp, signature string, body []byte, now time.Ti
 	want := Sign(secret, ts, body)
 	return hmac.Equal([]byte(want), []byte(strings.TrimSpace(signature)))
 }
+
+// InstancePaused is sent when sendguard pauses an instance on its own.
+const InstancePausedKind = "instance.paused"
+
+// InstancePaused is an instance.paused event: the recipient events' shape
+// where it applies.
+type InstancePaused struct {
+	Event        string `json:"event"` // instance.paused
+	InstanceID   string `json:"instance_id"`
+	InstanceName string `json:"instance_name"`
+	Reason       string `json:"reason"` // repeated_violations
+	Violations   int    `json:"violations"`
+	Timestamp    string `json:"timestamp"`
+}
+
+// Body is the compact JSON of e.
+func (e InstancePaused) Body() []byte {
+	b, _ := json.Marshal(e) // plain strings and an int always encode
+	return b
+}
