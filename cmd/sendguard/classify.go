@@ -29,7 +29,7 @@ func classify(args []string, getenv func(string) string, stdin io.Reader, stdout
 			return err
 		}
 		x := cfg.OptOut.Extra
-		lists = lists.Merge(optout.Lists{OptOut: x.OptOut, OptIn: x.OptIn, OptOutPhrases: x.OptOutPhrases, OptInPhrases: x.OptInPhrases})
+		lists = lists.Merge(optout.Lists{OptOut: x.OptOut, OptIn: x.OptIn, OptOutPhrases: x.OptOutPhrases, OptInPhrases: x.OptInPhrases, Fillers: x.Fillers, Negations: x.Negations})
 	}
 	d := optout.New(lists)
 	sc := bufio.NewScanner(stdin)

@@ -5,6 +5,7 @@
 //	sendguard config check --config sendguard.yaml [--policies DIR]
 //	sendguard hash-key KEY          (or the key on stdin)
 //	sendguard optout classify [--config FILE] < messages.txt
+//	sendguard check --config FILE --key KEY < body.json
 //
 // Every flag falls back to an environment variable (SENDGUARD_CONFIG,
 // SENDGUARD_POLICIES, SENDGUARD_LOG_LEVEL, SENDGUARD_GRPC_ADDR,
@@ -42,6 +43,7 @@ const usage = `usage:
   sendguard config check --config FILE [--policies DIR]
   sendguard hash-key [KEY]   (reads the key from stdin when omitted)
   sendguard optout classify [--config FILE]   (messages on stdin, one per line; JSON lines out)
+  sendguard check --config FILE [--key KEY] [--body FILE|-] [--state config|store]
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return checkConfig(ctx, f, stdout)
 	case "hash-key":
 		return hashKey(args[1:], stdin, stdout)
+	case "check":
+		return check(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "optout":
 		if len(args) < 2 || args[1] != "classify" {
 			fmt.Fprint(stderr, usage)

@@ -202,3 +202,66 @@ func TestOptoutClassify(t *testing.T) {
 		t.Errorf("extra keyword: %s", out.String())
 	}
 }
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := os.ReadFile("../devstack/sendguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A one-a-day plan: a check that consumed would deny the second run.
+	conf := strings.Replace(string(cfg), "starter: {daily: 100,", "starter: {daily: 1,", 1)
+	conf = strings.Replace(conf, "path: .run/sendguard.db", "path: "+filepath.Join(dir, "state.db"), 1)
+	conf += "risk:\n  extra:\n    prize: [golden ticket draw]\n  shorteners: [sho.rt]\n"
+	path := filepath.Join(dir, "sendguard.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(body string, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		args = append([]string{"check", "--config", path, "--key", "demo-key-starter"}, args...)
+		if err := run(context.Background(), args, noenv, strings.NewReader(body), &out, &errOut); err != nil {
+			t.Fatalf("check %v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	receipt := `{"instance_id":"inst_12345","phone":"+966501234567","message":"Your order #1042 has shipped.","message_purpose":"transactional"}`
+	prize := `{"instance_id":"inst_12345","phone":"+966501234567","message":"YOU HAVE WON A PRIZE!!!!!","message_purpose":"transactional"}`
+	paused := `{"instance_id":"inst_paused","phone":"+966501234567","message":"Your order #1042 has shipped.","message_purpose":"transactional"}`
+
+	for _, state := range []string{"config", "store"} {
+		for range 2 {
+			out := check(receipt, "--state", state)
+			if !strings.HasPrefix(out, "allowed: forwarded to the sender with\n") || !strings.Contains(out, "x-sendguard-purpose: transactional") {
+				t.Errorf("state %s: receipt:\n%s", state, out)
+			}
+			if !strings.Contains(out, "  transactional ") {
+				t.Errorf("state %s: receipt: no transactional evidence in the breakdown:\n%s", state, out)
+			}
+		}
+	}
+	out := check(prize)
+	if !strings.HasPrefix(out, "HTTP 403\ncontent-type: application/json\nx-sendguard-decision-id: ") ||
+		!strings.Contains(out, `{"success":false,"error":"policy_violation"`) || !strings.Contains(out, "PrizeClaims=") || !strings.Contains(out, "  prize_claims ") {
+		t.Errorf("prize:\n%s", out)
+	}
+	if out := check(paused); !strings.HasPrefix(out, "HTTP 423\n") || !strings.Contains(out, `"error":"instance_paused_for_review"`) {
+		t.Errorf("paused:\n%s", out)
+	}
+	// The config extends the vocabulary and the shortener list.
+	extended := `{"instance_id":"inst_12345","phone":"+966501234567","message":"You are in the Golden Ticket Draw: https://sho.rt/x","message_purpose":"transactional"}`
+	if out := check(extended); !strings.Contains(out, "PrizeClaims=1") || !strings.Contains(out, "ShortenerLinks=1") {
+		t.Errorf("extended vocabulary:\n%s", out)
+	}
+	bodyFile := filepath.Join(dir, "body.json")
+	if err := os.WriteFile(bodyFile, []byte(`{"instance_id":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := check("", "--body", bodyFile); !strings.HasPrefix(out, "HTTP 400\n") || !strings.Contains(out, `"error":"invalid_json"`) {
+		t.Errorf("invalid json from a file:\n%s", out)
+	}
+	if out := check("", "--path", "/api/other"); !strings.HasPrefix(out, "not the send path") {
+		t.Errorf("other path:\n%s", out)
+	}
+}

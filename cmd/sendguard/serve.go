@@ -38,6 +38,7 @@ import (
 	"github.com/sendguard/sendguard/internal/optout"
 	"github.com/sendguard/sendguard/internal/phone"
 	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/internal/store"
 )
 
@@ -50,6 +51,7 @@ type app struct {
 
 	dispatcher *events.Dispatcher
 	phones     *phone.Normalizer
+	scanner    *risk.Scanner
 	admin      admin.Options
 }
 
@@ -169,7 +171,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	}
 	disp := &events.Dispatcher{Outbox: st, Receivers: receivers, RetryFor: cfg.Events.RetryFor, Log: log}
 	x := cfg.OptOut.Extra
-	detector := optout.New(optout.DefaultLists().Merge(optout.Lists{OptOut: x.OptOut, OptIn: x.OptIn, OptOutPhrases: x.OptOutPhrases, OptInPhrases: x.OptInPhrases}))
+	detector := optout.New(optout.DefaultLists().Merge(optout.Lists{OptOut: x.OptOut, OptIn: x.OptIn, OptOutPhrases: x.OptOutPhrases, OptInPhrases: x.OptInPhrases, Fillers: x.Fillers, Negations: x.Negations}))
 	recInstances := make(map[string]inbound.Instance, len(cfg.Instances))
 	for _, in := range cfg.Instances {
 		recInstances[in.ID] = inbound.Instance{ID: in.ID, Name: in.Name}
@@ -199,7 +201,12 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 			disp.Wake()
 			return nil
 		}}
+	scanner := risk.New(risk.Options{
+		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
+		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
+	})
 	d, err := decision.New(decision.Options{
+		Scanner:   scanner,
 		Abuse:     abuse.New(),
 		AutoPause: autoPause,
 		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: recorder,
@@ -218,7 +225,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		return nil, err
 	}
 	return &app{
-		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp,
+		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner,
 		admin: admin.Options{
 			Inbound:   recorder.Record,
 			Token:     cfg.AdminToken(getenv),

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sendguard/sendguard/internal/risk"
 )
 
 // Config is the whole file.
@@ -36,6 +38,15 @@ type Config struct {
 	OptOut       OptOut          `yaml:"optout"`
 	Events       Events          `yaml:"events"`
 	Abuse        Abuse           `yaml:"abuse"`
+	Risk         Risk            `yaml:"risk"`
+}
+
+// Risk extends the content scanner's built-in vocabulary (internal/risk's
+// vocab.json) and URL shortener list. Weights and thresholds are Rego data
+// (policies/sendguard/data.json), not here.
+type Risk struct {
+	Extra      risk.Vocabulary `yaml:"extra"`
+	Shorteners []string        `yaml:"shorteners"` // host names added to the built-in list
 }
 
 // Inbound configures the observed inbound-message webhook.
@@ -64,6 +75,8 @@ type OptOutLists struct {
 	OptIn         []string `yaml:"opt_in"`
 	OptOutPhrases []string `yaml:"opt_out_phrases"`
 	OptInPhrases  []string `yaml:"opt_in_phrases"`
+	Fillers       []string `yaml:"fillers"`   // politeness allowed around a keyword ("please")
+	Negations     []string `yaml:"negations"` // before a phrase, cancel it ("don't")
 }
 
 // Events configures event delivery.

@@ -218,6 +218,10 @@ func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 	return res, nil
 }
 
+// SetState replaces the state the decider reads and consumes (for
+// `sendguard check`, which must not change state). Not safe while deciding.
+func (d *Decider) SetState(s state) { d.opts.State = s }
+
 func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
 	if d.isInboundRoute(r.Method, r.Path) {

@@ -91,6 +91,8 @@ func fold(r rune) rune {
 		return 0
 	case r == 'آ' || r == 'أ' || r == 'إ' || r == 'ٱ':
 		return 'ا'
+	case r == 'ı': // Turkish dotless i: "ÇIK" folds to "çik", so "çık" must too
+		return 'i'
 	case r == 'ى':
 		return 'ي'
 	case r == 'ة':

@@ -77,11 +77,12 @@ type Result struct {
 
 // Detector classifies messages. It is immutable and safe for concurrent use.
 type Detector struct {
-	keywords  map[string]Intent
-	phrases   []phrase
-	fillers   map[string]bool
-	negations [][]string
-	maxFiller int
+	keywords   map[string]Intent
+	phrases    []phrase
+	fillers    map[string]bool
+	negations  [][]string
+	maxFiller  int // words in the longest filler
+	maxKeyword int // words in the longest keyword
 }
 
 type phrase struct {
@@ -96,11 +97,13 @@ func New(l Lists) *Detector {
 	for _, k := range l.OptIn {
 		if n := Normalize(k); n != "" {
 			d.keywords[n] = OptIn
+			d.maxKeyword = max(d.maxKeyword, len(strings.Fields(n)))
 		}
 	}
 	for _, k := range l.OptOut { // after opt-in: opt-out wins a clash
 		if n := Normalize(k); n != "" {
 			d.keywords[n] = OptOut
+			d.maxKeyword = max(d.maxKeyword, len(strings.Fields(n)))
 		}
 	}
 	add := func(list []string, in Intent) {
@@ -136,8 +139,9 @@ func (d *Detector) Classify(text string) Result {
 		return Result{Intent: in, Matched: n}
 	}
 	words := strings.Fields(n)
-	// A keyword with only fillers around it.
-	if r, ok := d.keywordAmongFillers(words); ok {
+	// A keyword with only fillers around it; a repeated word counts once
+	// ("STOP STOP").
+	if r, ok := d.keywordAmongFillers(dedupe(words)); ok {
 		return r
 	}
 	if len(words) > MaxPhraseWords {
@@ -154,39 +158,40 @@ func (d *Detector) Classify(text string) Result {
 }
 
 // keywordAmongFillers finds a contiguous keyword with every other word a
-// filler.
+// filler. It is linear in the number of words: which prefixes and suffixes
+// split into fillers is computed once, and a keyword is at most maxKeyword
+// words long.
 func (d *Detector) keywordAmongFillers(words []string) (Result, bool) {
-	for i := range words {
-		for j := len(words); j > i; j-- {
-			kw := strings.Join(words[i:j], " ")
-			in, ok := d.keywords[kw]
-			if !ok {
+	n := len(words)
+	// pre[i]: words[:i] splits into fillers; suf[j]: words[j:] does.
+	pre := make([]bool, n+1)
+	suf := make([]bool, n+1)
+	pre[0], suf[n] = true, true
+	for i := 1; i <= n; i++ {
+		for k := 1; k <= min(d.maxFiller, i) && !pre[i]; k++ {
+			pre[i] = pre[i-k] && d.fillers[strings.Join(words[i-k:i], " ")]
+		}
+	}
+	for j := n - 1; j >= 0; j-- {
+		for k := 1; k <= min(d.maxFiller, n-j) && !suf[j]; k++ {
+			suf[j] = suf[j+k] && d.fillers[strings.Join(words[j:j+k], " ")]
+		}
+	}
+	for i := 0; i < n; i++ {
+		if !pre[i] {
+			continue
+		}
+		for j := min(n, i+d.maxKeyword); j > i; j-- {
+			if !suf[j] {
 				continue
 			}
-			if d.onlyFillers(words[:i]) && d.onlyFillers(words[j:]) {
+			kw := strings.Join(words[i:j], " ")
+			if in, ok := d.keywords[kw]; ok {
 				return Result{Intent: in, Matched: kw}, true
 			}
 		}
 	}
 	return Result{}, false
-}
-
-// onlyFillers reports whether words split into filler words and phrases.
-func (d *Detector) onlyFillers(words []string) bool {
-	for i := 0; i < len(words); {
-		ok := false
-		for n := min(d.maxFiller, len(words)-i); n > 0; n-- {
-			if d.fillers[strings.Join(words[i:i+n], " ")] {
-				i += n
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // negated reports whether before ends with a negation.
@@ -197,6 +202,17 @@ func (d *Detector) negated(before []string) bool {
 		}
 	}
 	return false
+}
+
+// dedupe drops a word equal to the one before it, in a copy.
+func dedupe(words []string) []string {
+	out := make([]string, 0, len(words))
+	for i, w := range words {
+		if i == 0 || w != words[i-1] {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 func equal(a, b []string) bool {

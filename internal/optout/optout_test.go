@@ -131,3 +131,34 @@ func BenchmarkClassify(b *testing.B) {
 		d.Classify(msgs[i%len(msgs)])
 	}
 }
+
+// Long messages are classified in linear time: before, a keyword search
+// over every span took minutes on a 4,000-word message. A regression makes
+// this test time out rather than fail on a clock.
+func TestLongMessages(t *testing.T) {
+	d := New(DefaultLists())
+	for _, tc := range []struct {
+		text string
+		want Intent
+	}{
+		{strings.Repeat("please ", 20000) + "stop", OptOut},
+		{"stop " + strings.Repeat("thank you ", 10000), OptOut},
+		{strings.Repeat("stop ", 20000), OptOut},
+		{strings.Repeat("word ", 20000), None},
+		{strings.Repeat("please ", 10000) + "hello " + strings.Repeat("please ", 10000) + "stop", None},
+		{strings.Repeat("stop sending ", 5000), None}, // longer than MaxPhraseWords
+	} {
+		if got := d.Classify(tc.text).Intent; got != tc.want {
+			t.Errorf("Classify(%.30q… %d bytes) = %s, want %s", tc.text, len(tc.text), got, tc.want)
+		}
+	}
+}
+
+func BenchmarkClassifyLong(b *testing.B) {
+	d := New(DefaultLists())
+	text := strings.Repeat("please ", 2000) + "hello"
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		d.Classify(text)
+	}
+}

@@ -79,9 +79,10 @@ type Engine struct {
 }
 
 type prepared struct {
-	pq     rego.PreparedEvalQuery
-	fields fieldSet
-	memo   *ristretto.Cache[string, Decision] // nil when off
+	pq      rego.PreparedEvalQuery
+	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
+	fields  fieldSet
+	memo    *ristretto.Cache[string, Decision] // nil when off
 }
 
 // New loads and prepares the policies. It fails when a module does not
@@ -224,6 +225,10 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64) (*prepared, error) 
 		return nil, err
 	}
 	p := &prepared{pq: pq}
+	xopts := append(opts[1:len(opts):len(opts)], rego.Query("data.sendguard.risk.breakdown"))
+	if x, err := rego.New(xopts...).PrepareForEval(ctx); err == nil {
+		p.explain = &x
+	}
 	// Prove the query is defined and well-formed before serving with it.
 	if _, err := p.eval(ctx, Input{}); err != nil {
 		return nil, err
@@ -244,6 +249,22 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64) (*prepared, error) 
 		}
 	}
 	return p, nil
+}
+
+// Explain evaluates data.sendguard.risk.breakdown for in: each signal's
+// contribution to the risk score. It is for operators (sendguard check),
+// not the request path; nil when the policies define no breakdown.
+func (e *Engine) Explain(ctx context.Context, in Input) (map[string]any, error) {
+	p := e.cur.Load()
+	if p.explain == nil {
+		return nil, nil
+	}
+	rs, err := p.explain.Eval(ctx, rego.EvalParsedInput(InputValue(in)))
+	if err != nil || len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, err
+	}
+	m, _ := rs[0].Expressions[0].Value.(map[string]any)
+	return m, nil
 }
 
 // Eval decides one request.

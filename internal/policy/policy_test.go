@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,5 +162,17 @@ func BenchmarkEvalUncached(b *testing.B) {
 		if d, err := e.Eval(ctx, in); err != nil || !d.Allow {
 			b.Fatal(d, err)
 		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	e := engine(t, Options{})
+	sig := risk.New(risk.Options{}).Scan("YOU HAVE WON A PRIZE!!!!!")
+	b, err := e.Explain(context.Background(), Input{Purpose: "transactional", PurposePresent: true, Signals: sig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(b["prize_claims"]) != "70" || fmt.Sprint(b["caps"]) != "10" || fmt.Sprint(b["exclamations"]) != "10" {
+		t.Errorf("breakdown = %v", b)
 	}
 }

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sendguard/sendguard/internal/decision"
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/risk"
+)
+
+// dryRun answers Take from the store's usage without consuming, so check
+// never changes state.
+type dryRun struct {
+	stateStore
+	cal limiter.Calendar
+}
+
+func (d dryRun) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
+	u, err := d.Usage(ctx, instance, l, now)
+	if err != nil {
+		return limiter.Outcome{}, err
+	}
+	s := limiter.State{Day: u.Day, DayCount: u.DailyUsed, Month: u.Month, MonthCount: u.MonthlyUsed, Tokens: u.Tokens, Refilled: now.UnixNano()}
+	_, out := d.cal.Decide(s, l, now)
+	return out, nil
+}
+
+func (d dryRun) SetPaused(context.Context, string, bool) error { return nil }
+
+// check evaluates one send request offline and prints what Envoy would
+// answer, and the risk breakdown, for policy authors.
+func check(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f flags
+	fs.StringVar(&f.config, "config", getenv("SENDGUARD_CONFIG"), "config file (env SENDGUARD_CONFIG)")
+	fs.StringVar(&f.policies, "policies", getenv("SENDGUARD_POLICIES"), "Rego policy directory instead of the embedded policies")
+	key := fs.String("key", "", "the API key to send as Authorization: Bearer")
+	method := fs.String("method", "POST", "HTTP method")
+	path := fs.String("path", "/api/send-message", "HTTP path")
+	bodyFile := fs.String("body", "-", "the request body: a file, or - for stdin")
+	state := fs.String("state", "config", "config: the config's seeds; store: the configured store, read without changing it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if f.config == "" {
+		f.config = "sendguard.yaml"
+	}
+	var body []byte
+	var err error
+	if *bodyFile == "-" {
+		body, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	} else {
+		body, err = os.ReadFile(*bodyFile)
+	}
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	f.checkOnly = *state != "store"
+	a, err := build(ctx, f, slog.New(slog.DiscardHandler), getenv)
+	if err != nil {
+		return err
+	}
+	defer a.phones.Close()
+	defer a.engine.Close()
+	defer a.store.Close()
+	a.decider.SetState(dryRun{stateStore: a.store, cal: limiter.Calendar{Loc: a.cfg.Location()}})
+
+	auth := ""
+	if *key != "" {
+		auth = "Bearer " + *key
+	}
+	res, err := a.decider.Decide(ctx, decision.Request{Method: strings.ToUpper(*method), Path: *path, Authorization: auth, Body: body})
+	if err != nil {
+		fmt.Fprintf(stdout, "HTTP 503 (sendguard could not decide: %v)\n", err)
+		return nil
+	}
+	switch {
+	case !res.Send:
+		fmt.Fprintln(stdout, "not the send path: forwarded untouched")
+	case res.Allowed:
+		fmt.Fprintf(stdout, "allowed: forwarded to the sender with\nx-sendguard-decision-id: %s\nx-sendguard-risk-score: %d\nx-sendguard-purpose: %s\n", res.ID, res.RiskScore, res.Purpose)
+	default:
+		fmt.Fprintf(stdout, "HTTP %d\ncontent-type: application/json\nx-sendguard-decision-id: %s\n", res.Status, res.ID)
+		for _, h := range res.Headers {
+			fmt.Fprintf(stdout, "%s: %s\n", h.Key, h.Value)
+		}
+		fmt.Fprintf(stdout, "\n%s\n", res.Body)
+	}
+	return explain(ctx, a.engine, a.scanner, body, stdout)
+}
+
+// explain prints the signals of the message and each one's weight.
+func explain(ctx context.Context, e *policy.Engine, sc *risk.Scanner, body []byte, w io.Writer) error {
+	var req struct {
+		Message string `json:"message"`
+		Purpose any    `json:"message_purpose"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.Message == "" {
+		return nil
+	}
+	sig := sc.Scan(req.Message)
+	purpose, ok := req.Purpose.(string)
+	b, err := e.Explain(ctx, policy.Input{Purpose: purpose, PurposePresent: ok, Signals: sig})
+	if err != nil || b == nil {
+		return err
+	}
+	fmt.Fprint(w, "\nrisk signals:")
+	v := reflect.ValueOf(sig)
+	for i := range v.NumField() {
+		if n := v.Field(i).Int(); n != 0 {
+			fmt.Fprintf(w, " %s=%d", v.Type().Field(i).Name, n)
+		}
+	}
+	fmt.Fprint(w, "\nrisk breakdown (each signal's contribution to risk_score):\n")
+	names := make([]string, 0, len(b))
+	for k := range b {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if fmt.Sprint(b[k]) != "0" {
+			fmt.Fprintf(w, "  %-26s %v\n", k, b[k])
+		}
+	}
+	return nil
+}
