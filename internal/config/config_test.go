@@ -83,6 +83,10 @@ func TestREADMEExample(t *testing.T) {
 	if len(c.Accounts) != 1 || len(c.Instances) != 1 || len(c.Suppressions) != 1 || c.Plans["growth"].Daily != 500 || c.Request.MaxBodyBytes != 65536 {
 		t.Errorf("README example parsed as %+v", c)
 	}
+	if sc := c.Plans["scale"]; sc.Abuse.FanOutThrottle != 250 || sc.Abuse.FanOutBlock != 1000 || sc.SlowLane.Burst != 5 ||
+		len(c.Risk.Extra.Promo) != 1 || len(c.Risk.Shorteners) != 1 || c.Abuse.AutoPause.Violations != 10 || len(c.OptOut.Extra.Fillers) != 1 {
+		t.Errorf("README example: plans %+v, risk %+v, abuse %+v", c.Plans, c.Risk, c.Abuse)
+	}
 }
 
 func TestPlansMergeWithDefaults(t *testing.T) {
