@@ -44,7 +44,7 @@ test-go:
 	ENVOY_BIN=$(ENVOY) $(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./authz/ ./internal/store/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/
 
 clean:
 	rm -rf bin

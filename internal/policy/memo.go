@@ -6,8 +6,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// A fieldSet is the input fields the policies read, one bit each.
-type fieldSet uint16
+// A fieldSet is the input fields the policies read, one bit each; each
+// signal is its own field, so a signal no policy reads (length, say) does
+// not split the memo.
+type fieldSet uint32
 
 const (
 	fInstanceID fieldSet = 1 << iota
@@ -16,8 +18,21 @@ const (
 	fPurpose
 	fPhone
 	fSuppressed
-	fSignals
-	fAll = fInstanceID | fPlan | fPaused | fPurpose | fPhone | fSuppressed | fSignals
+	fPromo
+	fCTA
+	fDiscount
+	fPrize
+	fCold
+	fPolitical
+	fTransactional
+	fPercentages
+	fShorteners
+	fLinks
+	fCaps
+	fExclamations
+	fEmoji
+	fLength
+	fAll = fLength<<1 - 1
 )
 
 // leaves maps each input path to its field. A reference to a prefix
@@ -32,7 +47,20 @@ var leaves = []struct {
 	{[]string{"purpose"}, fPurpose},
 	{[]string{"recipient", "phone"}, fPhone},
 	{[]string{"recipient", "suppressed"}, fSuppressed},
-	{[]string{"signals"}, fSignals},
+	{[]string{"signals", "promo_terms"}, fPromo},
+	{[]string{"signals", "calls_to_action"}, fCTA},
+	{[]string{"signals", "discount_codes"}, fDiscount},
+	{[]string{"signals", "prize_claims"}, fPrize},
+	{[]string{"signals", "cold_outreach"}, fCold},
+	{[]string{"signals", "political"}, fPolitical},
+	{[]string{"signals", "transactional"}, fTransactional},
+	{[]string{"signals", "percentages"}, fPercentages},
+	{[]string{"signals", "shortener_links"}, fShorteners},
+	{[]string{"signals", "links"}, fLinks},
+	{[]string{"signals", "caps_ratio_pct"}, fCaps},
+	{[]string{"signals", "exclamations"}, fExclamations},
+	{[]string{"signals", "emoji"}, fEmoji},
+	{[]string{"signals", "length"}, fLength},
 }
 
 func (fs fieldSet) names() []string {
@@ -128,7 +156,7 @@ func covered(path []string) fieldSet {
 // key appends the memo key of in to dst: only the fields in fs, each
 // length-prefixed so that no two inputs share a key.
 func (fs fieldSet) key(dst []byte, in Input) []byte {
-	dst = append(dst, byte(fs), byte(fs>>8))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(fs))
 	str := func(s string) {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
@@ -162,11 +190,18 @@ func (fs fieldSet) key(dst []byte, in Input) []byte {
 	if fs&fSuppressed != 0 {
 		flag(in.Suppressed)
 	}
-	if fs&fSignals != 0 {
-		s := in.Signals
-		for _, n := range [...]int{s.PromoTerms, s.CallsToAction, s.DiscountCodes, s.PrizeClaims, s.ColdOutreach, s.Political,
-			s.Transactional, s.Percentages, s.ShortenerLinks, s.Links, s.CapsRatioPct, s.Exclamations, s.Emoji, s.Length} {
-			num(n)
+	sig := in.Signals
+	for _, f := range [...]struct {
+		f fieldSet
+		n int
+	}{
+		{fPromo, sig.PromoTerms}, {fCTA, sig.CallsToAction}, {fDiscount, sig.DiscountCodes}, {fPrize, sig.PrizeClaims},
+		{fCold, sig.ColdOutreach}, {fPolitical, sig.Political}, {fTransactional, sig.Transactional}, {fPercentages, sig.Percentages},
+		{fShorteners, sig.ShortenerLinks}, {fLinks, sig.Links}, {fCaps, sig.CapsRatioPct}, {fExclamations, sig.Exclamations},
+		{fEmoji, sig.Emoji}, {fLength, sig.Length},
+	} {
+		if fs&f.f != 0 {
+			num(f.n)
 		}
 	}
 	return dst

@@ -7,6 +7,9 @@ import (
 )
 
 func TestMemoKeyFields(t *testing.T) {
+	// The shipped policies read every signal but the length.
+	scored := []string{"signals.promo_terms", "signals.calls_to_action", "signals.discount_codes", "signals.prize_claims", "signals.cold_outreach", "signals.political", "signals.transactional", "signals.percentages", "signals.shortener_links", "signals.links", "signals.caps_ratio_pct", "signals.exclamations", "signals.emoji"}
+	all := append(append([]string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed"}, scored...), "signals.length")
 	tests := []struct {
 		name    string
 		rego    string
@@ -14,7 +17,16 @@ func TestMemoKeyFields(t *testing.T) {
 		fields  []string
 		perturb func(*Input) // a change the policy can see
 	}{
-		{"embedded", "", true, []string{"instance.paused", "purpose", "recipient.suppressed", "signals"}, nil},
+		{"embedded", "", true, append([]string{"instance.paused", "purpose", "recipient.suppressed"}, scored...),
+			func(in *Input) {
+				in.Signals.CapsRatioPct = 100
+				in.Signals.Exclamations = 9
+				in.Signals.PrizeClaims = 2
+			}},
+		{"length rule", `package sendguard.decision
+result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if input.signals.length < 10
+else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
+`, true, []string{"signals.length"}, func(in *Input) { in.Signals.Length = 50 }},
 		{"phone rule", `package sendguard.decision
 result := {"allow": false, "error": "recipient_suppressed", "risk_score": 0, "purpose": ""} if startswith(input.recipient.phone, "+1")
 else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
@@ -28,12 +40,12 @@ else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose"
 x := input
 result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if x.recipient.phone != "+1"
 else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
-`, true, []string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed", "signals"}, func(in *Input) { in.Phone = "+1" }},
+`, true, all, func(in *Input) { in.Phone = "+1" }},
 		{"dynamic step", `package sendguard.decision
 k := "recipient"
 result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if input[k].phone != "+1"
 else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
-`, true, []string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed", "signals"}, func(in *Input) { in.Phone = "+1" }},
+`, true, all, func(in *Input) { in.Phone = "+1" }},
 		{"clock", `package sendguard.decision
 result := {"allow": time.now_ns() > 0, "error": "", "risk_score": 0, "purpose": ""}
 `, false, nil, nil},
@@ -56,12 +68,11 @@ result := {"allow": time.now_ns() > 0, "error": "", "risk_score": 0, "purpose": 
 			// A warm memo must not answer the perturbed input from the
 			// original one.
 			ctx := context.Background()
-			in := Input{InstanceID: "i", Plan: "starter", Phone: "+966501234567"}
+			in := Input{InstanceID: "i", Plan: "starter", Phone: "+966501234567", Purpose: "transactional", PurposePresent: true}
 			first, err := e.Eval(ctx, in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.cur.Load().memo.Wait()
 			tt.perturb(&in)
 			second, err := e.Eval(ctx, in)
 			if err != nil {
@@ -93,6 +104,10 @@ func TestMemoAgreesWithEvaluation(t *testing.T) {
 		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 3, ShortenerLinks: 1}},
 		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 3, Links: 1}},
 		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 1}},
+		// The same scored signals at another length: one memo entry, one answer.
+		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 1, Length: 400}},
+		{Purpose: "transactional", PurposePresent: true, Signals: Signals{PrizeClaims: 2, CapsRatioPct: 100, Exclamations: 5, Length: 25}},
+		{Purpose: "transactional", PurposePresent: true, Signals: Signals{PrizeClaims: 2, CapsRatioPct: 100, Exclamations: 5, Length: 31}},
 	}
 	for round := range 2 {
 		for _, in := range inputs {
@@ -105,7 +120,6 @@ func TestMemoAgreesWithEvaluation(t *testing.T) {
 				t.Errorf("round %d %+v: memo %+v %v, evaluation %+v", round, in, got, err, want)
 			}
 		}
-		on.cur.Load().memo.Wait()
 	}
 }
 
@@ -115,7 +129,10 @@ func TestKeysAreDistinct(t *testing.T) {
 	b := fAll.key(nil, Input{InstanceID: "a", Plan: "bc"})
 	c := fAll.key(nil, Input{Purpose: "", PurposePresent: true})
 	d := fAll.key(nil, Input{})
-	if string(a) == string(b) || string(c) == string(d) {
+	e := fAll.key(nil, Input{Signals: Signals{Length: 1}})
+	f := (fAll &^ fLength).key(nil, Input{Signals: Signals{Length: 1}})
+	g := (fAll &^ fLength).key(nil, Input{})
+	if string(a) == string(b) || string(c) == string(d) || string(d) == string(e) || string(f) != string(g) {
 		t.Error("distinct inputs share a memo key")
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/dgraph-io/ristretto/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -82,7 +81,7 @@ type prepared struct {
 	pq      rego.PreparedEvalQuery
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet
-	memo    *ristretto.Cache[string, Decision] // nil when off
+	memo    *memo // nil when off
 }
 
 // New loads and prepares the policies. It fails when a module does not
@@ -114,18 +113,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("policies from %s: %w", e.Source(), err)
 	}
-	if old := e.cur.Swap(p); old != nil && old.memo != nil {
-		old.memo.Close()
-	}
+	e.cur.Store(p) // the old memo goes with the old policies
 	return nil
 }
 
-// Close releases the decision memo.
-func (e *Engine) Close() {
-	if p := e.cur.Load(); p != nil && p.memo != nil {
-		p.memo.Close()
-	}
-}
+// Close releases the engine. The memo is plain memory, so there is
+// nothing to stop; Close is kept for callers that own an Engine.
+func (e *Engine) Close() {}
 
 // Memoized reports whether decisions are memoised, and which input fields
 // the key holds (for logs and tests).
@@ -239,14 +233,7 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64) (*prepared, error) 
 	}
 	if deterministic && entries > 0 {
 		p.fields = fields
-		p.memo, err = ristretto.NewCache(&ristretto.Config[string, Decision]{
-			NumCounters: entries * 10,
-			MaxCost:     entries,
-			BufferItems: 64,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("decision memo: %w", err)
-		}
+		p.memo = newMemo(int(entries))
 	}
 	return p, nil
 }
@@ -275,14 +262,14 @@ func (e *Engine) Eval(ctx context.Context, in Input) (Decision, error) {
 	}
 	var buf [128]byte
 	key := p.fields.key(buf[:0], in)
-	if d, ok := p.memo.Get(string(key)); ok { // no allocation: the conversion is only a lookup
+	if d, ok := p.memo.Get(key); ok {
 		return d, nil
 	}
 	d, err := p.eval(ctx, in)
 	if err != nil {
 		return d, err
 	}
-	p.memo.Set(string(key), d, 1)
+	p.memo.Set(key, d)
 	return d, nil
 }
 

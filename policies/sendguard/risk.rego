@@ -32,7 +32,27 @@ breakdown := {
 	"purpose": purpose_weight,
 } if {
 	c := data.sendguard.config.risk
-	s := input.signals
+	s := signals
+}
+
+# signals names each input signal the score reads, and no other (length
+# is not one): the engine memoises decisions on exactly the input fields the
+# policies reference, so `s := input.signals` would key the memo on every
+# signal, message length included.
+signals := {
+	"promo_terms": input.signals.promo_terms,
+	"calls_to_action": input.signals.calls_to_action,
+	"discount_codes": input.signals.discount_codes,
+	"prize_claims": input.signals.prize_claims,
+	"cold_outreach": input.signals.cold_outreach,
+	"political": input.signals.political,
+	"shortener_links": input.signals.shortener_links,
+	"links": input.signals.links,
+	"caps_ratio_pct": input.signals.caps_ratio_pct,
+	"exclamations": input.signals.exclamations,
+	"emoji": input.signals.emoji,
+	"percentages": input.signals.percentages,
+	"transactional": input.signals.transactional,
 }
 
 # An offer with a call to action is a campaign, whatever each scores alone.
