@@ -38,6 +38,31 @@ func (d dryRun) Take(ctx context.Context, instance string, l limiter.Limits, now
 
 func (d dryRun) SetPaused(context.Context, string, bool) error { return nil }
 
+// headerFlags collects repeated -H "Name: value" flags.
+type headerFlags [][2]string
+
+func (h *headerFlags) String() string { return fmt.Sprint(*h) }
+
+func (h *headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("header %q: want \"Name: value\"", v)
+	}
+	*h = append(*h, [2]string{strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(value)})
+	return nil
+}
+
+// get returns the last value of the header name (lower case).
+func (h headerFlags) get(name string) string {
+	v := ""
+	for _, kv := range h {
+		if kv[0] == name {
+			v = kv[1]
+		}
+	}
+	return v
+}
+
 // check evaluates one send request offline and prints what Envoy would
 // answer, and the risk breakdown, for policy authors.
 func check(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -47,6 +72,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	fs.StringVar(&f.config, "config", getenv("SENDGUARD_CONFIG"), "config file (env SENDGUARD_CONFIG)")
 	fs.StringVar(&f.policies, "policies", getenv("SENDGUARD_POLICIES"), "Rego policy directory instead of the embedded policies")
 	key := fs.String("key", "", "the API key to send as Authorization: Bearer")
+	var headers headerFlags
+	fs.Var(&headers, "H", "a request header, \"Name: value\" (repeatable; Authorization is the one the decision reads)")
 	method := fs.String("method", "POST", "HTTP method")
 	path := fs.String("path", "/api/send-message", "HTTP path")
 	bodyFile := fs.String("body", "-", "the request body: a file, or - for stdin")
@@ -77,11 +104,12 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	defer a.store.Close()
 	a.decider.SetState(dryRun{stateStore: a.store, cal: limiter.Calendar{Loc: a.cfg.Location()}})
 
-	auth := ""
+	auth := headers.get("authorization")
 	if *key != "" {
 		auth = "Bearer " + *key
 	}
-	res, err := a.decider.Decide(ctx, decision.Request{Method: strings.ToUpper(*method), Path: *path, Authorization: auth, Body: body})
+	p, _, _ := strings.Cut(*path, "?") // Envoy hands sendguard the path without the query
+	res, err := a.decider.Decide(ctx, decision.Request{Method: strings.ToUpper(*method), Path: p, Authorization: auth, Body: body})
 	if err != nil {
 		fmt.Fprintf(stdout, "HTTP 503 (sendguard could not decide: %v)\n", err)
 		return nil

@@ -43,7 +43,7 @@ const usage = `usage:
   sendguard config check --config FILE [--policies DIR]
   sendguard hash-key [KEY]   (reads the key from stdin when omitted)
   sendguard optout classify [--config FILE]   (messages on stdin, one per line; JSON lines out)
-  sendguard check --config FILE [--key KEY] [--body FILE|-] [--state config|store]
+  sendguard check --config FILE [--key KEY] [-H "Name: value"]... [--method M] [--path P] [--body FILE|-] [--state config|store]
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -261,6 +261,18 @@ func TestCheck(t *testing.T) {
 	if out := check("", "--body", bodyFile); !strings.HasPrefix(out, "HTTP 400\n") || !strings.Contains(out, `"error":"invalid_json"`) {
 		t.Errorf("invalid json from a file:\n%s", out)
 	}
+	// The key from a header flag instead of --key; a query string is not part of the route.
+	var out2, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"check", "--config", path, "-H", "Authorization: Bearer demo-key-revoked", "-H", "X-Trace: 1",
+		"--path", "/api/send-message?x=1"}, noenv, strings.NewReader(receipt), &out2, &errOut); err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	if !strings.HasPrefix(out2.String(), "HTTP 401\n") || !strings.Contains(out2.String(), `"error":"revoked_api_key"`) {
+		t.Errorf("revoked key by header:\n%s", out2.String())
+	}
+	if err := run(context.Background(), []string{"check", "--config", path, "-H", "no colon"}, noenv, strings.NewReader(receipt), &out2, &errOut); err == nil {
+		t.Error("check accepted a header without a colon")
+	}
 	if out := check("", "--path", "/api/other"); !strings.HasPrefix(out, "not the send path") {
 		t.Errorf("other path:\n%s", out)
 	}
