@@ -95,6 +95,10 @@ func BodyKey(msg string) [16]byte {
 func (t *Tracker) Check(instance string, body [16]byte, phone string, l Limits, now time.Time) (v Verdict, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.check(instance, body, phone, l, now)
+}
+
+func (t *Tracker) check(instance string, body [16]byte, phone string, l Limits, now time.Time) (v Verdict, retryAfter time.Duration) {
 	if l.PairPerMinute > 0 {
 		ts := prune(t.pairs[pairKey{instance, phone}], now.Add(-time.Minute))
 		t.pairs[pairKey{instance, phone}] = ts
@@ -127,18 +131,59 @@ func (t *Tracker) Check(instance string, body [16]byte, phone string, l Limits, 
 	return OK, 0
 }
 
+// Reserve checks like Check and, when the verdict is OK, counts the send
+// at once, under the same lock, so that concurrent sends of one body cannot
+// all pass a check none of them has yet counted. A caller that then refuses
+// the send for another reason (its quota, a store error) calls release,
+// which takes the count back; release is a no-op when the verdict is not OK.
+func (t *Tracker) Reserve(instance string, body [16]byte, phone string, l Limits, now time.Time) (v Verdict, retryAfter time.Duration, release func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, retryAfter = t.check(instance, body, phone, l, now); v != OK {
+		return v, retryAfter, func() {}
+	}
+	prev, had := t.record(instance, body, phone, now)
+	return OK, 0, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		k := pairKey{instance, phone}
+		ts := t.pairs[k]
+		for i := len(ts) - 1; i >= 0; i-- {
+			if ts[i].Equal(now) {
+				t.pairs[k] = append(ts[:i], ts[i+1:]...)
+				break
+			}
+		}
+		if seen := t.fanout[bodyKey{instance, body}]; seen != nil {
+			if had {
+				seen[phone] = prev
+			} else {
+				delete(seen, phone)
+			}
+		}
+	}
+}
+
 // Record counts one allowed send.
 func (t *Tracker) Record(instance string, body [16]byte, phone string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.record(instance, body, phone, now)
+}
+
+// record counts one send and returns when phone was last sent body, if it
+// was. Called with the lock held.
+func (t *Tracker) record(instance string, body [16]byte, phone string, now time.Time) (prev time.Time, had bool) {
 	k := pairKey{instance, phone}
 	t.pairs[k] = append(t.pairs[k], now)
 	bk := bodyKey{instance, body}
 	if t.fanout[bk] == nil {
 		t.fanout[bk] = map[string]time.Time{}
 	}
+	prev, had = t.fanout[bk][phone]
 	t.fanout[bk][phone] = now
 	t.sweep(now)
+	return prev, had
 }
 
 // Violation counts one violation of instance and returns how many fell in

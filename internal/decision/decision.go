@@ -289,10 +289,12 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 
 	now := d.opts.Now()
-	var body [16]byte
+	release := func() {}
 	if d.opts.Abuse != nil {
-		body = abuse.BodyKey(req.message)
-		switch v, retry := d.opts.Abuse.Check(inst.ID, body, req.e164, inst.Abuse, now); v {
+		// Counted now, atomically with the check; taken back below if a
+		// later step refuses or fails.
+		v, retry, rel := d.opts.Abuse.Reserve(inst.ID, abuse.BodyKey(req.message), req.e164, inst.Abuse, now)
+		switch v {
 		case abuse.Block:
 			score := 100
 			res.RiskScore = score
@@ -300,31 +302,35 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		case abuse.Throttle:
 			return d.throttled(res, retry), nil
 		}
+		release = rel
 	}
 	if pd.Throttle && inst.SlowLane.Rate > 0 {
 		out, err := d.opts.State.Take(ctx, inst.ID+"#slow", inst.SlowLane, now)
 		if err != nil {
+			release()
 			return res, fmt.Errorf("take slow lane of %s: %w", inst.ID, err)
 		}
 		if out.Verdict != limiter.Allowed {
+			release()
 			return d.throttled(res, out.RetryAfter), nil
 		}
 	}
 	out, err := d.opts.State.Take(ctx, inst.ID, inst.Limits, now)
 	if err != nil {
+		release()
 		return res, fmt.Errorf("take quota of %s: %w", inst.ID, err)
 	}
 	res.Usage = out.Usage
 	switch out.Verdict {
 	case limiter.MonthlyExceeded:
+		release()
 		return d.denyQuota(res, catalog.MonthlyLimitExceeded, "monthly", out), nil
 	case limiter.DailyExceeded:
+		release()
 		return d.denyQuota(res, catalog.DailyLimitExceeded, "daily", out), nil
 	case limiter.Throttled:
+		release()
 		return d.throttled(res, out.RetryAfter), nil
-	}
-	if d.opts.Abuse != nil {
-		d.opts.Abuse.Record(inst.ID, body, req.e164, now)
 	}
 	res.Allowed = true
 	return res, nil

@@ -397,3 +397,64 @@ func TestSlowLane(t *testing.T) {
 		t.Errorf("a plain send was held by the slow lane: %q", res.Code)
 	}
 }
+
+// Concurrent sends of one body cannot all pass a fan-out check none of
+// them has counted yet, and a send refused later (here: its quota) does
+// not count towards the fan-out.
+func TestFanOutUnderConcurrency(t *testing.T) {
+	f := newFixture(t)
+	f.d.opts.Abuse = abuse.New()
+	shop := f.d.opts.Instances["shop"]
+	shop.Abuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 1000}
+	shop.Limits = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1e9, Burst: 1 << 30}
+	f.d.opts.Instances["shop"] = shop
+	// A store a network hop away (Redis): the Take takes a while, as it
+	// does between the fan-out check and the count.
+	f.d.opts.State = remoteState{f.d.opts.State}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := f.d.Decide(context.Background(), Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo,
+				Body: send("shop", fmt.Sprintf("+96650200%04d", i), "Hi Sara, your report is ready", "transactional")})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res.Allowed {
+				allowed.Add(1)
+			} else if res.Code != catalog.SendingThrottled {
+				t.Errorf("recipient %d: %q", i, res.Code)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != 50 {
+		t.Errorf("200 concurrent recipients of one body: %d allowed, want exactly 50", n)
+	}
+
+	// Refused by the daily quota: the reservation is taken back.
+	g := newFixture(t)
+	g.d.opts.Abuse = abuse.New()
+	shop = g.d.opts.Instances["shop"]
+	shop.Abuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 2, FanOutBlock: 100}
+	shop.Limits = limiter.Limits{Daily: 1, Monthly: 100, Rate: 1e9, Burst: 1 << 30}
+	g.d.opts.Instances["shop"] = shop
+	for i, want := range []catalog.Code{"", catalog.DailyLimitExceeded, catalog.DailyLimitExceeded, catalog.DailyLimitExceeded} {
+		res := g.decide(t, keyDemo, send("shop", fmt.Sprintf("+96650300%04d", i), "Hi Sara, your report is ready", "transactional"))
+		if res.Code != want {
+			t.Errorf("send %d: %q, want %q (a quota refusal counted towards the fan-out)", i+1, res.Code, want)
+		}
+	}
+}
+
+// remoteState is the fixture's state with a network round trip's latency
+// on Take.
+type remoteState struct{ state }
+
+func (r remoteState) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
+	time.Sleep(time.Millisecond)
+	return r.state.Take(ctx, instance, l, now)
+}
