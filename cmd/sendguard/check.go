@@ -95,6 +95,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 		return fmt.Errorf("read body: %w", err)
 	}
 	f.checkOnly = *state != "store"
+	f.readOnly = *state == "store"
 	a, err := build(ctx, f, slog.New(slog.DiscardHandler), getenv)
 	if err != nil {
 		return err

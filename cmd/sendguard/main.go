@@ -93,6 +93,7 @@ type flags struct {
 	grpcAddr  string
 	adminAddr string
 	checkOnly bool // config check: validate, open no state
+	readOnly  bool // check --state store: open the store, write no seeds to it
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (flags, error) {

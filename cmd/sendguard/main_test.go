@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sendguard/sendguard/internal/keys"
+	"github.com/sendguard/sendguard/internal/store"
 )
 
 func noenv(string) string { return "" }
@@ -240,6 +241,17 @@ func TestCheck(t *testing.T) {
 				t.Errorf("state %s: receipt: no transactional evidence in the breakdown:\n%s", state, out)
 			}
 		}
+	}
+	// --state store wrote nothing, not even the config's seeds.
+	st, err := store.OpenEmbedded(filepath.Join(dir, "state.db"), store.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isPaused, err := st.Paused(context.Background(), "inst_paused")
+	sups, err2 := st.Suppressions(context.Background(), "inst_12345")
+	st.Close()
+	if err != nil || err2 != nil || isPaused || len(sups) != 0 {
+		t.Errorf("check --state store changed the store: paused %v, suppressions %v (%v %v)", isPaused, sups, err, err2)
 	}
 	out := check(prize)
 	if !strings.HasPrefix(out, "HTTP 403\ncontent-type: application/json\nx-sendguard-decision-id: ") ||

@@ -130,7 +130,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l}
 		// Seeds from the config apply at every start: paused: true in the
 		// file pauses the instance again after a restart.
-		if in.Paused {
+		if in.Paused && !f.readOnly {
 			if err := st.SetPaused(ctx, in.ID, true); err != nil {
 				st.Close()
 				return nil, fmt.Errorf("seed pause of %s: %w", in.ID, err)
@@ -141,6 +141,9 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		e164, ok := phones.E164(s.Phone)
 		if !ok {
 			return nil, fmt.Errorf("config: suppressions[%d]: %q is not a valid phone number", i, s.Phone)
+		}
+		if f.readOnly {
+			continue
 		}
 		// A suppression already in the store (from an earlier start, or
 		// changed since) is kept as it is.
