@@ -28,8 +28,7 @@ func classify(args []string, getenv func(string) string, stdin io.Reader, stdout
 		if err != nil {
 			return err
 		}
-		x := cfg.OptOut.Extra
-		lists = lists.Merge(optout.Lists{OptOut: x.OptOut, OptIn: x.OptIn, OptOutPhrases: x.OptOutPhrases, OptInPhrases: x.OptInPhrases, Fillers: x.Fillers, Negations: x.Negations})
+		lists = lists.Merge(cfg.OptOut.Extra)
 	}
 	d := optout.New(lists)
 	sc := bufio.NewScanner(stdin)

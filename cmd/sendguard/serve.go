@@ -173,8 +173,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		receivers[i] = events.Receiver{Name: r.Name, URL: r.URL, Secret: []byte(secret)}
 	}
 	disp := &events.Dispatcher{Outbox: st, Receivers: receivers, RetryFor: cfg.Events.RetryFor, Log: log}
-	x := cfg.OptOut.Extra
-	detector := optout.New(optout.DefaultLists().Merge(optout.Lists{OptOut: x.OptOut, OptIn: x.OptIn, OptOutPhrases: x.OptOutPhrases, OptInPhrases: x.OptInPhrases, Fillers: x.Fillers, Negations: x.Negations}))
+	detector := optout.New(optout.DefaultLists().Merge(cfg.OptOut.Extra))
 	recInstances := make(map[string]inbound.Instance, len(cfg.Instances))
 	for _, in := range cfg.Instances {
 		recInstances[in.ID] = inbound.Instance{ID: in.ID, Name: in.Name}

@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sendguard/sendguard/internal/optout"
 	"github.com/sendguard/sendguard/internal/risk"
 )
 
@@ -63,20 +64,11 @@ type InboundFields struct {
 	Timestamp  string `yaml:"timestamp"`   // default timestamp (RFC 3339, or unix seconds or milliseconds)
 }
 
-// OptOut extends the opt-out detector's built-in lists.
+// OptOut extends the opt-out detector's built-in lists: keywords (the
+// whole message), phrases (inside a short message), fillers and negations,
+// added to internal/optout's lists.json.
 type OptOut struct {
-	Extra OptOutLists `yaml:"extra"`
-}
-
-// OptOutLists are keywords (the whole message) and phrases (inside a short
-// message), added to the built-in ones.
-type OptOutLists struct {
-	OptOut        []string `yaml:"opt_out"`
-	OptIn         []string `yaml:"opt_in"`
-	OptOutPhrases []string `yaml:"opt_out_phrases"`
-	OptInPhrases  []string `yaml:"opt_in_phrases"`
-	Fillers       []string `yaml:"fillers"`   // politeness allowed around a keyword ("please")
-	Negations     []string `yaml:"negations"` // before a phrase, cancel it ("don't")
+	Extra optout.Lists `yaml:"extra"`
 }
 
 // Events configures event delivery.
