@@ -289,47 +289,50 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 
 	now := d.opts.Now()
-	release := func() {}
-	if d.opts.Abuse != nil {
-		// Counted now, atomically with the check; taken back below if a
-		// later step refuses or fails.
-		v, retry, rel := d.opts.Abuse.Reserve(inst.ID, abuse.BodyKey(req.message), req.e164, inst.Abuse, now)
-		switch v {
-		case abuse.Block:
-			score := 100
-			res.RiskScore = score
-			return d.deny(res, catalog.PolicyViolation, catalog.Details{RiskScore: &score}), nil
-		case abuse.Throttle:
-			return d.throttled(res, retry), nil
-		}
-		release = rel
+	if d.opts.Abuse == nil {
+		return d.take(ctx, res, inst, pd.Throttle, now)
 	}
-	if pd.Throttle && inst.SlowLane.Rate > 0 {
+	// Counted now, atomically with the check; taken back if a later step
+	// refuses or fails, so that only allowed sends count.
+	v, retry, release := d.opts.Abuse.Reserve(inst.ID, abuse.BodyKey(req.message), req.e164, inst.Abuse, now)
+	switch v {
+	case abuse.Block:
+		score := 100
+		res.RiskScore = score
+		return d.deny(res, catalog.PolicyViolation, catalog.Details{RiskScore: &score}), nil
+	case abuse.Throttle:
+		return d.throttled(res, retry), nil
+	}
+	res, err = d.take(ctx, res, inst, pd.Throttle, now)
+	if err != nil || !res.Allowed {
+		release()
+	}
+	return res, err
+}
+
+// take consumes a slow-lane token when the content is risky, then the
+// instance's quotas and token, and allows the send when all are there.
+func (d *Decider) take(ctx context.Context, res Result, inst Instance, risky bool, now time.Time) (Result, error) {
+	if risky && inst.SlowLane.Rate > 0 {
 		out, err := d.opts.State.Take(ctx, inst.ID+"#slow", inst.SlowLane, now)
 		if err != nil {
-			release()
 			return res, fmt.Errorf("take slow lane of %s: %w", inst.ID, err)
 		}
 		if out.Verdict != limiter.Allowed {
-			release()
 			return d.throttled(res, out.RetryAfter), nil
 		}
 	}
 	out, err := d.opts.State.Take(ctx, inst.ID, inst.Limits, now)
 	if err != nil {
-		release()
 		return res, fmt.Errorf("take quota of %s: %w", inst.ID, err)
 	}
 	res.Usage = out.Usage
 	switch out.Verdict {
 	case limiter.MonthlyExceeded:
-		release()
 		return d.denyQuota(res, catalog.MonthlyLimitExceeded, "monthly", out), nil
 	case limiter.DailyExceeded:
-		release()
 		return d.denyQuota(res, catalog.DailyLimitExceeded, "daily", out), nil
 	case limiter.Throttled:
-		release()
 		return d.throttled(res, out.RetryAfter), nil
 	}
 	res.Allowed = true
