@@ -13,6 +13,7 @@ package risk
 import (
 	_ "embed"
 	"encoding/json"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -186,11 +187,12 @@ func (s *Scanner) Scan(msg string) Signals {
 
 	norm := fold(text)
 	words := strings.Fields(norm)
-	// Word start offsets, to turn byte matches into word positions.
-	starts := make(map[int]int, len(words))
+	// Word start offsets, ascending, to turn byte matches into word
+	// positions (norm has single spaces between words).
+	starts := make([]int, len(words))
 	off := 0
 	for i, w := range words {
-		starts[off] = i
+		starts[i] = off
 		off += len(w) + 1
 	}
 	var anchors [nCategories][]int // word index just after each anchor match
@@ -213,7 +215,8 @@ func (s *Scanner) Scan(msg string) Signals {
 			case catPolitical:
 				sig.Political++
 			default:
-				anchors[c] = append(anchors[c], starts[start]+p.words)
+				w, _ := slices.BinarySearch(starts, start) // start is on a word boundary
+				anchors[c] = append(anchors[c], w+p.words)
 			}
 		}
 	}
