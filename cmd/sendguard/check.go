@@ -101,7 +101,6 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 		return err
 	}
 	defer a.phones.Close()
-	defer a.engine.Close()
 	defer a.store.Close()
 	a.decider.SetState(dryRun{stateStore: a.store, cal: limiter.Calendar{Loc: a.cfg.Location()}})
 

@@ -247,7 +247,6 @@ func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
 		return err
 	}
 	a.phones.Close()
-	a.engine.Close()
 	a.store.Close()
 	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans\n", len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans))
 	return nil
@@ -277,7 +276,6 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		return err
 	}
 	defer a.phones.Close()
-	defer a.engine.Close()
 	defer a.store.Close()
 	grpcAddr, adminAddr := a.cfg.Listen.GRPC, a.cfg.Listen.Admin
 	if f.grpcAddr != "" {

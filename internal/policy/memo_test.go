@@ -57,7 +57,6 @@ result := {"allow": time.now_ns() > 0, "error": "", "risk_score": 0, "purpose": 
 				opts.Dir = writeTree(t, map[string]string{"p.rego": tt.rego})
 			}
 			e := engine(t, opts)
-			defer e.Close()
 			memo, fields := e.Memoized()
 			if memo != tt.memo || !slices.Equal(fields, tt.fields) {
 				t.Errorf("Memoized = %v %q, want %v %q", memo, fields, tt.memo, tt.fields)
@@ -89,7 +88,6 @@ result := {"allow": time.now_ns() > 0, "error": "", "risk_score": 0, "purpose": 
 // second time from a warm memo, and once with the memo off.
 func TestMemoAgreesWithEvaluation(t *testing.T) {
 	on := engine(t, Options{})
-	defer on.Close()
 	off := engine(t, Options{CacheEntries: -1})
 	if memo, _ := off.Memoized(); memo {
 		t.Fatal("CacheEntries -1 left the memo on")

@@ -117,10 +117,6 @@ func (e *Engine) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the engine. The memo is plain memory, so there is
-// nothing to stop; Close is kept for callers that own an Engine.
-func (e *Engine) Close() {}
-
 // Memoized reports whether decisions are memoised, and which input fields
 // the key holds (for logs and tests).
 func (e *Engine) Memoized() (bool, []string) {
