@@ -105,11 +105,12 @@ func New(opts Options) (*Decider, error) {
 	if len(opts.Routes) == 0 {
 		opts.Routes = []Route{{Method: "POST", Path: "/api/send-message"}}
 	}
-	routes := make([]Route, len(opts.Routes))
-	for i, rt := range opts.Routes {
-		routes[i] = Route{Method: rt.Method, Path: canonicalPath(rt.Path)}
+	opts.Routes = canonicalRoutes(opts.Routes)
+	if opts.Inbound != nil {
+		in := *opts.Inbound
+		in.Routes = canonicalRoutes(in.Routes)
+		opts.Inbound = &in
 	}
-	opts.Routes = routes
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -224,10 +225,11 @@ func (d *Decider) SetState(s state) { d.opts.State = s }
 
 func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
-	if d.isInboundRoute(r.Method, r.Path) {
+	path := canonicalPath(r.Path)
+	if d.opts.Inbound != nil && matchRoute(d.opts.Inbound.Routes, r.Method, path) {
 		return d.observe(ctx, r, res)
 	}
-	if !d.isSendRoute(r.Method, r.Path) {
+	if !matchRoute(d.opts.Routes, r.Method, path) {
 		res.Allowed = true
 		return res, nil
 	}
@@ -345,13 +347,22 @@ func (d *Decider) throttled(res Result, retry time.Duration) Result {
 	return res
 }
 
-// isSendRoute reports whether method and path are on the send path. The
-// path is compared the way a lenient upstream might read it: percent-decoded,
-// dot segments and repeated slashes removed, without a trailing slash, and
-// case-insensitively, so that /API//send-message/ cannot slip past.
-func (d *Decider) isSendRoute(method, p string) bool {
-	p = canonicalPath(p)
-	for _, rt := range d.opts.Routes {
+// canonicalRoutes returns routes with their paths canonical, once at New.
+func canonicalRoutes(routes []Route) []Route {
+	out := make([]Route, len(routes))
+	for i, rt := range routes {
+		out[i] = Route{Method: rt.Method, Path: canonicalPath(rt.Path)}
+	}
+	return out
+}
+
+// matchRoute reports whether method and the canonical path p are on one of
+// routes. The path is compared the way a lenient upstream might read it
+// (canonicalPath: percent-decoded, dot segments and repeated slashes
+// removed, without a trailing slash) and case-insensitively, so that
+// /API//send-message/ cannot slip past.
+func matchRoute(routes []Route, method, p string) bool {
+	for _, rt := range routes {
 		if strings.EqualFold(rt.Path, p) && (rt.Method == "*" || strings.EqualFold(rt.Method, method)) {
 			return true
 		}

@@ -34,19 +34,6 @@ type Fields struct {
 // message_text, timestamp.
 var DefaultFields = Fields{InstanceID: "instance_id", From: "from", Text: "message_text", Timestamp: "timestamp"}
 
-func (d *Decider) isInboundRoute(method, p string) bool {
-	if d.opts.Inbound == nil {
-		return false
-	}
-	p = canonicalPath(p)
-	for _, rt := range d.opts.Inbound.Routes {
-		if strings.EqualFold(canonicalPath(rt.Path), p) && (rt.Method == "*" || strings.EqualFold(rt.Method, method)) {
-			return true
-		}
-	}
-	return false
-}
-
 // observe records one inbound webhook request; res is allowed, and an
 // error means the message could not be recorded.
 func (d *Decider) observe(ctx context.Context, r Request, res Result) (Result, error) {
