@@ -94,6 +94,9 @@ type flags struct {
 	adminAddr string
 	checkOnly bool // config check: validate, open no state
 	readOnly  bool // check --state store: open the store, write no seeds to it
+	// storeReset (serve --store-reset, deliberately without an environment
+	// variable) moves a damaged embedded store file aside and starts empty.
+	storeReset bool
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (flags, error) {
@@ -111,6 +114,9 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&f.logLevel, "log-level", env("SENDGUARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SENDGUARD_LOG_LEVEL)")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", env("SENDGUARD_GRPC_ADDR", ""), "override listen.grpc (env SENDGUARD_GRPC_ADDR)")
 	fs.StringVar(&f.adminAddr, "admin-addr", env("SENDGUARD_ADMIN_ADDR", ""), "override listen.admin (env SENDGUARD_ADMIN_ADDR)")
+	if name == "serve" {
+		fs.BoolVar(&f.storeReset, "store-reset", false, "when the embedded store file is damaged, move it aside and start with empty state (no environment variable: ask by name)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}

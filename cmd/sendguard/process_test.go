@@ -84,7 +84,7 @@ func writeProcessConfig(t *testing.T, dir, store string) (string, string, string
 	return p, grpcAddr, adminAddr
 }
 
-func startChild(t *testing.T, cfg, grpcAddr, adminAddr string) *child {
+func startChild(t *testing.T, cfg, grpcAddr, adminAddr string, extra ...string) *child {
 	t.Helper()
 	log := filepath.Join(t.TempDir(), "sendguard.log")
 	out, err := os.Create(log)
@@ -92,7 +92,7 @@ func startChild(t *testing.T, cfg, grpcAddr, adminAddr string) *child {
 		t.Fatal(err)
 	}
 	c := &child{t: t, grpc: grpcAddr, admn: adminAddr, log: log}
-	c.cmd = exec.Command(binary(t), "serve", "--config", cfg)
+	c.cmd = exec.Command(binary(t), append([]string{"serve", "--config", cfg}, extra...)...)
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

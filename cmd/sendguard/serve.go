@@ -72,7 +72,7 @@ type stateStore interface {
 }
 
 // openStore opens the configured store.
-func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, getenv func(string) string) (stateStore, error) {
+func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, getenv func(string) string, reset bool, log *slog.Logger) (stateStore, error) {
 	switch cfg.Store.Type {
 	case "memory":
 		return store.NewMemory(cal), nil
@@ -82,9 +82,33 @@ func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, ge
 				return nil, fmt.Errorf("store directory: %w", err)
 			}
 		}
-		return store.OpenEmbedded(cfg.Store.Path, store.EmbeddedOptions{Calendar: cal})
+		return openEmbedded(cfg.Store.Path, cal, reset, log)
 	}
 	return openRedis(ctx, cfg, cal, getenv)
+}
+
+// openEmbedded opens the embedded store. A damaged file is an error (the
+// process exits non-zero) unless reset, `serve --store-reset`, asks by name
+// to move it aside and start with empty state. reset on a healthy file does
+// nothing, so a flag left in a manifest cannot wipe quotas at every restart.
+func openEmbedded(path string, cal limiter.Calendar, reset bool, log *slog.Logger) (stateStore, error) {
+	st, err := store.OpenEmbedded(path, store.EmbeddedOptions{Calendar: cal})
+	switch {
+	case err == nil:
+		if reset {
+			log.Info("--store-reset: the store file is healthy, nothing was reset", "path", path)
+		}
+		return st, nil
+	case !reset || !errors.Is(err, store.ErrCorrupt):
+		return nil, err
+	}
+	aside, rerr := store.ResetEmbedded(path, time.Now())
+	if rerr != nil {
+		return nil, fmt.Errorf("%w (and --store-reset failed: %w)", err, rerr)
+	}
+	log.Warn("--store-reset: the damaged store file was moved aside; starting with empty state: quotas, suppressions, pauses and undelivered events of the old file are not in it",
+		"path", path, "moved_to", aside, "damage", err.Error())
+	return store.OpenEmbedded(path, store.EmbeddedOptions{Calendar: cal})
 }
 
 // build validates the config and builds every part, without listening.
@@ -104,7 +128,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	cal := limiter.Calendar{Loc: cfg.Location()}
 	var st stateStore = store.NewMemory(cal) // config check validates without touching state
 	if !f.checkOnly {
-		st, err = openStore(ctx, cfg, cal, getenv)
+		st, err = openStore(ctx, cfg, cal, getenv, f.storeReset, log)
 	}
 	if err != nil {
 		phones.Close()

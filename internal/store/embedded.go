@@ -5,11 +5,18 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"math"
+	"os"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sendguard/sendguard/internal/limiter"
 )
@@ -53,10 +60,20 @@ var (
 )
 
 // OpenEmbedded opens (or creates) the store file at path.
+//
+// An existing file is verified before it is used: an empty file, a file
+// shorter than its last commit says (truncated), meta pages that fail their
+// checksums, and pages that are not what the B+tree expects (overwritten)
+// are refused with an error wrapping ErrCorrupt, so that a damaged file is
+// never served from and never silently replaced by empty state (quotas and
+// suppressions gone). The check walks every page once, at open.
 func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: o.NoSync})
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
+	db, err := openVerified(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: o.NoSync})
 	if err != nil {
-		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+		return nil, err
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	if o.MaxBatchDelay > 0 {
@@ -336,4 +353,167 @@ func (e *Embedded) Pending(_ context.Context) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// ErrCorrupt is wrapped by the error OpenEmbedded returns for a store file
+// that exists but cannot be trusted: empty, truncated, or with damaged
+// pages. Restore the file from a backup, or start with empty state by moving
+// it aside (ResetEmbedded, `sendguard serve --store-reset`).
+var ErrCorrupt = errors.New("embedded store file is corrupt")
+
+// bbolt's on-disk meta page (go.etcd.io/bbolt internal/common): a 16-byte
+// page header, then magic, version, page size, flags, the root bucket (root
+// page id, sequence), the freelist page id, the high-water page id, the
+// transaction id and an FNV-64a checksum of everything before it.
+const (
+	boltMagic      = 0xED0CDAED
+	boltVersion    = 2
+	metaOff        = 16
+	metaChecksumAt = 4*4 + 8*2 + 8 + 8 + 8 // 56 bytes of meta before the checksum
+	metaLen        = metaChecksumAt + 8
+)
+
+type boltMeta struct {
+	pageSize uint32
+	pgid     uint64 // pages the last commit uses: the file must hold them all
+	txid     uint64
+}
+
+// readMeta decodes and verifies the meta page at buf.
+func readMeta(buf []byte) (boltMeta, bool) {
+	if len(buf) < metaOff+metaLen {
+		return boltMeta{}, false
+	}
+	m := buf[metaOff:]
+	le := binary.LittleEndian // bbolt writes its structs in host order; sendguard builds for little-endian hosts
+	if le.Uint32(m[0:]) != boltMagic || le.Uint32(m[4:]) != boltVersion {
+		return boltMeta{}, false
+	}
+	h := fnv.New64a()
+	h.Write(m[:metaChecksumAt])
+	if h.Sum64() != le.Uint64(m[metaChecksumAt:]) {
+		return boltMeta{}, false
+	}
+	return boltMeta{pageSize: le.Uint32(m[8:]), pgid: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, true
+}
+
+// precheck refuses an existing store file that bbolt would either
+// reinitialise silently (0 bytes) or crash on (SIGBUS reading pages past
+// the end of a truncated file, which no recover can catch), using only the
+// file's size and its two meta pages.
+func precheck(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a new store
+	}
+	if err != nil {
+		return fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return fmt.Errorf("%w: %s is empty (0 bytes), so its quotas, suppressions and pauses are gone; restore it from a backup, or move it aside to start empty (sendguard serve --store-reset)", ErrCorrupt, path)
+	}
+	head := make([]byte, 64<<10+4096)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	head = head[:n]
+	// Meta page 0 sits at offset 0; meta page 1 one page further, at an
+	// offset given by a valid meta 0 or, when meta 0 is damaged, at one of
+	// the page sizes bbolt uses.
+	var best boltMeta
+	found := false
+	consider := func(m boltMeta, ok bool) {
+		if ok && (!found || m.txid > best.txid) {
+			best, found = m, true
+		}
+	}
+	m0, ok0 := readMeta(head)
+	consider(m0, ok0)
+	offsets := []int{4096, 8192, 16384, 32768, 65536}
+	if ok0 {
+		offsets = []int{int(m0.pageSize)}
+	}
+	for _, off := range offsets {
+		if off > 0 && off < len(head) {
+			consider(readMeta(head[off:]))
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: %s has no valid meta page (not a sendguard store, or overwritten); restore it from a backup, or move it aside to start empty (sendguard serve --store-reset)", ErrCorrupt, path)
+	}
+	if need := int64(best.pgid) * int64(best.pageSize); need > size || best.pageSize == 0 {
+		return fmt.Errorf("%w: %s is truncated: %d bytes, but its last commit needs %d; restore it from a backup, or move it aside to start empty (sendguard serve --store-reset)", ErrCorrupt, path, size, need)
+	}
+	return nil
+}
+
+// openVerified opens the file and walks every page with bbolt's own
+// consistency check. bbolt panics on pages that are not what it expects
+// ("Page expected to be: 4"), and a fault on a mapped page is a signal;
+// both become an ErrCorrupt error here instead of a crash.
+func openVerified(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, err = nil, fmt.Errorf("%w: %s: %v; restore it from a backup, or move it aside to start empty (sendguard serve --store-reset)", ErrCorrupt, path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, opts)
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+			return nil, fmt.Errorf("%w: %s: %v; restore it from a backup, or move it aside to start empty (sendguard serve --store-reset)", ErrCorrupt, path, err)
+		}
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	var problems []string
+	err = db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			if len(problems) < 5 {
+				problems = append(problems, e.Error())
+			}
+		}
+		return nil
+	})
+	if err == nil && len(problems) > 0 {
+		err = fmt.Errorf("%w: %s: %s; restore it from a backup, or move it aside to start empty (sendguard serve --store-reset)", ErrCorrupt, path, strings.Join(problems, "; "))
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// ResetEmbedded moves the store file at path aside, to path.corrupt-<UTC
+// time>, so that the next OpenEmbedded starts with empty state, and returns
+// the new name. The old file is kept for inspection, never deleted.
+func ResetEmbedded(path string, now time.Time) (string, error) {
+	base := path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
+	aside := base
+	for i := 1; ; i++ {
+		// A link never replaces an existing file, unlike a rename: an
+		// earlier damaged file of the same second is kept too.
+		err := os.Link(path, aside)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) || i > 100 {
+			return "", fmt.Errorf("move store file aside: %w", err)
+		}
+		aside = fmt.Sprintf("%s.%d", base, i)
+	}
+	if err := os.Remove(path); err != nil {
+		return "", fmt.Errorf("move store file aside: %w", err)
+	}
+	return aside, nil
 }
