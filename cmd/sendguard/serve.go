@@ -93,7 +93,12 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	if err != nil {
 		return nil, err
 	}
-	engine, err := policy.New(ctx, policy.Options{Dir: f.policies})
+	// The probes of the policy tree run through the scanner real sends use.
+	scanner := risk.New(risk.Options{
+		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
+		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
+	})
+	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
@@ -203,10 +208,6 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 			disp.Wake()
 			return nil
 		}}
-	scanner := risk.New(risk.Options{
-		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
-		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
-	})
 	d, err := decision.New(decision.Options{
 		Scanner:   scanner,
 		Abuse:     abuse.New(),
@@ -248,7 +249,8 @@ func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
 	}
 	a.phones.Close()
 	a.store.Close()
-	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans\n", len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans))
+	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans; policies (%s) valid, %d probes answered as expected\n",
+		len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans), a.engine.Source(), len(a.engine.Probes()))
 	return nil
 }
 
@@ -344,8 +346,10 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	a.dispatcher.Dropped = func(r string) { dropped.WithLabelValues(r).Inc() }
 	g.Go(func() error { return a.dispatcher.Run(gctx) })
 
-	// SIGHUP re-reads and re-prepares the policies; a broken edit is
-	// logged and the running policies stay in force.
+	// SIGHUP re-reads, validates and re-prepares the policies; an edit
+	// that does not compile, whose data does not match its schema, or whose
+	// probes are answered otherwise than expected is logged and the running
+	// policies stay in force.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -360,7 +364,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 					continue
 				}
 				memo, fields := a.engine.Memoized()
-				log.Info("policies reloaded", "policies", a.engine.Source(), "memoized", memo, "memo_key", fields)
+				log.Info("policies reloaded", "policies", a.engine.Source(), "probes", len(a.engine.Probes()), "memoized", memo, "memo_key", fields)
 			}
 		}
 	})
