@@ -245,3 +245,18 @@ func TestSIGHUPKeepsRunningPolicies(t *testing.T) {
 		t.Errorf("serve returned %v", err)
 	}
 }
+
+// TestServeRefusesAdminTokenWithWhitespace: an admin token from the
+// environment with a trailing newline (a Secret mounted from a file) can
+// never be presented; serve refuses to start and names the variable.
+func TestServeRefusesAdminTokenWithWhitespace(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
+	os.WriteFile(cfg, []byte("store: {type: memory}\n"), 0o600)
+	env := func(k string) string { return map[string]string{"SENDGUARD_ADMIN_TOKEN": "s3cret\n"}[k] }
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"serve", "--config", cfg, "--grpc-addr", freeAddr(t), "--admin-addr", freeAddr(t)}, env, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "SENDGUARD_ADMIN_TOKEN") || !strings.Contains(err.Error(), "whitespace") {
+		t.Errorf("serve with SENDGUARD_ADMIN_TOKEN=%q = %v, want an error naming the variable", "s3cret\n", err)
+	}
+}

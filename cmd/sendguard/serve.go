@@ -93,6 +93,10 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	if err != nil {
 		return nil, err
 	}
+	adminToken, err := cfg.AdminToken(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", f.config, err)
+	}
 	// The probes of the policy tree run through the scanner real sends use.
 	scanner := risk.New(risk.Options{
 		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
@@ -231,7 +235,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner,
 		admin: admin.Options{
 			Inbound:   recorder.Record,
-			Token:     cfg.AdminToken(getenv),
+			Token:     adminToken,
 			Instances: adminInstances,
 			State:     st,
 			Phones:    phones,
