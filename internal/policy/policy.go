@@ -6,6 +6,13 @@
 // The query is data.sendguard.decision.result, which must be an object
 // {"allow": bool, "error": string, "risk_score": number, "purpose": string}
 // and may have "throttle": bool.
+//
+// Every load (New, Reload) refuses a policy tree that could decide wrongly
+// without failing: data that does not match its JSON Schema (SchemaDir),
+// a module reference to an input or data key the schemas do not have,
+// data that breaks the policies' own cross-field rules (ValidationQuery),
+// and policies that answer any of the tree's probe sends (ProbesFile)
+// otherwise than expected. A refused Reload keeps the running policies.
 package policy
 
 import (
