@@ -145,7 +145,8 @@ func TestBadPolicies(t *testing.T) {
 			if _, ok := files["sendguard/tuning/data.json"]; ok && name != "data clash" {
 				files["schemas/sendguard/tuning.json"] = tuningSchema
 			}
-			if _, err := New(context.Background(), Options{Dir: writeTree(t, files)}); err == nil {
+			_, err := New(context.Background(), Options{Dir: writeTree(t, files)})
+			if err == nil {
 				t.Error("New accepted broken policies")
 			}
 		})
