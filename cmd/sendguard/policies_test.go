@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,6 +240,17 @@ func TestSIGHUPKeepsRunningPolicies(t *testing.T) {
 	hup("policies reloaded")
 	if got := decide("newsletter", "Your order #1042 has shipped."); got != "message_purpose_not_allowed" {
 		t.Errorf("after a valid reload: newsletter = %s, want message_purpose_not_allowed", got)
+	}
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, w := range []string{`sendguard_policy_reloads_total{result="refused"} 2`, `sendguard_policy_reloads_total{result="applied"} 1`} {
+		if !strings.Contains(string(metrics), w) {
+			t.Errorf("/metrics does not hold %s:\n%s", w, metrics)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -353,7 +353,10 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	// SIGHUP re-reads, validates and re-prepares the policies; an edit
 	// that does not compile, whose data does not match its schema, or whose
 	// probes are answered otherwise than expected is logged and the running
-	// policies stay in force.
+	// policies stay in force. sendguard_policy_reloads_total counts both
+	// outcomes, so a refused edit can be alerted on.
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_policy_reloads_total", Help: "SIGHUP policy reloads, by result: applied, or refused (the running policies stay)."}, []string{"result"})
+	reg.MustRegister(reloads)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -364,9 +367,11 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 				return nil
 			case <-hup:
 				if err := a.engine.Reload(gctx); err != nil {
+					reloads.WithLabelValues("refused").Inc()
 					log.Error("policy reload failed; keeping the running policies", "err", err)
 					continue
 				}
+				reloads.WithLabelValues("applied").Inc()
 				memo, fields := a.engine.Memoized()
 				log.Info("policies reloaded", "policies", a.engine.Source(), "probes", len(a.engine.Probes()), "memoized", memo, "memo_key", fields)
 			}
