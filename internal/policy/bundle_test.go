@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
 
 	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/policies"
@@ -322,5 +323,31 @@ func TestInputSchemaMatchesInputValue(t *testing.T) {
 	doc.(map[string]any)["signals"].(map[string]any)["prize_claim"] = 1
 	if msgs, _ := matchSchema(context.Background(), doc, schema); !slices.Contains(msgs, "/signals/prize_claim: unknown key (not in the schema; a typo?)") {
 		t.Errorf("input with signals.prize_claim: %q, want an unknown key", msgs)
+	}
+}
+
+// TestOPALoaderAgrees: `opa test policies` without --ignore loads the
+// schemas and the probes as data too; they land beside the policies' data
+// (data.schemas, data.sendguard.probes) and leave data.sendguard.config as
+// sendguard loads it.
+func TestOPALoaderAgrees(t *testing.T) {
+	res, err := loader.NewFileLoader().Filtered([]string{"../../policies"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := load(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, _ := res.Documents["sendguard"].(map[string]any)
+	want, _ := json.Marshal(b.data["sendguard"].(map[string]any)["config"])
+	got, _ := json.Marshal(sg["config"])
+	if string(got) != string(want) {
+		t.Errorf("opa's data.sendguard.config = %s, want %s", got, want)
+	}
+	for k := range sg {
+		if k != "config" && k != "probes" {
+			t.Errorf("opa's loader put data.sendguard.%s from a non-data file", k)
+		}
 	}
 }
