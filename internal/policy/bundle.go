@@ -197,15 +197,7 @@ func (b *bundle) validateData(ctx context.Context) error {
 	}
 	slices.Sort(paths)
 	var errs []error
-	for dir, file := range b.dataFiles {
-		covered := false
-		for _, p := range paths {
-			covered = covered || dir == p || strings.HasPrefix(dir, p+"/") || strings.HasPrefix(p, dir+"/") || dir == "."
-		}
-		if !covered {
-			errs = append(errs, fmt.Errorf("%s: data.%s has no schema in %s/ (a misplaced or misnamed data file?)", file, strings.ReplaceAll(dir, "/", "."), SchemaDir))
-		}
-	}
+	b.unschematized("", b.data, paths, &errs)
 	for _, p := range paths {
 		where := b.dataFiles[p]
 		if where == "" {
@@ -227,6 +219,40 @@ func (b *bundle) validateData(ctx context.Context) error {
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// unschematized reports every document under node (at the slash-separated
+// prefix) that no schema path covers: neither at or under a schema path, nor
+// an object on the way to one.
+func (b *bundle) unschematized(prefix string, node map[string]any, paths []string, errs *[]error) {
+	for k, v := range node {
+		p := strings.TrimPrefix(prefix+"/"+k, "/")
+		covered, above := false, false
+		for _, sp := range paths {
+			covered = covered || p == sp || strings.HasPrefix(p, sp+"/")
+			above = above || strings.HasPrefix(sp, p+"/")
+		}
+		if covered {
+			continue
+		}
+		if m, ok := v.(map[string]any); ok && above {
+			b.unschematized(p, m, paths, errs)
+			continue
+		}
+		*errs = append(*errs, fmt.Errorf("%s: data.%s has no schema in %s/ (a misplaced or misnamed data file or key?)", b.fileOf(p), strings.ReplaceAll(p, "/", "."), SchemaDir))
+	}
+}
+
+// fileOf names the data file that defines the document at path p.
+func (b *bundle) fileOf(p string) string {
+	for dir := p; ; dir = path.Dir(dir) {
+		if f, ok := b.dataFiles[dir]; ok {
+			return f
+		}
+		if dir == "." || dir == "/" {
+			return "data." + strings.ReplaceAll(p, "/", ".")
+		}
+	}
 }
 
 // lookup returns the value at the slash-separated path p in data.

@@ -116,6 +116,12 @@ func TestBrokenPolicyData(t *testing.T) {
 		{"misnamed data directory", func(t *testing.T, dir string) {
 			move(t, dir, dataFile, "sendguard/confg/data.json")
 		}, []string{"sendguard/confg/data.json: data.sendguard.confg has no schema", "data.sendguard.config: missing"}},
+		{"stray data beside the schema'd data", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "sendguard/data.json"), []byte(`{"risk": {"block_threshold": 95}}`), 0o644)
+		}, []string{"sendguard/data.json: data.sendguard.risk has no schema"}},
+		{"root data file", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"sendguard": {"risk": {"block_threshold": 95}}, "other": 1}`), 0o644)
+		}, []string{"data.json: data.sendguard.risk has no schema", "data.json: data.other has no schema"}},
 		{"tree one directory down", func(t *testing.T, dir string) {
 			move(t, dir, "sendguard", "policies/sendguard")
 			move(t, dir, "schemas", "policies/schemas")
