@@ -5,8 +5,10 @@ package policies
 
 import "embed"
 
-// FS is the embedded policy tree: sendguard/*.rego and sendguard/data.json.
-// Test files (*_test.rego) are embedded too; the engine skips them.
+// FS is the embedded policy tree: sendguard/*.rego, the data
+// (sendguard/config/data.json), its JSON Schemas (schemas/) and the probe
+// sends (sendguard/probes.json). Test files (*_test.rego) are embedded too;
+// the engine skips them.
 //
-//go:embed sendguard
+//go:embed sendguard schemas
 var FS embed.FS

@@ -117,7 +117,16 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	if err != nil {
 		return nil, err
 	}
-	engine, err := policy.New(ctx, policy.Options{Dir: f.policies})
+	adminToken, err := cfg.AdminToken(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", f.config, err)
+	}
+	// The probes of the policy tree run through the scanner real sends use.
+	scanner := risk.New(risk.Options{
+		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
+		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
+	})
+	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
@@ -227,10 +236,6 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 			disp.Wake()
 			return nil
 		}}
-	scanner := risk.New(risk.Options{
-		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
-		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
-	})
 	d, err := decision.New(decision.Options{
 		Scanner:   scanner,
 		Abuse:     abuse.New(),
@@ -254,7 +259,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner,
 		admin: admin.Options{
 			Inbound:   recorder.Record,
-			Token:     cfg.AdminToken(getenv),
+			Token:     adminToken,
 			Instances: adminInstances,
 			State:     st,
 			Phones:    phones,
@@ -272,7 +277,8 @@ func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
 	}
 	a.phones.Close()
 	a.store.Close()
-	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans\n", len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans))
+	fmt.Fprintf(stdout, "config ok: %d accounts, %d instances, %d plans; policies (%s) valid, %d probes answered as expected\n",
+		len(a.cfg.Accounts), len(a.cfg.Instances), len(a.cfg.Plans), a.engine.Source(), len(a.engine.Probes()))
 	return nil
 }
 
@@ -368,8 +374,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	a.dispatcher.Dropped = func(r string) { dropped.WithLabelValues(r).Inc() }
 	g.Go(func() error { return a.dispatcher.Run(gctx) })
 
-	// SIGHUP re-reads and re-prepares the policies; a broken edit is
-	// logged and the running policies stay in force.
+	// SIGHUP re-reads, validates and re-prepares the policies; an edit
+	// that does not compile, whose data does not match its schema, or whose
+	// probes are answered otherwise than expected is logged and the running
+	// policies stay in force. sendguard_policy_reloads_total counts both
+	// outcomes, so a refused edit can be alerted on.
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_policy_reloads_total", Help: "SIGHUP policy reloads, by result: applied, or refused (the running policies stay)."}, []string{"result"})
+	reg.MustRegister(reloads)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -380,11 +391,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 				return nil
 			case <-hup:
 				if err := a.engine.Reload(gctx); err != nil {
+					reloads.WithLabelValues("refused").Inc()
 					log.Error("policy reload failed; keeping the running policies", "err", err)
 					continue
 				}
+				reloads.WithLabelValues("applied").Inc()
 				memo, fields := a.engine.Memoized()
-				log.Info("policies reloaded", "policies", a.engine.Source(), "memoized", memo, "memo_key", fields)
+				log.Info("policies reloaded", "policies", a.engine.Source(), "probes", len(a.engine.Probes()), "memoized", memo, "memo_key", fields)
 			}
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/optout"
 	"github.com/sendguard/sendguard/internal/risk"
 )
@@ -355,8 +358,25 @@ func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, err := time.LoadLocation(c.Quota.TimeZone); err != nil {
+	for _, l := range []struct{ key, addr string }{{"listen.grpc", c.Listen.GRPC}, {"listen.admin", c.Listen.Admin}} {
+		if _, port, err := net.SplitHostPort(l.addr); err != nil || port == "" {
+			bad("%s %q: must be host:port", l.key, l.addr)
+		}
+	}
+	if c.Admin.Token != "" {
+		if err := checkToken(c.Admin.Token); err != nil {
+			bad("admin.token: %v", err)
+		}
+	}
+	if c.Quota.TimeZone == "Local" {
+		bad("quota.time_zone %q: name an IANA zone; Local depends on the host, so replicas could count different days", c.Quota.TimeZone)
+	} else if _, err := time.LoadLocation(c.Quota.TimeZone); err != nil {
 		bad("quota.time_zone %q: %v", c.Quota.TimeZone, err)
+	}
+	if a := c.Abuse.AutoPause; a.Violations < -1 {
+		bad("abuse.auto_pause.violations %d: must be positive, or -1 for never", a.Violations)
+	} else if a.Violations > 0 && a.Window <= 0 {
+		bad("abuse.auto_pause.window %s: must be positive", a.Window)
 	}
 	for i, r := range c.Inbound.Routes {
 		if r.Method == "" || !strings.HasPrefix(r.Path, "/") {
@@ -385,14 +405,23 @@ func (c *Config) validate() error {
 		if c.Store.Redis.Addr == "" {
 			bad("store.redis.addr is required for store type redis")
 		}
-		if c.Store.Redis.Timeout < 0 || c.Store.Redis.Timeout >= 500*time.Millisecond {
-			bad("store.redis.timeout %s: must be below Envoy's ext_authz timeout (0.5s)", c.Store.Redis.Timeout)
+		if _, port, err := net.SplitHostPort(c.Store.Redis.Addr); c.Store.Redis.Addr != "" && (err != nil || port == "") {
+			bad("store.redis.addr %q: must be host:port", c.Store.Redis.Addr)
+		}
+		if c.Store.Redis.Timeout <= 0 || c.Store.Redis.Timeout >= 500*time.Millisecond {
+			bad("store.redis.timeout %s: must be positive and below Envoy's ext_authz timeout (0.5s)", c.Store.Redis.Timeout)
+		}
+		if c.Store.Redis.DB < 0 {
+			bad("store.redis.db %d: must not be negative", c.Store.Redis.DB)
 		}
 	default:
 		bad("store.type %q: must be memory, embedded or redis", c.Store.Type)
 	}
-	if c.Request.MaxBodyBytes < 256 {
-		bad("request.max_body_bytes %d: must be at least 256", c.Request.MaxBodyBytes)
+	if c.Request.MaxBodyBytes < 256 || c.Request.MaxBodyBytes > MaxBodyBytesLimit {
+		bad("request.max_body_bytes %d: must be from 256 to %d (the body reaches sendguard in one ext_authz gRPC message of at most 4 MiB with its headers); keep it equal to Envoy's with_request_body.max_request_bytes", c.Request.MaxBodyBytes, MaxBodyBytesLimit)
+	}
+	if c.Request.MaxMessageRune < 1 {
+		bad("request.max_message_runes %d: must be positive", c.Request.MaxMessageRune)
 	}
 	if c.Request.MaxJSONDepth < 2 {
 		bad("request.max_json_depth %d: must be at least 2", c.Request.MaxJSONDepth)
@@ -409,12 +438,26 @@ func (c *Config) validate() error {
 		if p.Daily > p.Monthly {
 			bad("plans.%s: daily %d exceeds monthly %d", name, p.Daily, p.Monthly)
 		}
-		if p.Throttle.Rate <= 0 || p.Throttle.Burst < 1 {
+		if !finite(p.Throttle.Rate) || p.Throttle.Rate <= 0 || p.Throttle.Burst < 1 {
 			bad("plans.%s.throttle: rate must be positive and burst at least 1", name)
+		}
+		if !finite(p.SlowLane.Rate) || p.SlowLane.Rate <= 0 || p.SlowLane.Burst < 1 {
+			bad("plans.%s.slow_lane: rate must be positive and burst at least 1", name)
+		}
+		a := p.Abuse
+		if a.FanOutWindow <= 0 {
+			bad("plans.%s.abuse.fanout_window %s: must be positive", name, a.FanOutWindow)
+		}
+		if a.FanOutThrottle < 1 || a.FanOutBlock < a.FanOutThrottle {
+			bad("plans.%s.abuse: fanout_throttle %d must be positive and fanout_block %d at least fanout_throttle", name, a.FanOutThrottle, a.FanOutBlock)
+		}
+		if a.PairPerMinute < 1 {
+			bad("plans.%s.abuse.pair_per_minute %d: must be positive", name, a.PairPerMinute)
 		}
 	}
 	accounts := map[string]bool{}
 	hashes := map[string]string{}
+	keyIDs := map[string]string{}
 	for i, a := range c.Accounts {
 		if a.ID == "" {
 			bad("accounts[%d]: id is required", i)
@@ -424,6 +467,10 @@ func (c *Config) validate() error {
 		}
 		accounts[a.ID] = true
 		for j, k := range a.Keys {
+			if other, dup := keyIDs[k.ID]; dup && k.ID != "" {
+				bad("accounts[%d].keys[%d]: duplicate key id %q (also a key of account %q): ids name keys in logs", i, j, k.ID, other)
+			}
+			keyIDs[k.ID] = a.ID
 			h := strings.ToLower(k.SHA256)
 			if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
 				bad("accounts[%d].keys[%d]: sha256 must be 64 hex digits (see `sendguard hash-key`)", i, j)
@@ -472,10 +519,40 @@ func (c *Config) Location() *time.Location {
 }
 
 // AdminToken returns the configured admin token, from the file or else from
-// the environment through getenv.
-func (c *Config) AdminToken(getenv func(string) string) string {
+// the environment through getenv; "" when neither is set. A token a client
+// could never present (whitespace, such as the trailing newline of a Secret
+// file, or other than 1 to 512 visible ASCII characters) is an error naming
+// where it came from.
+func (c *Config) AdminToken(getenv func(string) string) (string, error) {
 	if c.Admin.Token != "" {
-		return c.Admin.Token
+		if err := checkToken(c.Admin.Token); err != nil {
+			return "", fmt.Errorf("admin.token: %w", err)
+		}
+		return c.Admin.Token, nil
 	}
-	return getenv(c.Admin.TokenEnv)
+	tok := getenv(c.Admin.TokenEnv)
+	if tok == "" {
+		return "", nil
+	}
+	if err := checkToken(tok); err != nil {
+		return "", fmt.Errorf("admin token from %s (admin.token_env): %w", c.Admin.TokenEnv, err)
+	}
+	return tok, nil
 }
+
+// MaxBodyBytesLimit is the largest request.max_body_bytes: gRPC's default 4
+// MiB message limit, less room for the request's headers.
+const MaxBodyBytesLimit = 4<<20 - 64<<10
+
+// checkToken refuses a bearer token no Authorization header can carry.
+func checkToken(tok string) error {
+	if strings.ContainsFunc(tok, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
+		return errors.New("has whitespace (a trailing newline from a Secret file?); a token is 1 to 512 visible ASCII characters")
+	}
+	if got, ok := keys.BearerToken("Bearer " + tok); !ok || got != tok {
+		return errors.New("a token is 1 to 512 visible ASCII characters")
+	}
+	return nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

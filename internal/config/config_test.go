@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,8 +32,92 @@ func TestDefaults(t *testing.T) {
 	if c.Quota.TimeZone != "UTC" || c.Request.MaxBodyBytes != 65536 || len(c.SendRoutes) != 1 || c.SendRoutes[0].Path != "/api/send-message" {
 		t.Errorf("defaults = %+v", c)
 	}
-	if got := c.AdminToken(func(k string) string { return map[string]string{"SENDGUARD_ADMIN_TOKEN": "t"}[k] }); got != "t" {
-		t.Errorf("AdminToken from env = %q", got)
+	if got, err := c.AdminToken(func(k string) string { return map[string]string{"SENDGUARD_ADMIN_TOKEN": "t"}[k] }); got != "t" || err != nil {
+		t.Errorf("AdminToken from env = %q, %v", got, err)
+	}
+	if got, err := c.AdminToken(func(string) string { return "" }); got != "" || err != nil {
+		t.Errorf("AdminToken with none set = %q, %v; want \"\" (the admin API closed)", got, err)
+	}
+}
+
+// TestAdminTokenFromEnvironment: a token read from the environment that
+// no client could present is an error naming the variable.
+func TestAdminTokenFromEnvironment(t *testing.T) {
+	c, err := Parse([]byte("admin: {token_env: ADMIN_SECRET}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"s3cret\n", "s3cret\r\n", " s3cret", "s3cret ", "s3 cret", "s3\tcret", "sécret", strings.Repeat("x", 513)} {
+		got, err := c.AdminToken(func(k string) string { return map[string]string{"ADMIN_SECRET": tok}[k] })
+		if err == nil || !strings.Contains(err.Error(), "ADMIN_SECRET") {
+			t.Errorf("AdminToken(%q) = %q, %v; want an error naming ADMIN_SECRET", tok, got, err)
+		}
+	}
+	if got, err := c.AdminToken(func(k string) string { return map[string]string{"ADMIN_SECRET": "s3cret-_.~+/="}[k] }); err != nil || got != "s3cret-_.~+/=" {
+		t.Errorf("AdminToken(visible ASCII) = %q, %v", got, err)
+	}
+}
+
+// TestLoadRefusesValuesThatCannotWork: a value that can never work is
+// refused when the file is loaded, with a message naming the key, instead
+// of being found out (or not) at run time.
+func TestLoadRefusesValuesThatCannotWork(t *testing.T) {
+	const acct = "accounts: [{id: a}]\n"
+	tests := []struct {
+		yaml, want string
+	}{
+		{"abuse: {auto_pause: {window: -1h}}", "abuse.auto_pause.window -1h0m0s: must be positive"},
+		{"abuse: {auto_pause: {violations: 3, window: -5m}}", "abuse.auto_pause.window"},
+		{"abuse: {auto_pause: {violations: -2}}", "abuse.auto_pause.violations -2"},
+		{"admin: {token: \" t0ken\"}", "admin.token: has whitespace"},
+		{"admin: {token: \"t0ken \"}", "admin.token: has whitespace"},
+		{"admin: {token: \"t0 ken\"}", "admin.token: has whitespace"},
+		{"admin: {token: \"t0ken\\n\"}", "admin.token: has whitespace"},
+		{"admin: {token: \"tökén\"}", "admin.token: a token is 1 to 512 visible ASCII characters"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: -1, burst: 1}}}", "plans.p.throttle"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: .nan, burst: 1}}}", "plans.p.throttle"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: .inf, burst: 1}}}", "plans.p.throttle"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 0}}}", "plans.p.throttle"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 1}, slow_lane: {rate: -0.5, burst: 5}}}", "plans.p.slow_lane"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 1}, slow_lane: {rate: .nan, burst: 5}}}", "plans.p.slow_lane"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 1}, slow_lane: {rate: 0.5}}}", "plans.p.slow_lane"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 1}, abuse: {fanout_window: -10m}}}", "plans.p.abuse.fanout_window -10m0s"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 1}, abuse: {fanout_throttle: -1}}}", "plans.p.abuse: fanout_throttle -1"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 1}, abuse: {fanout_throttle: 50, fanout_block: 10}}}", "fanout_block 10 at least fanout_throttle"},
+		{"plans: {p: {daily: 1, monthly: 5, throttle: {rate: 1, burst: 1}, abuse: {pair_per_minute: -3}}}", "plans.p.abuse.pair_per_minute -3"},
+		{"plans: {p: {daily: 10, monthly: 5, throttle: {rate: 1, burst: 1}}}", "plans.p: daily 10 exceeds monthly 5"},
+		{"plans: {starter: {daily: -1, monthly: 5, throttle: {rate: 1, burst: 1}}}", "plans.starter: daily and monthly must be positive"},
+		{acct + "instances: [{id: i, account: a, plan: gold}]", `instances[0] (i): unknown plan "gold"`},
+		{acct + "instances: [{id: i, account: b, plan: starter}]", `instances[0] (i): unknown account "b"`},
+		{acct + "instances: [{id: i, account: a, plan: starter}, {id: i, account: a, plan: starter}]", `instances[1]: duplicate id "i"`},
+		{"accounts: [{id: a, keys: [{id: k, sha256: " + strings.Repeat("a", 64) + "}]}, {id: b, keys: [{id: k, sha256: " + strings.Repeat("b", 64) + "}]}]", `accounts[1].keys[0]: duplicate key id "k" (also a key of account "a")`},
+		{"accounts: [{id: a, keys: [{id: k, sha256: " + strings.Repeat("g", 64) + "}]}]", "accounts[0].keys[0]: sha256 must be 64 hex digits"},
+		{"accounts: [{id: a}, {id: a}]", `accounts[1]: duplicate id "a"`},
+		{"quota: {time_zone: Europe/Atlantis}", "quota.time_zone \"Europe/Atlantis\""},
+		{"quota: {time_zone: Local}", "quota.time_zone \"Local\": name an IANA zone"},
+		{"request: {max_body_bytes: -1}", "request.max_body_bytes -1: must be from 256"},
+		{"request: {max_body_bytes: 8388608}", "request.max_body_bytes 8388608: must be from 256 to 4128768"},
+		{"request: {max_message_runes: -5}", "request.max_message_runes -5"},
+		{"request: {max_json_depth: -1}", "request.max_json_depth -1"},
+		{"events: {retry_for: -72h}", "events.retry_for -72h0m0s: must be at least 24h"},
+		{"events: {retry_for: 1h}", "events.retry_for 1h0m0s: must be at least 24h"},
+		{"store: {type: redis, redis: {addr: 'localhost:6379', timeout: -1s}}", "store.redis.timeout -1s"},
+		{"store: {type: redis, redis: {addr: localhost}}", `store.redis.addr "localhost": must be host:port`},
+		{"store: {type: redis, redis: {addr: 'localhost:6379', db: -1}}", "store.redis.db -1"},
+		{"listen: {grpc: 9191}", `listen.grpc "9191": must be host:port`},
+		{"listen: {admin: 'localhost:'}", `listen.admin "localhost:": must be host:port`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "sendguard.yaml")
+			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load(%q) error = %v, want it to name %q", tc.yaml, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -16,45 +16,46 @@ func TestMemoKeyFields(t *testing.T) {
 		memo    bool
 		fields  []string
 		perturb func(*Input) // a change the policy can see
+		probe   string       // the toy policy's answer to a probe send
 	}{
 		{"embedded", "", true, append([]string{"instance.paused", "purpose", "recipient.suppressed"}, scored...),
 			func(in *Input) {
 				in.Signals.CapsRatioPct = 100
 				in.Signals.Exclamations = 9
 				in.Signals.PrizeClaims = 2
-			}},
+			}, ""},
 		{"length rule", `package sendguard.decision
 result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if input.signals.length < 10
 else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
-`, true, []string{"signals.length"}, func(in *Input) { in.Signals.Length = 50 }},
+`, true, []string{"signals.length"}, func(in *Input) { in.Signals.Length = 50 }, "allowed"},
 		{"phone rule", `package sendguard.decision
 result := {"allow": false, "error": "recipient_suppressed", "risk_score": 0, "purpose": ""} if startswith(input.recipient.phone, "+1")
 else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
-`, true, []string{"recipient.phone"}, func(in *Input) { in.Phone = "+15550100" }},
+`, true, []string{"recipient.phone"}, func(in *Input) { in.Phone = "+15550100" }, "recipient_suppressed"},
 		{"object prefix", `package sendguard.decision
 r := input.instance
 result := {"allow": r.plan != "free", "error": "", "risk_score": 0, "purpose": ""} if r.plan != "free"
 else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
-`, true, []string{"instance.id", "instance.plan", "instance.paused"}, func(in *Input) { in.Plan = "free" }},
+`, true, []string{"instance.id", "instance.plan", "instance.paused"}, func(in *Input) { in.Plan = "free" }, "allowed"},
 		{"bare input", `package sendguard.decision
 x := input
 result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if x.recipient.phone != "+1"
 else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
-`, true, all, func(in *Input) { in.Phone = "+1" }},
+`, true, all, func(in *Input) { in.Phone = "+1" }, "allowed"},
 		{"dynamic step", `package sendguard.decision
 k := "recipient"
 result := {"allow": true, "error": "", "risk_score": 0, "purpose": ""} if input[k].phone != "+1"
 else := {"allow": false, "error": "policy_violation", "risk_score": 0, "purpose": ""}
-`, true, all, func(in *Input) { in.Phone = "+1" }},
+`, true, all, func(in *Input) { in.Phone = "+1" }, "allowed"},
 		{"clock", `package sendguard.decision
 result := {"allow": time.now_ns() > 0, "error": "", "risk_score": 0, "purpose": ""}
-`, false, nil, nil},
+`, false, nil, nil, "allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := Options{}
 			if tt.rego != "" {
-				opts.Dir = writeTree(t, map[string]string{"p.rego": tt.rego})
+				opts.Dir = writeTree(t, map[string]string{"p.rego": tt.rego, ProbesFile: probeFile(tt.probe)})
 			}
 			e := engine(t, opts)
 			memo, fields := e.Memoized()

@@ -6,16 +6,21 @@
 // The query is data.sendguard.decision.result, which must be an object
 // {"allow": bool, "error": string, "risk_score": number, "purpose": string}
 // and may have "throttle": bool.
+//
+// Every load (New, Reload) refuses a policy tree that could decide wrongly
+// without failing: data that does not match its JSON Schema (SchemaDir),
+// a module reference to an input or data key the schemas do not have,
+// data that breaks the policies' own cross-field rules (ValidationQuery),
+// and policies that answer any of the tree's probe sends (ProbesFile)
+// otherwise than expected. A refused Reload keeps the running policies.
 package policy
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -62,6 +67,11 @@ type Options struct {
 	// CacheEntries bounds the decision memo (see Engine); 0 means 65,536
 	// and a negative value turns the memo off.
 	CacheEntries int64
+
+	// Scan computes a probe message's content signals; it should be the
+	// scanner real sends use. nil means the default scanner
+	// (risk.New(risk.Options{})).
+	Scan func(message string) Signals
 }
 
 // Engine evaluates the prepared decision query. It is safe for concurrent
@@ -81,11 +91,15 @@ type prepared struct {
 	pq      rego.PreparedEvalQuery
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet
-	memo    *memo // nil when off
+	memo    *memo   // nil when off
+	probes  []Probe // answered as expected when this was prepared
 }
 
 // New loads and prepares the policies. It fails when a module does not
-// parse or compile, or when the query is not defined.
+// parse or compile (a reference to a key the schemas do not have included),
+// when the data does not match its schema or breaks a ValidationQuery rule,
+// when the query is not defined, or when a probe is answered otherwise than
+// expected.
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{opts: opts}
 	if err := e.Reload(ctx); err != nil {
@@ -102,14 +116,18 @@ func (e *Engine) Source() string {
 	return e.opts.Dir
 }
 
-// Reload reads and prepares the policies again. On error the engine keeps
-// evaluating the previous ones.
+// Reload reads, validates and prepares the policies again, with the checks
+// of New. On error the engine keeps evaluating the previous ones.
 func (e *Engine) Reload(ctx context.Context) error {
 	fsys := fs.FS(policies.FS)
 	if e.opts.Dir != "" {
 		fsys = os.DirFS(e.opts.Dir)
 	}
-	p, err := prepare(ctx, fsys, e.opts.CacheEntries)
+	scan := e.opts.Scan
+	if scan == nil {
+		scan = risk.New(risk.Options{}).Scan
+	}
+	p, err := prepare(ctx, fsys, e.opts.CacheEntries, scan)
 	if err != nil {
 		return fmt.Errorf("policies from %s: %w", e.Source(), err)
 	}
@@ -117,58 +135,16 @@ func (e *Engine) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Probes returns the probes the running policies answered as expected.
+func (e *Engine) Probes() []Probe {
+	return slices.Clone(e.cur.Load().probes)
+}
+
 // Memoized reports whether decisions are memoised, and which input fields
 // the key holds (for logs and tests).
 func (e *Engine) Memoized() (bool, []string) {
 	p := e.cur.Load()
 	return p.memo != nil, p.fields.names()
-}
-
-// Load reads every .rego module (tests excluded) and every .json data file
-// under fsys. A data file's directory names its place in data, as with
-// `opa test DIR`: sendguard/config/data.json is data.sendguard.config.
-func Load(fsys fs.FS) (map[string]*ast.Module, map[string]any, error) {
-	modules := map[string]*ast.Module{}
-	data := map[string]any{}
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		switch {
-		case strings.HasSuffix(p, "_test.rego"):
-			return nil
-		case strings.HasSuffix(p, ".rego"):
-			src, err := fs.ReadFile(fsys, p)
-			if err != nil {
-				return err
-			}
-			m, err := ast.ParseModuleWithOpts(p, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
-			if err != nil {
-				return err
-			}
-			modules[p] = m
-		case path.Base(p) == "data.json":
-			src, err := fs.ReadFile(fsys, p)
-			if err != nil {
-				return err
-			}
-			var v map[string]any
-			if err := json.Unmarshal(src, &v); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			if err := merge(data, path.Dir(p), v); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(modules) == 0 {
-		return nil, nil, errors.New("no .rego modules")
-	}
-	return modules, data, nil
 }
 
 // merge places v at dir (slash-separated, "." for the root) inside data.
@@ -196,25 +172,31 @@ func merge(data map[string]any, dir string, v map[string]any) error {
 	return nil
 }
 
-func prepare(ctx context.Context, fsys fs.FS, entries int64) (*prepared, error) {
-	modules, data, err := Load(fsys)
+func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) Signals) (*prepared, error) {
+	b, err := load(fsys)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.validateData(ctx); err != nil {
 		return nil, err
 	}
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
-		rego.Store(inmem.NewFromObject(data)),
+		rego.Store(inmem.NewFromObject(b.data)),
 		rego.SetRegoVersion(ast.RegoV1),
 		rego.StrictBuiltinErrors(true),
 	}
-	for _, m := range modules {
+	if ss := b.schemaSet(); ss != nil {
+		opts = append(opts, rego.Schemas(ss))
+	}
+	for _, m := range b.modules {
 		opts = append(opts, rego.ParsedModule(m))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{pq: pq}
+	p := &prepared{pq: pq, probes: b.probes}
 	xopts := append(opts[1:len(opts):len(opts)], rego.Query("data.sendguard.risk.breakdown"))
 	if x, err := rego.New(xopts...).PrepareForEval(ctx); err == nil {
 		p.explain = &x
@@ -223,7 +205,13 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64) (*prepared, error) 
 	if _, err := p.eval(ctx, Input{}); err != nil {
 		return nil, err
 	}
-	fields, deterministic := inputFields(modules)
+	if err := validate(ctx, opts[1:]); err != nil {
+		return nil, err
+	}
+	if err := p.runProbes(ctx, b.probes, scan); err != nil {
+		return nil, err
+	}
+	fields, deterministic := inputFields(b.modules)
 	if entries == 0 {
 		entries = 1 << 16
 	}

@@ -75,11 +75,22 @@ const allowAll = `package sendguard.decision
 result := {"allow": true, "error": "", "risk_score": data.sendguard.tuning.score, "purpose": "x"}
 `
 
+// probeFile is a probe file with one probe send whose expected answer is
+// want.
+func probeFile(want string) string {
+	return fmt.Sprintf(`{"probes": [{"name": "any send", "purpose": "transactional", "message": "hello", "want": %q}]}`, want)
+}
+
+const tuningSchema = `{"type": "object", "additionalProperties": false, "required": ["score"],
+	"properties": {"score": {"type": "integer", "minimum": 0, "maximum": 100}}}`
+
 func TestDirectoryAndReload(t *testing.T) {
 	dir := writeTree(t, map[string]string{
 		"sendguard/decision.rego":           allowAll,
 		"sendguard/decision_test.rego":      "package broken(",
 		"sendguard/tuning/data.json":        `{"score": 7}`,
+		"schemas/sendguard/tuning.json":     tuningSchema,
+		ProbesFile:                          probeFile("allowed"),
 		"sendguard/unrelated/notes.txt":     "ignored",
 		"sendguard/unrelated/settings.yaml": "ignored: true",
 	})
@@ -113,7 +124,8 @@ func TestDirectoryAndReload(t *testing.T) {
 
 func TestBadPolicies(t *testing.T) {
 	tests := map[string]map[string]string{
-		"no modules":        {"sendguard/data.json": `{}`},
+		"no modules":        {"sendguard/data.json": `{}`, ProbesFile: probeFile("allowed")},
+		"no probes":         {"a.rego": allowAll, "sendguard/tuning/data.json": `{"score": 1}`, "schemas/sendguard/tuning.json": tuningSchema},
 		"no result":         {"a.rego": "package sendguard.decision\nx := 1\n"},
 		"result not object": {"a.rego": "package sendguard.decision\nresult := 1\n"},
 		"missing allow":     {"a.rego": `package sendguard.decision` + "\n" + `result := {"error": "", "risk_score": 0, "purpose": ""}` + "\n"},
@@ -127,7 +139,14 @@ func TestBadPolicies(t *testing.T) {
 	}
 	for name, files := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, err := New(context.Background(), Options{Dir: writeTree(t, files)}); err == nil {
+			if _, ok := files[ProbesFile]; !ok && name != "no probes" {
+				files[ProbesFile] = probeFile("allowed")
+			}
+			if _, ok := files["sendguard/tuning/data.json"]; ok && name != "data clash" {
+				files["schemas/sendguard/tuning.json"] = tuningSchema
+			}
+			_, err := New(context.Background(), Options{Dir: writeTree(t, files)})
+			if err == nil {
 				t.Error("New accepted broken policies")
 			}
 		})

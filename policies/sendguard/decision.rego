@@ -8,6 +8,12 @@
 # The first failing step answers; the limiter (steps 10 to 12) runs in Go
 # only when this allows. Change a step in its own package or its data;
 # change the order only here.
+
+# METADATA
+# scope: package
+# schemas:
+#   - input: schema.input
+#   - data.sendguard.config: schema.sendguard.config
 package sendguard.decision
 
 import data.sendguard.pause

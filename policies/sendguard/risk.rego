@@ -8,6 +8,12 @@
 # A score at or above block_threshold answers policy_violation; at or above
 # throttle_threshold the send is held to the instance's slow lane
 # (sending_throttled when that lane is spent).
+
+# METADATA
+# scope: package
+# schemas:
+#   - input: schema.input
+#   - data.sendguard.config: schema.sendguard.config
 package sendguard.risk
 
 counted(n, name) := min([n, data.sendguard.config.risk.caps[name]]) * data.sendguard.config.risk.weights[name]
