@@ -10,8 +10,6 @@ package decision
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -105,10 +103,15 @@ func New(opts Options) (*Decider, error) {
 	if len(opts.Routes) == 0 {
 		opts.Routes = []Route{{Method: "POST", Path: "/api/send-message"}}
 	}
-	opts.Routes = canonicalRoutes(opts.Routes)
+	var err error
+	if opts.Routes, err = canonicalRoutes(opts.Routes); err != nil {
+		return nil, err
+	}
 	if opts.Inbound != nil {
 		in := *opts.Inbound
-		in.Routes = canonicalRoutes(in.Routes)
+		if in.Routes, err = canonicalRoutes(in.Routes); err != nil {
+			return nil, err
+		}
 		opts.Inbound = &in
 	}
 	if opts.Now == nil {
@@ -225,11 +228,22 @@ func (d *Decider) SetState(s state) { d.opts.State = s }
 
 func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
-	path := canonicalPath(r.Path)
+	path, ok := canonicalPath(r.Path)
+	if !ok {
+		// On any path: what sendguard cannot read one way only might be
+		// the send path to the sender.
+		res.Send = true
+		return d.deny(res, catalog.InvalidRequestPath, catalog.Details{}), nil
+	}
 	if d.opts.Inbound != nil && matchRoute(d.opts.Inbound.Routes, r.Method, path) {
 		return d.observe(ctx, r, res)
 	}
-	if !matchRoute(d.opts.Routes, r.Method, path) {
+	send, read := onSendRoute(d.opts.Routes, r.Method, path)
+	if !send {
+		if read && (len(r.Body) > 0 || r.PartialBody) {
+			res.Send = true
+			return d.deny(res, catalog.InvalidRequestMethod, catalog.Details{}), nil
+		}
 		res.Allowed = true
 		return res, nil
 	}
@@ -347,20 +361,24 @@ func (d *Decider) throttled(res Result, retry time.Duration) Result {
 	return res
 }
 
-// canonicalRoutes returns routes with their paths canonical, once at New.
-func canonicalRoutes(routes []Route) []Route {
+// canonicalRoutes returns routes with their paths canonical, once at New,
+// or an error naming a path that has no canonical form.
+func canonicalRoutes(routes []Route) ([]Route, error) {
 	out := make([]Route, len(routes))
 	for i, rt := range routes {
-		out[i] = Route{Method: rt.Method, Path: canonicalPath(rt.Path)}
+		p, ok := canonicalPath(rt.Path)
+		if !ok {
+			return nil, fmt.Errorf("decision: route path %q has no canonical form", rt.Path)
+		}
+		out[i] = Route{Method: rt.Method, Path: p}
 	}
-	return out
+	return out, nil
 }
 
-// matchRoute reports whether method and the canonical path p are on one of
-// routes. The path is compared the way a lenient upstream might read it
-// (canonicalPath: percent-decoded, dot segments and repeated slashes
-// removed, without a trailing slash) and case-insensitively, so that
-// /API//send-message/ cannot slip past.
+// matchRoute reports whether method and the canonical path p (see
+// canonicalPath) are on one of routes, both compared case-insensitively, so
+// that /API//send-message/ cannot slip past. It matches the inbound routes;
+// onSendRoute matches the send routes.
 func matchRoute(routes []Route, method, p string) bool {
 	for _, rt := range routes {
 		if strings.EqualFold(rt.Path, p) && (rt.Method == "*" || strings.EqualFold(rt.Method, method)) {
@@ -370,16 +388,28 @@ func matchRoute(routes []Route, method, p string) bool {
 	return false
 }
 
-func canonicalPath(p string) string {
-	if strings.IndexByte(p, '%') >= 0 {
-		if u, err := url.PathUnescape(p); err == nil {
-			p = u
+// onSendRoute reports whether a request with method on the canonical path p
+// is a send: p is a send route's path (case-insensitively) and method is
+// the route's own, or any method but a read (GET, HEAD, OPTIONS), which an
+// upstream may serve like POST. Otherwise read reports that p is a send
+// route's path and method a read; such a request must not carry a body.
+func onSendRoute(routes []Route, method, p string) (send, read bool) {
+	for _, rt := range routes {
+		if !strings.EqualFold(rt.Path, p) {
+			continue
 		}
+		if rt.Method == "*" || strings.EqualFold(rt.Method, method) || !isRead(method) {
+			return true, false
+		}
+		read = true
 	}
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return path.Clean(p) // no allocation when already clean
+	return false, read
+}
+
+// isRead reports whether method is GET, HEAD or OPTIONS, exactly: "get" is
+// not, so a lenient upstream's reading of it is checked as a send.
+func isRead(method string) bool {
+	return method == "GET" || method == "HEAD" || method == "OPTIONS"
 }
 
 func (d *Decider) deny(res Result, code catalog.Code, det catalog.Details) Result {
