@@ -155,7 +155,9 @@ type Header struct{ Key, Value string }
 type Result struct {
 	ID string // decision id, sent to the client and upstream
 	// Send is false when the request is not on the send path; it is then
-	// allowed untouched and nothing else is set but ID.
+	// allowed untouched and nothing else is set but ID. A refused path or
+	// a read of the send path with a body is answered like a send: Send
+	// true, with its Code.
 	Send    bool
 	Allowed bool
 
@@ -179,8 +181,16 @@ type Result struct {
 	AutoPaused bool // this answer paused the instance for review
 }
 
-// Decide answers one request. The steps, in order; the first that fails
-// answers, and nothing is consumed unless every step passes:
+// Decide answers one request. First the route, on any path and method:
+//
+//   - a path that cannot be read one way only (see canonicalPath)   invalid_request_path (400)
+//   - an inbound route: observed (see Inbound), allowed
+//   - a send route's path with a read method (GET, HEAD, OPTIONS) and a
+//     body                                                          invalid_request_method (400)
+//   - not a send (onSendRoute): allowed untouched
+//
+// Then the send's steps, in order; the first that fails answers, and
+// nothing is consumed unless every step passes:
 //
 //  1. Authorization: Bearer <key> is a known key    invalid_api_key / revoked_api_key (401)
 //  2. the body is a JSON object (UTF-8, bounded)      invalid_json (400)
