@@ -297,6 +297,7 @@ func TestClientSendguardHeadersEndToEnd(t *testing.T) {
 		{name: "another POST route", method: "POST", path: "/api/other", header: []string{"Content-Type: application/json"}, body: `{"a":1}`},
 		{name: "read route", method: "GET", path: "/api/status"},
 		{name: "read of the send path", method: "GET", path: "/api/send-message"},
+		{name: "read with a chunked body", method: "GET", path: "/api/status", header: []string{"Transfer-Encoding: chunked"}, body: "2\r\n{}\r\n0\r\n\r\n"},
 		{name: "webhook route", method: "POST", path: "/webhooks/inbound", header: []string{"Content-Type: application/json"},
 			body: `{"instance_id":"inst_12345","from":"+966501112233","message_text":"hello","timestamp":"2026-05-08T10:00:00Z"}`, webhook: true},
 	}
