@@ -224,3 +224,16 @@ func TestNewRefusesRouteWithoutCanonicalForm(t *testing.T) {
 		t.Error("New with send route path \"/api/send message\" succeeded, want an error")
 	}
 }
+
+// BenchmarkCanonicalPath: the send path as Envoy hands it over (no
+// allocation) and a spelling that takes the slow path.
+func BenchmarkCanonicalPath(b *testing.B) {
+	for _, p := range []string{"/api/send-message", "/API;v=1/x/..;/Send-Message%2f"} {
+		b.Run(p, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				canonicalPath(p)
+			}
+		})
+	}
+}
