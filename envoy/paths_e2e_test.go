@@ -142,6 +142,7 @@ func TestPathSpellingsEndToEnd(t *testing.T) {
 		{"/api/send-message%7f", refused},
 		{"/api/send-message%C2%85", refused},
 		{"/api/send%20message", refused},
+		{"/api/send-message x", refused}, // a raw space: Envoy's codec refuses the request line
 		{"/api/send-message+", refused},
 		// Encoded "?" and "#", and a raw "#".
 		{"/api/send-message%3f", refused},
