@@ -345,3 +345,34 @@ func BenchmarkCheckAllow(b *testing.B) {
 		}
 	}
 }
+
+// TestGoldenOwnDenials drives sendguard's own 400s through the gRPC wire:
+// a path that cannot be read one way only, and a read of the send path
+// with a body. Their bodies are in the contract's shape (testdata/CODE.json).
+func TestGoldenOwnDenials(t *testing.T) {
+	body := sendBody("inst_12345", recipient, okMessage, "transactional")
+	tests := []struct {
+		code         catalog.Code
+		method, path string
+	}{
+		{catalog.InvalidRequestPath, "POST", "/api/send-message%20?x=1"},
+		{catalog.InvalidRequestMethod, "GET", "/api/send-message?x=1"},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.code), func(t *testing.T) {
+			c, _, _ := client(t)
+			resp, err := c.Check(context.Background(), checkRequest(tc.method, tc.path, "Bearer key-demo", body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			denied := resp.GetDeniedResponse()
+			if denied == nil || denied.Status.Code != 400 {
+				t.Fatalf("Check(%s %s) = %v, want a 400 denial", tc.method, tc.path, resp)
+			}
+			if want := catalog.Body(tc.code, catalog.Details{}); denied.Body != string(want) {
+				t.Errorf("Check(%s %s) body = %s, want %s", tc.method, tc.path, denied.Body, want)
+			}
+			golden(t, string(tc.code)+".json", []byte(denied.Body))
+		})
+	}
+}

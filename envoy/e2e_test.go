@@ -424,7 +424,11 @@ func TestEndToEnd(t *testing.T) {
 		spoof := map[string]string{"X-Sendguard-Decision-Id": "spoofed", "X-Sendguard-Purpose": "transactional", "X-Custom": "kept"}
 		for _, req := range []struct{ method, path string }{{"GET", "/api/status"}, {"POST", "/api/other"}, {"GET", "/api/send-message"}} {
 			before := s.rec.Len()
-			r := s.do(req.method, req.path, spoof, []byte(`{"anything":1}`))
+			var body []byte // a read of the send path with a body is refused (paths_e2e_test.go)
+			if req.method != "GET" {
+				body = []byte(`{"anything":1}`)
+			}
+			r := s.do(req.method, req.path, spoof, body)
 			if r.status != 200 || s.rec.Len() != before+1 {
 				t.Fatalf("%s %s = %d, sender saw %d", req.method, req.path, r.status, s.rec.Len()-before)
 			}

@@ -288,4 +288,14 @@ func TestCheck(t *testing.T) {
 	if out := check("", "--path", "/api/other"); !strings.HasPrefix(out, "not the send path") {
 		t.Errorf("other path:\n%s", out)
 	}
+	// The path and method as Envoy would hand them to sendguard.
+	if out := check(receipt, "--path", "/api/send-message%20"); !strings.HasPrefix(out, "HTTP 400\n") || !strings.Contains(out, `"error":"invalid_request_path"`) {
+		t.Errorf("path with %%20:\n%s", out)
+	}
+	if out := check(receipt, "--method", "put", "--path", "/API;v=1/send-message/"); !strings.HasPrefix(out, "allowed: forwarded to the sender with\n") {
+		t.Errorf("PUT to a spelling of the send path:\n%s", out)
+	}
+	if out := check(receipt, "--method", "GET"); !strings.HasPrefix(out, "HTTP 400\n") || !strings.Contains(out, `"error":"invalid_request_method"`) {
+		t.Errorf("GET of the send path with a body:\n%s", out)
+	}
 }

@@ -4,9 +4,13 @@
 // body is written, byte for byte.
 //
 // The codes, statuses, messages and default details of the first fourteen
-// entries come from the source contract and must not change. The last one,
-// PolicyCheckUnavailable, is sendguard's own: Envoy answers with it when it
-// cannot reach sendguard (see envoy/sidecar.yaml).
+// entries come from the source contract and must not change. The last three
+// are sendguard's own, in the same shape: PolicyCheckUnavailable, which
+// Envoy answers when it cannot reach sendguard (see envoy/sidecar.yaml);
+// InvalidRequestPath, for a path that cannot be read one way only (sendguard
+// on any checked request, and Envoy for a path it cannot normalise); and
+// InvalidRequestMethod, for a GET, HEAD or OPTIONS to the send path that
+// carries a body.
 package catalog
 
 import (
@@ -34,6 +38,8 @@ const (
 	PolicyViolation          Code = "policy_violation"
 	GatewaySendFailed        Code = "gateway_send_failed"
 	PolicyCheckUnavailable   Code = "policy_check_unavailable"
+	InvalidRequestPath       Code = "invalid_request_path"
+	InvalidRequestMethod     Code = "invalid_request_method"
 )
 
 // Actions used in details.action.
@@ -69,6 +75,8 @@ var entries = []Entry{
 	{PolicyViolation, 403, "This message appears to violate WhatsApp Gateway responsible messaging rules. Bulk marketing, spam, and cold outreach are not allowed.", ActionBlock, 90},
 	{GatewaySendFailed, 502, "The message passed responsible messaging checks, but delivery could not be completed. Please try again or contact support.", ActionRetry, 0},
 	{PolicyCheckUnavailable, 503, "Responsible messaging checks are temporarily unavailable, so the message was not sent. Please try again shortly.", ActionBlock, 0},
+	{InvalidRequestPath, 400, "The request path is not valid. Use the documented path without encoded separators, control characters, spaces or trailing dots.", ActionBlock, 0},
+	{InvalidRequestMethod, 400, "Messages are sent with POST. A GET, HEAD or OPTIONS request to the send path must not carry a body.", ActionBlock, 0},
 }
 
 // prefix holds, per code, the constant start of its body, up to and

@@ -10,8 +10,6 @@ package decision
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -105,10 +103,15 @@ func New(opts Options) (*Decider, error) {
 	if len(opts.Routes) == 0 {
 		opts.Routes = []Route{{Method: "POST", Path: "/api/send-message"}}
 	}
-	opts.Routes = canonicalRoutes(opts.Routes)
+	var err error
+	if opts.Routes, err = canonicalRoutes(opts.Routes); err != nil {
+		return nil, err
+	}
 	if opts.Inbound != nil {
 		in := *opts.Inbound
-		in.Routes = canonicalRoutes(in.Routes)
+		if in.Routes, err = canonicalRoutes(in.Routes); err != nil {
+			return nil, err
+		}
 		opts.Inbound = &in
 	}
 	if opts.Now == nil {
@@ -152,7 +155,9 @@ type Header struct{ Key, Value string }
 type Result struct {
 	ID string // decision id, sent to the client and upstream
 	// Send is false when the request is not on the send path; it is then
-	// allowed untouched and nothing else is set but ID.
+	// allowed untouched and nothing else is set but ID. A refused path or
+	// a read of the send path with a body is answered like a send: Send
+	// true, with its Code.
 	Send    bool
 	Allowed bool
 
@@ -176,8 +181,16 @@ type Result struct {
 	AutoPaused bool // this answer paused the instance for review
 }
 
-// Decide answers one request. The steps, in order; the first that fails
-// answers, and nothing is consumed unless every step passes:
+// Decide answers one request. First the route, on any path and method:
+//
+//   - a path that cannot be read one way only (see canonicalPath)   invalid_request_path (400)
+//   - an inbound route: observed (see Inbound), allowed
+//   - a send route's path with a read method (GET, HEAD, OPTIONS) and a
+//     body                                                          invalid_request_method (400)
+//   - not a send (onSendRoute): allowed untouched
+//
+// Then the send's steps, in order; the first that fails answers, and
+// nothing is consumed unless every step passes:
 //
 //  1. Authorization: Bearer <key> is a known key    invalid_api_key / revoked_api_key (401)
 //  2. the body is a JSON object (UTF-8, bounded)      invalid_json (400)
@@ -225,11 +238,22 @@ func (d *Decider) SetState(s state) { d.opts.State = s }
 
 func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
-	path := canonicalPath(r.Path)
+	path, ok := canonicalPath(r.Path)
+	if !ok {
+		// On any path: what sendguard cannot read one way only might be
+		// the send path to the sender.
+		res.Send = true
+		return d.deny(res, catalog.InvalidRequestPath, catalog.Details{}), nil
+	}
 	if d.opts.Inbound != nil && matchRoute(d.opts.Inbound.Routes, r.Method, path) {
 		return d.observe(ctx, r, res)
 	}
-	if !matchRoute(d.opts.Routes, r.Method, path) {
+	send, read := onSendRoute(d.opts.Routes, r.Method, path)
+	if !send {
+		if read && (len(r.Body) > 0 || r.PartialBody) {
+			res.Send = true
+			return d.deny(res, catalog.InvalidRequestMethod, catalog.Details{}), nil
+		}
 		res.Allowed = true
 		return res, nil
 	}
@@ -347,20 +371,24 @@ func (d *Decider) throttled(res Result, retry time.Duration) Result {
 	return res
 }
 
-// canonicalRoutes returns routes with their paths canonical, once at New.
-func canonicalRoutes(routes []Route) []Route {
+// canonicalRoutes returns routes with their paths canonical, once at New,
+// or an error naming a path that has no canonical form.
+func canonicalRoutes(routes []Route) ([]Route, error) {
 	out := make([]Route, len(routes))
 	for i, rt := range routes {
-		out[i] = Route{Method: rt.Method, Path: canonicalPath(rt.Path)}
+		p, ok := canonicalPath(rt.Path)
+		if !ok {
+			return nil, fmt.Errorf("decision: route path %q has no canonical form", rt.Path)
+		}
+		out[i] = Route{Method: rt.Method, Path: p}
 	}
-	return out
+	return out, nil
 }
 
-// matchRoute reports whether method and the canonical path p are on one of
-// routes. The path is compared the way a lenient upstream might read it
-// (canonicalPath: percent-decoded, dot segments and repeated slashes
-// removed, without a trailing slash) and case-insensitively, so that
-// /API//send-message/ cannot slip past.
+// matchRoute reports whether method and the canonical path p (see
+// canonicalPath) are on one of routes, both compared case-insensitively, so
+// that /API//send-message/ cannot slip past. It matches the inbound routes;
+// onSendRoute matches the send routes.
 func matchRoute(routes []Route, method, p string) bool {
 	for _, rt := range routes {
 		if strings.EqualFold(rt.Path, p) && (rt.Method == "*" || strings.EqualFold(rt.Method, method)) {
@@ -370,16 +398,28 @@ func matchRoute(routes []Route, method, p string) bool {
 	return false
 }
 
-func canonicalPath(p string) string {
-	if strings.IndexByte(p, '%') >= 0 {
-		if u, err := url.PathUnescape(p); err == nil {
-			p = u
+// onSendRoute reports whether a request with method on the canonical path p
+// is a send: p is a send route's path (case-insensitively) and method is
+// the route's own, or any method but a read (GET, HEAD, OPTIONS), which an
+// upstream may serve like POST. Otherwise read reports that p is a send
+// route's path and method a read; such a request must not carry a body.
+func onSendRoute(routes []Route, method, p string) (send, read bool) {
+	for _, rt := range routes {
+		if !strings.EqualFold(rt.Path, p) {
+			continue
 		}
+		if rt.Method == "*" || strings.EqualFold(rt.Method, method) || !isRead(method) {
+			return true, false
+		}
+		read = true
 	}
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return path.Clean(p) // no allocation when already clean
+	return false, read
+}
+
+// isRead reports whether method is GET, HEAD or OPTIONS, exactly: "get" is
+// not, so a lenient upstream's reading of it is checked as a send.
+func isRead(method string) bool {
+	return method == "GET" || method == "HEAD" || method == "OPTIONS"
 }
 
 func (d *Decider) deny(res Result, code catalog.Code, det catalog.Details) Result {
