@@ -31,7 +31,7 @@ func canonicalPath(p string) (string, bool) {
 	if plainCanonical(p) {
 		return p, true
 	}
-	b, ok := unescape(p)
+	b, ok := unescapePath(p)
 	if !ok {
 		return "", false
 	}
@@ -97,7 +97,7 @@ func plainCanonical(p string) bool {
 // unescape decodes p's percent escapes once, with a leading "/" added when
 // p has none. It fails on an invalid escape and on a double one: a "%"
 // followed by two hex digits after decoding (%252F, %25%32%46).
-func unescape(p string) ([]byte, bool) {
+func unescapePath(p string) ([]byte, bool) {
 	b := make([]byte, 0, len(p)+1)
 	if !strings.HasPrefix(p, "/") {
 		b = append(b, '/')
