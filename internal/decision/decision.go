@@ -165,10 +165,13 @@ type Result struct {
 
 	RiskScore int    // computed content risk (on allow and policy_violation)
 	Purpose   string // normalised message_purpose, once known
-	Account   string
-	Instance  string
-	KeyID     string
-	Usage     limiter.Usage // after the decision, when the limiter ran
+	// Phone is the recipient as sendguard checked it, in E.164, once the
+	// body is valid; an allowed send forwards it as x-sendguard-phone.
+	Phone    string
+	Account  string
+	Instance string
+	KeyID    string
+	Usage    limiter.Usage // after the decision, when the limiter ran
 
 	Inbound bool   // an observed inbound webhook request
 	Intent  string // its opt-out/opt-in intent, when it was read
@@ -249,6 +252,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if code != "" {
 		return d.deny(res, code, catalog.Details{Fields: fields}), nil
 	}
+	res.Phone = req.e164
 
 	inst, ok := d.opts.Instances[req.instanceID]
 	if !ok || inst.Account != key.Account {
