@@ -66,8 +66,7 @@ func (d *Decider) parseBody(body []byte, partial bool) (sendRequest, catalog.Cod
 	if partial || len(body) > d.opts.MaxBodyBytes {
 		return req, catalog.ValidationError, []catalog.Field{{Name: "body", Reason: reasonTooLarge}}
 	}
-	var keys [16][]byte
-	s := scan{b: body, max: d.opts.MaxJSONDepth, keys: keys[:0]}
+	s := scan{b: body, max: d.opts.MaxJSONDepth}
 	if !s.body() {
 		return req, catalog.InvalidJSON, nil
 	}
@@ -83,7 +82,7 @@ func (d *Decider) parseBody(body []byte, partial bool) (sendRequest, catalog.Cod
 			bad = append(bad, catalog.Field{Name: name, Reason: reasonNotString})
 			return ""
 		}
-		b := v.text()
+		b := v.text(body)
 		switch {
 		case blank(b):
 			bad = append(bad, catalog.Field{Name: name, Reason: reasonEmpty})
@@ -114,7 +113,7 @@ func (d *Decider) parseBody(body []byte, partial bool) (sendRequest, catalog.Cod
 		return req, catalog.ValidationError, bad
 	}
 	if v := s.top[fieldPurpose]; v.kind == kindString {
-		req.purpose, req.purposePresent = string(v.text()), true
+		req.purpose, req.purposePresent = string(v.text(body)), true
 	}
 	return req, "", nil
 }
@@ -129,16 +128,25 @@ const (
 
 type rawValue struct {
 	kind    uint8
-	escaped bool   // raw holds a backslash escape
-	raw     []byte // a string's bytes between the quotes, as sent
+	escaped bool // the string holds a backslash escape
+	str     span // a string's bytes between the quotes, as sent
 }
 
-// text is the string's value, unescaped.
-func (v rawValue) text() []byte {
+// text is the string's value in body, unescaped.
+func (v rawValue) text(body []byte) []byte {
+	raw := body[v.str.from:v.str.to]
 	if !v.escaped {
-		return v.raw
+		return raw
 	}
-	return unescape(make([]byte, 0, len(v.raw)), v.raw)
+	return unescape(make([]byte, 0, len(raw)), raw)
+}
+
+// span is a part of the body, or with unescaped set of scan.unescaped.
+// The scan keeps offsets, not slices, so that it stores no pointer and
+// stays on the stack.
+type span struct {
+	from, to  int
+	unescaped bool
 }
 
 // scan is one strict pass over a send body: it validates the syntax, the
@@ -149,10 +157,44 @@ type scan struct {
 	i     int
 	depth int
 	max   int
-	// keys holds the names of every open object, innermost object last,
-	// unescaped; an object's names are dropped when it closes.
-	keys [][]byte
-	top  [len(contract)]rawValue
+	// The names of every open object, innermost object last, the first
+	// ones inline (a scan stores no pointer to the stack, so it stays
+	// there); an object's names are dropped when it closes.
+	nkeys int
+	keys  [16]span
+	more  []span
+	// unescaped holds the names that had escapes, unescaped.
+	unescaped []byte
+	top       [len(contract)]rawValue
+}
+
+func (s *scan) key(i int) span {
+	if i < len(s.keys) {
+		return s.keys[i]
+	}
+	return s.more[i-len(s.keys)]
+}
+
+func (s *scan) push(k span) {
+	if s.nkeys < len(s.keys) {
+		s.keys[s.nkeys] = k
+	} else {
+		s.more = append(s.more, k)
+	}
+	s.nkeys++
+}
+
+// drop forgets every name from the n-th on.
+func (s *scan) drop(n int) {
+	s.nkeys = n
+	s.more = s.more[:max(0, n-len(s.keys))]
+}
+
+func (s *scan) name(k span) []byte {
+	if k.unescaped {
+		return s.unescaped[k.from:k.to]
+	}
+	return s.b[k.from:k.to]
 }
 
 // manyKeys is the size above which an object's names are checked for
@@ -211,7 +253,7 @@ func (s *scan) object() bool {
 		return false
 	}
 	s.i++ // '{'
-	start := len(s.keys)
+	start := s.nkeys
 	var seen map[string]struct{} // once the object has manyKeys names
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
@@ -223,30 +265,33 @@ func (s *scan) object() bool {
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
 			return false
 		}
-		key, escaped, ok := s.str()
+		k, escaped, ok := s.str()
 		if !ok {
 			return false
 		}
 		if escaped {
-			key = unescape(nil, key)
+			from := len(s.unescaped)
+			s.unescaped = unescape(s.unescaped, s.b[k.from:k.to])
+			k = span{from: from, to: len(s.unescaped), unescaped: true}
 		}
+		key := s.name(k)
 		switch {
 		case seen != nil:
 			if _, dup := seen[string(key)]; dup {
 				return false
 			}
 			seen[string(key)] = struct{}{}
-		case len(s.keys)-start < manyKeys:
-			for _, k := range s.keys[start:] {
-				if bytes.Equal(k, key) {
+		case s.nkeys-start < manyKeys:
+			for i := start; i < s.nkeys; i++ {
+				if bytes.Equal(s.name(s.key(i)), key) {
 					return false
 				}
 			}
-			s.keys = append(s.keys, key)
+			s.push(k)
 		default:
 			seen = make(map[string]struct{}, 2*manyKeys)
-			for _, k := range s.keys[start:] {
-				seen[string(k)] = struct{}{}
+			for i := start; i < s.nkeys; i++ {
+				seen[string(s.name(s.key(i)))] = struct{}{}
 			}
 			if _, dup := seen[string(key)]; dup {
 				return false
@@ -271,11 +316,11 @@ func (s *scan) object() bool {
 				return false
 			}
 		case s.i < len(s.b) && s.b[s.i] == '"':
-			raw, escaped, ok := s.str()
+			str, escaped, ok := s.str()
 			if !ok {
 				return false
 			}
-			s.top[field] = rawValue{kind: kindString, escaped: escaped, raw: raw}
+			s.top[field] = rawValue{kind: kindString, escaped: escaped, str: str}
 		case s.i < len(s.b) && s.b[s.i] == 'n':
 			if !s.lit("null") {
 				return false
@@ -297,7 +342,7 @@ func (s *scan) object() bool {
 			s.ws()
 		case '}':
 			s.i++
-			s.keys = s.keys[:start]
+			s.drop(start)
 			s.depth--
 			return true
 		default:
@@ -390,11 +435,11 @@ func digits(b []byte, i int) int {
 	return i
 }
 
-// str scans a string at s.i and returns its bytes between the quotes, as
-// sent, and whether they hold an escape. It refuses control characters,
+// str scans a string at s.i and returns where its bytes between the quotes
+// are, and whether they hold an escape. It refuses control characters,
 // invalid UTF-8, unknown escapes and escapes that are lone surrogates
 // ("\ud800": Go reads U+FFFD, Python keeps the surrogate).
-func (s *scan) str() (raw []byte, escaped, ok bool) {
+func (s *scan) str() (str span, escaped, ok bool) {
 	b := s.b
 	start := s.i + 1
 	for i := start; i < len(b); {
@@ -402,11 +447,11 @@ func (s *scan) str() (raw []byte, escaped, ok bool) {
 		switch {
 		case c == '"':
 			s.i = i + 1
-			return b[start:i], escaped, true
+			return span{from: start, to: i}, escaped, true
 		case c == '\\':
 			escaped = true
 			if i+1 >= len(b) {
-				return nil, false, false
+				return span{}, false, false
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -414,35 +459,35 @@ func (s *scan) str() (raw []byte, escaped, ok bool) {
 			case 'u':
 				r, ok := hex4(b, i+2)
 				if !ok {
-					return nil, false, false
+					return span{}, false, false
 				}
 				i += 6
 				if utf16.IsSurrogate(r) {
 					if r >= 0xdc00 || i+1 >= len(b) || b[i] != '\\' || b[i+1] != 'u' {
-						return nil, false, false
+						return span{}, false, false
 					}
 					lo, ok := hex4(b, i+2)
 					if !ok || lo < 0xdc00 || lo > 0xdfff {
-						return nil, false, false
+						return span{}, false, false
 					}
 					i += 6
 				}
 			default:
-				return nil, false, false
+				return span{}, false, false
 			}
 		case c < 0x20:
-			return nil, false, false
+			return span{}, false, false
 		case c < utf8.RuneSelf:
 			i++
 		default:
 			r, n := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && n == 1 {
-				return nil, false, false
+				return span{}, false, false
 			}
 			i += n
 		}
 	}
-	return nil, false, false
+	return span{}, false, false
 }
 
 func hex4(b []byte, i int) (rune, bool) {
