@@ -2,6 +2,7 @@ package decision
 
 import (
 	"bytes"
+	"hash/maphash"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -198,9 +199,53 @@ func (s *scan) name(k span) []byte {
 }
 
 // manyKeys is the size above which an object's names are checked for
-// repeats with a map instead of one comparison per earlier name, so that a
-// body of thousands of names costs linear time.
+// repeats with a hash set instead of one comparison per earlier name, so
+// that a body of thousands of names costs linear time.
 const manyKeys = 16
+
+// nameSeed seeds the hash of names, so that a client cannot choose names
+// that collide. It is set once and only read.
+var nameSeed = maphash.MakeSeed()
+
+// nameSlot is one slot of an open-addressing set of names: the name's hash
+// and 1 + its index in the scan's names; 0 is a free slot.
+type nameSlot struct {
+	hash uint64
+	idx  int
+}
+
+// insert adds name idx with hash h to set, a power of two long and at most
+// half full, and reports false when an equal name is already there.
+func (s *scan) insert(set []nameSlot, idx int, h uint64) bool {
+	mask := uint64(len(set) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &set[i]
+		if sl.idx == 0 {
+			sl.hash, sl.idx = h, idx+1
+			return true
+		}
+		if sl.hash == h && bytes.Equal(s.name(s.key(sl.idx-1)), s.name(s.key(idx))) {
+			return false
+		}
+	}
+}
+
+// grow returns set in a table twice as long.
+func (s *scan) grow(set []nameSlot) []nameSlot {
+	bigger := make([]nameSlot, 2*len(set))
+	mask := uint64(len(bigger) - 1)
+	for _, sl := range set {
+		if sl.idx == 0 {
+			continue
+		}
+		i := sl.hash & mask
+		for bigger[i].idx != 0 {
+			i = (i + 1) & mask
+		}
+		bigger[i] = sl
+	}
+	return bigger
+}
 
 // body scans white space, one object, white space, and the end.
 func (s *scan) body() bool {
@@ -254,7 +299,7 @@ func (s *scan) object() bool {
 	}
 	s.i++ // '{'
 	start := s.nkeys
-	var seen map[string]struct{} // once the object has manyKeys names
+	var set []nameSlot // the object's names, once it has manyKeys
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
@@ -275,28 +320,27 @@ func (s *scan) object() bool {
 			k = span{from: from, to: len(s.unescaped), unescaped: true}
 		}
 		key := s.name(k)
-		switch {
-		case seen != nil:
-			if _, dup := seen[string(key)]; dup {
-				return false
-			}
-			seen[string(key)] = struct{}{}
-		case s.nkeys-start < manyKeys:
+		if s.nkeys-start < manyKeys {
 			for i := start; i < s.nkeys; i++ {
 				if bytes.Equal(s.name(s.key(i)), key) {
 					return false
 				}
 			}
 			s.push(k)
-		default:
-			seen = make(map[string]struct{}, 2*manyKeys)
-			for i := start; i < s.nkeys; i++ {
-				seen[string(s.name(s.key(i)))] = struct{}{}
+		} else {
+			if set == nil {
+				set = make([]nameSlot, 4*manyKeys)
+				for i := start; i < s.nkeys; i++ {
+					s.insert(set, i, maphash.Bytes(nameSeed, s.name(s.key(i))))
+				}
 			}
-			if _, dup := seen[string(key)]; dup {
+			s.push(k)
+			if !s.insert(set, s.nkeys-1, maphash.Bytes(nameSeed, key)) {
 				return false
 			}
-			seen[string(key)] = struct{}{}
+			if 2*(s.nkeys-start) > len(set) {
+				set = s.grow(set)
+			}
 		}
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {

@@ -596,3 +596,22 @@ func camel(s string) string {
 	}
 	return strings.Join(parts, "")
 }
+
+// BenchmarkParseBodyManyNames is a hostile body: a 64 KiB object of
+// distinct short names, which the scan checks for repeats through a map in
+// linear time rather than comparing every pair.
+func BenchmarkParseBodyManyNames(b *testing.B) {
+	f := newFixture(b)
+	var body bytes.Buffer
+	body.WriteString(`{"instance_id":"shop","phone":"+966501234567","message":"hi"`)
+	for i := 0; body.Len() < 64<<10-32; i++ {
+		fmt.Fprintf(&body, `,"%x":0`, i)
+	}
+	body.WriteString("}")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, code, _ := f.d.parseBody(body.Bytes(), false); code != "" {
+			b.Fatal(code)
+		}
+	}
+}
