@@ -165,13 +165,14 @@ type Result struct {
 
 	RiskScore int    // computed content risk (on allow and policy_violation)
 	Purpose   string // normalised message_purpose, once known
+	Account   string
+	Instance  string
+	KeyID     string
+	Usage     limiter.Usage // after the decision, when the limiter ran
+
 	// Phone is the recipient as sendguard checked it, in E.164, once the
 	// body is valid; an allowed send forwards it as x-sendguard-phone.
-	Phone    string
-	Account  string
-	Instance string
-	KeyID    string
-	Usage    limiter.Usage // after the decision, when the limiter ran
+	Phone string
 
 	Inbound bool   // an observed inbound webhook request
 	Intent  string // its opt-out/opt-in intent, when it was read
@@ -183,7 +184,8 @@ type Result struct {
 // answers, and nothing is consumed unless every step passes:
 //
 //  1. Authorization: Bearer <key> is a known key    invalid_api_key / revoked_api_key (401)
-//  2. the body is a JSON object (UTF-8, bounded)      invalid_json (400)
+//  2. the body is one JSON object every reader reads
+//     alike (parseBody: I-JSON, no repeated names)    invalid_json (400)
 //  3. instance_id, phone, message are non-empty
 //     strings, phone a valid number                   validation_error (422)
 //  4. the instance belongs to the key's account       invalid_instance (404)
