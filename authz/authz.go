@@ -3,7 +3,8 @@
 // decision.Result into a CheckResponse. Envoy protobuf types stay here.
 //
 // An allowed send goes upstream with x-sendguard-decision-id,
-// x-sendguard-risk-score and x-sendguard-purpose set with overwrite
+// x-sendguard-risk-score, x-sendguard-purpose and x-sendguard-phone (the
+// recipient in E.164, as sendguard checked it) set with overwrite
 // semantics, so a client cannot spoof them. Every response to the client,
 // allowed or denied, carries x-sendguard-decision-id. When the decision
 // itself fails (a store or the policy is broken) Check fails closed with the
@@ -33,6 +34,9 @@ const (
 	HeaderDecisionID = "x-sendguard-decision-id"
 	HeaderRiskScore  = "x-sendguard-risk-score"
 	HeaderPurpose    = "x-sendguard-purpose"
+	// HeaderPhone is the recipient sendguard checked, in E.164: a sender
+	// that sends to it sends to exactly the number that was checked.
+	HeaderPhone = "x-sendguard-phone"
 	// headerPartialBody is set by Envoy when with_request_body cut the body.
 	headerPartialBody = "x-envoy-auth-partial-body"
 )
@@ -152,7 +156,7 @@ func overwrite(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
-var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose}
+var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone}
 
 func allow(res decision.Result) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{
@@ -163,6 +167,7 @@ func allow(res decision.Result) *authv3.CheckResponse {
 			overwrite(HeaderDecisionID, res.ID),
 			overwrite(HeaderRiskScore, strconv.Itoa(res.RiskScore)),
 			overwrite(HeaderPurpose, res.Purpose),
+			overwrite(HeaderPhone, res.Phone),
 		}
 	} else {
 		// Not the send path: forward untouched, except that a client must

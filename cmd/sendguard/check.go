@@ -118,7 +118,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	case !res.Send:
 		fmt.Fprintln(stdout, "not the send path: forwarded untouched")
 	case res.Allowed:
-		fmt.Fprintf(stdout, "allowed: forwarded to the sender with\nx-sendguard-decision-id: %s\nx-sendguard-risk-score: %d\nx-sendguard-purpose: %s\n", res.ID, res.RiskScore, res.Purpose)
+		fmt.Fprintf(stdout, "allowed: forwarded to the sender with\nx-sendguard-decision-id: %s\nx-sendguard-risk-score: %d\nx-sendguard-purpose: %s\nx-sendguard-phone: %s\n", res.ID, res.RiskScore, res.Purpose, res.Phone)
 	default:
 		fmt.Fprintf(stdout, "HTTP %d\ncontent-type: application/json\nx-sendguard-decision-id: %s\n", res.Status, res.ID)
 		for _, h := range res.Headers {

@@ -234,7 +234,7 @@ func TestCheck(t *testing.T) {
 	for _, state := range []string{"config", "store"} {
 		for range 2 {
 			out := check(receipt, "--state", state)
-			if !strings.HasPrefix(out, "allowed: forwarded to the sender with\n") || !strings.Contains(out, "x-sendguard-purpose: transactional") {
+			if !strings.HasPrefix(out, "allowed: forwarded to the sender with\n") || !strings.Contains(out, "x-sendguard-purpose: transactional") || !strings.Contains(out, "x-sendguard-phone: +966501234567\n") {
 				t.Errorf("state %s: receipt:\n%s", state, out)
 			}
 			if !strings.Contains(out, "  transactional ") {

@@ -175,6 +175,10 @@ type Result struct {
 	KeyID     string
 	Usage     limiter.Usage // after the decision, when the limiter ran
 
+	// Phone is the recipient as sendguard checked it, in E.164, once the
+	// body is valid; an allowed send forwards it as x-sendguard-phone.
+	Phone string
+
 	Inbound bool   // an observed inbound webhook request
 	Intent  string // its opt-out/opt-in intent, when it was read
 
@@ -193,7 +197,8 @@ type Result struct {
 // nothing is consumed unless every step passes:
 //
 //  1. Authorization: Bearer <key> is a known key    invalid_api_key / revoked_api_key (401)
-//  2. the body is a JSON object (UTF-8, bounded)      invalid_json (400)
+//  2. the body is one JSON object every reader reads
+//     alike (parseBody: I-JSON, no repeated names)    invalid_json (400)
 //  3. instance_id, phone, message are non-empty
 //     strings, phone a valid number                   validation_error (422)
 //  4. the instance belongs to the key's account       invalid_instance (404)
@@ -273,6 +278,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if code != "" {
 		return d.deny(res, code, catalog.Details{Fields: fields}), nil
 	}
+	res.Phone = req.e164
 
 	inst, ok := d.opts.Instances[req.instanceID]
 	if !ok || inst.Account != key.Account {

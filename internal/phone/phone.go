@@ -8,6 +8,7 @@ package phone
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/nyaruka/phonenumbers"
@@ -111,20 +112,81 @@ func asciiDigits(s string) string {
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if r > '9' && unicode.IsDigit(r) {
-			// Unicode lays decimal digits out in runs of ten from zero.
-			r = '0' + digitValue(r)
+		if r > '9' {
+			if v, ok := digitValue(r); ok {
+				r = '0' + v
+			}
 		}
 		b.WriteRune(r)
 	}
 	return b.String()
 }
 
-func digitValue(r rune) rune {
-	for z := r; z >= r-9; z-- {
-		if !unicode.IsDigit(z - 1) {
-			return r - z
+// digitValue returns the value of the Unicode decimal digit r (general
+// category Nd). Unicode encodes every decimal digit set as a run of ten
+// from zero, and the Nd table merges adjacent runs (the five mathematical
+// digit sets at U+1D7CE are one range of fifty), so the value is the
+// offset into its range modulo ten.
+func digitValue(r rune) (rune, bool) {
+	if r >= '0' && r <= '9' {
+		return r - '0', true
+	}
+	for _, rg := range unicode.Nd.R16 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return (r - rune(rg.Lo)) % 10, rg.Stride == 1
 		}
 	}
-	return 0
+	for _, rg := range unicode.Nd.R32 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return (r - rune(rg.Lo)) % 10, rg.Stride == 1
+		}
+	}
+	return 0, false
+}
+
+// Plain reports whether raw is a plain phone string, the only kind the
+// send path accepts: an optional leading "+" (or "00", which is digits),
+// decimal digits all of one script (ASCII, or one Unicode set such as
+// Arabic-Indic "٠١٢…"), and no other characters than the separators space,
+// "-", ".", "(" and ")". Anything else is not plain: letters (vanity numbers
+// such as 1-800-FLOWERS, "ext." and "x123" extensions), ";ext=", "tel:",
+// "#" and "*", bidi and zero-width marks, no-break spaces, control
+// characters. libphonenumber reads many of those (it maps letters to
+// digits and drops extensions), and a sender may read them otherwise, so a
+// number that is not plain is refused rather than guessed at.
+func Plain(raw string) bool {
+	var zero rune = -1 // the zero of the digits' script, once one is seen
+	plus := true       // a "+" may still come
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case c >= '0' && c <= '9':
+				if zero >= 0 && zero != '0' {
+					return false
+				}
+				zero, plus = '0', false
+			case c == ' ':
+			case c == '+' && plus:
+				plus = false
+			case c == '-' || c == '.' || c == '(' || c == ')':
+				plus = false
+			default:
+				return false
+			}
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(raw[i:])
+		i += n
+		v, ok := digitValue(r)
+		if !ok || r == utf8.RuneError {
+			return false
+		}
+		if zero >= 0 && zero != r-v {
+			return false
+		}
+		zero, plus = r-v, false
+	}
+	return zero >= 0
 }
