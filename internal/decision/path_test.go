@@ -6,18 +6,7 @@ import (
 	"testing"
 
 	"github.com/sendguard/sendguard/internal/catalog"
-	"github.com/sendguard/sendguard/internal/limiter"
 )
-
-// usage is the shop instance's usage now.
-func (f *fixture) usage(t *testing.T) limiter.Usage {
-	t.Helper()
-	u, err := f.store.Usage(context.Background(), "shop", limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 1}, testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
 
 // TestCanonicalPath: the canonical form of each spelling, or its refusal
 // ("" below). Envoy has normalised the path before sendguard sees it, but
