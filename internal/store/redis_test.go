@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/store"
 	"github.com/sendguard/sendguard/internal/store/redistest"
@@ -69,6 +70,45 @@ func TestRedisReplicasExact(t *testing.T) {
 	wg.Wait()
 	if allowed.Load() != 100 {
 		t.Errorf("two replicas allowed %d of 1000 on 100/day, want exactly 100", allowed.Load())
+	}
+}
+
+// TestRedisReplicasFanOutExact: two stores on one server (two replicas)
+// split 200 concurrent sends of one body to 200 recipients on a fan-out
+// limit of 50: exactly 50 allowed, and the two share the violation count.
+func TestRedisReplicasFanOutExact(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := openRedis(t, srv.Addr(), "fan:", time.Second), openRedis(t, srv.Addr(), "fan:", time.Second)
+	defer a.Close()
+	defer b.Close()
+	l := abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 200, PairPerMinute: 10}
+	quota := limiter.Limits{Daily: 1000, Monthly: 2000, Rate: 1e6, Burst: 1e6}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			out, err := s.TakeSend(context.Background(), abuse.Send{Instance: "shop", Body: abuse.BodyKey("Hi Sara, your report is ready"),
+				Phone: fmt.Sprintf("+96650100%04d", i), Abuse: l, Quota: quota}, storetest.Base)
+			if err != nil {
+				t.Error(err)
+			} else if out.Allowed() {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 50 {
+		t.Errorf("two replicas allowed %d of 200 recipients of one body on a fan-out limit of 50, want exactly 50", allowed.Load())
+	}
+	ctx := context.Background()
+	for i, s := range []*store.Redis{a, b, a} {
+		if n, err := s.Violation(ctx, "shop", time.Hour, storetest.Base); err != nil || n != i+1 {
+			t.Errorf("Violation %d through replica %d = %d, %v; want %d", i+1, i%2, n, err, i+1)
+		}
 	}
 }
 
