@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,67 @@ func TestReplicasShareOneQuota(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestReplicasShareOneFanOut: two sendguard processes on one Redis, 200
+// concurrent sends of one body to 200 recipients split between them, on a
+// plan whose fan-out limit is 50 distinct recipients in 10 minutes: exactly
+// 50 are allowed, the rest answer sending_throttled. (With the counters in
+// each process, each replica allowed its own 50.)
+func TestReplicasShareOneFanOut(t *testing.T) {
+	srv := redistest.Start(t)
+	storeCfg := fmt.Sprintf("{type: redis, redis: {addr: %q, timeout: 450ms}}", srv.Addr())
+	var replicas [2]*child
+	for i := range replicas {
+		cfg, grpcAddr, adminAddr := writeProcessConfig(t, t.TempDir(), storeCfg)
+		replicas[i] = startChild(t, cfg, grpcAddr, adminAddr)
+	}
+	a, b := dial(t, replicas[0].grpc), dial(t, replicas[1].grpc)
+	for _, c := range []authv3.AuthorizationClient{a, b} {
+		if resp, err := c.Check(context.Background(), sendCheck("other")); err != nil || resp.GetOkResponse() == nil {
+			t.Fatalf("warm-up: %v %v", resp, err)
+		}
+	}
+	throttled := string(catalog.Body(catalog.SendingThrottled, catalog.Details{}))
+	var allowed, limited atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			// One template, a name and a number apart: one body.
+			names := []string{"Sara", "Omar", "Ayşe", "İlker"}
+			msg := fmt.Sprintf("Hi %s, your report %d is ready", names[i%len(names)], 1000+i)
+			resp, err := c.Check(ctx, sendCheckTo("shop", fmt.Sprintf("+96650100%04d", i), msg))
+			switch {
+			case err != nil:
+				t.Error(err)
+			case resp.GetOkResponse() != nil:
+				allowed.Add(1)
+			case resp.GetDeniedResponse().GetStatus().GetCode() == 429 && resp.GetDeniedResponse().GetBody() == throttled:
+				limited.Add(1)
+			default:
+				t.Errorf("recipient %d: unexpected %v", i, resp.GetDeniedResponse())
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 50 || limited.Load() != 150 {
+		t.Errorf("200 recipients of one body over two replicas on a fan-out limit of 50: %d allowed, %d throttled; want exactly 50 allowed", allowed.Load(), limited.Load())
+	}
+}
+
+// sendCheckTo is a send of message to phone through instance.
+func sendCheckTo(instance, phone, message string) *authv3.CheckRequest {
+	body, _ := json.Marshal(map[string]string{"instance_id": instance, "phone": phone, "message": message, "message_purpose": "transactional"})
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "POST", Path: "/api/send-message",
+			Headers: map[string]string{"authorization": "Bearer key"}, RawBody: body},
+	}}}
 }
 
 // TestRedisDownFailsClosed: with Redis stopped mid-run, a decision answers
