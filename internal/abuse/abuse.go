@@ -269,7 +269,7 @@ func (t *Tracker) reserve(s Send, now time.Time) (v Verdict, retry time.Duration
 	var pair, fan *entry
 	if l.PairPerMinute > 0 {
 		pair = t.get(entryKey{kind: kindPair, instance: s.Instance, phone: s.Phone}, time.Minute, now)
-		n, until := t.sk.estimate(t.sk.hash(pair.key), now)
+		n, until := t.sk.estimate(pair.key, now)
 		n += len(pair.stamps)
 		if n >= l.PairPerMinute {
 			if len(pair.stamps) > 0 {
@@ -290,7 +290,7 @@ func (t *Tracker) reserve(s Send, now time.Time) (v Verdict, retry time.Duration
 			}
 		}
 		if !again {
-			n, until := t.sk.estimate(t.sk.hash(fan.key), now)
+			n, until := t.sk.estimate(fan.key, now)
 			n += len(fan.stamps) // this recipient would be the n+1st distinct one
 			switch {
 			case l.FanOutBlock > 0 && n+1 > l.FanOutBlock:
@@ -452,9 +452,10 @@ func (t *Tracker) unlink(e *entry) {
 // current and the previous window per cell, so a cell forgets what it
 // holds two windows after its last fold.
 type sketch struct {
-	w     uint64
-	cells []cell
-	seed  maphash.Seed
+	w      uint64
+	cells  []cell
+	seed   maphash.Seed
+	folded bool // anything was ever added: until then every estimate is 0
 }
 
 const sketchRows = 4
@@ -485,6 +486,7 @@ func (s *sketch) cell(h uint64, row int) *cell {
 // taken as sent now, the latest it can have been, and the epoch rounds
 // outwards, so it is counted at least as long as it was live.
 func (s *sketch) add(h uint64, n int, window time.Duration, now time.Time) {
+	s.folded = true
 	t := uint32(now.Unix())
 	win := uint32(window/time.Second) + 2
 	for row := range sketchRows {
@@ -500,7 +502,11 @@ func (s *sketch) add(h uint64, n int, window time.Duration, now time.Time) {
 
 // estimate returns the records of h still counted at now (the least over
 // the rows) and when that row's count next drops.
-func (s *sketch) estimate(h uint64, now time.Time) (n int, until time.Time) {
+func (s *sketch) estimate(k entryKey, now time.Time) (n int, until time.Time) {
+	if !s.folded {
+		return 0, time.Time{}
+	}
+	h := s.hash(k)
 	t := uint32(now.Unix())
 	best := -1
 	for row := range sketchRows {
