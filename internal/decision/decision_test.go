@@ -379,22 +379,36 @@ func TestFanOutPairAndAutoPause(t *testing.T) {
 	}
 }
 
+// TestSlowLane: risky content draws from the slow lane, with and without
+// the abuse counters (through the store's TakeSend).
 func TestSlowLane(t *testing.T) {
-	f := newFixture(t)
-	shop := f.d.opts.Instances["shop"]
-	shop.SlowLane = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1.0 / 60, Burst: 1}
-	f.d.opts.Instances["shop"] = shop
-	risky := "Big sale this weekend only, limited time" // allowed, above the throttle threshold
-	first := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
-	if !first.Allowed || first.RiskScore < 50 {
-		t.Fatalf("first risky send: %q score %d", first.Code, first.RiskScore)
-	}
-	second := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
-	if second.Code != catalog.SendingThrottled || second.Headers[0] != (Header{"retry-after", "60"}) {
-		t.Errorf("second risky send: %q %v", second.Code, second.Headers)
-	}
-	if res := f.decide(t, keyDemo, send("shop", recipient, "Your order #2041 has been shipped.", "transactional")); !res.Allowed {
-		t.Errorf("a plain send was held by the slow lane: %q", res.Code)
+	for _, withAbuse := range []bool{false, true} {
+		t.Run(fmt.Sprint("abuse=", withAbuse), func(t *testing.T) {
+			f := newFixture(t)
+			shop := f.d.opts.Instances["shop"]
+			shop.SlowLane = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1.0 / 60, Burst: 1}
+			if withAbuse {
+				f.d.opts.Abuse = f.store
+				shop.Abuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 200, PairPerMinute: 10}
+			}
+			f.d.opts.Instances["shop"] = shop
+			risky := "Big sale this weekend only, limited time" // allowed, above the throttle threshold
+			first := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
+			if !first.Allowed || first.RiskScore < 50 {
+				t.Fatalf("first risky send: %q score %d", first.Code, first.RiskScore)
+			}
+			second := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
+			if second.Code != catalog.SendingThrottled || second.Headers[0] != (Header{"retry-after", "60"}) {
+				t.Errorf("second risky send: %q %v", second.Code, second.Headers)
+			}
+			if res := f.decide(t, keyDemo, send("shop", recipient, "Your order #2041 has been shipped.", "transactional")); !res.Allowed {
+				t.Errorf("a plain send was held by the slow lane: %q", res.Code)
+			}
+			// The slow lane's refusal took no quota: two sends allowed.
+			if u, _ := f.store.Usage(context.Background(), "shop", shop.Limits, *f.now); u.DailyUsed != 2 {
+				t.Errorf("daily used = %d, want 2", u.DailyUsed)
+			}
+		})
 	}
 }
 
