@@ -214,3 +214,25 @@ func BenchmarkRedisTake(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 }
+
+// BenchmarkRedisTakeSend is BenchmarkRedisTake with the abuse counters
+// checked and counted in the same script.
+func BenchmarkRedisTakeSend(b *testing.B) {
+	srv := redistest.Start(b)
+	r := openRedis(b, srv.Addr(), "bench:", time.Second)
+	defer r.Close()
+	l := limiter.Limits{Daily: 1 << 50, Monthly: 1 << 50, Rate: 1e12, Burst: 1 << 40}
+	a := abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1 << 30, FanOutBlock: 1 << 30, PairPerMinute: 1 << 30}
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		s := abuse.Send{Instance: fmt.Sprintf("inst-%d", n.Add(1)%16), Body: abuse.BodyKey("Your order 1 has shipped"), Phone: "+966501234567", Abuse: a, Quota: l}
+		for pb.Next() {
+			if out, err := r.TakeSend(context.Background(), s, time.Now()); err != nil || !out.Allowed() {
+				b.Fatal(out, err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
