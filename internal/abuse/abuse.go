@@ -83,8 +83,8 @@ type Options struct {
 	// MaxRecords caps what is kept exactly: one per body and per recipient
 	// tracked, plus one record per recipient of a body in its window and
 	// per send to a recipient in the last minute. Default 100,000: about
-	// 15 MiB at the worst (every send a new body to a new recipient, four
-	// units a send).
+	// 20 MiB of heap with the sketch at the worst (every send a new body to
+	// a new recipient, four units a send; BenchmarkTrackerMillionPairs).
 	MaxRecords int
 	// SketchWidth is the columns of each of the 4 rows of the overflow
 	// sketch (16 bytes a cell); default 32,768: 2 MiB, allocated at New.
