@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -192,5 +195,27 @@ func TestRedisDownFailsClosed(t *testing.T) {
 			t.Fatalf("decisions never recovered after Redis returned: %v %v", resp, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCheckWritesNoAbuseCounters: `check --state store` against Redis
+// reads the store and writes nothing to it, not even the abuse counters it
+// checks (it keeps its own, in the process).
+func TestCheckWritesNoAbuseCounters(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg, _, _ := writeProcessConfig(t, t.TempDir(), fmt.Sprintf("{type: redis, redis: {addr: %q, timeout: 450ms}}", srv.Addr()))
+	body := `{"instance_id":"shop","phone":"+966501234567","message":"Hi Sara, your order 1042 has shipped.","message_purpose":"transactional"}`
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"check", "--config", cfg, "--state", "store", "--key", "key"}, noenv, strings.NewReader(body), &out, &errOut); err != nil {
+		t.Fatalf("check: %v\n%s", err, errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "allowed:") {
+		t.Fatalf("check = %s", out.String())
+	}
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	keys, err := raw.Keys(context.Background(), "*").Result()
+	if err != nil || len(keys) != 0 {
+		t.Errorf("check --state store wrote %v (%v), want nothing", keys, err)
 	}
 }
