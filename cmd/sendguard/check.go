@@ -13,17 +13,33 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/decision"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
 )
 
-// dryRun answers Take from the store's usage without consuming, so check
-// never changes state.
+// dryRun answers Take from the store's usage without consuming, and keeps
+// the abuse counters in a tracker of its own, so check never changes state.
 type dryRun struct {
 	stateStore
-	cal limiter.Calendar
+	cal     limiter.Calendar
+	counter *abuse.Tracker
+}
+
+func (d dryRun) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	return d.counter.TakeSend(ctx, s, now, func(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+		return abuse.TakeQuota(ctx, d, s, now)
+	})
+}
+
+func (d dryRun) Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error) {
+	return d.counter.Violation(ctx, instance, window, now)
+}
+
+func (d dryRun) ResetViolations(ctx context.Context, instance string) error {
+	return d.counter.ResetViolations(ctx, instance)
 }
 
 func (d dryRun) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
@@ -102,7 +118,9 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	}
 	defer a.phones.Close()
 	defer a.store.Close()
-	a.decider.SetState(dryRun{stateStore: a.store, cal: limiter.Calendar{Loc: a.cfg.Location()}})
+	dry := dryRun{stateStore: a.store, cal: limiter.Calendar{Loc: a.cfg.Location()}, counter: abuse.New(abuse.Options{MaxRecords: 64, SketchWidth: 64})}
+	a.decider.SetState(dry)
+	a.decider.SetAbuse(dry)
 
 	auth := headers.get("authorization")
 	if *key != "" {

@@ -59,6 +59,9 @@ type app struct {
 // admin API use, and Close.
 type stateStore interface {
 	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
+	TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error)
+	Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error)
+	ResetViolations(ctx context.Context, instance string) error
 	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
 	Suppressed(ctx context.Context, instance, phone string) (bool, error)
 	Suppression(ctx context.Context, instance, phone string) (store.Suppression, error)
@@ -238,7 +241,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		}}
 	d, err := decision.New(decision.Options{
 		Scanner:   scanner,
-		Abuse:     abuse.New(),
+		Abuse:     st, // the store's abuse counters: shared by replicas on Redis
 		AutoPause: autoPause,
 		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: recorder,
 			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}},

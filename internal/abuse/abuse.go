@@ -2,19 +2,25 @@
 // behind transactional labels: one body fanned out to many recipients, one
 // recipient hammered, and an instance that keeps violating the rules.
 //
-// The counters live in the process (one replica's view): they are
-// heuristics over minutes, not quotas, and lose nothing that matters on a
-// restart. What they trigger that must last (a pause) goes to the durable
-// store. A Tracker is safe for concurrent use.
+// A Tracker keeps them in the process, bounded: the memory and embedded
+// stores use one (one process owns an embedded store's file, so its view is
+// every send), and `sendguard check` uses a fresh one so that it never
+// writes to a store. The Redis store keeps the same counters in Redis,
+// shared by every replica, with the same semantics (storetest checks both).
+// A Tracker is safe for concurrent use.
 package abuse
 
 import (
+	"context"
 	"crypto/sha256"
+	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 
+	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/optout"
 )
 
@@ -24,6 +30,11 @@ type Limits struct {
 	FanOutThrottle int           // more distinct recipients than this: sending_throttled
 	FanOutBlock    int           // more than this: policy_violation
 	PairPerMinute  int           // messages to one recipient per minute (Meta's pair rate limit)
+}
+
+// FanOut reports whether the fan-out check is on.
+func (l Limits) FanOut() bool {
+	return l.FanOutWindow > 0 && (l.FanOutThrottle > 0 || l.FanOutBlock > 0)
 }
 
 // Verdict of a check.
@@ -36,26 +47,116 @@ const (
 	Block
 )
 
-// Tracker counts.
+// Send is one send as the abuse counters and the quotas see it.
+type Send struct {
+	Instance string
+	Body     [16]byte // BodyKey of the message
+	Phone    string   // E.164
+	Abuse    Limits
+	Quota    limiter.Limits // the instance's quotas and bucket
+	SlowLane limiter.Limits // the slow-lane bucket (risky content); zero Rate: none
+}
+
+// Outcome of TakeSend.
+type Outcome struct {
+	Verdict    Verdict       // OK unless the abuse counters refused the send
+	RetryAfter time.Duration // when a Throttle verdict lifts
+	// When Verdict is OK: the limiter's outcome. It is the slow lane's when
+	// SlowLane is set (the slow lane refused), else the instance's quotas'.
+	Taken    limiter.Outcome
+	SlowLane bool
+}
+
+// Allowed reports whether every check allowed the send (it was counted).
+func (o Outcome) Allowed() bool { return o.Verdict == OK && o.Taken.Verdict == limiter.Allowed }
+
+// Taker is a quota store's Take.
+type Taker interface {
+	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
+}
+
+// SlowLaneID is the limiter id of instance's slow-lane bucket.
+func SlowLaneID(instance string) string { return instance + "#slow" }
+
+// Options bound a Tracker. The zero value is the defaults.
+type Options struct {
+	// MaxRecords caps what is kept exactly: one per body and per recipient
+	// tracked, plus one record per recipient of a body in its window and
+	// per send to a recipient in the last minute. Default 100,000: about
+	// 20 MiB of heap with the sketch at the worst (every send a new body to
+	// a new recipient, four units a send; BenchmarkTrackerMillionPairs).
+	MaxRecords int
+	// SketchWidth is the columns of each of the 4 rows of the overflow
+	// sketch (16 bytes a cell); default 32,768: 2 MiB, allocated at New.
+	SketchWidth int
+}
+
+// Tracker counts in the process, in bounded memory.
+//
+// Each body and each recipient is an entry of an LRU list holding its
+// records exactly. When the records pass Options.MaxRecords, the least
+// recently used entry goes: dropped when its records are out of their
+// window, else folded into a fixed-size count-min sketch with windowed
+// counters. The sketch only ever overcounts (collisions add, a folded
+// record lives up to twice its window, and a folded recipient sent the body
+// again counts as new), so an eviction can make a body or a recipient reach
+// its limit early, never late: the limits stay exact for the entries in use
+// and fail safe for the rest. Size MaxRecords to the distinct sends of one
+// window; beyond it the sketch's false throttles grow with the overflow.
 type Tracker struct {
 	mu      sync.Mutex
-	fanout  map[bodyKey]map[string]time.Time // recipients and when each was last sent this body
-	pairs   map[pairKey][]time.Time
+	entries map[entryKey]*entry
+	head    *entry // most recently used; tail is head.prev (a ring)
+	records int
+	max     int
+	seed    maphash.Seed
+	sk      sketch
 	viol    map[string][]time.Time
-	ops     int
-	maxKeep time.Duration
 }
 
-type bodyKey struct {
+const (
+	kindFan uint8 = iota + 1
+	kindPair
+)
+
+type entryKey struct {
+	kind     uint8
 	instance string
-	body     [16]byte
+	body     [16]byte // kindFan
+	phone    string   // kindPair
 }
 
-type pairKey struct{ instance, phone string }
+type stamp struct {
+	h  uint64 // the recipient's hash (fan-out); 0 for pairs
+	at int64  // unix nanoseconds
+}
+
+type entry struct {
+	key        entryKey
+	window     time.Duration
+	stamps     []stamp // oldest first
+	prev, next *entry
+}
 
 // New returns an empty Tracker.
-func New() *Tracker {
-	return &Tracker{fanout: map[bodyKey]map[string]time.Time{}, pairs: map[pairKey][]time.Time{}, viol: map[string][]time.Time{}, maxKeep: time.Hour}
+func New(o Options) *Tracker {
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 100_000
+	}
+	if o.SketchWidth <= 0 {
+		o.SketchWidth = 1 << 15
+	}
+	t := &Tracker{entries: map[entryKey]*entry{}, max: o.MaxRecords, seed: maphash.MakeSeed(), viol: map[string][]time.Time{}}
+	t.sk = sketch{w: uint64(o.SketchWidth), cells: make([]cell, sketchRows*o.SketchWidth), seed: maphash.MakeSeed()}
+	return t
+}
+
+// Len returns what counts towards Options.MaxRecords: the entries and
+// records kept exactly.
+func (t *Tracker) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.records + len(t.entries)
 }
 
 // BodyKey is the identity of a message body for fan-out: normalised, with
@@ -90,152 +191,351 @@ func BodyKey(msg string) [16]byte {
 	return k
 }
 
-// Check tells whether sending body to phone now stays within l, without
-// counting it. retryAfter says when a throttle lifts.
-func (t *Tracker) Check(instance string, body [16]byte, phone string, l Limits, now time.Time) (v Verdict, retryAfter time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.check(instance, body, phone, l, now)
+// TakeSend checks s against its abuse limits and counts it at once, under
+// one lock, so that concurrent sends of one body cannot all pass a check
+// none of them has yet counted; then calls take (the store's slow lane and
+// quotas); and takes the count back when take refuses or fails. So only
+// allowed sends count, and an abuse refusal never calls take.
+func (t *Tracker) TakeSend(ctx context.Context, s Send, now time.Time, take QuotaFunc) (Outcome, error) {
+	v, retry, undo := t.reserve(s, now)
+	if v != OK {
+		return Outcome{Verdict: v, RetryAfter: retry}, nil
+	}
+	out, err := take(ctx, s, now)
+	if err != nil || !out.Allowed() {
+		undo()
+	}
+	return out, err
 }
 
-func (t *Tracker) check(instance string, body [16]byte, phone string, l Limits, now time.Time) (v Verdict, retryAfter time.Duration) {
-	if l.PairPerMinute > 0 {
-		ts := prune(t.pairs[pairKey{instance, phone}], now.Add(-time.Minute))
-		t.pairs[pairKey{instance, phone}] = ts
-		if len(ts) >= l.PairPerMinute {
-			return Throttle, ts[0].Add(time.Minute).Sub(now)
-		}
-	}
-	if l.FanOutWindow > 0 && (l.FanOutThrottle > 0 || l.FanOutBlock > 0) {
-		seen := t.fanout[bodyKey{instance, body}]
-		if _, again := seen[phone]; again || len(seen) == 0 {
-			return OK, 0
-		}
-		n, oldest := 0, now
-		for p, at := range seen {
-			if now.Sub(at) >= l.FanOutWindow {
-				delete(seen, p)
-				continue
-			}
-			n++
-			oldest = minTime(oldest, at)
-		}
-		// This recipient would be the n+1st distinct one.
-		switch {
-		case l.FanOutBlock > 0 && n+1 > l.FanOutBlock:
-			return Block, 0
-		case l.FanOutThrottle > 0 && n+1 > l.FanOutThrottle:
-			return Throttle, oldest.Add(l.FanOutWindow).Sub(now)
-		}
-	}
-	return OK, 0
-}
+// QuotaFunc takes a send's slow lane and quotas, as TakeQuota does.
+type QuotaFunc func(ctx context.Context, s Send, now time.Time) (Outcome, error)
 
-// Reserve checks like Check and, when the verdict is OK, counts the send
-// at once, under the same lock, so that concurrent sends of one body cannot
-// all pass a check none of them has yet counted. A caller that then refuses
-// the send for another reason (its quota, a store error) calls release,
-// which takes the count back; release is a no-op when the verdict is not OK.
-func (t *Tracker) Reserve(instance string, body [16]byte, phone string, l Limits, now time.Time) (v Verdict, retryAfter time.Duration, release func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if v, retryAfter = t.check(instance, body, phone, l, now); v != OK {
-		return v, retryAfter, func() {}
-	}
-	prev, had := t.record(instance, body, phone, now)
-	return OK, 0, func() {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		k := pairKey{instance, phone}
-		ts := t.pairs[k]
-		for i := len(ts) - 1; i >= 0; i-- {
-			if ts[i].Equal(now) {
-				t.pairs[k] = append(ts[:i], ts[i+1:]...)
-				break
-			}
+// TakeQuota takes s's slow lane, when it has one, then its quotas from q.
+// A slow-lane refusal takes no quota. (A quota refusal after the slow lane
+// allowed keeps the slow-lane token; stores that can, take both in one
+// atomic step instead.)
+func TakeQuota(ctx context.Context, q Taker, s Send, now time.Time) (Outcome, error) {
+	if s.SlowLane.Rate > 0 {
+		out, err := q.Take(ctx, SlowLaneID(s.Instance), s.SlowLane, now)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("take slow lane of %s: %w", s.Instance, err)
 		}
-		if seen := t.fanout[bodyKey{instance, body}]; seen != nil {
-			if had {
-				seen[phone] = prev
-			} else {
-				delete(seen, phone)
-			}
+		if out.Verdict != limiter.Allowed {
+			return Outcome{Taken: out, SlowLane: true}, nil
 		}
 	}
-}
-
-// Record counts one allowed send.
-func (t *Tracker) Record(instance string, body [16]byte, phone string, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.record(instance, body, phone, now)
-}
-
-// record counts one send and returns when phone was last sent body, if it
-// was. Called with the lock held.
-func (t *Tracker) record(instance string, body [16]byte, phone string, now time.Time) (prev time.Time, had bool) {
-	k := pairKey{instance, phone}
-	t.pairs[k] = append(t.pairs[k], now)
-	bk := bodyKey{instance, body}
-	if t.fanout[bk] == nil {
-		t.fanout[bk] = map[string]time.Time{}
+	out, err := q.Take(ctx, s.Instance, s.Quota, now)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("take quota of %s: %w", s.Instance, err)
 	}
-	prev, had = t.fanout[bk][phone]
-	t.fanout[bk][phone] = now
-	t.sweep(now)
-	return prev, had
+	return Outcome{Taken: out}, nil
 }
 
 // Violation counts one violation of instance and returns how many fell in
 // the last window, this one included.
-func (t *Tracker) Violation(instance string, window time.Duration, now time.Time) int {
+func (t *Tracker) Violation(_ context.Context, instance string, window time.Duration, now time.Time) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ts := append(prune(t.viol[instance], now.Add(-window)), now)
+	ts := prune(t.viol[instance], now.Add(-window))
+	if len(ts) >= maxViolations {
+		ts = ts[1:] // the count saturates; a pause comes far earlier
+	}
+	ts = append(ts, now)
 	t.viol[instance] = ts
-	t.sweep(now)
-	return len(ts)
+	return len(ts), nil
 }
+
+// maxViolations bounds the violations kept per instance. Instances come
+// from the config, so the map is bounded by it.
+const maxViolations = 1 << 16
 
 // ResetViolations forgets instance's violations (after a pause, so that a
 // resumed instance starts afresh).
-func (t *Tracker) ResetViolations(instance string) {
+func (t *Tracker) ResetViolations(_ context.Context, instance string) error {
 	t.mu.Lock()
 	delete(t.viol, instance)
 	t.mu.Unlock()
+	return nil
 }
 
-// sweep drops stale entries now and then, so memory follows the traffic of
-// the last hour. Called with the lock held.
-func (t *Tracker) sweep(now time.Time) {
-	if t.ops++; t.ops%4096 != 0 {
-		return
+// reserve checks s and, when the verdict is OK, records it; undo takes the
+// records back.
+func (t *Tracker) reserve(s Send, now time.Time) (v Verdict, retry time.Duration, undo func()) {
+	l := s.Abuse
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	defer t.evict(now) // before the unlock
+	var pair, fan *entry
+	if l.PairPerMinute > 0 {
+		pair = t.get(entryKey{kind: kindPair, instance: s.Instance, phone: s.Phone}, time.Minute, now)
+		n, until := t.sk.estimate(pair.key, now)
+		n += len(pair.stamps)
+		if n >= l.PairPerMinute {
+			if len(pair.stamps) > 0 {
+				until = minTime(until, time.Unix(0, pair.stamps[0].at).Add(time.Minute))
+			}
+			return Throttle, until.Sub(now), func() {}
+		}
 	}
-	old := now.Add(-t.maxKeep)
-	for k, seen := range t.fanout {
-		for p, at := range seen {
-			if at.Before(old) {
-				delete(seen, p)
+	var h uint64
+	again := false
+	if l.FanOut() {
+		fan = t.get(entryKey{kind: kindFan, instance: s.Instance, body: s.Body}, l.FanOutWindow, now)
+		h = maphash.String(t.seed, s.Phone)
+		for _, st := range fan.stamps {
+			if st.h == h {
+				again = true // a recipient already sent this body is not a new one
+				break
 			}
 		}
-		if len(seen) == 0 {
-			delete(t.fanout, k)
+		if !again {
+			n, until := t.sk.estimate(fan.key, now)
+			n += len(fan.stamps) // this recipient would be the n+1st distinct one
+			switch {
+			case l.FanOutBlock > 0 && n+1 > l.FanOutBlock:
+				return Block, 0, func() {}
+			case l.FanOutThrottle > 0 && n+1 > l.FanOutThrottle:
+				if len(fan.stamps) > 0 {
+					until = minTime(until, time.Unix(0, fan.stamps[0].at).Add(l.FanOutWindow))
+				}
+				return Throttle, until.Sub(now), func() {}
+			}
 		}
 	}
-	for k, ts := range t.pairs {
-		if ts = prune(ts, now.Add(-time.Minute)); len(ts) == 0 {
-			delete(t.pairs, k)
+	at := now.UnixNano()
+	var prevAt int64
+	if pair != nil {
+		t.add(pair, stamp{at: at})
+	}
+	if fan != nil {
+		if again {
+			prevAt = t.bump(fan, h, at)
 		} else {
-			t.pairs[k] = ts
+			t.add(fan, stamp{h: h, at: at})
 		}
 	}
-	for k, ts := range t.viol {
-		if ts = prune(ts, old); len(ts) == 0 {
-			delete(t.viol, k)
-		} else {
-			t.viol[k] = ts
+	return OK, 0, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if pair != nil {
+			t.remove(entryKey{kind: kindPair, instance: s.Instance, phone: s.Phone}, 0, at, 0)
+		}
+		if fan != nil {
+			t.remove(entryKey{kind: kindFan, instance: s.Instance, body: s.Body}, h, at, prevAt)
 		}
 	}
+}
+
+// get returns k's entry, created if new, with its records out of window
+// dropped, and makes it the most recently used. Called with the lock held.
+func (t *Tracker) get(k entryKey, window time.Duration, now time.Time) *entry {
+	e := t.entries[k]
+	if e == nil {
+		e = &entry{key: k, window: window}
+		t.entries[k] = e
+	} else {
+		t.unlink(e)
+		e.window = max(e.window, window)
+		t.prune(e, now)
+	}
+	t.pushFront(e)
+	return e
+}
+
+// prune drops e's records out of its window.
+func (t *Tracker) prune(e *entry, now time.Time) {
+	cut := now.Add(-e.window).UnixNano()
+	i := 0
+	for i < len(e.stamps) && e.stamps[i].at <= cut {
+		i++
+	}
+	if i > 0 {
+		e.stamps = append(e.stamps[:0], e.stamps[i:]...)
+		t.records -= i
+	}
+}
+
+func (t *Tracker) add(e *entry, s stamp) {
+	e.stamps = append(e.stamps, s)
+	t.records++
+}
+
+// bump moves recipient h of e to at (the newest) and returns its old time.
+func (t *Tracker) bump(e *entry, h uint64, at int64) (prev int64) {
+	for i, s := range e.stamps {
+		if s.h == h {
+			prev = s.at
+			copy(e.stamps[i:], e.stamps[i+1:])
+			e.stamps[len(e.stamps)-1] = stamp{h: h, at: at}
+			return prev
+		}
+	}
+	return 0
+}
+
+// remove takes back the record (h, at) of k, putting back prevAt when the
+// record replaced an older one (a repeat recipient). A record already
+// evicted is not taken back: the sketch keeps overcounting it.
+func (t *Tracker) remove(k entryKey, h uint64, at, prevAt int64) {
+	e := t.entries[k]
+	if e == nil {
+		return
+	}
+	found := false
+	for i := len(e.stamps) - 1; i >= 0; i-- {
+		if e.stamps[i].h == h && e.stamps[i].at == at {
+			e.stamps = append(e.stamps[:i], e.stamps[i+1:]...)
+			t.records--
+			found = true
+			break
+		}
+	}
+	if found && prevAt != 0 {
+		i := len(e.stamps)
+		for i > 0 && e.stamps[i-1].at > prevAt {
+			i--
+		}
+		e.stamps = append(e.stamps, stamp{})
+		copy(e.stamps[i+1:], e.stamps[i:])
+		e.stamps[i] = stamp{h: h, at: prevAt}
+		t.records++
+	}
+}
+
+// evict drops the entries out of their window from the LRU end, a few a
+// call, and while the tracker is over its cap folds live ones into the
+// sketch. The entry in use (the head) stays. Called with the lock held.
+func (t *Tracker) evict(now time.Time) {
+	for i := 0; t.head != nil && t.head.prev != t.head; i++ {
+		tail := t.head.prev
+		t.prune(tail, now)
+		over := t.records+len(t.entries) > t.max
+		switch {
+		case len(tail.stamps) > 0 && !over:
+			return
+		case len(tail.stamps) > 0:
+			t.sk.add(t.sk.hash(tail.key), len(tail.stamps), tail.window, now)
+		case i >= 3 && !over:
+			return // enough housekeeping for one call
+		}
+		t.records -= len(tail.stamps)
+		t.unlink(tail)
+		delete(t.entries, tail.key)
+	}
+}
+
+func (t *Tracker) pushFront(e *entry) {
+	if t.head == nil {
+		e.prev, e.next = e, e
+	} else {
+		e.next, e.prev = t.head, t.head.prev
+		t.head.prev.next = e
+		t.head.prev = e
+	}
+	t.head = e
+}
+
+func (t *Tracker) unlink(e *entry) {
+	if e.next == e {
+		t.head = nil
+	} else {
+		e.prev.next, e.next.prev = e.next, e.prev
+		if t.head == e {
+			t.head = e.next
+		}
+	}
+	e.prev, e.next = nil, nil
+}
+
+// sketch is a count-min sketch of folded records, with a counter of the
+// current and the previous window per cell, so a cell forgets what it
+// holds two windows after its last fold.
+type sketch struct {
+	w      uint64
+	cells  []cell
+	seed   maphash.Seed
+	folded bool // anything was ever added: until then every estimate is 0
+}
+
+const sketchRows = 4
+
+type cell struct {
+	cur, prev uint32 // records folded in the current, previous epoch
+	start     uint32 // unix second the current epoch started
+	win       uint32 // epoch length in seconds
+}
+
+func (s *sketch) hash(k entryKey) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteByte(k.kind)
+	h.WriteString(k.instance)
+	h.WriteByte(0)
+	h.Write(k.body[:])
+	h.WriteString(k.phone)
+	return h.Sum64()
+}
+
+func (s *sketch) cell(h uint64, row int) *cell {
+	h1, h2 := h, h>>32|h<<32|1
+	return &s.cells[uint64(row)*s.w+(h1+uint64(row)*h2)%s.w]
+}
+
+// add folds n records living window into every row's cell of h. Each is
+// taken as sent now, the latest it can have been, and the epoch rounds
+// outwards, so it is counted at least as long as it was live.
+func (s *sketch) add(h uint64, n int, window time.Duration, now time.Time) {
+	s.folded = true
+	t := uint32(now.Unix())
+	win := uint32(window/time.Second) + 2
+	for row := range sketchRows {
+		c := s.cell(h, row)
+		c.roll(t)
+		if c.cur == 0 && c.prev == 0 {
+			c.start, c.win = t, win
+		}
+		c.win = max(c.win, win)
+		c.cur += uint32(min(n, 1<<31))
+	}
+}
+
+// estimate returns the records of h still counted at now (the least over
+// the rows) and when that row's count next drops.
+func (s *sketch) estimate(k entryKey, now time.Time) (n int, until time.Time) {
+	if !s.folded {
+		return 0, time.Time{}
+	}
+	h := s.hash(k)
+	t := uint32(now.Unix())
+	best := -1
+	for row := range sketchRows {
+		c := *s.cell(h, row)
+		c.roll(t)
+		if m := int(c.cur + c.prev); best < 0 || m < best {
+			best = m
+			switch {
+			case c.prev > 0:
+				until = time.Unix(int64(c.start+c.win), 0)
+			case c.cur > 0:
+				until = time.Unix(int64(c.start+2*c.win), 0)
+			}
+		}
+	}
+	return best, until
+}
+
+// roll moves c's epochs on to t.
+func (c *cell) roll(t uint32) {
+	if c.cur == 0 && c.prev == 0 || t < c.start+c.win {
+		return
+	}
+	if t < c.start+2*c.win {
+		c.prev = c.cur
+	} else {
+		c.prev = 0
+	}
+	c.cur, c.start = 0, t
 }
 
 func prune(ts []time.Time, after time.Time) []time.Time {
@@ -247,7 +547,7 @@ func prune(ts []time.Time, after time.Time) []time.Time {
 }
 
 func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
+	if b.IsZero() || !a.IsZero() && a.Before(b) {
 		return a
 	}
 	return b

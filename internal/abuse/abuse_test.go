@@ -1,12 +1,32 @@
 package abuse
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sendguard/sendguard/internal/limiter"
 )
 
 var t0 = time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
+
+// allow is a quota store with room for everything.
+func allow(context.Context, Send, time.Time) (Outcome, error) {
+	return Outcome{Taken: limiter.Outcome{Verdict: limiter.Allowed}}, nil
+}
+
+func take(t testing.TB, tr *Tracker, body [16]byte, phone string, l Limits, now time.Time) Outcome {
+	t.Helper()
+	out, err := tr.TakeSend(context.Background(), Send{Instance: "i", Body: body, Phone: phone, Abuse: l}, now, allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
 
 func TestBodyKeyMasksNamesAndDigits(t *testing.T) {
 	a := BodyKey("Hi Sara, your order 1234 has shipped")
@@ -19,77 +39,182 @@ func TestBodyKeyMasksNamesAndDigits(t *testing.T) {
 }
 
 func TestFanOut(t *testing.T) {
-	tr := New()
+	tr := New(Options{})
 	l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 100}
 	body := BodyKey("Big news for you")
 	for i := range 50 {
-		phone := fmt.Sprintf("+96650000%04d", i)
-		if v, _ := tr.Check("i", body, phone, l, t0); v != OK {
-			t.Fatalf("recipient %d = %v", i+1, v)
+		if out := take(t, tr, body, fmt.Sprintf("+96650000%04d", i), l, t0); !out.Allowed() {
+			t.Fatalf("recipient %d = %+v", i+1, out)
 		}
-		tr.Record("i", body, phone, t0)
 	}
-	v, retry := tr.Check("i", body, "+966509999999", l, t0.Add(time.Minute))
-	if v != Throttle || retry != 9*time.Minute {
-		t.Errorf("51st recipient = %v retry %v, want throttle for 9m", v, retry)
+	if out := take(t, tr, body, "+966509999999", l, t0.Add(time.Minute)); out.Verdict != Throttle || out.RetryAfter != 9*time.Minute {
+		t.Errorf("51st recipient = %+v, want throttle for 9m", out)
 	}
-	// A recipient already sent this body is not a new one.
-	if v, _ := tr.Check("i", body, "+966500000007", l, t0.Add(time.Minute)); v != OK {
-		t.Errorf("repeat recipient = %v", v)
+	if out := take(t, tr, body, "+966500000007", l, t0.Add(time.Minute)); !out.Allowed() {
+		t.Errorf("repeat recipient = %+v", out)
 	}
-	// Another instance, another body: independent.
-	if v, _ := tr.Check("other", body, "+966509999999", l, t0); v != OK {
-		t.Error("instances share counters")
-	}
-	if v, _ := tr.Check("i", BodyKey("Something else"), "+966509999999", l, t0); v != OK {
+	if out := take(t, tr, BodyKey("Something else"), "+966509999999", l, t0); !out.Allowed() {
 		t.Error("bodies share counters")
 	}
-	for i := 50; i < 100; i++ {
-		tr.Record("i", body, fmt.Sprintf("+96650000%04d", i), t0)
+	// The window passes (the repeat at +1m keeps one recipient in it).
+	if out := take(t, tr, body, "+966509999999", l, t0.Add(10*time.Minute)); !out.Allowed() {
+		t.Errorf("after the window = %+v", out)
 	}
-	if v, _ := tr.Check("i", body, "+966509999999", l, t0); v != Block {
-		t.Errorf("101st recipient = %v, want block", v)
-	}
-	// The window passes.
-	if v, _ := tr.Check("i", body, "+966509999999", l, t0.Add(10*time.Minute)); v != OK {
-		t.Errorf("after the window = %v", v)
+	blockOnly := Limits{FanOutWindow: time.Minute, FanOutBlock: 2}
+	b2 := BodyKey("Another")
+	take(t, tr, b2, "+1", blockOnly, t0)
+	take(t, tr, b2, "+2", blockOnly, t0)
+	if out := take(t, tr, b2, "+3", blockOnly, t0); out.Verdict != Block {
+		t.Errorf("3rd recipient over a block of 2 = %+v, want block", out)
 	}
 }
 
 func TestPairLimit(t *testing.T) {
-	tr := New()
+	tr := New(Options{})
 	l := Limits{PairPerMinute: 3}
 	for i := range 3 {
-		now := t0.Add(time.Duration(i) * time.Second)
-		if v, _ := tr.Check("i", BodyKey(fmt.Sprint("m", i)), "+1", l, now); v != OK {
-			t.Fatal(v)
+		if out := take(t, tr, BodyKey(fmt.Sprint("m", i)), "+1", l, t0.Add(time.Duration(i)*time.Second)); !out.Allowed() {
+			t.Fatal(out)
 		}
-		tr.Record("i", BodyKey(fmt.Sprint("m", i)), "+1", now)
 	}
-	v, retry := tr.Check("i", BodyKey("m9"), "+1", l, t0.Add(10*time.Second))
-	if v != Throttle || retry != 50*time.Second {
-		t.Errorf("4th in a minute = %v retry %v", v, retry)
+	if out := take(t, tr, BodyKey("m9"), "+1", l, t0.Add(10*time.Second)); out.Verdict != Throttle || out.RetryAfter != 50*time.Second {
+		t.Errorf("4th in a minute = %+v, want throttle for 50s", out)
 	}
-	if v, _ := tr.Check("i", BodyKey("m9"), "+2", l, t0.Add(10*time.Second)); v != OK {
+	if out := take(t, tr, BodyKey("m9"), "+2", l, t0.Add(10*time.Second)); !out.Allowed() {
 		t.Error("another recipient throttled")
 	}
-	if v, _ := tr.Check("i", BodyKey("m9"), "+1", l, t0.Add(61*time.Second)); v != OK {
+	if out := take(t, tr, BodyKey("m9"), "+1", l, t0.Add(61*time.Second)); !out.Allowed() {
 		t.Error("still throttled after a minute")
 	}
 }
 
 func TestViolations(t *testing.T) {
-	tr := New()
+	ctx := context.Background()
+	tr := New(Options{})
 	for i := 1; i <= 3; i++ {
-		if n := tr.Violation("i", 10*time.Minute, t0.Add(time.Duration(i)*time.Minute)); n != i {
+		if n, _ := tr.Violation(ctx, "i", 10*time.Minute, t0.Add(time.Duration(i)*time.Minute)); n != i {
 			t.Fatalf("violation %d counted %d", i, n)
 		}
 	}
-	if n := tr.Violation("i", 10*time.Minute, t0.Add(12*time.Minute)); n != 2 {
+	if n, _ := tr.Violation(ctx, "i", 10*time.Minute, t0.Add(12*time.Minute)); n != 2 {
 		t.Errorf("window: %d, want 2 (the first two fell out)", n)
 	}
-	tr.ResetViolations("i")
-	if n := tr.Violation("i", 10*time.Minute, t0.Add(13*time.Minute)); n != 1 {
+	tr.ResetViolations(ctx, "i")
+	if n, _ := tr.Violation(ctx, "i", 10*time.Minute, t0.Add(13*time.Minute)); n != 1 {
 		t.Errorf("after reset: %d", n)
+	}
+}
+
+// TestBounded: every send a new body to a new recipient, all in one
+// window; what the tracker keeps never passes its cap.
+func TestBounded(t *testing.T) {
+	tr := New(Options{MaxRecords: 1000, SketchWidth: 1 << 16})
+	l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 200, PairPerMinute: 10}
+	for i := range 100_000 {
+		var body [16]byte
+		binary.LittleEndian.PutUint64(body[:], uint64(i))
+		take(t, tr, body, "+9665"+strconv.Itoa(10_000_000+i), l, t0.Add(time.Duration(i)*time.Millisecond))
+		if n := tr.Len(); n > 1000 {
+			t.Fatalf("after %d sends the tracker keeps %d, over its cap of 1000", i+1, n)
+		}
+	}
+}
+
+// TestEvictionFailsSafe: a body whose entry is pushed out again and again by
+// other traffic still stops at its limit, exactly (the sketch is sized so
+// that its collisions do not come into it here).
+func TestEvictionFailsSafe(t *testing.T) {
+	tr := New(Options{MaxRecords: 64, SketchWidth: 1 << 16})
+	l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 200, PairPerMinute: 10}
+	body := BodyKey("Hi Sara, your prize is waiting")
+	allowed, noise := 0, 0
+	for i := range 80 {
+		now := t0.Add(time.Duration(i) * time.Second)
+		if take(t, tr, body, fmt.Sprintf("+96650100%04d", i), l, now).Allowed() {
+			allowed++
+		}
+		if i%10 == 3 { // an old recipient again: not a new one, if remembered
+			take(t, tr, body, "+966501000000", l, now)
+		}
+		for range 40 { // enough other sends to push the body out
+			var other [16]byte
+			binary.LittleEndian.PutUint64(other[:], uint64(noise))
+			take(t, tr, other, "+1555"+strconv.Itoa(1_000_000+noise), l, now)
+			noise++
+		}
+	}
+	if allowed > 50 {
+		t.Errorf("%d distinct recipients of one body allowed past evictions, limit 50", allowed)
+	}
+	if allowed < 45 {
+		t.Errorf("only %d of the first 50 recipients allowed: the sketch overcounts more than expected", allowed)
+	}
+	// The window passes: the sketch forgets (within two windows).
+	if out := take(t, tr, body, "+966509999999", l, t0.Add(25*time.Minute)); !out.Allowed() {
+		t.Errorf("two windows later = %+v, want allowed", out)
+	}
+}
+
+// TestUndo: a send the quota refuses is not counted.
+func TestUndo(t *testing.T) {
+	tr := New(Options{})
+	l := Limits{FanOutWindow: time.Minute, FanOutThrottle: 1, PairPerMinute: 1}
+	body := BodyKey("hello")
+	out, err := tr.TakeSend(context.Background(), Send{Instance: "i", Body: body, Phone: "+1", Abuse: l}, t0, func(ctx context.Context, s Send, now time.Time) (Outcome, error) {
+		return TakeQuota(ctx, refuse{}, s, now)
+	})
+	if err != nil || out.Allowed() || out.Taken.Verdict != limiter.DailyExceeded {
+		t.Fatalf("TakeSend on a spent quota = %+v, %v", out, err)
+	}
+	if n := tr.Len(); n != 2 { // the two entries, no records
+		t.Errorf("Len after an undone send = %d, want 2", n)
+	}
+	if out := take(t, tr, body, "+2", l, t0); !out.Allowed() {
+		t.Errorf("the refused send was counted: %+v", out)
+	}
+}
+
+type refuse struct{}
+
+func (refuse) Take(context.Context, string, limiter.Limits, time.Time) (limiter.Outcome, error) {
+	return limiter.Outcome{Verdict: limiter.DailyExceeded}, nil
+}
+
+func heapMiB() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapInuse) / (1 << 20)
+}
+
+// BenchmarkTrackerMillionPairs sends a million distinct recipient × body
+// pairs within one window and reports the heap the tracker holds after
+// 10,000, 100,000 and 1,000,000 sends: flat once at its cap (which 25,000
+// such sends reach).
+func BenchmarkTrackerMillionPairs(b *testing.B) {
+	l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 200, PairPerMinute: 10}
+	ctx := context.Background()
+	for b.Loop() {
+		base := heapMiB()
+		tr := New(Options{})
+		var at10k, at100k float64
+		for i := range 1_000_000 {
+			var body [16]byte
+			binary.LittleEndian.PutUint64(body[:], uint64(i))
+			s := Send{Instance: "shop", Body: body, Phone: "+9665" + strconv.Itoa(10_000_000+i), Abuse: l}
+			if _, err := tr.TakeSend(ctx, s, t0.Add(time.Duration(i)*100*time.Microsecond), allow); err != nil {
+				b.Fatal(err)
+			}
+			switch i + 1 {
+			case 10_000:
+				at10k = heapMiB() - base
+			case 100_000:
+				at100k = heapMiB() - base
+			}
+		}
+		b.ReportMetric(at10k, "heap-MiB-10k")
+		b.ReportMetric(at100k, "heap-MiB-100k")
+		b.ReportMetric(heapMiB()-base, "heap-MiB-1M")
+		runtime.KeepAlive(tr)
 	}
 }

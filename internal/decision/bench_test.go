@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/store"
@@ -109,13 +110,21 @@ func BenchmarkDecideParallelRedis(b *testing.B) {
 	benchParallel(b, st)
 }
 
-func benchParallel(b *testing.B, st state) {
+func benchParallel(b *testing.B, st state) { benchParallelAbuse(b, st, nil) }
+
+// benchParallelAbuse is benchParallel with c as the abuse counters, if not
+// nil.
+func benchParallelAbuse(b *testing.B, st state, c counters) {
 	f := newFixture(b)
 	f.d.opts.State = st
 	f.d.opts.Now = time.Now
+	var al abuse.Limits
+	if c != nil {
+		f.d.opts.Abuse, al = c, benchAbuse
+	}
 	for i := range 16 {
 		id := fmt.Sprintf("shop-%d", i)
-		f.d.opts.Instances[id] = Instance{ID: id, Account: "demo", Plan: "starter",
+		f.d.opts.Instances[id] = Instance{ID: id, Account: "demo", Plan: "starter", Abuse: al,
 			Limits: limiter.Limits{Daily: 1 << 50, Monthly: 1 << 50, Rate: 1e12, Burst: 1 << 40}}
 	}
 	var n atomic.Int64
@@ -134,4 +143,65 @@ func benchParallel(b *testing.B, st state) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+// benchAbuse are abuse limits no benchmark reaches: every decision checks
+// and counts them, none is refused by them.
+var benchAbuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1 << 30, FanOutBlock: 1 << 30, PairPerMinute: 1 << 30}
+
+// BenchmarkDecideAllowAbuse* are the allow path as serve runs it: the
+// abuse counters checked and counted with the quotas in the store's
+// TakeSend (on Redis one script, one round trip).
+func BenchmarkDecideAllowAbuseMemory(b *testing.B) {
+	benchAllowAbuse(b, store.NewMemory(limiter.Calendar{}))
+}
+
+func BenchmarkDecideAllowAbuseRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	st, err := store.NewRedis(context.Background(), store.RedisOptions{Addr: srv.Addr()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	benchAllowAbuse(b, st)
+}
+
+type abuseState interface {
+	state
+	counters
+}
+
+func benchAllowAbuse(b *testing.B, st abuseState) {
+	f := newFixture(b)
+	f.d.opts.State, f.d.opts.Abuse = st, st
+	req := Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo,
+		Body: send("shop", recipient, "Your order #2041 has been shipped.", "transactional")}
+	ctx := context.Background()
+	f.d.opts.Instances["shop"] = Instance{ID: "shop", Account: "demo", Plan: "starter", Abuse: benchAbuse,
+		Limits: limiter.Limits{Daily: 1 << 50, Monthly: 1 << 50, Rate: 1e12, Burst: 1 << 40}}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := f.d.Decide(ctx, req)
+		if err != nil || !res.Allowed {
+			b.Fatalf("not allowed: %s %v", res.Body, err)
+		}
+	}
+}
+
+// Whole decisions per second in parallel, with the abuse counters.
+func BenchmarkDecideParallelAbuseMemory(b *testing.B) {
+	st := store.NewMemory(limiter.Calendar{})
+	benchParallelAbuse(b, st, st)
+}
+
+// The timeout is generous so that a machine shared with other work does
+// not fail the benchmark.
+func BenchmarkDecideParallelAbuseRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	st, err := store.NewRedis(context.Background(), store.RedisOptions{Addr: srv.Addr(), Timeout: 2 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	benchParallelAbuse(b, st, st)
 }

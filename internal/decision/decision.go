@@ -55,6 +55,16 @@ type state interface {
 	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
 }
 
+// counters are the abuse counters, kept by the state store (store.Memory,
+// store.Embedded and store.Redis implement them; see package abuse).
+// TakeSend checks and counts a send's abuse limits and takes its slow lane
+// and quotas in one atomic step, counting the send only when all allow it.
+type counters interface {
+	TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error)
+	Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error)
+	ResetViolations(ctx context.Context, instance string) error
+}
+
 type phones interface {
 	E164(raw string) (string, bool)
 }
@@ -78,8 +88,8 @@ type Options struct {
 
 	Inbound *Inbound // the inbound webhook routes to observe; nil: none
 
-	Abuse     *abuse.Tracker // fan-out, pair and violation counters; nil: no abuse checks
-	AutoPause AutoPause      // zero Violations: never
+	Abuse     counters  // fan-out, pair and violation counters (the store); nil: no abuse checks
+	AutoPause AutoPause // zero Violations: never
 }
 
 // Decider decides. It is safe for concurrent use.
@@ -209,7 +219,13 @@ type Result struct {
 //  11. daily quota left                               daily_message_limit_exceeded (429)
 //  12. a token in the instance's bucket               sending_throttled (429)
 //
-// Steps 10 to 12 are one atomic Take on the state store.
+// Steps 10 to 12 are one atomic Take on the state store. With Abuse set,
+// the abuse checks come first (one body to more distinct recipients than
+// the plan's fan-out limits within its window: sending_throttled 429 or
+// policy_violation 403; more than pair_per_minute to one recipient:
+// sending_throttled), then the slow lane for risky content, then 10 to 12,
+// all one atomic TakeSend on the store, which counts the send for the abuse
+// limits only when every step allows it.
 func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 	res, err := d.decide(ctx, r)
 	if err != nil || d.opts.Abuse == nil || d.opts.AutoPause.Violations <= 0 {
@@ -219,7 +235,10 @@ func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 		return res, nil
 	}
 	inst := d.opts.Instances[res.Instance]
-	n := d.opts.Abuse.Violation(inst.ID, d.opts.AutoPause.Window, d.opts.Now())
+	n, err := d.opts.Abuse.Violation(ctx, inst.ID, d.opts.AutoPause.Window, d.opts.Now())
+	if err != nil {
+		return res, fmt.Errorf("count violation of %s: %w", inst.ID, err)
+	}
 	if n < d.opts.AutoPause.Violations {
 		return res, nil
 	}
@@ -227,7 +246,9 @@ func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 	if err := d.opts.State.SetPaused(ctx, inst.ID, true); err != nil {
 		return res, fmt.Errorf("auto-pause %s: %w", inst.ID, err)
 	}
-	d.opts.Abuse.ResetViolations(inst.ID)
+	if err := d.opts.Abuse.ResetViolations(ctx, inst.ID); err != nil {
+		return res, fmt.Errorf("auto-pause %s: %w", inst.ID, err)
+	}
 	res.AutoPaused = true
 	if d.opts.AutoPause.OnPause != nil {
 		if err := d.opts.AutoPause.OnPause(ctx, inst, n); err != nil {
@@ -240,6 +261,9 @@ func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
 // SetState replaces the state the decider reads and consumes (for
 // `sendguard check`, which must not change state). Not safe while deciding.
 func (d *Decider) SetState(s state) { d.opts.State = s }
+
+// SetAbuse replaces the abuse counters, as SetState the state.
+func (d *Decider) SetAbuse(c counters) { d.opts.Abuse = c }
 
 func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
@@ -324,29 +348,34 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if d.opts.Abuse == nil {
 		return d.take(ctx, res, inst, pd.Throttle, now)
 	}
-	// Counted now, atomically with the check; taken back if a later step
-	// refuses or fails, so that only allowed sends count.
-	v, retry, release := d.opts.Abuse.Reserve(inst.ID, abuse.BodyKey(req.message), req.e164, inst.Abuse, now)
-	switch v {
-	case abuse.Block:
+	// Checked and counted with the slow lane and the quotas in one atomic
+	// step (one round trip on Redis); counted only when all allow.
+	snd := abuse.Send{Instance: inst.ID, Body: abuse.BodyKey(req.message), Phone: req.e164, Abuse: inst.Abuse, Quota: inst.Limits}
+	if pd.Throttle {
+		snd.SlowLane = inst.SlowLane
+	}
+	out, err := d.opts.Abuse.TakeSend(ctx, snd, now)
+	if err != nil {
+		return res, fmt.Errorf("take send of %s: %w", inst.ID, err)
+	}
+	switch {
+	case out.Verdict == abuse.Block:
 		score := 100
 		res.RiskScore = score
 		return d.deny(res, catalog.PolicyViolation, catalog.Details{RiskScore: &score}), nil
-	case abuse.Throttle:
-		return d.throttled(res, retry), nil
+	case out.Verdict == abuse.Throttle:
+		return d.throttled(res, out.RetryAfter), nil
+	case out.SlowLane:
+		return d.throttled(res, out.Taken.RetryAfter), nil
 	}
-	res, err = d.take(ctx, res, inst, pd.Throttle, now)
-	if err != nil || !res.Allowed {
-		release()
-	}
-	return res, err
+	return d.quota(res, out.Taken), nil
 }
 
 // take consumes a slow-lane token when the content is risky, then the
 // instance's quotas and token, and allows the send when all are there.
 func (d *Decider) take(ctx context.Context, res Result, inst Instance, risky bool, now time.Time) (Result, error) {
 	if risky && inst.SlowLane.Rate > 0 {
-		out, err := d.opts.State.Take(ctx, inst.ID+"#slow", inst.SlowLane, now)
+		out, err := d.opts.State.Take(ctx, abuse.SlowLaneID(inst.ID), inst.SlowLane, now)
 		if err != nil {
 			return res, fmt.Errorf("take slow lane of %s: %w", inst.ID, err)
 		}
@@ -358,17 +387,22 @@ func (d *Decider) take(ctx context.Context, res Result, inst Instance, risky boo
 	if err != nil {
 		return res, fmt.Errorf("take quota of %s: %w", inst.ID, err)
 	}
+	return d.quota(res, out), nil
+}
+
+// quota answers the instance's quota outcome.
+func (d *Decider) quota(res Result, out limiter.Outcome) Result {
 	res.Usage = out.Usage
 	switch out.Verdict {
 	case limiter.MonthlyExceeded:
-		return d.denyQuota(res, catalog.MonthlyLimitExceeded, "monthly", out), nil
+		return d.denyQuota(res, catalog.MonthlyLimitExceeded, "monthly", out)
 	case limiter.DailyExceeded:
-		return d.denyQuota(res, catalog.DailyLimitExceeded, "daily", out), nil
+		return d.denyQuota(res, catalog.DailyLimitExceeded, "daily", out)
 	case limiter.Throttled:
-		return d.throttled(res, out.RetryAfter), nil
+		return d.throttled(res, out.RetryAfter)
 	}
 	res.Allowed = true
-	return res, nil
+	return res
 }
 
 func (d *Decider) throttled(res Result, retry time.Duration) Result {

@@ -340,7 +340,7 @@ func FuzzDecide(f *testing.F) {
 
 func TestFanOutPairAndAutoPause(t *testing.T) {
 	f := newFixture(t)
-	f.d.opts.Abuse = abuse.New()
+	f.d.opts.Abuse = f.store
 	var paused []string
 	f.d.opts.AutoPause = AutoPause{Violations: 3, Window: time.Hour, OnPause: func(_ context.Context, inst Instance, n int) error {
 		paused = append(paused, fmt.Sprint(inst.ID, n))
@@ -379,22 +379,36 @@ func TestFanOutPairAndAutoPause(t *testing.T) {
 	}
 }
 
+// TestSlowLane: risky content draws from the slow lane, with and without
+// the abuse counters (through the store's TakeSend).
 func TestSlowLane(t *testing.T) {
-	f := newFixture(t)
-	shop := f.d.opts.Instances["shop"]
-	shop.SlowLane = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1.0 / 60, Burst: 1}
-	f.d.opts.Instances["shop"] = shop
-	risky := "Big sale this weekend only, limited time" // allowed, above the throttle threshold
-	first := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
-	if !first.Allowed || first.RiskScore < 50 {
-		t.Fatalf("first risky send: %q score %d", first.Code, first.RiskScore)
-	}
-	second := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
-	if second.Code != catalog.SendingThrottled || second.Headers[0] != (Header{"retry-after", "60"}) {
-		t.Errorf("second risky send: %q %v", second.Code, second.Headers)
-	}
-	if res := f.decide(t, keyDemo, send("shop", recipient, "Your order #2041 has been shipped.", "transactional")); !res.Allowed {
-		t.Errorf("a plain send was held by the slow lane: %q", res.Code)
+	for _, withAbuse := range []bool{false, true} {
+		t.Run(fmt.Sprint("abuse=", withAbuse), func(t *testing.T) {
+			f := newFixture(t)
+			shop := f.d.opts.Instances["shop"]
+			shop.SlowLane = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1.0 / 60, Burst: 1}
+			if withAbuse {
+				f.d.opts.Abuse = f.store
+				shop.Abuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 200, PairPerMinute: 10}
+			}
+			f.d.opts.Instances["shop"] = shop
+			risky := "Big sale this weekend only, limited time" // allowed, above the throttle threshold
+			first := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
+			if !first.Allowed || first.RiskScore < 50 {
+				t.Fatalf("first risky send: %q score %d", first.Code, first.RiskScore)
+			}
+			second := f.decide(t, keyDemo, send("shop", recipient, risky, "transactional"))
+			if second.Code != catalog.SendingThrottled || second.Headers[0] != (Header{"retry-after", "60"}) {
+				t.Errorf("second risky send: %q %v", second.Code, second.Headers)
+			}
+			if res := f.decide(t, keyDemo, send("shop", recipient, "Your order #2041 has been shipped.", "transactional")); !res.Allowed {
+				t.Errorf("a plain send was held by the slow lane: %q", res.Code)
+			}
+			// The slow lane's refusal took no quota: two sends allowed.
+			if u, _ := f.store.Usage(context.Background(), "shop", shop.Limits, *f.now); u.DailyUsed != 2 {
+				t.Errorf("daily used = %d, want 2", u.DailyUsed)
+			}
+		})
 	}
 }
 
@@ -403,14 +417,11 @@ func TestSlowLane(t *testing.T) {
 // not count towards the fan-out.
 func TestFanOutUnderConcurrency(t *testing.T) {
 	f := newFixture(t)
-	f.d.opts.Abuse = abuse.New()
+	f.d.opts.Abuse = f.store
 	shop := f.d.opts.Instances["shop"]
 	shop.Abuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 1000}
 	shop.Limits = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1e9, Burst: 1 << 30}
 	f.d.opts.Instances["shop"] = shop
-	// A store a network hop away (Redis): the Take takes a while, as it
-	// does between the fan-out check and the count.
-	f.d.opts.State = remoteState{f.d.opts.State}
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 200 {
@@ -437,7 +448,7 @@ func TestFanOutUnderConcurrency(t *testing.T) {
 
 	// Refused by the daily quota: the reservation is taken back.
 	g := newFixture(t)
-	g.d.opts.Abuse = abuse.New()
+	g.d.opts.Abuse = g.store
 	shop = g.d.opts.Instances["shop"]
 	shop.Abuse = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 2, FanOutBlock: 100}
 	shop.Limits = limiter.Limits{Daily: 1, Monthly: 100, Rate: 1e9, Burst: 1 << 30}
@@ -448,13 +459,4 @@ func TestFanOutUnderConcurrency(t *testing.T) {
 			t.Errorf("send %d: %q, want %q (a quota refusal counted towards the fan-out)", i+1, res.Code, want)
 		}
 	}
-}
-
-// remoteState is the fixture's state with a network round trip's latency
-// on Take.
-type remoteState struct{ state }
-
-func (r remoteState) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
-	time.Sleep(time.Millisecond)
-	return r.state.Take(ctx, instance, l, now)
 }

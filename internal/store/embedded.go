@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 )
 
@@ -35,9 +36,13 @@ import (
 //
 // bbolt locks its file: one process at a time. Replicas share state through
 // the Redis store instead.
+//
+// The abuse counters are in the process, in a bounded abuse.Tracker: one
+// process owns the file, so they are exact, and a restart forgets them.
 type Embedded struct {
-	db  *bolt.DB
-	cal limiter.Calendar
+	db    *bolt.DB
+	cal   limiter.Calendar
+	abuse *abuse.Tracker
 }
 
 // EmbeddedOptions tune the embedded store.
@@ -94,7 +99,7 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		db.Close()
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}
-	return &Embedded{db: db, cal: o.Calendar}, nil
+	return &Embedded{db: db, cal: o.Calendar, abuse: abuse.New(abuse.Options{})}, nil
 }
 
 // Close closes the file.
@@ -151,6 +156,62 @@ func (e *Embedded) Take(ctx context.Context, instance string, l limiter.Limits, 
 		return limiter.Outcome{}, fmt.Errorf("embedded take %s: %w", instance, err)
 	}
 	return out, nil
+}
+
+// TakeSend checks and counts s's abuse limits, then takes its slow lane
+// and quotas in one durable transaction (both or neither), and takes the
+// abuse counts back unless both allowed.
+func (e *Embedded) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	return e.abuse.TakeSend(ctx, s, now, e.takeQuota)
+}
+
+func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	var res abuse.Outcome
+	err := e.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bQuota)
+		res = abuse.Outcome{} // re-run from scratch if bbolt retries the batch
+		var slowNext limiter.State
+		slowID := []byte(abuse.SlowLaneID(s.Instance))
+		if s.SlowLane.Rate > 0 {
+			st, err := decodeState(b.Get(slowID))
+			if err != nil {
+				return err
+			}
+			if slowNext, res.Taken = e.cal.Decide(st, s.SlowLane, now); res.Taken.Verdict != limiter.Allowed {
+				res.SlowLane = true
+				return nil
+			}
+		}
+		st, err := decodeState(b.Get([]byte(s.Instance)))
+		if err != nil {
+			return err
+		}
+		var next limiter.State
+		if next, res.Taken = e.cal.Decide(st, s.Quota, now); res.Taken.Verdict != limiter.Allowed {
+			return nil
+		}
+		if s.SlowLane.Rate > 0 {
+			if err := b.Put(slowID, encodeState(slowNext)); err != nil {
+				return err
+			}
+		}
+		return b.Put([]byte(s.Instance), encodeState(next))
+	})
+	if err != nil {
+		return abuse.Outcome{}, fmt.Errorf("embedded take %s: %w", s.Instance, err)
+	}
+	return res, nil
+}
+
+// Violation counts one violation of instance and returns how many fell in
+// the last window, this one included.
+func (e *Embedded) Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error) {
+	return e.abuse.Violation(ctx, instance, window, now)
+}
+
+// ResetViolations forgets instance's violations.
+func (e *Embedded) ResetViolations(ctx context.Context, instance string) error {
+	return e.abuse.ResetViolations(ctx, instance)
 }
 
 // Usage reads instance's use without consuming anything.

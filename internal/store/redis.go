@@ -2,17 +2,21 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 )
 
@@ -44,6 +48,8 @@ type Redis struct {
 	ps     *redis.PubSub
 	stop   context.CancelFunc
 	done   chan struct{}
+	nonce  string        // this replica's, for unique sorted-set members
+	seq    atomic.Uint64 // with nonce
 }
 
 type cached struct {
@@ -85,7 +91,7 @@ func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 		PoolSize:              64,
 		DisableIdentity:       true,
 	})
-	r := &Redis{c: c, o: o, done: make(chan struct{})}
+	r := &Redis{c: c, o: o, done: make(chan struct{}), nonce: rand.Text()[:12]}
 	pctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
@@ -94,7 +100,7 @@ func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	}
 	// Load the scripts now, so the first burst of decisions does not all
 	// miss EVALSHA and resend the script bodies.
-	for _, sc := range []*redis.Script{takeScript, appendScript, leaseScript, releaseScript} {
+	for _, sc := range []*redis.Script{takeScript, sendScript, violationScript, appendScript, leaseScript, releaseScript} {
 		if err := sc.Load(pctx, c).Err(); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("redis %s: load script: %w", o.Addr, err)
@@ -164,9 +170,27 @@ func (r *Redis) call(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(ctx, r.o.Timeout)
 }
 
-func (r *Redis) quotaKey(instance string) string { return r.o.Prefix + "{" + instance + "}:quota" }
-func (r *Redis) supKey(instance string) string   { return r.o.Prefix + "{" + instance + "}:sup" }
-func (r *Redis) pausedKey() string               { return r.o.Prefix + "paused" }
+// quotaKey is the key of instance's quotas and bucket. A slow lane's
+// bucket (abuse.SlowLaneID) shares its instance's slot, so that TakeSend's
+// script may take both.
+func (r *Redis) quotaKey(instance string) string {
+	if base, ok := strings.CutSuffix(instance, slowSuffix); ok {
+		return r.o.Prefix + "{" + base + "}:slow"
+	}
+	return r.o.Prefix + "{" + instance + "}:quota"
+}
+
+var slowSuffix = abuse.SlowLaneID("")
+
+func (r *Redis) fanKey(instance string, body [16]byte) string {
+	return r.o.Prefix + "{" + instance + "}:fan:" + hex.EncodeToString(body[:])
+}
+func (r *Redis) pairKey(instance, phone string) string {
+	return r.o.Prefix + "{" + instance + "}:pair:" + phone
+}
+func (r *Redis) violKey(instance string) string { return r.o.Prefix + "{" + instance + "}:viol" }
+func (r *Redis) supKey(instance string) string  { return r.o.Prefix + "{" + instance + "}:sup" }
+func (r *Redis) pausedKey() string              { return r.o.Prefix + "paused" }
 func (r *Redis) outboxKeys() []string {
 	p := r.o.Prefix + "{outbox}:"
 	return []string{p + "visible", p + "events", p + "attempts"}
@@ -202,17 +226,10 @@ return {d, dc, m, mc, pre}
 func (r *Redis) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
 	ctx, cancel := r.call(ctx)
 	defer cancel()
-	// The key outlives its month by a day; never expire it in the past when
-	// now is a replayed or test clock.
-	_, monthEnd := r.o.Calendar.MonthBounds(now)
-	expireAt := monthEnd.Add(24 * time.Hour)
-	if wall := time.Now().Add(24 * time.Hour); expireAt.Before(wall) {
-		expireAt = wall
-	}
 	micros := now.UnixMicro()
 	res, err := takeScript.Run(ctx, r.c, []string{r.quotaKey(instance)},
 		r.o.Calendar.Day(now), r.o.Calendar.Month(now), micros,
-		l.Daily, l.Monthly, strconv.FormatFloat(l.Rate, 'g', -1, 64), l.Burst, expireAt.Unix(),
+		l.Daily, l.Monthly, strconv.FormatFloat(l.Rate, 'g', -1, 64), l.Burst, r.expireAt(now),
 	).Slice()
 	if err != nil {
 		return limiter.Outcome{}, fmt.Errorf("redis take %s: %w", instance, err)
@@ -223,6 +240,172 @@ func (r *Redis) Take(ctx context.Context, instance string, l limiter.Limits, now
 	}
 	_, out := r.o.Calendar.Decide(pre, l, time.UnixMicro(micros))
 	return out, nil
+}
+
+// expireAt is when a quota key written at now expires: a day after its
+// month, never in the past when now is a replayed or test clock.
+func (r *Redis) expireAt(now time.Time) int64 {
+	_, monthEnd := r.o.Calendar.MonthBounds(now)
+	at := monthEnd.Add(24 * time.Hour)
+	if wall := time.Now().Add(24 * time.Hour); at.Before(wall) {
+		at = wall
+	}
+	return at.Unix()
+}
+
+// sendScript is TakeSend: the abuse checks (a pair sorted set of send
+// times, a fan-out sorted set of recipients scored by their last send, both
+// in microseconds), then the slow lane and the quotas as takeScript does
+// them, and only when all pass, every write. It returns {verdict, retry
+// µs} on an abuse refusal, else {0, 0, slow lane refused (0/1), and the
+// refusing or the quota bucket's state before consumption as takeScript}.
+// Each sorted set expires a window after its last write, so Redis holds
+// only the counts of the last window.
+var sendScript = redis.NewScript(`
+local now = tonumber(ARGV[3])
+local pairLimit, phone = tonumber(ARGV[14]), ARGV[15]
+local win, thr, blk = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+if pairLimit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - 60000000)
+  if redis.call('ZCARD', KEYS[4]) >= pairLimit then
+    local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+    return {1, tonumber(oldest[2]) + 60000000 - now}
+  end
+end
+local fan = win > 0 and (thr > 0 or blk > 0)
+if fan then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - win)
+  if not redis.call('ZSCORE', KEYS[3], phone) then
+    local n = redis.call('ZCARD', KEYS[3])
+    if blk > 0 and n + 1 > blk then
+      return {2, 0}
+    end
+    if thr > 0 and n + 1 > thr then
+      local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+      return {1, tonumber(oldest[2]) + win - now}
+    end
+  end
+end
+local day, month = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function bucket(key, daily, monthly, rate, burst)
+  local s = redis.call('HMGET', key, 'd', 'dc', 'm', 'mc', 't', 'r')
+  local d, dc, m, mc = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+  local t, r = tonumber(s[5]), tonumber(s[6]) or 0
+  if d ~= day then d = day; dc = 0 end
+  if m ~= month then m = month; mc = 0 end
+  if r == 0 or t == nil then
+    t = burst
+  elseif now > r then
+    t = math.min(burst, t + (now - r) / 1e6 * rate)
+  end
+  t = math.min(t, burst)
+  return {d, dc, m, mc, t}, mc < monthly and dc < daily and t >= 1
+end
+local function consume(key, b)
+  redis.call('HSET', key, 'd', b[1], 'dc', b[2] + 1, 'm', b[3], 'mc', b[4] + 1, 't', string.format('%.17g', b[5] - 1), 'r', ARGV[3])
+  redis.call('EXPIREAT', key, ARGV[8])
+end
+local slow, slowOK
+if ARGV[9] == '1' then
+  slow, slowOK = bucket(KEYS[2], tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]))
+  if not slowOK then
+    return {0, 0, 1, slow[1], slow[2], slow[3], slow[4], string.format('%.17g', slow[5])}
+  end
+end
+local q, ok = bucket(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+if ok then
+  consume(KEYS[1], q)
+  if slow then consume(KEYS[2], slow) end
+  if pairLimit > 0 then
+    redis.call('ZADD', KEYS[4], now, ARGV[19])
+    redis.call('PEXPIRE', KEYS[4], 60000)
+  end
+  if fan then
+    redis.call('ZADD', KEYS[3], now, phone)
+    redis.call('PEXPIRE', KEYS[3], math.ceil(win / 1000))
+  end
+end
+return {0, 0, 0, q[1], q[2], q[3], q[4], string.format('%.17g', q[5])}
+`)
+
+// TakeSend checks and counts s's abuse limits and takes its slow lane and
+// quotas in one script, one round trip: atomic across replicas, and
+// nothing is written unless every check allows the send.
+func (r *Redis) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	micros := now.UnixMicro()
+	slowOn, a := "0", s.Abuse
+	if s.SlowLane.Rate > 0 {
+		slowOn = "1"
+	}
+	fanWindow := int64(0)
+	if a.FanOut() {
+		fanWindow = a.FanOutWindow.Microseconds()
+	}
+	keys := []string{r.quotaKey(s.Instance), r.quotaKey(abuse.SlowLaneID(s.Instance)), r.fanKey(s.Instance, s.Body), r.pairKey(s.Instance, s.Phone)}
+	res, err := sendScript.Run(ctx, r.c, keys,
+		r.o.Calendar.Day(now), r.o.Calendar.Month(now), micros,
+		s.Quota.Daily, s.Quota.Monthly, strconv.FormatFloat(s.Quota.Rate, 'g', -1, 64), s.Quota.Burst, r.expireAt(now),
+		slowOn, s.SlowLane.Daily, s.SlowLane.Monthly, strconv.FormatFloat(s.SlowLane.Rate, 'g', -1, 64), s.SlowLane.Burst,
+		max(a.PairPerMinute, 0), s.Phone, fanWindow, max(a.FanOutThrottle, 0), max(a.FanOutBlock, 0),
+		r.nonce+strconv.FormatUint(r.seq.Add(1), 36),
+	).Slice()
+	if err != nil {
+		return abuse.Outcome{}, fmt.Errorf("redis take send %s: %w", s.Instance, err)
+	}
+	if len(res) < 2 {
+		return abuse.Outcome{}, fmt.Errorf("redis take send %s: unexpected script reply %v", s.Instance, res)
+	}
+	v, _ := res[0].(int64)
+	if v != 0 {
+		retry, _ := res[1].(int64)
+		return abuse.Outcome{Verdict: abuse.Verdict(v), RetryAfter: time.Duration(retry) * time.Microsecond}, nil
+	}
+	if len(res) != 8 {
+		return abuse.Outcome{}, fmt.Errorf("redis take send %s: unexpected script reply %v", s.Instance, res)
+	}
+	pre, err := stateOf(res[3:], micros)
+	if err != nil {
+		return abuse.Outcome{}, fmt.Errorf("redis take send %s: %w", s.Instance, err)
+	}
+	slow, _ := res[2].(int64)
+	l := s.Quota
+	if slow == 1 {
+		l = s.SlowLane
+	}
+	_, out := r.o.Calendar.Decide(pre, l, time.UnixMicro(micros))
+	return abuse.Outcome{Taken: out, SlowLane: slow == 1}, nil
+}
+
+var violationScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) / 1000))
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// Violation counts one violation of instance and returns how many fell in
+// the last window, this one included, across replicas.
+func (r *Redis) Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	n, err := violationScript.Run(ctx, r.c, []string{r.violKey(instance)},
+		now.UnixMicro(), max(window.Microseconds(), 1), r.nonce+strconv.FormatUint(r.seq.Add(1), 36)).Int()
+	if err != nil {
+		return 0, fmt.Errorf("redis violation %s: %w", instance, err)
+	}
+	return n, nil
+}
+
+// ResetViolations forgets instance's violations.
+func (r *Redis) ResetViolations(ctx context.Context, instance string) error {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	if err := r.c.Del(ctx, r.violKey(instance)).Err(); err != nil {
+		return fmt.Errorf("redis reset violations %s: %w", instance, err)
+	}
+	return nil
 }
 
 // stateOf reads the script's {day, day count, month, month count, tokens}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/store"
 	"github.com/sendguard/sendguard/internal/store/redistest"
@@ -15,6 +16,11 @@ import (
 )
 
 var prefixes atomic.Int64
+
+// exactTimeout bounds the calls of the tests that count exactly: generous,
+// so that a machine busy with other tests (and -race) does not fail a
+// call that Redis would answer.
+const exactTimeout = 5 * time.Second
 
 func openRedis(t testing.TB, addr, prefix string, timeout time.Duration) *store.Redis {
 	t.Helper()
@@ -31,13 +37,13 @@ func TestRedisContract(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		Open: func(t *testing.T) storetest.Store {
 			p := fmt.Sprintf("t%d:", prefixes.Add(1))
-			r := openRedis(t, srv.Addr(), p, time.Second)
+			r := openRedis(t, srv.Addr(), p, exactTimeout)
 			prefix[r] = p
 			return r
 		},
 		Reopen: func(t *testing.T, s storetest.Store) storetest.Store {
 			s.Close()
-			return openRedis(t, srv.Addr(), prefix[s], time.Second)
+			return openRedis(t, srv.Addr(), prefix[s], exactTimeout)
 		},
 	})
 }
@@ -46,7 +52,7 @@ func TestRedisContract(t *testing.T) {
 // takes on a 100/day limit: exactly 100 allowed.
 func TestRedisReplicasExact(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := openRedis(t, srv.Addr(), "x:", time.Second), openRedis(t, srv.Addr(), "x:", time.Second)
+	a, b := openRedis(t, srv.Addr(), "x:", exactTimeout), openRedis(t, srv.Addr(), "x:", exactTimeout)
 	defer a.Close()
 	defer b.Close()
 	l := limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1e6, Burst: 1e6}
@@ -69,6 +75,45 @@ func TestRedisReplicasExact(t *testing.T) {
 	wg.Wait()
 	if allowed.Load() != 100 {
 		t.Errorf("two replicas allowed %d of 1000 on 100/day, want exactly 100", allowed.Load())
+	}
+}
+
+// TestRedisReplicasFanOutExact: two stores on one server (two replicas)
+// split 200 concurrent sends of one body to 200 recipients on a fan-out
+// limit of 50: exactly 50 allowed, and the two share the violation count.
+func TestRedisReplicasFanOutExact(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := openRedis(t, srv.Addr(), "fan:", exactTimeout), openRedis(t, srv.Addr(), "fan:", exactTimeout)
+	defer a.Close()
+	defer b.Close()
+	l := abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 200, PairPerMinute: 10}
+	quota := limiter.Limits{Daily: 1000, Monthly: 2000, Rate: 1e6, Burst: 1e6}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			out, err := s.TakeSend(context.Background(), abuse.Send{Instance: "shop", Body: abuse.BodyKey("Hi Sara, your report is ready"),
+				Phone: fmt.Sprintf("+96650100%04d", i), Abuse: l, Quota: quota}, storetest.Base)
+			if err != nil {
+				t.Error(err)
+			} else if out.Allowed() {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 50 {
+		t.Errorf("two replicas allowed %d of 200 recipients of one body on a fan-out limit of 50, want exactly 50", allowed.Load())
+	}
+	ctx := context.Background()
+	for i, s := range []*store.Redis{a, b, a} {
+		if n, err := s.Violation(ctx, "shop", time.Hour, storetest.Base); err != nil || n != i+1 {
+			t.Errorf("Violation %d through replica %d = %d, %v; want %d", i+1, i%2, n, err, i+1)
+		}
 	}
 }
 
@@ -168,6 +213,28 @@ func BenchmarkRedisTake(b *testing.B) {
 		inst := fmt.Sprintf("inst-%d", n.Add(1)%16)
 		for pb.Next() {
 			if out, err := r.Take(context.Background(), inst, l, time.Now()); err != nil || out.Verdict != limiter.Allowed {
+				b.Fatal(out, err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+// BenchmarkRedisTakeSend is BenchmarkRedisTake with the abuse counters
+// checked and counted in the same script.
+func BenchmarkRedisTakeSend(b *testing.B) {
+	srv := redistest.Start(b)
+	r := openRedis(b, srv.Addr(), "bench:", time.Second)
+	defer r.Close()
+	l := limiter.Limits{Daily: 1 << 50, Monthly: 1 << 50, Rate: 1e12, Burst: 1 << 40}
+	a := abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1 << 30, FanOutBlock: 1 << 30, PairPerMinute: 1 << 30}
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		s := abuse.Send{Instance: fmt.Sprintf("inst-%d", n.Add(1)%16), Body: abuse.BodyKey("Your order 1 has shipped"), Phone: "+966501234567", Abuse: a, Quota: l}
+		for pb.Next() {
+			if out, err := r.TakeSend(context.Background(), s, time.Now()); err != nil || !out.Allowed() {
 				b.Fatal(out, err)
 			}
 		}

@@ -7,6 +7,15 @@
 // local file; and Redis, shared by replicas. Every method is safe for
 // concurrent use, and Take is atomic per instance: under any concurrency an
 // instance with a 100/day plan is allowed exactly 100 sends a day.
+//
+// The stores also keep the abuse counters (fan-out of one body, sends per
+// recipient per minute, violations; see package abuse): TakeSend checks and
+// counts a send's abuse limits and takes its slow lane and quotas as one
+// atomic step, and counts the send only when all of them allow it. Memory
+// and Embedded keep the counters in a bounded abuse.Tracker in the process
+// (exact there: one process owns an embedded file), not on disk: they are
+// counts over minutes, and a restart forgets them. Redis keeps them in
+// Redis, exact across replicas.
 package store
 
 import (
@@ -16,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 )
 
@@ -34,7 +44,8 @@ var ErrNotFound = errors.New("not found")
 // Memory is the in-memory store. The zero value is not usable; call
 // NewMemory.
 type Memory struct {
-	cal limiter.Calendar
+	cal   limiter.Calendar
+	abuse *abuse.Tracker
 
 	mu        sync.RWMutex
 	instances map[string]*instanceState
@@ -55,6 +66,7 @@ type suppressKey struct{ instance, phone string }
 func NewMemory(cal limiter.Calendar) *Memory {
 	return &Memory{
 		cal:       cal,
+		abuse:     abuse.New(abuse.Options{}),
 		instances: make(map[string]*instanceState),
 		suppress:  make(map[suppressKey]Suppression),
 		paused:    make(map[string]bool),
@@ -87,6 +99,49 @@ func (m *Memory) Take(_ context.Context, instance string, l limiter.Limits, now 
 	st.s = next
 	st.mu.Unlock()
 	return out, nil
+}
+
+// TakeSend checks and counts s's abuse limits, then takes its slow lane
+// and quotas: the slow lane and the quotas are consumed together or not at
+// all, and the abuse counts are taken back unless both allowed.
+func (m *Memory) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	return m.abuse.TakeSend(ctx, s, now, m.takeQuota)
+}
+
+func (m *Memory) takeQuota(_ context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	st := m.instance(s.Instance)
+	st.mu.Lock() // always the instance before its slow lane
+	defer st.mu.Unlock()
+	var slow *instanceState
+	var slowNext limiter.State
+	if s.SlowLane.Rate > 0 {
+		slow = m.instance(abuse.SlowLaneID(s.Instance))
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		var out limiter.Outcome
+		if slowNext, out = m.cal.Decide(slow.s, s.SlowLane, now); out.Verdict != limiter.Allowed {
+			return abuse.Outcome{Taken: out, SlowLane: true}, nil
+		}
+	}
+	next, out := m.cal.Decide(st.s, s.Quota, now)
+	if out.Verdict == limiter.Allowed {
+		st.s = next
+		if slow != nil {
+			slow.s = slowNext
+		}
+	}
+	return abuse.Outcome{Taken: out}, nil
+}
+
+// Violation counts one violation of instance and returns how many fell in
+// the last window, this one included.
+func (m *Memory) Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error) {
+	return m.abuse.Violation(ctx, instance, window, now)
+}
+
+// ResetViolations forgets instance's violations.
+func (m *Memory) ResetViolations(ctx context.Context, instance string) error {
+	return m.abuse.ResetViolations(ctx, instance)
 }
 
 // Usage reports instance's use of l at now without consuming anything.

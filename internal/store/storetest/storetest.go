@@ -1,7 +1,8 @@
 // Package storetest is the contract every sendguard state store keeps, as a
 // test suite in the style of testing/slogtest: an implementation's tests call
 // Run with a way to open a fresh store (and, for durable stores, to reopen
-// it), and the suite checks quotas, suppressions, pauses and the outbox.
+// it), and the suite checks quotas, suppressions, pauses, the outbox and
+// the abuse counters.
 package storetest
 
 import (
@@ -14,15 +15,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/store"
 )
 
 // Store is the whole state interface. sendguard's consumers each declare
-// the part they use (the decision: Take, Paused, Suppressed; the admin API:
+// the part they use (the decision: Take, Paused, Suppressed, TakeSend and
+// the violations; the admin API:
 // Usage, suppressions and pauses; the event sender: the outbox).
 type Store interface {
 	Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error)
+	TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error)
+	Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error)
+	ResetViolations(ctx context.Context, instance string) error
 	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
 
 	Suppressed(ctx context.Context, instance, phone string) (bool, error)
@@ -71,6 +77,13 @@ func Run(t *testing.T, h Harness) {
 		{"OutboxLeaseAckRelease", outbox},
 		{"OutboxLeaseIsExclusive", outboxExclusive},
 		{"Durable", durable},
+		{"AbuseFanOut", abuseFanOut},
+		{"AbuseFanOutBlock", abuseFanOutBlock},
+		{"AbusePairPerMinute", abusePair},
+		{"AbuseCountsOnlyAllowedSends", abuseOnlyAllowed},
+		{"AbuseSlowLane", abuseSlowLane},
+		{"AbuseExactUnderConcurrency", abuseExact},
+		{"AbuseViolations", abuseViolations},
 	}
 	for _, tt := range tests {
 		if tt.name == "Durable" && h.Reopen == nil {
@@ -382,5 +395,204 @@ func durable(t *testing.T, h Harness) {
 	}
 	if evs := must[[]store.Event](t)(s.Lease(ctx, Base.Add(time.Hour), 10, time.Minute)); len(evs) != 1 || evs[0].ID != "ev-01" {
 		t.Errorf("outbox after reopen = %+v", evs)
+	}
+}
+
+// roomy is a quota no abuse test reaches.
+var roomy = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1e9, Burst: 1 << 30}
+
+var fanOut = abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 3, FanOutBlock: 100}
+
+func sendOf(instance, msg, phone string, l abuse.Limits) abuse.Send {
+	return abuse.Send{Instance: instance, Body: abuse.BodyKey(msg), Phone: phone, Abuse: l, Quota: roomy}
+}
+
+func recipient(i int) string { return fmt.Sprintf("+96650100%04d", i) }
+
+func abuseFanOut(t *testing.T, h Harness) {
+	s := open(t, h)
+	body := "Hi Sara, your report is ready"
+	steps := []struct {
+		name  string
+		send  abuse.Send
+		at    time.Duration
+		want  abuse.Verdict
+		retry time.Duration
+	}{
+		{"1st recipient", sendOf("i", body, recipient(1), fanOut), 0, abuse.OK, 0},
+		{"2nd recipient", sendOf("i", "Hi Omar, your report is ready", recipient(2), fanOut), time.Minute, abuse.OK, 0},
+		{"3rd recipient", sendOf("i", body, recipient(3), fanOut), 2 * time.Minute, abuse.OK, 0},
+		{"4th recipient: throttled until the 1st leaves the window", sendOf("i", body, recipient(4), fanOut), 3 * time.Minute, abuse.Throttle, 7 * time.Minute},
+		{"a recipient already sent the body is not new", sendOf("i", body, recipient(2), fanOut), 4 * time.Minute, abuse.OK, 0},
+		{"another body is independent", sendOf("i", "Your code is ready", recipient(4), fanOut), 4 * time.Minute, abuse.OK, 0},
+		{"another instance is independent", sendOf("j", body, recipient(4), fanOut), 4 * time.Minute, abuse.OK, 0},
+		{"just before the 1st leaves", sendOf("i", body, recipient(4), fanOut), 10*time.Minute - time.Millisecond, abuse.Throttle, time.Millisecond},
+		{"the 1st left the window", sendOf("i", body, recipient(4), fanOut), 10 * time.Minute, abuse.OK, 0},
+		{"the 3rd is out, the 2nd's repeat is in", sendOf("i", body, recipient(5), fanOut), 12 * time.Minute, abuse.OK, 0},
+		{"full again", sendOf("i", body, recipient(6), fanOut), 12 * time.Minute, abuse.Throttle, 2 * time.Minute},
+		{"off: no limits", sendOf("i", body, recipient(7), abuse.Limits{}), 12 * time.Minute, abuse.OK, 0},
+	}
+	for _, st := range steps {
+		out := must[abuse.Outcome](t)(s.TakeSend(ctx, st.send, Base.Add(st.at)))
+		if out.Verdict != st.want || out.RetryAfter != st.retry || (st.want == abuse.OK) != out.Allowed() {
+			t.Errorf("%s: TakeSend(%s) = %+v, want %v retry %v", st.name, st.send.Phone, out, st.want, st.retry)
+		}
+	}
+}
+
+func abuseFanOutBlock(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := abuse.Limits{FanOutWindow: time.Hour, FanOutBlock: 2}
+	for i, want := range []abuse.Verdict{abuse.OK, abuse.OK, abuse.Block, abuse.Block} {
+		if out := must[abuse.Outcome](t)(s.TakeSend(ctx, sendOf("i", "Claim your prize", recipient(i), l), Base)); out.Verdict != want {
+			t.Errorf("TakeSend(recipient %d of a block of 2) = %+v, want %v", i+1, out, want)
+		}
+	}
+	// A block consumes no quota.
+	if u := must[limiter.Usage](t)(s.Usage(ctx, "i", roomy, Base)); u.DailyUsed != 2 {
+		t.Errorf("usage after 2 allowed and 2 blocked = %d, want 2", u.DailyUsed)
+	}
+}
+
+func abusePair(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := abuse.Limits{PairPerMinute: 2}
+	steps := []struct {
+		phone string
+		at    time.Duration
+		want  abuse.Verdict
+		retry time.Duration
+	}{
+		{"+1", 0, abuse.OK, 0},
+		{"+1", 10 * time.Second, abuse.OK, 0},
+		{"+1", 20 * time.Second, abuse.Throttle, 40 * time.Second},
+		{"+2", 20 * time.Second, abuse.OK, 0},
+		{"+1", 60 * time.Second, abuse.OK, 0},
+		{"+1", 61 * time.Second, abuse.Throttle, 9 * time.Second},
+	}
+	for i, st := range steps {
+		out := must[abuse.Outcome](t)(s.TakeSend(ctx, sendOf("i", fmt.Sprintf("message %c", 'a'+i), st.phone, l), Base.Add(st.at)))
+		if out.Verdict != st.want || out.RetryAfter != st.retry {
+			t.Errorf("step %d: TakeSend(%s at +%v) = %+v, want %v retry %v", i, st.phone, st.at, out, st.want, st.retry)
+		}
+	}
+}
+
+// A send its quota refuses is not counted (its reservation is taken back),
+// and an abuse refusal consumes no quota.
+func abuseOnlyAllowed(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1, PairPerMinute: 1}
+	spent := abuse.Send{Instance: "i", Body: abuse.BodyKey("Your code is ready"), Phone: "+1", Abuse: l,
+		Quota: limiter.Limits{Daily: 1, Monthly: 10, Rate: 1e9, Burst: 1 << 30}}
+	if out := must[abuse.Outcome](t)(s.TakeSend(ctx, spent, Base)); !out.Allowed() {
+		t.Fatalf("first send = %+v", out)
+	}
+	other := spent
+	other.Instance = "k"
+	other.Quota.Daily = 0
+	for i := range 3 {
+		other.Phone = recipient(i)
+		out := must[abuse.Outcome](t)(s.TakeSend(ctx, other, Base))
+		if out.Verdict != abuse.OK || out.Taken.Verdict != limiter.DailyExceeded {
+			t.Fatalf("send %d on a spent quota = %+v, want daily exceeded (a refused send was counted)", i+1, out)
+		}
+	}
+	other.Quota.Daily = 10
+	if out := must[abuse.Outcome](t)(s.TakeSend(ctx, other, Base)); !out.Allowed() {
+		t.Errorf("after refused sends, a first recipient = %+v, want allowed", out)
+	}
+	// Abuse refusals of i (a 2nd recipient, a 2nd message to +1) take no quota.
+	second := spent
+	second.Phone = "+2"
+	second.Quota.Daily = 10
+	for _, snd := range []abuse.Send{second, spent} {
+		if out := must[abuse.Outcome](t)(s.TakeSend(ctx, snd, Base)); out.Verdict != abuse.Throttle {
+			t.Errorf("TakeSend(%s) = %+v, want throttle", snd.Phone, out)
+		}
+	}
+	if u := must[limiter.Usage](t)(s.Usage(ctx, "i", spent.Quota, Base)); u.DailyUsed != 1 {
+		t.Errorf("usage after abuse refusals = %d, want 1", u.DailyUsed)
+	}
+}
+
+// The slow lane and the quotas are taken together or not at all.
+func abuseSlowLane(t *testing.T, h Harness) {
+	s := open(t, h)
+	snd := sendOf("i", "Big sale", "+1", abuse.Limits{FanOutWindow: time.Minute, FanOutThrottle: 1})
+	snd.SlowLane = limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1.0 / 60, Burst: 1}
+	if out := must[abuse.Outcome](t)(s.TakeSend(ctx, snd, Base)); !out.Allowed() || out.SlowLane {
+		t.Fatalf("first risky send = %+v", out)
+	}
+	out := must[abuse.Outcome](t)(s.TakeSend(ctx, snd, Base.Add(time.Second)))
+	if !out.SlowLane || out.Taken.Verdict != limiter.Throttled || out.Taken.RetryAfter != 59*time.Second {
+		t.Errorf("second risky send = %+v, want the slow lane's throttle for 59s", out)
+	}
+	if u := must[limiter.Usage](t)(s.Usage(ctx, "i", roomy, Base)); u.DailyUsed != 1 {
+		t.Errorf("a slow-lane refusal took quota: used %d, want 1", u.DailyUsed)
+	}
+	// A quota refusal leaves the slow-lane token.
+	spent := snd
+	spent.Instance, spent.Quota = "j", limiter.Limits{}
+	if out := must[abuse.Outcome](t)(s.TakeSend(ctx, spent, Base)); out.SlowLane || out.Taken.Verdict != limiter.MonthlyExceeded {
+		t.Fatalf("risky send on a spent quota = %+v", out)
+	}
+	spent.Quota = roomy
+	if out := must[abuse.Outcome](t)(s.TakeSend(ctx, spent, Base)); !out.Allowed() {
+		t.Errorf("a quota refusal took the slow-lane token: %+v", out)
+	}
+}
+
+// 200 concurrent sends of one body to 200 recipients against a limit of
+// 50: exactly 50 allowed, 50 quota units taken.
+func abuseExact(t *testing.T, h Harness) {
+	s := open(t, h)
+	l := abuse.Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 50, FanOutBlock: 1000, PairPerMinute: 10}
+	var allowed, throttled atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			out, err := s.TakeSend(ctx, sendOf("shop", "Hi Sara, your report is ready", recipient(i), l), Base.Add(time.Duration(i)*time.Millisecond))
+			switch {
+			case err != nil:
+				t.Error(err)
+			case out.Allowed():
+				allowed.Add(1)
+			case out.Verdict == abuse.Throttle:
+				throttled.Add(1)
+			default:
+				t.Errorf("recipient %d: %+v", i, out)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 50 || throttled.Load() != 150 {
+		t.Errorf("200 concurrent recipients of one body on a limit of 50: %d allowed, %d throttled", allowed.Load(), throttled.Load())
+	}
+	if u := must[limiter.Usage](t)(s.Usage(ctx, "shop", roomy, Base)); u.DailyUsed != 50 {
+		t.Errorf("usage = %d, want 50", u.DailyUsed)
+	}
+}
+
+func abuseViolations(t *testing.T, h Harness) {
+	s := open(t, h)
+	w := 10 * time.Minute
+	for i, at := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute} {
+		if n := must[int](t)(s.Violation(ctx, "i", w, Base.Add(at))); n != i+1 {
+			t.Errorf("Violation %d = %d", i+1, n)
+		}
+	}
+	if n := must[int](t)(s.Violation(ctx, "j", w, Base)); n != 1 {
+		t.Errorf("Violation of another instance = %d, want 1", n)
+	}
+	if n := must[int](t)(s.Violation(ctx, "i", w, Base.Add(12*time.Minute))); n != 2 {
+		t.Errorf("Violation after the first two left the window = %d, want 2", n)
+	}
+	must[bool](t)(false, s.ResetViolations(ctx, "i"))
+	if n := must[int](t)(s.Violation(ctx, "i", w, Base.Add(13*time.Minute))); n != 1 {
+		t.Errorf("Violation after ResetViolations = %d, want 1", n)
+	}
+	if n := must[int](t)(s.Violation(ctx, "j", w, Base.Add(time.Minute))); n != 2 {
+		t.Errorf("ResetViolations(i) reset j: %d, want 2", n)
 	}
 }
