@@ -192,8 +192,16 @@ type Result struct {
 //  12. a token in the instance's bucket               sending_throttled (429)
 //
 // Steps 10 to 12 are one atomic Take on the state store.
-func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
-	res, err := d.decide(ctx, r)
+//
+// A panic in any step is recovered: Decide then returns an error wrapping
+// ErrPanic (a *PanicError with the stack) and a Result whose ID is set.
+func (d *Decider) Decide(ctx context.Context, r Request) (res Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = d.recovered(p, res)
+		}
+	}()
+	res, err = d.decide(ctx, r)
 	if err != nil || d.opts.Abuse == nil || d.opts.AutoPause.Violations <= 0 {
 		return res, err
 	}
