@@ -60,15 +60,21 @@ var inboundTexts = []string{"STOP", "إيقاف", "الغاء الاشتراك",
 // embedded policies, a real phone Normalizer and risk Scanner, a memory
 // store, the abuse tracker and the inbound webhook with the opt-out
 // detector. Limits cannot be reached and auto-pause is off, so that the
-// answer to a request does not depend on the requests before it.
-func serveDecider(t testing.TB) *Decider {
+// answer to a request does not depend on the requests before it. cold turns
+// the policy memo and the phone cache off, so that every request evaluates
+// Rego and parses its number.
+func serveDecider(t testing.TB, cold bool) *Decider {
 	t.Helper()
 	ctx := context.Background()
-	engine, err := policy.New(ctx, policy.Options{})
+	popts, phopts := policy.Options{}, phone.Options{DefaultRegion: "SA"}
+	if cold {
+		popts.CacheEntries, phopts.CacheSize = -1, -1
+	}
+	engine, err := policy.New(ctx, popts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	phones, err := phone.New(phone.Options{DefaultRegion: "SA"})
+	phones, err := phone.New(phopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,9 +174,19 @@ func answerOf(res Result) answer {
 // answer is the answer the same request gets alone. A package-level value
 // that holds state (the risk scanner's shared transform.Chain, before
 // issue 8) fails it under -race, and without -race by a panic or a wrong
-// answer.
+// answer. It runs with the caches as shipped (the concurrent requests then
+// mostly hit the policy memo) and cold (each one evaluates Rego).
 func TestConcurrentMultilingualDecisions(t *testing.T) {
-	d := serveDecider(t)
+	for _, tc := range []struct {
+		name string
+		cold bool
+		perG int
+	}{{"cached", false, 100}, {"cold", true, 20}} {
+		t.Run(tc.name, func(t *testing.T) { testConcurrentDecisions(t, serveDecider(t, tc.cold), tc.perG) })
+	}
+}
+
+func testConcurrentDecisions(t *testing.T, d *Decider, perG int) {
 	reqs := concurrentRequests()
 	ctx := context.Background()
 	want := make([]answer, len(reqs))
@@ -191,9 +207,9 @@ func TestConcurrentMultilingualDecisions(t *testing.T) {
 		}
 	}
 
-	goroutines, perG := 32, 300
+	goroutines := 32
 	if testing.Short() {
-		perG = 50
+		perG = max(10, perG/6)
 	}
 	var wg sync.WaitGroup
 	var mismatches atomic.Int64
@@ -230,7 +246,7 @@ func TestConcurrentMultilingualDecisions(t *testing.T) {
 //
 //	go test -race -run '^$' -fuzz FuzzDecideConcurrent ./internal/decision/
 func FuzzDecideConcurrent(f *testing.F) {
-	d := serveDecider(f)
+	d := serveDecider(f, true)
 	for _, m := range multilingual {
 		f.Add(send("shop", recipient, m, "transactional"), false)
 	}

@@ -127,7 +127,7 @@ func TestScanConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range 200 {
+			for i := range 50 {
 				k := (g + i) % len(marked)
 				if got := s.Scan(marked[k]); got != want[k] {
 					t.Errorf("Scan(%.40q) concurrently = %+v, want %+v", marked[k], got, want[k])
