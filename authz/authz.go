@@ -8,12 +8,17 @@
 // semantics, so a client cannot spoof them. Every response to the client,
 // allowed or denied, carries x-sendguard-decision-id. When the decision
 // itself fails (a store or the policy is broken) Check fails closed with the
-// documented policy_check_unavailable body.
+// documented policy_check_unavailable body; so it does when the decision
+// panics: the panic is recovered per request, logged at error level with
+// the decision id and the stack, and counted, and the process carries on.
 package authz
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +26,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -57,6 +63,7 @@ type metrics struct {
 	results  *prometheus.CounterVec
 	failures prometheus.Counter
 	seconds  prometheus.Histogram
+	panics   *prometheus.CounterVec
 }
 
 // WithMetrics registers the server's Prometheus metrics on reg:
@@ -65,6 +72,9 @@ type metrics struct {
 //	sendguard_decision_failures_total     could not decide (a store or the policy
 //	                                      failed); answered policy_check_unavailable
 //	sendguard_decision_seconds            time to decide, Envoy's wait excluded
+//	sendguard_panics_total{where}         panics recovered: decide (inside the
+//	                                      decision), check (in Check around it),
+//	                                      admin (an admin handler, see Panics)
 func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 	s.m = &metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -78,8 +88,23 @@ func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 		}),
 	}
-	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds)
+	s.m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sendguard_panics_total", Help: "Panics recovered, by where: decide, check, admin. Each request was answered with an error and the process carried on.",
+	}, []string{"where"})
+	for _, w := range []string{"decide", "check", "admin"} {
+		s.m.panics.WithLabelValues(w) // export zeros, so that an alert on increase() sees the first one
+	}
+	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds, s.m.panics)
 	return s
+}
+
+// Panics returns the sendguard_panics_total counter for where ("admin":
+// pass it to admin.Options.Panics), or nil before WithMetrics.
+func (s *Server) Panics(where string) prometheus.Counter {
+	if s.m == nil {
+		return nil
+	}
+	return s.m.panics.WithLabelValues(where)
 }
 
 func (s *Server) observe(start time.Time, res decision.Result, err error) {
@@ -110,13 +135,28 @@ func NewServer(d decider, log *slog.Logger) *Server {
 
 // Check answers one ext_authz request. It never returns an error: a failure
 // to decide is answered as a denial, so the client gets the documented JSON.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+// A panic, in the decision (decision.ErrPanic) or around it here, is
+// answered the same way (503 policy_check_unavailable), logged with the
+// decision id the client sees and the stack, and counted.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	var res decision.Result
+	defer func() {
+		if p := recover(); p != nil {
+			resp, err = s.recovered(ctx, res.ID, p), nil
+		}
+	}()
 	in := requestOf(req)
 	start := time.Now()
-	res, err := s.decider.Decide(ctx, in)
+	res, err = s.decider.Decide(ctx, in)
 	s.observe(start, res, err)
 	if err != nil {
-		s.log.ErrorContext(ctx, "decision failed", "decision_id", res.ID, "instance_id", res.Instance, "err", err)
+		if pe := (*decision.PanicError)(nil); errors.As(err, &pe) {
+			s.countPanic("decide")
+			s.log.ErrorContext(ctx, "decision panicked", "decision_id", res.ID, "instance_id", res.Instance,
+				"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		} else {
+			s.log.ErrorContext(ctx, "decision failed", "decision_id", res.ID, "instance_id", res.Instance, "err", err)
+		}
 		return unavailable(res.ID), nil
 	}
 	if res.Send {
@@ -127,6 +167,35 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		return allow(res), nil
 	}
 	return deny(res.ID, res.Status, res.Body, res.Headers), nil
+}
+
+// recovered answers a panic in Check outside the decision: the documented
+// 503 under the request's decision id (a fresh one when the decision never
+// named one), logged with the stack and counted.
+func (s *Server) recovered(ctx context.Context, id string, p any) *authv3.CheckResponse {
+	if id == "" {
+		id = newID()
+	}
+	s.log.ErrorContext(ctx, "check panicked", "decision_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	s.countPanic("check")
+	if s.m != nil {
+		s.m.failures.Inc()
+		s.m.results.WithLabelValues(string(catalog.PolicyCheckUnavailable)).Inc()
+	}
+	return unavailable(id)
+}
+
+func (s *Server) countPanic(where string) {
+	if s.m != nil {
+		s.m.panics.WithLabelValues(where).Inc()
+	}
+}
+
+func newID() string {
+	if id, err := uuid.NewV7(); err == nil {
+		return id.String()
+	}
+	return uuid.NewString()
 }
 
 func requestOf(req *authv3.CheckRequest) decision.Request {

@@ -334,7 +334,9 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	gs := grpc.NewServer()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	authv3.RegisterAuthorizationServer(gs, authz.NewServer(a.decider, log).WithMetrics(reg))
+	srv := authz.NewServer(a.decider, log).WithMetrics(reg)
+	authv3.RegisterAuthorizationServer(gs, srv)
+	a.admin.Panics = srv.Panics("admin")
 	a.admin.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	healthpb.RegisterHealthServer(gs, hs)
 

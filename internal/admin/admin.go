@@ -14,6 +14,10 @@
 //
 // Every /v1 call needs "Authorization: Bearer <admin token>". With no token
 // configured, /v1 is closed. Phones are normalised to E.164 like sends.
+//
+// A panic in a handler is recovered: the call answers 500
+// {"error":"internal_error",…}, the panic is logged at error level with its
+// stack and counted (Options.Panics), and the server carries on.
 package admin
 
 import (
@@ -21,9 +25,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -67,6 +73,9 @@ type Options struct {
 	Inbound func(ctx context.Context, m inbound.Message) (inbound.Outcome, error)
 	Now     func() time.Time
 	Log     *slog.Logger
+	// Panics counts handler panics recovered (sendguard_panics_total{where="admin"},
+	// authz.Server.Panics("admin")); nil: not counted.
+	Panics interface{ Inc() }
 }
 
 type api struct{ Options }
@@ -105,8 +114,59 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /v1/instances/{instance}/suppressions/{phone}", a.auth(a.getSuppression))
 	mux.Handle("PUT /v1/instances/{instance}/suppressions/{phone}", a.auth(a.putSuppression))
 	mux.Handle("DELETE /v1/instances/{instance}/suppressions/{phone}", a.auth(a.deleteSuppression))
-	return mux
+	return a.recoverPanics(mux)
 }
+
+var errPanic = apiError{http.StatusInternalServerError, "internal_error", "The request failed; see the logs."}
+
+// recoverPanics answers a panic in h with errPanic, logs it with its stack
+// and counts it. When h had already started its response, the connection
+// is cut instead (http.ErrAbortHandler), so that no client reads half a
+// body as a whole one.
+func (a *api) recoverPanics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &recordingWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			a.Log.ErrorContext(r.Context(), "admin handler panicked", "method", r.Method, "path", r.URL.Path,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if a.Panics != nil {
+				a.Panics.Inc()
+			}
+			if rw.wrote {
+				panic(http.ErrAbortHandler)
+			}
+			writeJSON(w, errPanic.status, map[string]string{"error": errPanic.code, "message": errPanic.message})
+		}()
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// recordingWriter notes whether the response has started.
+type recordingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (flush,
+// deadlines).
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type apiError struct {
 	status  int

@@ -226,8 +226,16 @@ type Result struct {
 // sending_throttled), then the slow lane for risky content, then 10 to 12,
 // all one atomic TakeSend on the store, which counts the send for the abuse
 // limits only when every step allows it.
-func (d *Decider) Decide(ctx context.Context, r Request) (Result, error) {
-	res, err := d.decide(ctx, r)
+//
+// A panic in any step is recovered: Decide then returns an error wrapping
+// ErrPanic (a *PanicError with the stack) and a Result whose ID is set.
+func (d *Decider) Decide(ctx context.Context, r Request) (res Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = d.recovered(p, res)
+		}
+	}()
+	res, err = d.decide(ctx, r)
 	if err != nil || d.opts.Abuse == nil || d.opts.AutoPause.Violations <= 0 {
 		return res, err
 	}

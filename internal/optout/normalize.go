@@ -9,8 +9,6 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-var folder = cases.Fold()
-
 // Normalize prepares text for matching: Unicode NFKC; format characters
 // (zero-width, bidi marks, BOM) dropped; Arabic tatweel and diacritics
 // dropped; alef and hamza forms, alef maqsura and ta marbuta folded;
@@ -42,7 +40,10 @@ func pass(s string) string {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	s = norm.NFKC.String(s)
-	s = folder.String(s)
+	// A Caser is stateful and not safe for concurrent use: a fresh one per
+	// call. cases.Fold() is a pointer to an empty struct, so this does not
+	// allocate (BenchmarkNormalize).
+	s = cases.Fold().String(s)
 	var b strings.Builder
 	b.Grow(len(s))
 	space := true // at the start: drop leading spaces

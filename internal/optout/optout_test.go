@@ -162,3 +162,11 @@ func BenchmarkClassifyLong(b *testing.B) {
 		d.Classify(text)
 	}
 }
+
+func BenchmarkNormalize(b *testing.B) {
+	msgs := []string{"Your order #2041 has been shipped.", "طلبكَ رقم ١٠٤٢ تمّ شحنه", "İPTAL ÇIK", "आपका ऑर्डर भेज दिया गया है", "café e\u0301 👍🏽"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		Normalize(msgs[i%len(msgs)])
+	}
+}

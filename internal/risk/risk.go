@@ -18,8 +18,6 @@ import (
 	"unicode"
 
 	ahocorasick "github.com/BobuSumisu/aho-corasick"
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/sendguard/sendguard/internal/optout"
@@ -225,23 +223,38 @@ func (s *Scanner) Scan(msg string) Signals {
 	return sig
 }
 
-var stripMarks = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-
 // fold is the opt-out normaliser plus accents removed (promoción and
-// promocion match alike).
+// promocion match alike): NFD, nonspacing marks (Mn) dropped, NFC. Every
+// step is a stateless function, so fold is safe for concurrent use. (It
+// was one package-level transform.Chain, whose buffers every request
+// shared: concurrent Arabic messages corrupted them and panicked.)
 func fold(s string) string {
 	n := optout.Normalize(s)
 	for i := 0; i < len(n); i++ {
 		if n[i] >= 0x80 {
-			out, _, err := transform.String(stripMarks, n)
-			if err != nil {
-				return n
-			}
-			return out
+			return stripMarks(n)
 		}
 	}
 	return n
 }
+
+// stripMarks is NFC(NFD(s) without Mn). It does not allocate when s is
+// NFC and holds no mark, as Normalize's output mostly is (it already drops
+// Arabic harakat).
+func stripMarks(s string) string {
+	d := norm.NFD.String(s) // s itself when s is already NFD
+	if strings.IndexFunc(d, isMark) < 0 {
+		return norm.NFC.String(s) // same as NFC(d), without allocating when s is NFC
+	}
+	return norm.NFC.String(strings.Map(func(r rune) rune {
+		if isMark(r) {
+			return -1
+		}
+		return r
+	}, d))
+}
+
+func isMark(r rune) bool { return r >= 0x300 && unicode.Is(unicode.Mn, r) }
 
 // evidence counts anchors followed, within span words, by a word that
 // passes ok (each anchor counts once).

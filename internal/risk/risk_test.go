@@ -1,9 +1,15 @@
 package risk
 
 import (
+	"strings"
+	"sync"
 	"testing"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestScan(t *testing.T) {
@@ -54,4 +60,81 @@ func BenchmarkScan(b *testing.B) {
 	for b.Loop() {
 		s.Scan("Your order #2041 has been shipped and will arrive on Tuesday.")
 	}
+}
+
+// BenchmarkScanArabic is a message off the ASCII fast path: fold strips
+// marks with a transformer on every call.
+func BenchmarkScanArabic(b *testing.B) {
+	s := New(Options{})
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Scan("طلبكَ رقم 1042 تمّ شحنه وسيصل يوم الثلاثاء")
+	}
+}
+
+var marked = []string{
+	"طَلَبُكَ رَقْمُ ١٠٤٢ تَمَّ شَحْنُهُ",
+	"promocio\u0301n cafe\u0301 crème brûlée",
+	"आपका ऑर्डर भेज दिया गया है",
+	"İSTANBUL ıslak ÇIK",
+	"👨‍👩‍👧‍👦 👍🏽 e\u0301\u0301\u0323 a\u0323\u0301",
+	"\u0301leading mark",
+	"ǅ ﬁ ẛ̣ Å Ω",
+	strings.Repeat("طَلَبُكَ رَقْمُ 1042 تَمَّ شَحْنُهُ. ", 200), // longer than a transform buffer
+}
+
+// TestStripMarksMatchesChain: the stateless stripMarks gives what the
+// transform.Chain it replaced gave (built fresh here, per call).
+func TestStripMarksMatchesChain(t *testing.T) {
+	for _, s := range marked {
+		if got, want := stripMarks(s), chainStrip(t, s); got != want {
+			t.Errorf("stripMarks(%.40q) = %.40q, want %.40q", s, got, want)
+		}
+	}
+}
+
+func FuzzStripMarks(f *testing.F) {
+	for _, s := range marked {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := stripMarks(s), chainStrip(t, s); got != want {
+			t.Errorf("stripMarks(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+func chainStrip(t testing.TB, s string) string {
+	out, _, err := transform.String(transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestScanConcurrent scans marked, Arabic and emoji messages from many
+// goroutines and compares each with its scan alone: one Scanner serves
+// every request. Before issue 8 the shared transform.Chain in fold failed
+// this under -race and panicked (slice bounds out of range) without it.
+func TestScanConcurrent(t *testing.T) {
+	s := New(Options{})
+	want := make([]Signals, len(marked))
+	for i, m := range marked {
+		want[i] = s.Scan(m)
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				k := (g + i) % len(marked)
+				if got := s.Scan(marked[k]); got != want[k] {
+					t.Errorf("Scan(%.40q) concurrently = %+v, want %+v", marked[k], got, want[k])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
