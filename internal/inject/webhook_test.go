@@ -126,14 +126,22 @@ func TestWebhookPatchEqualsPod(t *testing.T) {
 func TestWebhookAllowsWithoutPatch(t *testing.T) {
 	h := Webhook(testOptions(""), quiet())
 	for name, edit := range map[string]func(map[string]any){
-		"unannotated":        func(r map[string]any) { delete(annotations(r), AnnotationInject) },
-		"opted out":          func(r map[string]any) { annotations(r)[AnnotationInject] = "false" },
-		"kube-system":        func(r map[string]any) { r["namespace"] = "kube-system"; r["object"].(map[string]any)["metadata"].(map[string]any)["namespace"] = "kube-system" },
-		"injector namespace": func(r map[string]any) { r["namespace"] = "sendguard-system"; delete(r["object"].(map[string]any)["metadata"].(map[string]any), "namespace") },
-		"already injected":   func(r map[string]any) { annotations(r)[AnnotationStatus] = "0.1.0" },
-		"update":             func(r map[string]any) { r["operation"] = "UPDATE" },
-		"not a pod":          func(r map[string]any) { r["resource"] = map[string]any{"group": "apps", "version": "v1", "resource": "deployments"} },
-		"subresource":        func(r map[string]any) { r["subResource"] = "status" },
+		"unannotated": func(r map[string]any) { delete(annotations(r), AnnotationInject) },
+		"opted out":   func(r map[string]any) { annotations(r)[AnnotationInject] = "false" },
+		"kube-system": func(r map[string]any) {
+			r["namespace"] = "kube-system"
+			r["object"].(map[string]any)["metadata"].(map[string]any)["namespace"] = "kube-system"
+		},
+		"injector namespace": func(r map[string]any) {
+			r["namespace"] = "sendguard-system"
+			delete(r["object"].(map[string]any)["metadata"].(map[string]any), "namespace")
+		},
+		"already injected": func(r map[string]any) { annotations(r)[AnnotationStatus] = "0.1.0" },
+		"update":           func(r map[string]any) { r["operation"] = "UPDATE" },
+		"not a pod": func(r map[string]any) {
+			r["resource"] = map[string]any{"group": "apps", "version": "v1", "resource": "deployments"}
+		},
+		"subresource": func(r map[string]any) { r["subResource"] = "status" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			rec, resp := post(t, h, review(t, edit))
