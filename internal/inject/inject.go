@@ -47,8 +47,13 @@ const (
 	// AnnotationConfig names the ConfigMap holding sendguard.yaml.
 	// Default: Options.ConfigMap.
 	AnnotationConfig = "sendguard.io/config"
-	// AnnotationPolicies names an optional ConfigMap of Rego policies
-	// (flat: one key per .rego file) used instead of the embedded ones.
+	// AnnotationPolicies names an optional ConfigMap mounted at
+	// /etc/sendguard/policies and passed as --policies, instead of the
+	// embedded policies. Known gap: a policy tree is nested (probes.json,
+	// data.json and schemas in subdirectories), which a ConfigMap's flat
+	// keys cannot express, and the policy loader also walks the volume's
+	// hidden ..timestamp directory; until the loader accepts that layout,
+	// policies come from the image.
 	AnnotationPolicies = "sendguard.io/policies"
 	// AnnotationStore is "embedded" (default: an emptyDir holds the bbolt
 	// file, so limits are per pod and reset when the pod goes) or "redis"
