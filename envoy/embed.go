@@ -44,7 +44,10 @@ var portValue = regexp.MustCompile(`port_value: ([0-9]+)\b`)
 // appear in sidecar.yaml exactly once: an edit that breaks that is an
 // error, not a silently wrong config.
 func Render(p Ports, o Options) (string, error) {
-	to := map[string]int{}
+	to, count := map[string]int{}, map[string]int{}
+	for _, m := range portValue.FindAllStringSubmatch(Sidecar, -1) {
+		count[m[1]]++
+	}
 	for _, r := range []struct {
 		name     string
 		def, new int
@@ -58,7 +61,7 @@ func Render(p Ports, o Options) (string, error) {
 		if r.new < 1 || r.new > 65535 {
 			return "", fmt.Errorf("envoy: %s port %d: must be 1 to 65535", r.name, r.new)
 		}
-		if n := strings.Count(Sidecar, fmt.Sprintf("port_value: %d\n", r.def)) + strings.Count(Sidecar, fmt.Sprintf("port_value: %d}", r.def)); n != 1 {
+		if n := count[strconv.Itoa(r.def)]; n != 1 {
 			return "", fmt.Errorf("envoy: sidecar.yaml has port_value %d (%s) %d times, want once", r.def, r.name, n)
 		}
 		to[strconv.Itoa(r.def)] = r.new
