@@ -38,7 +38,7 @@ func TestRenderSinglePass(t *testing.T) {
 	var ports []string
 	for _, line := range strings.Split(got, "\n") {
 		if i := strings.Index(line, "port_value: "); i >= 0 {
-			ports = append(ports, strings.TrimRight(line[i+len("port_value: "):], "}"))
+			ports = append(ports, strings.TrimSpace(strings.TrimRight(line[i+len("port_value: "):], "} ")))
 		}
 	}
 	want := []string{"8081", "9191", "10000", "8080", "9901"}
