@@ -185,6 +185,11 @@ func Template(meta *metav1.ObjectMeta, spec *corev1.PodSpec, ns string, opts Opt
 		return false, nil
 	}
 	opts = opts.Defaults()
+	if opts.Classic && spec.RestartPolicy != "" && spec.RestartPolicy != corev1.RestartPolicyAlways {
+		// A classic sidecar never exits, so a Job's pod would never
+		// complete.
+		return false, fmt.Errorf("restartPolicy %s (a Job's pod) with classic sidecars would never complete: inject native sidecars (Kubernetes 1.29 or later)", spec.RestartPolicy)
+	}
 	p, err := resolve(meta.Annotations, spec, opts)
 	if err != nil {
 		return false, err
