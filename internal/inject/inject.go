@@ -172,14 +172,14 @@ func Pod(pod *corev1.Pod, ns string, opts Options) (*corev1.Pod, bool, error) {
 // workload, or a pod's own), under the rules of Pod. On error or when it
 // returns false, meta and spec are unchanged.
 func Template(meta *metav1.ObjectMeta, spec *corev1.PodSpec, ns string, opts Options) (bool, error) {
+	if ns == metav1.NamespaceSystem || (opts.Namespace != "" && ns == opts.Namespace) {
+		return false, nil
+	}
 	switch v, set := meta.Annotations[AnnotationInject]; {
 	case !set || v == "false":
 		return false, nil
 	case v != "true":
 		return false, fmt.Errorf("annotation %s: %q, want \"true\" or \"false\"", AnnotationInject, v)
-	}
-	if ns == metav1.NamespaceSystem || (opts.Namespace != "" && ns == opts.Namespace) {
-		return false, nil
 	}
 	if _, done := meta.Annotations[AnnotationStatus]; done || hasContainer(spec, SendguardContainer) || hasContainer(spec, EnvoyContainer) {
 		return false, nil
@@ -258,6 +258,11 @@ func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, e
 	}{{AnnotationPort, p.sender}, {AnnotationWebhookPort, p.webhook}} {
 		if what, clash := ours[s.port]; clash {
 			return p, fmt.Errorf("%s %d: taken by %s", s.ann, s.port, what)
+		}
+	}
+	for _, v := range spec.Volumes {
+		if v.Name == ConfigVolume || v.Name == PoliciesVolume || v.Name == StateVolume {
+			return p, fmt.Errorf("the pod already has a volume named %s", v.Name)
 		}
 	}
 	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
