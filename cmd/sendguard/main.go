@@ -44,6 +44,7 @@ const usage = `usage:
   sendguard hash-key [KEY]   (reads the key from stdin when omitted)
   sendguard optout classify [--config FILE]   (messages on stdin, one per line; JSON lines out)
   sendguard check --config FILE [--key KEY] [-H "Name: value"]... [--method M] [--path P] [--body FILE|-] [--state config|store]
+  sendguard inject -f FILE|- [options]   |   sendguard inject serve --tls-cert FILE --tls-key FILE [options]
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return errors.New("unknown optout command")
 		}
 		return classify(args[2:], getenv, stdin, stdout, stderr)
+	case "inject":
+		return injectCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
