@@ -1,0 +1,379 @@
+package envoy_test
+
+// Attacks on the rule that the sender and sendguard read the same request:
+// the same path, the same JSON, the same phone, the same headers. Each test
+// is one class of attack, sent through the real Envoy in front of the
+// recording sender. A shape is either refused (by Envoy, or by sendguard
+// with its documented answer) and never forwarded, or decided by sendguard
+// and forwarded as sendguard read it.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"github.com/sendguard/sendguard/internal/catalog"
+	"github.com/sendguard/sendguard/internal/fakesender"
+)
+
+// attackPhones hands out a fresh clean recipient per allowed send, so that
+// the abuse counters (pair_per_minute) never answer instead of the shape
+// under test.
+var attackPhones atomic.Int64
+
+func freshRecipient() string {
+	return fmt.Sprintf("+96650%07d", 2000000+attackPhones.Add(1))
+}
+
+// attack is one request shape and what must become of it.
+type attack struct {
+	name, method, target string
+	header               []string
+	body                 string
+	// want is the documented answer; empty with status 0: forwarded.
+	want    catalog.Code
+	details catalog.Details
+	// status, when not 0, is Envoy's own refusal (a codec error that is
+	// not in the contract's shape); nothing may be forwarded.
+	status int
+	// sender, for a forwarded shape, checks what the sender received.
+	sender func(t *testing.T, got fakesender.Request)
+}
+
+// run sends a and checks the answer and what the sender received.
+func (a attack) run(t *testing.T, s *stack, send func() rawReply) {
+	t.Helper()
+	before := s.rec.Len()
+	r := send()
+	what := fmt.Sprintf("%s %q %q", a.method, a.target, a.header)
+	switch {
+	case a.status != 0:
+		if r.status != a.status {
+			t.Errorf("%s = %d %s, want Envoy's %d", what, r.status, r.body, a.status)
+		}
+	case a.want != "":
+		e, _ := catalog.Lookup(a.want)
+		if body := catalog.Body(a.want, a.details); r.status != e.Status || !bytes.Equal(r.body, body) {
+			t.Errorf("%s = %d %s\nwant %d %s", what, r.status, r.body, e.Status, body)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: content-type %q, want application/json", what, ct)
+		}
+	default:
+		if r.status != 200 || s.rec.Len() != before+1 {
+			t.Fatalf("%s = %d %s, sender saw %d; want allowed and forwarded", what, r.status, r.body, s.rec.Len()-before)
+		}
+		if a.sender != nil {
+			a.sender(t, s.rec.Requests()[before])
+		}
+		return
+	}
+	if got := s.rec.Len(); got != before {
+		t.Errorf("%s: the sender received %d requests: %+v", what, got-before, s.rec.Requests()[before:])
+	}
+}
+
+// sawBody checks that the sender received exactly body, and the phone
+// sendguard checked in x-sendguard-phone.
+func sawBody(body, e164 string) func(t *testing.T, got fakesender.Request) {
+	return func(t *testing.T, got fakesender.Request) {
+		t.Helper()
+		if string(got.Body) != body {
+			t.Errorf("sender saw body %q, want %q", got.Body, body)
+		}
+		if v := got.Header.Values("X-Sendguard-Phone"); len(v) != 1 || v[0] != e164 {
+			t.Errorf("sender saw x-sendguard-phone %q, want [%q]", v, e164)
+		}
+	}
+}
+
+func chunked(body string) string {
+	return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+}
+
+// TestAttackFramingEndToEnd: HTTP/1.1 framing that a second parser could
+// read otherwise (request smuggling shapes) is refused by Envoy and never
+// forwarded; framing Envoy accepts is forwarded as sendguard read it.
+func TestAttackFramingEndToEnd(t *testing.T) {
+	s := startStack(t)
+	key := "Authorization: Bearer key-demo"
+	js := "Content-Type: application/json"
+	marketing := sendBody("inst_12345", recipient, okMessage, "marketing")
+	tests := []attack{
+		{name: "Content-Length twice, same value", header: []string{js, key, fmt.Sprintf("Content-Length: %d", len(marketing)), fmt.Sprintf("Content-Length: %d", len(marketing))},
+			body: marketing, want: catalog.InvalidRequestPath},
+		{name: "Content-Length list", header: []string{js, key, fmt.Sprintf("Content-Length: %d, %d", len(marketing), len(marketing))},
+			body: marketing, want: catalog.InvalidRequestPath},
+		{name: "Content-Length twice, different values", header: []string{js, key, fmt.Sprintf("Content-Length: %d", len(marketing)), "Content-Length: 5"},
+			body: marketing, want: catalog.InvalidRequestPath},
+		{name: "Content-Length and chunked", header: []string{js, key, "Content-Length: 5", "Transfer-Encoding: chunked"},
+			body: chunked(marketing), want: catalog.InvalidRequestPath},
+		{name: "Transfer-Encoding with a space before the colon", header: []string{js, key, "Transfer-Encoding : chunked"},
+			body: chunked(marketing), want: catalog.InvalidRequestPath},
+		{name: "Content-Length with a space before the colon", header: []string{js, key, fmt.Sprintf("Content-Length : %d", len(marketing))},
+			body: marketing, want: catalog.InvalidRequestPath},
+		{name: "Transfer-Encoding xchunked", header: []string{js, key, "Transfer-Encoding: xchunked"}, body: chunked(marketing), status: 501},
+		{name: "Transfer-Encoding chunked, identity", header: []string{js, key, "Transfer-Encoding: chunked, identity"}, body: chunked(marketing), status: 501},
+		{name: "NUL in a header value", header: []string{js, key, "X-A: a\x00b"}, body: marketing, want: catalog.InvalidRequestPath},
+		{name: "lower-case method", method: "post", header: []string{js, key}, body: marketing, want: catalog.InvalidRequestPath},
+		// Accepted framings: decided on the body Envoy forwards.
+		{name: "chunked", header: []string{js, key, "Transfer-Encoding: chunked"}, body: chunked(marketing), want: catalog.MessagePurposeNotAllowed},
+		{name: "Transfer-Encoding Chunked", header: []string{js, key, "Transfer-Encoding: Chunked"}, body: chunked(marketing), want: catalog.MessagePurposeNotAllowed},
+		{name: "chunk extensions", header: []string{js, key, "Transfer-Encoding: chunked"},
+			body: fmt.Sprintf("%x;a=b\r\n%s\r\n0\r\n\r\n", len(marketing), marketing), want: catalog.MessagePurposeNotAllowed},
+		{name: "folded Authorization (obs-fold)", header: []string{js, "Authorization: Bearer", " key-demo"}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		{name: "bare LF between header lines", header: []string{js, key + "\nX-Sendguard-Purpose: transactional"}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		{name: "absolute-form with another host", target: "http://evil.example/api/send-message", header: []string{js, key}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		{name: "absolute-form with ;parameters", target: "http://127.0.0.1/api/send-message;x", header: []string{js, key}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		// A client's partial-body flag is Envoy's to set: true on a short
+		// body is ignored, false on a long one does not hide the cut.
+		{name: "client says the body is partial", header: []string{js, key, "X-Envoy-Auth-Partial-Body: true"}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+	}
+	for _, a := range tests {
+		if a.method == "" {
+			a.method = "POST"
+		}
+		if a.target == "" {
+			a.target = "/api/send-message"
+		}
+		t.Run(a.name, func(t *testing.T) {
+			a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+		})
+	}
+
+	t.Run("trailers never reach the sender", func(t *testing.T) {
+		phone := freshRecipient()
+		body := sendBody("inst_12345", phone, okMessage, "transactional")
+		a := attack{method: "POST", target: "/api/send-message", header: []string{js, key, "Transfer-Encoding: chunked", "Trailer: X-Sendguard-Phone, Content-Type"},
+			sender: func(t *testing.T, got fakesender.Request) {
+				sawBody(body, phone)(t, got)
+				if ct := got.Header.Values("Content-Type"); len(ct) != 1 || ct[0] != "application/json" {
+					t.Errorf("sender saw content-type %q", ct)
+				}
+			}}
+		trailed := fmt.Sprintf("%x\r\n%s\r\n0\r\nX-Sendguard-Phone: +966500000000\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n", len(body), body)
+		a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, trailed) })
+	})
+
+	t.Run("Expect: 100-continue", func(t *testing.T) {
+		a := attack{method: "POST", target: "/api/send-message", want: catalog.MessagePurposeNotAllowed}
+		a.run(t, s, func() rawReply { return s.rawExpect("/api/send-message", []string{js, key}, marketing) })
+		phone := freshRecipient()
+		body := sendBody("inst_12345", phone, okMessage, "transactional")
+		a = attack{method: "POST", target: "/api/send-message", sender: sawBody(body, phone)}
+		a.run(t, s, func() rawReply { return s.rawExpect("/api/send-message", []string{js, key}, body) })
+	})
+
+	t.Run("a long body with the contract's fields after the cut", func(t *testing.T) {
+		// What sendguard reads (the first 64 KiB) is a padded clean send;
+		// the fields a sender would read come after the cut.
+		head := `{"instance_id":"inst_12345","pad":"` + strings.Repeat("a", 70000) + `",`
+		tail := `"phone":"+966500000000","message":"` + spam + `","message_purpose":"marketing"}`
+		for _, h := range [][]string{{js, key}, {js, key, "X-Envoy-Auth-Partial-Body: false"}, {js, key, "Transfer-Encoding: chunked"}} {
+			body := head + tail
+			if strings.HasPrefix(h[len(h)-1], "Transfer-Encoding") {
+				body = chunked(body)
+			}
+			a := attack{method: "POST", target: "/api/send-message", header: h}
+			before := s.rec.Len()
+			r := s.raw(a.method, a.target, a.header, body)
+			if want := catalog.Body(catalog.ValidationError, catalog.Details{Fields: []catalog.Field{{Name: "body", Reason: "too_large"}}}); r.status != 422 || !bytes.Equal(r.body, want) {
+				t.Errorf("%q: %d %s, want 422 %s", h, r.status, r.body, want)
+			}
+			if s.rec.Len() != before {
+				t.Errorf("%q: the sender received a body sendguard saw cut", h)
+			}
+		}
+	})
+}
+
+// rawExpect sends a POST with Expect: 100-continue, waits for Envoy's
+// interim answer before writing the body, and reads the final answer.
+func (s *stack) rawExpect(target string, header []string, body string) rawReply {
+	s.t.Helper()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.listen))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: sender\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: %d\r\n", target, len(body))
+	for _, h := range header {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("\r\n")
+	io.WriteString(c, b.String())
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "POST"})
+	if err != nil {
+		s.t.Fatalf("read interim answer: %v", err)
+	}
+	if resp.StatusCode != 100 {
+		s.t.Fatalf("interim answer %d, want 100", resp.StatusCode)
+	}
+	io.WriteString(c, body)
+	if resp, err = http.ReadResponse(br, &http.Request{Method: "POST"}); err != nil {
+		s.t.Fatalf("read answer: %v", err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	return rawReply{resp.StatusCode, resp.Header, rb}
+}
+
+// TestAttackBodyEncodingEndToEnd: a body that a sender could decode into
+// another JSON document than the bytes sendguard read (compressed, UTF-16
+// or UTF-32, JSON5 and other lenient syntaxes) is refused with
+// invalid_json and never forwarded.
+func TestAttackBodyEncodingEndToEnd(t *testing.T) {
+	s := startStack(t)
+	key := "Authorization: Bearer key-demo"
+	js := "Content-Type: application/json"
+	suppressed := sendBody("inst_12345", "+966500000000", okMessage, "transactional")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(suppressed))
+	zw.Close()
+	utf16le := func(s string, bom bool) string {
+		var b []byte
+		if bom {
+			b = append(b, 0xff, 0xfe)
+		}
+		for _, r := range utf16.Encode([]rune(s)) {
+			b = append(b, byte(r), byte(r>>8))
+		}
+		return string(b)
+	}
+	utf16be := func(s string) string {
+		var b []byte
+		for _, r := range utf16.Encode([]rune(s)) {
+			b = append(b, byte(r>>8), byte(r))
+		}
+		return string(b)
+	}
+	utf32le := func(s string) string {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
+		}
+		return string(b)
+	}
+	clean := `"instance_id":"inst_12345","phone":"` + recipient + `","message":"` + okMessage + `","message_purpose":"transactional"`
+	tests := []attack{
+		{name: "gzip", header: []string{js, key, "Content-Encoding: gzip"}, body: gz.String(), want: catalog.InvalidJSON},
+		{name: "gzip without Content-Encoding", header: []string{js, key}, body: gz.String(), want: catalog.InvalidJSON},
+		{name: "UTF-16LE with BOM", header: []string{"Content-Type: application/json; charset=utf-16", key}, body: utf16le(suppressed, true), want: catalog.InvalidJSON},
+		{name: "UTF-16LE without BOM", header: []string{js, key}, body: utf16le(suppressed, false), want: catalog.InvalidJSON},
+		{name: "UTF-16BE without BOM", header: []string{js, key}, body: utf16be(suppressed), want: catalog.InvalidJSON},
+		{name: "UTF-32LE", header: []string{js, key}, body: utf32le(suppressed), want: catalog.InvalidJSON},
+		{name: "UTF-8 BOM", header: []string{js, key}, body: "\xef\xbb\xbf" + suppressed, want: catalog.InvalidJSON},
+		{name: "Latin-1 byte in a string", header: []string{js, key}, body: `{` + clean + `,"x":"caf` + "\xe9" + `"}`, want: catalog.InvalidJSON},
+		{name: "comment", header: []string{js, key}, body: `{` + clean + `/*,"phone":"+966500000000"*/}`, want: catalog.InvalidJSON},
+		{name: "line comment", header: []string{js, key}, body: "{" + clean + "//x\n}", want: catalog.InvalidJSON},
+		{name: "NaN", header: []string{js, key}, body: `{` + clean + `,"x":NaN}`, want: catalog.InvalidJSON},
+		{name: "Infinity", header: []string{js, key}, body: `{` + clean + `,"x":-Infinity}`, want: catalog.InvalidJSON},
+		{name: "single quotes", header: []string{js, key}, body: `{` + clean + `,'phone':'+966500000000'}`, want: catalog.InvalidJSON},
+		{name: "unquoted name", header: []string{js, key}, body: `{` + clean + `,phone:"+966500000000"}`, want: catalog.InvalidJSON},
+		{name: "trailing comma", header: []string{js, key}, body: `{` + clean + `,}`, want: catalog.InvalidJSON},
+		{name: "hex number", header: []string{js, key}, body: `{` + clean + `,"x":0x10}`, want: catalog.InvalidJSON},
+		{name: "leading plus", header: []string{js, key}, body: `{` + clean + `,"x":+1}`, want: catalog.InvalidJSON},
+		{name: "a second value after the object", header: []string{js, key}, body: `{` + clean + `} {"phone":"+966500000000"}`, want: catalog.InvalidJSON},
+		{name: "NUL after the object", header: []string{js, key}, body: `{` + clean + "}\x00", want: catalog.InvalidJSON},
+		{name: "raw tab in a string", header: []string{js, key}, body: `{` + clean + ",\"x\":\"a\tb\"}", want: catalog.InvalidJSON},
+		{name: "phone as a number", header: []string{js, key}, body: `{"instance_id":"inst_12345","phone":966500000000,"message":"hi","message_purpose":"transactional"}`,
+			want: catalog.ValidationError, details: catalog.Details{Fields: []catalog.Field{{Name: "phone", Reason: "must_be_string"}}}},
+		{name: "phone as an array", header: []string{js, key}, body: `{"instance_id":"inst_12345","phone":["+966501234567","+966500000000"],"message":"hi","message_purpose":"transactional"}`,
+			want: catalog.ValidationError, details: catalog.Details{Fields: []catalog.Field{{Name: "phone", Reason: "must_be_string"}}}},
+		{name: "phone as an object", header: []string{js, key}, body: `{"instance_id":"inst_12345","phone":{"e164":"+966500000000"},"message":"hi","message_purpose":"transactional"}`,
+			want: catalog.ValidationError, details: catalog.Details{Fields: []catalog.Field{{Name: "phone", Reason: "must_be_string"}}}},
+		{name: "Phone with a capital", header: []string{js, key}, body: `{` + clean + `,"Phone":"+966500000000"}`, want: catalog.InvalidJSON},
+		{name: "phone_ with an underscore", header: []string{js, key}, body: `{` + clean + `,"phone_":"+966500000000"}`, want: catalog.InvalidJSON},
+		{name: "message-purpose with a hyphen", header: []string{js, key}, body: `{` + clean + `,"message-purpose":"marketing"}`, want: catalog.InvalidJSON},
+		// The suppressed number in other digits is the suppressed number, as
+		// libphonenumber in a sender reads it.
+		{name: "phone with full-width digits", header: []string{js, key}, body: sendBody("inst_12345", "+９６６５００００００００", okMessage, "transactional"),
+			want: catalog.RecipientSuppressed},
+		{name: "phone with Arabic-Indic digits", header: []string{js, key}, body: sendBody("inst_12345", "+٩٦٦٥٠٠٠٠٠٠٠٠", okMessage, "transactional"),
+			want: catalog.RecipientSuppressed},
+		{name: "phone with a bidi mark", header: []string{js, key}, body: sendBody("inst_12345", "\u202e+966500000000", okMessage, "transactional"),
+			want: catalog.ValidationError, details: catalog.Details{Fields: []catalog.Field{{Name: "phone", Reason: "invalid_phone_number"}}}},
+		{name: "phone with a zero-width space", header: []string{js, key}, body: sendBody("inst_12345", "+96650\u200b0000000", okMessage, "transactional"),
+			want: catalog.ValidationError, details: catalog.Details{Fields: []catalog.Field{{Name: "phone", Reason: "invalid_phone_number"}}}},
+	}
+	for _, a := range tests {
+		a.method, a.target = "POST", "/api/send-message"
+		t.Run(a.name, func(t *testing.T) {
+			a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+		})
+	}
+
+	t.Run("a large number in another field is forwarded as sent", func(t *testing.T) {
+		phone := freshRecipient()
+		body := `{"instance_id":"inst_12345","phone":"` + phone + `","message":"` + okMessage + `","message_purpose":"transactional","order":123456789012345678901234567890e400}`
+		a := attack{method: "POST", target: "/api/send-message", header: []string{js, key}, sender: sawBody(body, phone)}
+		a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, body) })
+	})
+}
+
+// TestAttackHeadersEndToEnd: Authorization and method-override shapes are
+// read by sendguard the way Envoy forwards them.
+func TestAttackHeadersEndToEnd(t *testing.T) {
+	s := startStack(t)
+	js := "Content-Type: application/json"
+	marketing := sendBody("inst_12345", recipient, okMessage, "marketing")
+	tests := []attack{
+		// Two keys: Envoy hands sendguard both, joined, which is no key.
+		{name: "Authorization twice", header: []string{js, "Authorization: Bearer key-demo", "Authorization: Bearer key-other"}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "Authorization twice, the same key", header: []string{js, "Authorization: Bearer key-demo", "Authorization: Bearer key-demo"}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "a tab after Bearer", header: []string{js, "Authorization: Bearer\tkey-demo"}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "Basic", header: []string{js, "Authorization: Basic a2V5LWRlbW86"}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "two tokens", header: []string{js, "Authorization: Bearer key-demo key-other"}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "key in a header sendguard does not read", header: []string{js, "X-API-Key: key-demo"}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "key in the query", target: "/api/send-message?api_key=key-demo", header: []string{js}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "lower-case bearer, spaces", header: []string{js, "authorization: bearer   key-demo  "}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		// An empty second Authorization adds nothing: Envoy drops it.
+		{name: "Authorization twice, one empty", header: []string{js, "Authorization: Bearer key-demo", "Authorization:"}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		// A method override to a read is still decided as the send it is.
+		{name: "POST overridden to GET", header: []string{js, "Authorization: Bearer key-demo", "X-HTTP-Method-Override: GET"}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		{name: "POST overridden to GET by _method", target: "/api/send-message?_method=GET", header: []string{js, "Authorization: Bearer key-demo"}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		{name: "PUT overridden to POST", method: "PUT", header: []string{js, "Authorization: Bearer key-demo", "X-HTTP-Method-Override: POST"}, body: marketing, want: catalog.MessagePurposeNotAllowed},
+		{name: "GET with a body overridden to POST", method: "GET", header: []string{js, "X-HTTP-Method-Override: POST"}, body: marketing, want: catalog.InvalidRequestMethod},
+		// The inbound webhook route does not lead to the send path.
+		{name: "webhook route, Tomcat ..;", target: "/webhooks/..;/api/send-message", header: []string{js}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "webhook route, encoded dots", target: "/webhooks/%2e%2e/api/send-message", header: []string{js}, body: marketing, want: catalog.InvalidAPIKey},
+		{name: "webhook route, matrix parameter", target: "/webhooks;x/../api/send-message", header: []string{js}, body: marketing, want: catalog.InvalidAPIKey},
+	}
+	for _, a := range tests {
+		if a.method == "" {
+			a.method = "POST"
+		}
+		if a.target == "" {
+			a.target = "/api/send-message"
+		}
+		t.Run(a.name, func(t *testing.T) {
+			a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+		})
+	}
+
+	t.Run("the sender gets the Authorization sendguard read", func(t *testing.T) {
+		phone := freshRecipient()
+		body := sendBody("inst_12345", phone, okMessage, "transactional")
+		a := attack{method: "POST", target: "/api/send-message", header: []string{js, "authorization: bearer   key-demo"},
+			sender: func(t *testing.T, got fakesender.Request) {
+				sawBody(body, phone)(t, got)
+				if v := got.Header.Values("Authorization"); len(v) != 1 || v[0] != "bearer   key-demo" {
+					t.Errorf("sender saw Authorization %q, want the one sendguard read", v)
+				}
+			}}
+		a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, body) })
+	})
+}
