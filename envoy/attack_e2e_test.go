@@ -377,3 +377,98 @@ func TestAttackHeadersEndToEnd(t *testing.T) {
 		a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, body) })
 	})
 }
+
+// TestAttackUnderscoreHeadersEndToEnd: CGI, WSGI and Rack read a header
+// name with "_" for "-" (X_Sendguard_Phone and X-Sendguard-Phone are both
+// HTTP_X_SENDGUARD_PHONE), so a client's x_sendguard_phone could stand in
+// for sendguard's x-sendguard-phone at such a sender. Envoy drops every
+// header whose name holds "_", over HTTP/1.1 and HTTP/2, on every route.
+func TestAttackUnderscoreHeadersEndToEnd(t *testing.T) {
+	s := startStack(t)
+	spoof := map[string]string{"X_Sendguard_Phone": "+966500000000", "x-sendguard_purpose": "marketing", "X_SENDGUARD_RISK_SCORE": "0",
+		"x_sendguard-decision-id": "spoofed", "X_Forwarded_For": "10.0.0.1", "X-Custom": "kept"}
+	check := func(t *testing.T, what string, got fakesender.Request) {
+		t.Helper()
+		if got.Header.Get("X-Custom") != "kept" {
+			t.Errorf("%s: upstream lost X-Custom: %v", what, got.Header)
+		}
+		for name, v := range got.Header {
+			if strings.Contains(name, "_") {
+				t.Errorf("%s: upstream saw the client's %s: %q", what, name, v)
+			}
+		}
+	}
+	for _, h2 := range []bool{false, true} {
+		proto := "HTTP/1.1"
+		if h2 {
+			proto = "HTTP/2"
+		}
+		for _, tc := range []struct {
+			path    string
+			key     bool
+			webhook bool
+		}{{path: "/api/send-message", key: true}, {path: "/api/other"}, {path: "/webhooks/inbound", webhook: true}} {
+			t.Run(proto+" "+tc.path, func(t *testing.T) {
+				rec := s.rec
+				if tc.webhook {
+					rec = s.webhook
+				}
+				phone := freshRecipient()
+				body := sendBody("inst_12345", phone, okMessage, "transactional")
+				if tc.webhook {
+					body = `{"instance_id":"inst_12345","from":"` + phone + `","message_text":"hello","timestamp":"2026-05-08T10:00:00Z"}`
+				}
+				header := map[string]string{"Content-Type": "application/json"}
+				if tc.key {
+					header["Authorization"] = "Bearer key-demo"
+				}
+				for k, v := range spoof {
+					header[k] = v
+				}
+				before := rec.Len()
+				r := s.doProto(h2, "POST", tc.path, header, body)
+				if r.status != 200 || rec.Len() != before+1 {
+					t.Fatalf("POST %s = %d %s, upstream saw %d; want forwarded", tc.path, r.status, r.body, rec.Len()-before)
+				}
+				got := rec.Requests()[before]
+				check(t, proto+" POST "+tc.path, got)
+				if tc.key {
+					sawBody(body, phone)(t, got)
+				}
+			})
+		}
+	}
+}
+
+// doProto sends one request with Go's client, over HTTP/2 with prior
+// knowledge when h2 is set. Header names are sent as given.
+func (s *stack) doProto(h2 bool, method, path string, header map[string]string, body string) reply {
+	s.t.Helper()
+	tr := &http.Transport{}
+	if h2 {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		tr.Protocols = &p
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", s.listen, path), strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = []string{v}
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if h2 && resp.ProtoMajor != 2 {
+		s.t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return reply{resp.StatusCode, resp.Header, b}
+}
