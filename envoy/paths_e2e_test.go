@@ -294,7 +294,7 @@ func TestClientSendguardHeadersEndToEnd(t *testing.T) {
 		{name: "allowed send", method: "POST", path: "/api/send-message",
 			header: []string{"Content-Type: application/json", "Authorization: Bearer key-demo"},
 			body:   sendBody("inst_12345", recipient, okMessage, "transactional"),
-			ours:   map[string]bool{"X-Sendguard-Decision-Id": true, "X-Sendguard-Risk-Score": true, "X-Sendguard-Purpose": true}},
+			ours:   map[string]bool{"X-Sendguard-Decision-Id": true, "X-Sendguard-Risk-Score": true, "X-Sendguard-Purpose": true, "X-Sendguard-Phone": true}},
 		{name: "another POST route", method: "POST", path: "/api/other", header: []string{"Content-Type: application/json"}, body: `{"a":1}`},
 		{name: "read route", method: "GET", path: "/api/status"},
 		{name: "read of the send path", method: "GET", path: "/api/send-message"},
