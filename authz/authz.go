@@ -141,11 +141,13 @@ func requestOf(req *authv3.CheckRequest) decision.Request {
 	}
 	headers := h.GetHeaders()
 	return decision.Request{
-		Method:        h.GetMethod(),
-		Path:          path,
-		Authorization: headers["authorization"],
-		Body:          body,
-		PartialBody:   headers[headerPartialBody] == "true",
+		Method:          h.GetMethod(),
+		Path:            path,
+		Authorization:   headers["authorization"],
+		ContentType:     headers["content-type"],
+		ContentEncoding: headers["content-encoding"],
+		Body:            body,
+		PartialBody:     headers[headerPartialBody] == "true",
 	}
 }
 

@@ -472,3 +472,62 @@ func (s *stack) doProto(h2 bool, method, path string, header map[string]string, 
 	}
 	return reply{resp.StatusCode, resp.Header, b}
 }
+
+// TestAttackContentTypeEndToEnd: the body is read as JSON by every sender
+// only when it is declared as JSON in UTF-8, or not declared at all, and
+// not content-coded. Otherwise a framework binds or decodes it otherwise:
+// the same bytes as a form are phone=+966500000000 to Spring, Express,
+// Flask, PHP and Rails; in UTF-7 (Express's body-parser decodes it)
+// "+ACIALAAi-" is `","` and a string hides a second "phone". Such a send
+// answers invalid_json and is never forwarded.
+func TestAttackContentTypeEndToEnd(t *testing.T) {
+	s := startStack(t)
+	key := "Authorization: Bearer key-demo"
+	clean := `"instance_id":"inst_12345","phone":"` + recipient + `","message":"` + okMessage + `","message_purpose":"transactional"`
+	form := `{` + clean + `,"x":"&phone=%2B966500000000&"}`
+	utf7 := `{` + clean + `,"x":"+ACIALAAi-phone+ACIAOgAi-+-966500000000"}`
+	for _, a := range []attack{
+		{name: "form-encoded", header: []string{"Content-Type: application/x-www-form-urlencoded", key}, body: form},
+		{name: "form-encoded, charset", header: []string{"Content-Type: application/x-www-form-urlencoded; charset=utf-8", key}, body: form},
+		{name: "multipart", header: []string{"Content-Type: multipart/form-data; boundary=x", key}, body: form},
+		{name: "text/plain", header: []string{"Content-Type: text/plain", key}, body: form},
+		{name: "JSON and form", header: []string{"Content-Type: application/json", "Content-Type: application/x-www-form-urlencoded", key}, body: form},
+		{name: "UTF-7", header: []string{"Content-Type: application/json; charset=utf-7", key}, body: utf7},
+		{name: "UTF-7, quoted", header: []string{`Content-Type: application/json; charset="UTF-7"`, key}, body: utf7},
+		{name: "UTF-8 then UTF-7", header: []string{"Content-Type: application/json; charset=utf-8; charset=utf-7", key}, body: utf7},
+		{name: "RFC 2231 charset", header: []string{"Content-Type: application/json; charset*=utf-8''utf-7", key}, body: utf7},
+		{name: "Latin-1", header: []string{"Content-Type: application/json; charset=iso-8859-1", key}, body: form},
+		{name: "gzip declared, plain body", header: []string{"Content-Type: application/json", "Content-Encoding: gzip", key}, body: form},
+		{name: "br declared, plain body", header: []string{"Content-Type: application/json", "Content-Encoding: br", key}, body: form},
+		{name: "identity then gzip", header: []string{"Content-Type: application/json", "Content-Encoding: identity", "Content-Encoding: gzip", key}, body: form},
+	} {
+		a.method, a.target, a.want = "POST", "/api/send-message", catalog.InvalidJSON
+		t.Run(a.name, func(t *testing.T) {
+			a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+		})
+	}
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("form-encoded over HTTP/2 %v", h2), func(t *testing.T) {
+			before := s.rec.Len()
+			r := s.doProto(h2, "POST", "/api/send-message", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer key-demo"}, form)
+			if want := catalog.Body(catalog.InvalidJSON, catalog.Details{}); r.status != 400 || !bytes.Equal(r.body, want) {
+				t.Errorf("= %d %s, want 400 %s", r.status, r.body, want)
+			}
+			if s.rec.Len() != before {
+				t.Error("the sender received it")
+			}
+		})
+	}
+	for _, ct := range []string{"", "Content-Type: application/json", "Content-Type: application/json; charset=utf-8", `Content-Type: Application/JSON;charset="UTF-8"`, "Content-Encoding: identity"} {
+		t.Run("allowed: "+ct, func(t *testing.T) {
+			phone := freshRecipient()
+			body := sendBody("inst_12345", phone, okMessage, "transactional")
+			header := []string{key}
+			if ct != "" {
+				header = append(header, ct)
+			}
+			a := attack{method: "POST", target: "/api/send-message", header: header, sender: sawBody(body, phone)}
+			a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, body) })
+		})
+	}
+}

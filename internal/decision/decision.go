@@ -144,8 +144,12 @@ func newID() string {
 type Request struct {
 	Method, Path  string // Path without the query string
 	Authorization string
-	Body          []byte
-	PartialBody   bool // Envoy cut the body at its max_request_bytes
+	// ContentType and ContentEncoding are the request's headers of those
+	// names, repeated ones joined with "," as Envoy joins them; empty when
+	// absent.
+	ContentType, ContentEncoding string
+	Body                         []byte
+	PartialBody                  bool // Envoy cut the body at its max_request_bytes
 }
 
 // Header is one response header.
@@ -198,7 +202,9 @@ type Result struct {
 //
 //  1. Authorization: Bearer <key> is a known key    invalid_api_key / revoked_api_key (401)
 //  2. the body is one JSON object every reader reads
-//     alike (parseBody: I-JSON, no repeated names)    invalid_json (400)
+//     alike (parseBody: I-JSON, no repeated names),
+//     declared as JSON or not at all, not encoded
+//     (readAsJSON)                                    invalid_json (400)
 //  3. instance_id, phone, message are non-empty
 //     strings, phone a valid number                   validation_error (422)
 //  4. the instance belongs to the key's account       invalid_instance (404)
@@ -274,6 +280,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 	res.Account, res.KeyID = key.Account, key.ID
 
+	if !readAsJSON(r.ContentType, r.ContentEncoding) {
+		return d.deny(res, catalog.InvalidJSON, catalog.Details{}), nil
+	}
 	req, code, fields := d.parseBody(r.Body, r.PartialBody)
 	if code != "" {
 		return d.deny(res, code, catalog.Details{Fields: fields}), nil
