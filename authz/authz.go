@@ -131,10 +131,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 func requestOf(req *authv3.CheckRequest) decision.Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	path := h.GetPath()
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
+	path, query, _ := strings.Cut(h.GetPath(), "?")
 	body := h.GetRawBody()
 	if body == nil && h.GetBody() != "" {
 		body = []byte(h.GetBody())
@@ -143,6 +140,7 @@ func requestOf(req *authv3.CheckRequest) decision.Request {
 	return decision.Request{
 		Method:          h.GetMethod(),
 		Path:            path,
+		Query:           query,
 		Authorization:   headers["authorization"],
 		ContentType:     headers["content-type"],
 		ContentEncoding: headers["content-encoding"],

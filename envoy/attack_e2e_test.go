@@ -531,3 +531,67 @@ func TestAttackContentTypeEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackQueryEndToEnd: sendguard reads the contract's fields from the
+// body only, so a send whose query string holds a parameter named like one
+// of them is refused (invalid_request_query), with or without a key, over
+// HTTP/1.1 and HTTP/2: Rails' params merge the query over the JSON body
+// (the query's phone wins), and Flask's request.values, Spring's
+// @RequestParam and PHP's $_REQUEST read it too. Any other query is
+// forwarded as it came.
+func TestAttackQueryEndToEnd(t *testing.T) {
+	s := startStack(t)
+	js := "Content-Type: application/json"
+	key := "Authorization: Bearer key-demo"
+	for _, q := range []string{
+		"phone=%2B966500000000", "phone=+966500000000", "PHONE=%2B966500000000", "Phone=%2B966500000000",
+		"x=1&phone=%2B966500000000", "x=1;phone=%2B966500000000", "ph%6Fne=%2B966500000000",
+		"phone%5B%5D=%2B966500000000", "phone[]=%2B966500000000", "phone.=1", "instance_id=inst_theirs",
+		"instanceId=inst_theirs", "message=" + strings.ReplaceAll(spam, " ", "+"), "message_purpose=marketing",
+		"message.purpose=marketing", "message-purpose=marketing",
+	} {
+		for _, header := range [][]string{{js}, {js, key}} {
+			a := attack{name: q, method: "POST", target: "/api/send-message?" + q, header: header, want: catalog.InvalidRequestQuery,
+				body: sendBody("inst_12345", recipient, okMessage, "transactional")}
+			t.Run(fmt.Sprintf("%s %d", q, len(header)), func(t *testing.T) {
+				a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+			})
+		}
+	}
+	t.Run("over HTTP/2", func(t *testing.T) {
+		before := s.rec.Len()
+		r := s.doProto(true, "POST", "/api/send-message?phone=%2B966500000000", map[string]string{"Content-Type": "application/json", "Authorization": "Bearer key-demo"},
+			sendBody("inst_12345", recipient, okMessage, "transactional"))
+		if want := catalog.Body(catalog.InvalidRequestQuery, catalog.Details{}); r.status != 400 || !bytes.Equal(r.body, want) {
+			t.Errorf("= %d %s, want 400 %s", r.status, r.body, want)
+		}
+		if s.rec.Len() != before {
+			t.Error("the sender received it")
+		}
+	})
+	t.Run("to a spelling of the send path", func(t *testing.T) {
+		a := attack{method: "POST", target: "/API//send-message;x/?phone=%2B966500000000", header: []string{js, key}, want: catalog.InvalidRequestQuery,
+			body: sendBody("inst_12345", recipient, okMessage, "transactional")}
+		a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+	})
+	for _, q := range []string{"x=1", "trace=phone", "phone_number=1", "ref=message"} {
+		t.Run("forwarded: "+q, func(t *testing.T) {
+			phone := freshRecipient()
+			body := sendBody("inst_12345", phone, okMessage, "transactional")
+			a := attack{method: "POST", target: "/api/send-message?" + q, header: []string{js, key}, sender: func(t *testing.T, got fakesender.Request) {
+				sawBody(body, phone)(t, got)
+				if got.Query != q {
+					t.Errorf("sender saw query %q, want %q", got.Query, q)
+				}
+			}}
+			a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, body) })
+		})
+	}
+	t.Run("another route keeps its query", func(t *testing.T) {
+		before := s.rec.Len()
+		r := s.raw("POST", "/api/contacts?phone=%2B966500000000", []string{js}, `{"name":"x"}`)
+		if r.status != 200 || s.rec.Len() != before+1 || s.rec.Requests()[before].Query != "phone=%2B966500000000" {
+			t.Errorf("POST /api/contacts?phone=… = %d %s; want forwarded with its query", r.status, r.body)
+		}
+	})
+}

@@ -108,8 +108,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	if *key != "" {
 		auth = "Bearer " + *key
 	}
-	p, _, _ := strings.Cut(*path, "?") // Envoy hands sendguard the path without the query
-	res, err := a.decider.Decide(ctx, decision.Request{Method: strings.ToUpper(*method), Path: p, Authorization: auth,
+	p, q, _ := strings.Cut(*path, "?")
+	res, err := a.decider.Decide(ctx, decision.Request{Method: strings.ToUpper(*method), Path: p, Query: q, Authorization: auth,
 		ContentType: headers.get("content-type"), ContentEncoding: headers.get("content-encoding"), Body: body})
 	if err != nil {
 		fmt.Fprintf(stdout, "HTTP 503 (sendguard could not decide: %v)\n", err)

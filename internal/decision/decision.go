@@ -143,6 +143,7 @@ func newID() string {
 // Request is one HTTP request as Envoy describes it.
 type Request struct {
 	Method, Path  string // Path without the query string
+	Query         string // the raw query string, without "?"
 	Authorization string
 	// ContentType and ContentEncoding are the request's headers of those
 	// names, repeated ones joined with "," as Envoy joins them; empty when
@@ -196,6 +197,8 @@ type Result struct {
 //   - a send route's path with a read method (GET, HEAD, OPTIONS) and a
 //     body                                                          invalid_request_method (400)
 //   - not a send (onSendRoute): allowed untouched
+//   - a send whose query string holds a parameter named like a
+//     contract field (contractInQuery)                            invalid_request_query (400)
 //
 // Then the send's steps, in order; the first that fails answers, and
 // nothing is consumed unless every step passes:
@@ -269,6 +272,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		return res, nil
 	}
 	res.Send = true
+	if contractInQuery(r.Query) {
+		return d.deny(res, catalog.InvalidRequestQuery, catalog.Details{}), nil
+	}
 
 	key, status := d.opts.Keys.Lookup(r.Authorization)
 	switch status {
