@@ -595,3 +595,29 @@ func TestAttackQueryEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackFormatSuffixEndToEnd: Rails routes POST /api/send-message.json
+// (any format suffix) to the send action, and Spring MVC did before 5.3:
+// such a path is the send path to sendguard too, checked and never
+// forwarded unchecked.
+func TestAttackFormatSuffixEndToEnd(t *testing.T) {
+	s := startStack(t)
+	js := "Content-Type: application/json"
+	marketing := sendBody("inst_12345", recipient, okMessage, "marketing")
+	for _, p := range []string{"/api/send-message.json", "/api/send-message.xml", "/API/Send-Message.JSON", "/api/send-message.json/",
+		"/api/send-message.json;x=1", "/api/send-message%2ejson", "/api/send-message.a.b", "/x/../api/send-message.json"} {
+		for _, header := range [][]string{{js}, {js, "Authorization: Bearer key-demo"}} {
+			a := attack{method: "POST", target: p, header: header, body: marketing, want: catalog.InvalidAPIKey}
+			if len(header) == 2 {
+				a.want = catalog.MessagePurposeNotAllowed
+			}
+			t.Run(fmt.Sprintf("%s %d", p, len(header)), func(t *testing.T) {
+				a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+			})
+		}
+	}
+	a := attack{method: "GET", target: "/api/send-message.json", header: []string{js}, body: marketing, want: catalog.InvalidRequestMethod}
+	t.Run("GET with a body", func(t *testing.T) {
+		a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
+	})
+}

@@ -420,13 +420,14 @@ func matchRoute(routes []Route, method, p string) bool {
 }
 
 // onSendRoute reports whether a request with method on the canonical path p
-// is a send: p is a send route's path (case-insensitively) and method is
-// the route's own, or any method but a read (GET, HEAD, OPTIONS), which an
-// upstream may serve like POST. Otherwise read reports that p is a send
-// route's path and method a read; such a request must not carry a body.
+// is a send: p is a send route's path (case-insensitively, see
+// sendRoutePath) and method is the route's own, or any method but a read
+// (GET, HEAD, OPTIONS), which an upstream may serve like POST. Otherwise
+// read reports that p is a send route's path and method a read; such a
+// request must not carry a body.
 func onSendRoute(routes []Route, method, p string) (send, read bool) {
 	for _, rt := range routes {
-		if !strings.EqualFold(rt.Path, p) {
+		if !sendRoutePath(rt.Path, p) {
 			continue
 		}
 		if rt.Method == "*" || strings.EqualFold(rt.Method, method) || !isRead(method) {
@@ -435,6 +436,18 @@ func onSendRoute(routes []Route, method, p string) (send, read bool) {
 		read = true
 	}
 	return false, read
+}
+
+// sendRoutePath reports whether the canonical path p is the send route's
+// path route, compared case-insensitively, also with a format suffix on
+// its last segment: Rails routes /api/send-message.json (and .xml, .anything)
+// to the action of /api/send-message (its optional "(.:format)"), as
+// Spring MVC did by default before 5.3 (suffix pattern matching).
+func sendRoutePath(route, p string) bool {
+	if len(p) > len(route) && p[len(route)] == '.' {
+		return strings.EqualFold(route, p[:len(route)]) && !strings.Contains(p[len(route):], "/")
+	}
+	return strings.EqualFold(route, p)
 }
 
 // isRead reports whether method is GET, HEAD or OPTIONS, exactly: "get" is
