@@ -621,3 +621,37 @@ func TestAttackFormatSuffixEndToEnd(t *testing.T) {
 		a.run(t, s, func() rawReply { return s.raw(a.method, a.target, a.header, a.body) })
 	})
 }
+
+// TestAttackPathOverrideHeadersEndToEnd: X-Original-URL and X-Rewrite-URL
+// make IIS, older Symfony and Zend Framework serve the path they name
+// instead of the request's: a POST to an unchecked path naming the send
+// path would be a send that sendguard never saw. Envoy removes both on
+// every route.
+func TestAttackPathOverrideHeadersEndToEnd(t *testing.T) {
+	s := startStack(t)
+	for _, h2 := range []bool{false, true} {
+		for _, tc := range []struct{ method, path string }{{"POST", "/api/other"}, {"GET", "/api/status"}, {"PUT", "/api/contacts/1"}} {
+			t.Run(fmt.Sprintf("%s %s HTTP/2 %v", tc.method, tc.path, h2), func(t *testing.T) {
+				before := s.rec.Len()
+				body := ""
+				if tc.method != "GET" {
+					body = sendBody("inst_12345", "+966500000000", spam, "marketing")
+				}
+				r := s.doProto(h2, tc.method, tc.path, map[string]string{"Content-Type": "application/json", "X-Original-URL": "/api/send-message",
+					"X-Rewrite-URL": "/api/send-message", "X-Custom": "kept"}, body)
+				if r.status != 200 || s.rec.Len() != before+1 {
+					t.Fatalf("= %d %s, sender saw %d; want forwarded", r.status, r.body, s.rec.Len()-before)
+				}
+				got := s.rec.Requests()[before].Header
+				if got.Get("X-Custom") != "kept" {
+					t.Errorf("sender lost X-Custom: %v", got)
+				}
+				for _, name := range []string{"X-Original-Url", "X-Rewrite-Url"} {
+					if v := got.Values(name); len(v) != 0 {
+						t.Errorf("sender saw the client's %s: %q", name, v)
+					}
+				}
+			})
+		}
+	}
+}
