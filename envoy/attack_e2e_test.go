@@ -655,3 +655,62 @@ func TestAttackPathOverrideHeadersEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackHTTP2PathsEndToEnd: over HTTP/2 the path is the :path pseudo
+// header, which Envoy normalises like an HTTP/1.1 request target: each
+// spelling is checked as the send path or refused, never forwarded
+// unchecked.
+func TestAttackHTTP2PathsEndToEnd(t *testing.T) {
+	s := startStack(t)
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	marketing := sendBody("inst_12345", recipient, okMessage, "marketing")
+	for _, tc := range []struct {
+		path string
+		want catalog.Code // with a key
+	}{
+		{"/api/send-message", catalog.MessagePurposeNotAllowed},
+		{"/API//send-message/", catalog.MessagePurposeNotAllowed},
+		{"/api/send-message;x=1", catalog.MessagePurposeNotAllowed},
+		{"/api%2Fsend-message", catalog.MessagePurposeNotAllowed},
+		{"/x/..%2Fapi/send-message", catalog.MessagePurposeNotAllowed},
+		{"/api/send-message.json", catalog.MessagePurposeNotAllowed},
+		{`/api\send-message`, catalog.MessagePurposeNotAllowed},
+		{"/api/send-message%3Fx", catalog.InvalidRequestPath},
+		{"/api/send-message%20", catalog.InvalidRequestPath},
+		{"/api/send-message.", catalog.InvalidRequestPath},
+		{"/api/send-message%00", catalog.InvalidRequestPath},
+		{"/api/send-message#x", catalog.InvalidRequestPath},
+		{"/api/send-message?phone=%2B966500000000", catalog.InvalidRequestQuery},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			req, err := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/", s.listen), strings.NewReader(marketing))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.URL.Opaque = tc.path // sent as :path, byte for byte
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer key-demo")
+			before := s.rec.Len()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("POST %q: %v", tc.path, err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+			}
+			e, _ := catalog.Lookup(tc.want)
+			if want := catalog.Body(tc.want, catalog.Details{}); resp.StatusCode != e.Status || !bytes.Equal(b, want) {
+				t.Errorf("POST %q over HTTP/2 = %d %s\nwant %d %s", tc.path, resp.StatusCode, b, e.Status, want)
+			}
+			if s.rec.Len() != before {
+				t.Errorf("POST %q over HTTP/2 reached the sender", tc.path)
+			}
+		})
+	}
+}
