@@ -200,21 +200,21 @@ func newID() string {
 
 func requestOf(req *authv3.CheckRequest) decision.Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	path := h.GetPath()
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
+	path, query, _ := strings.Cut(h.GetPath(), "?")
 	body := h.GetRawBody()
 	if body == nil && h.GetBody() != "" {
 		body = []byte(h.GetBody())
 	}
 	headers := h.GetHeaders()
 	return decision.Request{
-		Method:        h.GetMethod(),
-		Path:          path,
-		Authorization: headers["authorization"],
-		Body:          body,
-		PartialBody:   headers[headerPartialBody] == "true",
+		Method:          h.GetMethod(),
+		Path:            path,
+		Query:           query,
+		Authorization:   headers["authorization"],
+		ContentType:     headers["content-type"],
+		ContentEncoding: headers["content-encoding"],
+		Body:            body,
+		PartialBody:     headers[headerPartialBody] == "true",
 	}
 }
 

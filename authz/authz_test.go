@@ -347,8 +347,8 @@ func BenchmarkCheckAllow(b *testing.B) {
 }
 
 // TestGoldenOwnDenials drives sendguard's own 400s through the gRPC wire:
-// a path that cannot be read one way only, and a read of the send path
-// with a body. Their bodies are in the contract's shape (testdata/CODE.json).
+// a path that cannot be read one way only, a read of the send path with a
+// body, and a send with a contract field in its query string. Their bodies are in the contract's shape (testdata/CODE.json).
 func TestGoldenOwnDenials(t *testing.T) {
 	body := sendBody("inst_12345", recipient, okMessage, "transactional")
 	tests := []struct {
@@ -357,6 +357,7 @@ func TestGoldenOwnDenials(t *testing.T) {
 	}{
 		{catalog.InvalidRequestPath, "POST", "/api/send-message%20?x=1"},
 		{catalog.InvalidRequestMethod, "GET", "/api/send-message?x=1"},
+		{catalog.InvalidRequestQuery, "POST", "/api/send-message?x=1&phone=%2B966500000000"},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.code), func(t *testing.T) {

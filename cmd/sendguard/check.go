@@ -89,7 +89,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	fs.StringVar(&f.policies, "policies", getenv("SENDGUARD_POLICIES"), "Rego policy directory instead of the embedded policies")
 	key := fs.String("key", "", "the API key to send as Authorization: Bearer")
 	var headers headerFlags
-	fs.Var(&headers, "H", "a request header, \"Name: value\" (repeatable; Authorization is the one the decision reads)")
+	fs.Var(&headers, "H", "a request header, \"Name: value\" (repeatable; the decision reads Authorization, Content-Type and Content-Encoding)")
 	method := fs.String("method", "POST", "HTTP method")
 	path := fs.String("path", "/api/send-message", "HTTP path")
 	bodyFile := fs.String("body", "-", "the request body: a file, or - for stdin")
@@ -126,8 +126,9 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	if *key != "" {
 		auth = "Bearer " + *key
 	}
-	p, _, _ := strings.Cut(*path, "?") // Envoy hands sendguard the path without the query
-	res, err := a.decider.Decide(ctx, decision.Request{Method: strings.ToUpper(*method), Path: p, Authorization: auth, Body: body})
+	p, q, _ := strings.Cut(*path, "?")
+	res, err := a.decider.Decide(ctx, decision.Request{Method: strings.ToUpper(*method), Path: p, Query: q, Authorization: auth,
+		ContentType: headers.get("content-type"), ContentEncoding: headers.get("content-encoding"), Body: body})
 	if err != nil {
 		fmt.Fprintf(stdout, "HTTP 503 (sendguard could not decide: %v)\n", err)
 		return nil

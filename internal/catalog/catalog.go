@@ -4,13 +4,16 @@
 // body is written, byte for byte.
 //
 // The codes, statuses, messages and default details of the first fourteen
-// entries come from the source contract and must not change. The last three
+// entries come from the source contract and must not change. The last four
 // are sendguard's own, in the same shape: PolicyCheckUnavailable, which
 // Envoy answers when it cannot reach sendguard (see envoy/sidecar.yaml);
 // InvalidRequestPath, for a path that cannot be read one way only (sendguard
-// on any checked request, and Envoy for a path it cannot normalise); and
+// on any checked request, and Envoy for a path it cannot normalise);
 // InvalidRequestMethod, for a GET, HEAD or OPTIONS to the send path that
-// carries a body.
+// carries a body; and InvalidRequestQuery, for a send whose query string
+// holds a parameter named like a contract field, which frameworks that
+// merge the query into the body's parameters (Rails' params, where the
+// query wins) would read instead of the body's value.
 package catalog
 
 import (
@@ -40,6 +43,7 @@ const (
 	PolicyCheckUnavailable   Code = "policy_check_unavailable"
 	InvalidRequestPath       Code = "invalid_request_path"
 	InvalidRequestMethod     Code = "invalid_request_method"
+	InvalidRequestQuery      Code = "invalid_request_query"
 )
 
 // Actions used in details.action.
@@ -77,6 +81,7 @@ var entries = []Entry{
 	{PolicyCheckUnavailable, 503, "Responsible messaging checks are temporarily unavailable, so the message was not sent. Please try again shortly.", ActionBlock, 0},
 	{InvalidRequestPath, 400, "The request path is not valid. Use the documented path without encoded separators, control characters, spaces or trailing dots.", ActionBlock, 0},
 	{InvalidRequestMethod, 400, "Messages are sent with POST. A GET, HEAD or OPTIONS request to the send path must not carry a body.", ActionBlock, 0},
+	{InvalidRequestQuery, 400, "Send instance_id, phone, message and message_purpose in the JSON body only, not in the query string.", ActionBlock, 0},
 }
 
 // prefix holds, per code, the constant start of its body, up to and

@@ -153,9 +153,14 @@ func newID() string {
 // Request is one HTTP request as Envoy describes it.
 type Request struct {
 	Method, Path  string // Path without the query string
+	Query         string // the raw query string, without "?"
 	Authorization string
-	Body          []byte
-	PartialBody   bool // Envoy cut the body at its max_request_bytes
+	// ContentType and ContentEncoding are the request's headers of those
+	// names, repeated ones joined with "," as Envoy joins them; empty when
+	// absent.
+	ContentType, ContentEncoding string
+	Body                         []byte
+	PartialBody                  bool // Envoy cut the body at its max_request_bytes
 }
 
 // Header is one response header.
@@ -202,13 +207,17 @@ type Result struct {
 //   - a send route's path with a read method (GET, HEAD, OPTIONS) and a
 //     body                                                          invalid_request_method (400)
 //   - not a send (onSendRoute): allowed untouched
+//   - a send whose query string holds a parameter named like a
+//     contract field (contractInQuery)                            invalid_request_query (400)
 //
 // Then the send's steps, in order; the first that fails answers, and
 // nothing is consumed unless every step passes:
 //
 //  1. Authorization: Bearer <key> is a known key    invalid_api_key / revoked_api_key (401)
 //  2. the body is one JSON object every reader reads
-//     alike (parseBody: I-JSON, no repeated names)    invalid_json (400)
+//     alike (parseBody: I-JSON, no repeated names),
+//     declared as JSON or not at all, not encoded
+//     (readAsJSON)                                    invalid_json (400)
 //  3. instance_id, phone, message are non-empty
 //     strings, phone a valid number                   validation_error (422)
 //  4. the instance belongs to the key's account       invalid_instance (404)
@@ -295,6 +304,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		return res, nil
 	}
 	res.Send = true
+	if contractInQuery(r.Query) {
+		return d.deny(res, catalog.InvalidRequestQuery, catalog.Details{}), nil
+	}
 
 	key, status := d.opts.Keys.Lookup(r.Authorization)
 	switch status {
@@ -306,6 +318,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 	res.Account, res.KeyID = key.Account, key.ID
 
+	if !readAsJSON(r.ContentType, r.ContentEncoding) {
+		return d.deny(res, catalog.InvalidJSON, catalog.Details{}), nil
+	}
 	req, code, fields := d.parseBody(r.Body, r.PartialBody)
 	if code != "" {
 		return d.deny(res, code, catalog.Details{Fields: fields}), nil
@@ -447,13 +462,14 @@ func matchRoute(routes []Route, method, p string) bool {
 }
 
 // onSendRoute reports whether a request with method on the canonical path p
-// is a send: p is a send route's path (case-insensitively) and method is
-// the route's own, or any method but a read (GET, HEAD, OPTIONS), which an
-// upstream may serve like POST. Otherwise read reports that p is a send
-// route's path and method a read; such a request must not carry a body.
+// is a send: p is a send route's path (case-insensitively, see
+// sendRoutePath) and method is the route's own, or any method but a read
+// (GET, HEAD, OPTIONS), which an upstream may serve like POST. Otherwise
+// read reports that p is a send route's path and method a read; such a
+// request must not carry a body.
 func onSendRoute(routes []Route, method, p string) (send, read bool) {
 	for _, rt := range routes {
-		if !strings.EqualFold(rt.Path, p) {
+		if !sendRoutePath(rt.Path, p) {
 			continue
 		}
 		if rt.Method == "*" || strings.EqualFold(rt.Method, method) || !isRead(method) {
@@ -462,6 +478,18 @@ func onSendRoute(routes []Route, method, p string) (send, read bool) {
 		read = true
 	}
 	return false, read
+}
+
+// sendRoutePath reports whether the canonical path p is the send route's
+// path route, compared case-insensitively, also with a format suffix on
+// its last segment: Rails routes /api/send-message.json (and .xml, .anything)
+// to the action of /api/send-message (its optional "(.:format)"), as
+// Spring MVC did by default before 5.3 (suffix pattern matching).
+func sendRoutePath(route, p string) bool {
+	if len(p) > len(route) && p[len(route)] == '.' {
+		return strings.EqualFold(route, p[:len(route)]) && !strings.Contains(p[len(route):], "/")
+	}
+	return strings.EqualFold(route, p)
 }
 
 // isRead reports whether method is GET, HEAD or OPTIONS, exactly: "get" is

@@ -182,6 +182,14 @@ func TestSendRouteMethods(t *testing.T) {
 		{"GET", "/api/send-message", "", nil, ""},
 		{"HEAD", "/api/send-message", "", nil, ""},
 		{"OPTIONS", "/api/send-message", "", nil, ""},
+		// A format suffix, as Rails and older Spring read it.
+		{"POST", "/api/send-message.json", "", marketing, catalog.InvalidAPIKey},
+		{"POST", "/API/Send-Message.XML", keyDemo, marketing, catalog.MessagePurposeNotAllowed},
+		{"POST", "/api/send-message.a.b", "", marketing, catalog.InvalidAPIKey},
+		{"GET", "/api/send-message.json", "", marketing, catalog.InvalidRequestMethod},
+		{"GET", "/api/send-message.json", "", nil, ""},
+		{"POST", "/api/send-message.json/x", "", marketing, ""}, // another path
+		{"POST", "/api/send-messages", "", marketing, ""},
 		{"GET", "/api/other", "", marketing, ""}, // not a send route
 		{"PUT", "/api/other", "", marketing, ""},
 	}
