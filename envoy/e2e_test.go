@@ -133,6 +133,8 @@ instances:
   - {id: inst_theirs, account: other, plan: starter}
 suppressions:
   - {instance: inst_12345, phone: "+966500000000", reason: recipient_requested_stop}
+inbound:
+  signature: {secret_env: E2E_INBOUND_SECRET, secrets_env: [E2E_INBOUND_SECRET_NEXT]}
 `
 
 func startStack(t *testing.T) *stack {
