@@ -213,6 +213,9 @@ func (s *stack) stopSender() { s.senderSrv.Close() }
 func (s *stack) startSendguard(cfgPath string) {
 	out, _ := os.Create(filepath.Join(s.dir, "sendguard.log"))
 	s.sendguard = exec.Command(sendguardBinary(s.t), "serve", "--config", cfgPath)
+	// inbound.signature's variables (e2eConfig): the webhook's signing
+	// secret and, mid-rotation, the next one.
+	s.sendguard.Env = append(os.Environ(), "E2E_INBOUND_SECRET="+inboundSecret, "E2E_INBOUND_SECRET_NEXT="+inboundSecretNext)
 	s.sendguard.Stdout, s.sendguard.Stderr = out, out
 	if err := s.sendguard.Start(); err != nil {
 		s.t.Fatal(err)
