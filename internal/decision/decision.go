@@ -224,7 +224,8 @@ type Result struct {
 // Decide answers one request. First the route, on any path and method:
 //
 //   - a path that cannot be read one way only (see canonicalPath)   invalid_request_path (400)
-//   - an inbound route: observed (see Inbound), allowed
+//   - an inbound route: observed (see Inbound; recorded only when its
+//     signature verifies), allowed
 //   - a send route's path with a read method (GET, HEAD, OPTIONS) and a
 //     body                                                          invalid_request_method (400)
 //   - not a send (onSendRoute): allowed untouched
