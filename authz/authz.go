@@ -64,6 +64,7 @@ type metrics struct {
 	failures prometheus.Counter
 	seconds  prometheus.Histogram
 	panics   *prometheus.CounterVec
+	inbound  *prometheus.CounterVec
 }
 
 // WithMetrics registers the server's Prometheus metrics on reg:
@@ -75,6 +76,9 @@ type metrics struct {
 //	sendguard_panics_total{where}         panics recovered: decide (inside the
 //	                                      decision), check (in Check around it),
 //	                                      admin (an admin handler, see Panics)
+//	sendguard_inbound_total{result}       observed inbound webhook requests:
+//	                                      recorded, ignored, unsigned,
+//	                                      bad_signature, partial_body, failed
 func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 	s.m = &metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -94,7 +98,13 @@ func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 	for _, w := range []string{"decide", "check", "admin"} {
 		s.m.panics.WithLabelValues(w) // export zeros, so that an alert on increase() sees the first one
 	}
-	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds, s.m.panics)
+	s.m.inbound = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sendguard_inbound_total", Help: "Inbound webhook requests observed, by result: recorded, ignored (verified but not a readable message of a known instance), unsigned, bad_signature, partial_body (none of these three recorded anything), failed (the store failed; answered 503).",
+	}, []string{"result"})
+	for _, r := range []string{decision.InboundRecorded, decision.InboundIgnored, decision.InboundUnsigned, decision.InboundBadSignature, decision.InboundPartialBody, decision.InboundFailed} {
+		s.m.inbound.WithLabelValues(r) // export zeros: an alert on increase() sees the first forgery
+	}
+	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds, s.m.panics, s.m.inbound)
 	return s
 }
 
@@ -112,6 +122,9 @@ func (s *Server) observe(start time.Time, res decision.Result, err error) {
 		return
 	}
 	s.m.seconds.Observe(time.Since(start).Seconds())
+	if res.Inbound && res.InboundResult != "" {
+		s.m.inbound.WithLabelValues(res.InboundResult).Inc()
+	}
 	switch {
 	case err != nil:
 		s.m.failures.Inc()
@@ -158,6 +171,12 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			s.log.ErrorContext(ctx, "decision failed", "decision_id", res.ID, "instance_id", res.Instance, "err", err)
 		}
 		return unavailable(res.ID), nil
+	}
+	switch res.InboundResult {
+	case decision.InboundUnsigned, decision.InboundBadSignature, decision.InboundPartialBody:
+		// Never the body: it is someone's message, or a forger's.
+		s.log.WarnContext(ctx, "inbound webhook request not recorded: its signature does not verify; forwarded untouched",
+			"decision_id", res.ID, "result", res.InboundResult, "method", in.Method, "path", in.Path, "body_bytes", len(in.Body))
 	}
 	if res.Send {
 		s.log.DebugContext(ctx, "decision", "decision_id", res.ID, "allowed", res.Allowed, "error", res.Code,
@@ -215,6 +234,7 @@ func requestOf(req *authv3.CheckRequest) decision.Request {
 		ContentEncoding: headers["content-encoding"],
 		Body:            body,
 		PartialBody:     headers[headerPartialBody] == "true",
+		Headers:         headers,
 	}
 }
 

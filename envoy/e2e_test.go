@@ -133,6 +133,8 @@ instances:
   - {id: inst_theirs, account: other, plan: starter}
 suppressions:
   - {instance: inst_12345, phone: "+966500000000", reason: recipient_requested_stop}
+inbound:
+  signature: {secret_env: E2E_INBOUND_SECRET, secrets_env: [E2E_INBOUND_SECRET_NEXT]}
 `
 
 func startStack(t *testing.T) *stack {
@@ -211,6 +213,9 @@ func (s *stack) stopSender() { s.senderSrv.Close() }
 func (s *stack) startSendguard(cfgPath string) {
 	out, _ := os.Create(filepath.Join(s.dir, "sendguard.log"))
 	s.sendguard = exec.Command(sendguardBinary(s.t), "serve", "--config", cfgPath)
+	// inbound.signature's variables (e2eConfig): the webhook's signing
+	// secret and, mid-rotation, the next one.
+	s.sendguard.Env = append(os.Environ(), "E2E_INBOUND_SECRET="+inboundSecret, "E2E_INBOUND_SECRET_NEXT="+inboundSecretNext)
 	s.sendguard.Stdout, s.sendguard.Stderr = out, out
 	if err := s.sendguard.Start(); err != nil {
 		s.t.Fatal(err)

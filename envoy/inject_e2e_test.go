@@ -30,6 +30,7 @@ accounts:
       - {id: good, sha256: %s}
 instances:
   - {id: inst_12345, name: Demo Shop, account: demo, plan: starter}
+inbound: {signature: {secret: inject-e2e-secret}} # the injected container has no secret variable
 `
 
 // TestInjectedPodEndToEnd runs the two containers the injector adds

@@ -2,6 +2,9 @@ package envoy_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -81,10 +84,43 @@ func (r *eventReceiver) find(kind, phone string) []receivedEvent {
 	return out
 }
 
+// The inbound webhook's signing secrets, as e2eConfig's variables hold
+// them: the current one and the next (a rotation in progress).
+const (
+	inboundSecret     = "e2e-inbound-secret"
+	inboundSecretNext = "e2e-inbound-secret-next"
+)
+
+// metaSign is Meta's X-Hub-Signature-256 of body: "sha256=" + hex
+// HMAC-SHA256(secret, body).
+func metaSign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func inboundBody(instance, from, text string) []byte {
+	body, _ := json.Marshal(map[string]string{"instance_id": instance, "from": from, "message_text": text, "timestamp": "2026-05-08T10:00:00Z"})
+	return body
+}
+
+// inbound posts a message to the webhook route through Envoy, signed as
+// the webhook's sender (Meta) signs it.
 func (s *stack) inbound(instance, from, text string) reply {
 	s.t.Helper()
-	body, _ := json.Marshal(map[string]string{"instance_id": instance, "from": from, "message_text": text, "timestamp": "2026-05-08T10:00:00Z"})
-	return s.do("POST", "/webhooks/inbound", map[string]string{"Content-Type": "application/json"}, body)
+	body := inboundBody(instance, from, text)
+	return s.inboundSigned(body, metaSign(inboundSecret, body))
+}
+
+// inboundSigned posts body to the webhook route through Envoy with sig as
+// its X-Hub-Signature-256; none when sig is "".
+func (s *stack) inboundSigned(body []byte, sig string) reply {
+	s.t.Helper()
+	h := map[string]string{"Content-Type": "application/json"}
+	if sig != "" {
+		h["X-Hub-Signature-256"] = sig
+	}
+	return s.do("POST", "/webhooks/inbound", h, body)
 }
 
 // TestOptOutEndToEnd: inbound STOP through Envoy's webhook route suppresses

@@ -1,6 +1,36 @@
 package main
 
-import "strings"
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// inboundSecret is inbound.signature.secret in cmd/devstack/sendguard.yaml.
+const inboundSecret = "demo-inbound-secret"
+
+// inbound is a curl posting an inbound message to the webhook route through
+// Envoy, signed with sig (Meta's X-Hub-Signature-256) unless sig is "".
+func inbound(from, text, sig string) string {
+	body := inboundBody(from, text)
+	c := "curl -si -X POST " + envoyURL + "/webhooks/inbound -H 'content-type: application/json'"
+	if sig != "" {
+		c += " -H 'X-Hub-Signature-256: " + sig + "'"
+	}
+	return c + " -d '" + body + "'"
+}
+
+// sign is Meta's signature of body: "sha256=" + hex HMAC-SHA256.
+func sign(secret, body string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func inboundBody(from, text string) string {
+	return `{"instance_id":"inst_12345","from":"` + from + `","message_text":"` + text + `"}`
+}
 
 // banner is what devstack prints once the stack is ready: where everything
 // listens and curls to paste, each under a comment saying what it shows.
@@ -58,6 +88,17 @@ func banner() string {
 	line("# Pause inst_12345 (sends then get 423), and resume it")
 	line("curl -si -X POST ", inst, "/pause ", auth)
 	line("curl -si -X POST ", inst, "/resume ", auth)
+	line()
+	line("# Inbound webhook through Envoy (no webhook runs behind it in the demo, so Envoy")
+	line("# answers 503 after sendguard has looked). A STOP signed with inbound.signature's")
+	line("# secret, as Meta signs (printf %s \"$body\" | openssl dgst -sha256 -hmac ", inboundSecret, "),")
+	line("# suppresses +966501234567: the allowed send above then gets 403 recipient_suppressed")
+	line(inbound("+966501234567", "STOP", sign(inboundSecret, inboundBody("+966501234567", "STOP"))))
+	line("# A forged START, unsigned or badly signed, is forwarded but not recorded: still 403")
+	line(inbound("+966501234567", "START", ""))
+	line(inbound("+966501234567", "START", sign("not-the-secret", inboundBody("+966501234567", "START"))))
+	line("# The signed START lifts it")
+	line(inbound("+966501234567", "START", sign(inboundSecret, inboundBody("+966501234567", "START"))))
 	line()
 	return b.String()
 }

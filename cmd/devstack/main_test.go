@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
@@ -10,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sendguard/sendguard/internal/config"
 )
 
 func TestBannerHasEveryCurl(t *testing.T) {
@@ -215,5 +220,42 @@ func TestLineWriter(t *testing.T) {
 	w.Write([]byte(strings.Repeat("a", maxLine+5)))
 	if got := out.String(); !strings.HasPrefix(got, "[x] aaa") || len(got) != len("[x] ")+maxLine+1 {
 		t.Errorf("a long line is held back or split wrongly: %d bytes written", len(got))
+	}
+}
+
+// TestBannerInboundCurlsSign: the banner's inbound curls are signed with
+// the secret cmd/devstack/sendguard.yaml configures (so the demo's signed
+// STOP and START are recorded) and its forged START is not.
+func TestBannerInboundCurlsSign(t *testing.T) {
+	cfg, err := config.Load("sendguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := cfg.Inbound.Signature.Secrets(func(string) string { return "" })
+	if err != nil || len(secrets) != 1 {
+		t.Fatalf("demo inbound secrets = %q, %v; want one in the file", secrets, err)
+	}
+	header := strings.ToLower(cfg.Inbound.Signature.Header) + ": " + *cfg.Inbound.Signature.Prefix
+	var signed, forged []string
+	for l := range strings.SplitSeq(banner(), "\n") {
+		if !strings.HasPrefix(l, "curl ") || !strings.Contains(l, "/webhooks/inbound") {
+			continue
+		}
+		_, body, _ := strings.Cut(l, " -d '")
+		body = strings.TrimSuffix(body, "'")
+		m := hmac.New(sha256.New, secrets[0])
+		m.Write([]byte(body))
+		want := header + hex.EncodeToString(m.Sum(nil))
+		if strings.Contains(strings.ToLower(l), want) {
+			signed = append(signed, body)
+		} else {
+			forged = append(forged, body)
+		}
+	}
+	if len(signed) != 2 || !strings.Contains(signed[0], `"STOP"`) || !strings.Contains(signed[1], `"START"`) {
+		t.Errorf("signed inbound curls = %q, want a STOP then a START", signed)
+	}
+	if len(forged) != 2 {
+		t.Errorf("forged inbound curls = %q, want two (unsigned, wrong secret)", forged)
 	}
 }

@@ -194,7 +194,7 @@ func TestOptoutClassify(t *testing.T) {
 	}
 	// A platform team's extra keyword, from the config.
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	os.WriteFile(cfg, []byte("optout:\n  extra:\n    opt_out: [HALT]\n"), 0o600)
+	os.WriteFile(cfg, []byte("inbound: {routes: []}\noptout:\n  extra:\n    opt_out: [HALT]\n"), 0o600)
 	out.Reset()
 	if err := run(context.Background(), []string{"optout", "classify", "--config", cfg}, noenv, strings.NewReader("halt\n"), &out, &out); err != nil {
 		t.Fatal(err)

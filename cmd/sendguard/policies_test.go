@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -263,7 +264,7 @@ func TestSIGHUPKeepsRunningPolicies(t *testing.T) {
 // never be presented; serve refuses to start and names the variable.
 func TestServeRefusesAdminTokenWithWhitespace(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
-	os.WriteFile(cfg, []byte("store: {type: memory}\n"), 0o600)
+	os.WriteFile(cfg, []byte("store: {type: memory}\ninbound: {routes: []}\n"), 0o600)
 	env := func(k string) string { return map[string]string{"SENDGUARD_ADMIN_TOKEN": "s3cret\n"}[k] }
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -271,4 +272,72 @@ func TestServeRefusesAdminTokenWithWhitespace(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SENDGUARD_ADMIN_TOKEN") || !strings.Contains(err.Error(), "whitespace") {
 		t.Errorf("serve with SENDGUARD_ADMIN_TOKEN=%q = %v, want an error naming the variable", "s3cret\n", err)
 	}
+}
+
+// TestServeInboundSecrets: serve refuses to start when a variable
+// inbound.signature names is empty or ends in a newline (it would verify
+// nothing, so no STOP would ever be recorded), naming the variable;
+// `config check` does not need the deployment's variables.
+func TestServeInboundSecrets(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
+	os.WriteFile(cfg, []byte("store: {type: memory}\ninbound: {signature: {secret_env: INBOUND_CUR, secrets_env: [INBOUND_NEXT]}}\n"), 0o600)
+	for _, env := range []map[string]string{
+		{"INBOUND_CUR": "cur"},
+		{"INBOUND_CUR": "cur", "INBOUND_NEXT": "next\n"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := run(ctx, []string{"serve", "--config", cfg, "--grpc-addr", freeAddr(t), "--admin-addr", freeAddr(t)}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "INBOUND_NEXT") {
+			t.Errorf("serve with %q = %v, want an error naming INBOUND_NEXT", env, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"config", "check", "--config", cfg}, noenv, nil, &out, &out); err != nil {
+		t.Errorf("config check without the variables = %v, want ok", err)
+	}
+}
+
+// TestServeWarnsUnsigned: inbound.unsigned: true starts, with a warning
+// that anyone reaching the sidecar can forge opt-outs and opt-ins.
+func TestServeWarnsUnsigned(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
+	os.WriteFile(cfg, []byte("store: {type: memory}\ninbound: {unsigned: true}\n"), 0o600)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	adminAddr := freeAddr(t)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg, "--grpc-addr", freeAddr(t), "--admin-addr", adminAddr}, noenv, nil, io.Discard, &logs)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "inbound.unsigned") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve with inbound.unsigned: true = %v, want it to start", err)
+	}
+	if l := logs.String(); !strings.Contains(l, `"level":"WARN"`) || !strings.Contains(l, "forge opt-outs") {
+		t.Errorf("serve with inbound.unsigned: true logged\n%s\nwant a warning that anyone can forge opt-outs", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write from serve's goroutines
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -73,6 +73,7 @@ accounts:
 instances:
   - {id: shop, account: demo, plan: hundred}
   - {id: other, account: demo, plan: hundred}
+inbound: {signature: {secret: process-inbound-secret}}
 `
 
 func writeProcessConfig(t *testing.T, dir, store string) (string, string, string) {

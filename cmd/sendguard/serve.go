@@ -226,6 +226,22 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		inRoutes[i] = decision.Route{Method: strings.ToUpper(r.Method), Path: r.Path}
 	}
 	fl := cfg.Inbound.Fields
+	var inSig *decision.Signature
+	switch {
+	case cfg.Inbound.Signature.Configured():
+		secrets, err := cfg.Inbound.Signature.Secrets(getenv)
+		if err != nil && !f.checkOnly {
+			st.Close()
+			return nil, err
+		}
+		if f.checkOnly && len(secrets) == 0 {
+			secrets = [][]byte{[]byte("config-check")} // the variables are the deployment's, not the check's
+		}
+		inSig = &decision.Signature{Header: cfg.Inbound.Signature.Header, Prefix: *cfg.Inbound.Signature.Prefix, Secrets: secrets}
+	case len(cfg.Inbound.Routes) > 0 && cfg.Inbound.Unsigned && !f.checkOnly:
+		log.Warn("inbound.unsigned is true: inbound webhook requests are recorded without a signature, so anyone who can reach the sidecar can forge opt-outs (suppressing any recipient) and opt-ins (lifting a recipient's STOP); set inbound.signature for production",
+			"routes", len(cfg.Inbound.Routes))
+	}
 	autoPause := decision.AutoPause{Violations: max(0, cfg.Abuse.AutoPause.Violations), Window: cfg.Abuse.AutoPause.Window,
 		OnPause: func(ctx context.Context, inst decision.Instance, n int) error {
 			now := time.Now().UTC()
@@ -244,7 +260,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		Abuse:     st, // the store's abuse counters: shared by replicas on Redis
 		AutoPause: autoPause,
 		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: recorder,
-			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}},
+			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}, Signature: inSig},
 		Keys:            keys.NewKeyring(entries),
 		Instances:       instances,
 		Policy:          engine,

@@ -53,10 +53,69 @@ type Risk struct {
 	Shorteners []string        `yaml:"shorteners"` // host names added to the built-in list
 }
 
-// Inbound configures the observed inbound-message webhook.
+// Inbound configures the observed inbound-message webhook. With routes
+// (the default), sendguard records what it observes only from requests
+// whose Signature verifies, so Signature must name a secret, unless
+// Unsigned is set; routes: [] observes nothing.
 type Inbound struct {
-	Routes []Route       `yaml:"routes"` // default POST /webhooks/inbound
-	Fields InboundFields `yaml:"fields"` // dot paths into the payload
+	Routes    []Route          `yaml:"routes"` // default POST /webhooks/inbound; [] observes nothing
+	Fields    InboundFields    `yaml:"fields"` // dot paths into the payload
+	Signature InboundSignature `yaml:"signature"`
+	// Unsigned records inbound requests without any signature, for trials:
+	// anyone who can reach the sidecar can then forge opt-outs and opt-ins.
+	Unsigned bool `yaml:"unsigned"`
+}
+
+// InboundSignature is how the webhook's sender signs each request: Prefix
+// and the hex HMAC-SHA256 of the raw body, keyed by a shared secret, in
+// the request header Header. The defaults are Meta's WhatsApp Cloud API
+// scheme (X-Hub-Signature-256: sha256=<hex>, keyed by the app secret).
+// Every secret configured verifies: name the old and the new one during a
+// rotation.
+type InboundSignature struct {
+	Header     string   `yaml:"header"`      // default X-Hub-Signature-256
+	Prefix     *string  `yaml:"prefix"`      // default "sha256="; "" for a bare hex signature
+	Secret     string   `yaml:"secret"`      // prefer secret_env
+	SecretEnv  string   `yaml:"secret_env"`  // the variable holding the secret
+	SecretsEnv []string `yaml:"secrets_env"` // more variables, each holding a secret (rotation)
+}
+
+// Configured says whether s names any secret.
+func (s InboundSignature) Configured() bool {
+	return s.Secret != "" || s.SecretEnv != "" || len(s.SecretsEnv) > 0
+}
+
+// Secrets returns every secret s names, from the file and the environment
+// through getenv. A named variable that is empty, or a secret with
+// leading or trailing whitespace (a trailing newline from a Secret file?),
+// is an error naming where it came from: it would verify nothing.
+func (s InboundSignature) Secrets(getenv func(string) string) ([][]byte, error) {
+	var out [][]byte
+	add := func(where, v string) error {
+		if v == "" {
+			return fmt.Errorf("inbound.signature: %s is empty", where)
+		}
+		if strings.TrimSpace(v) != v {
+			return fmt.Errorf("inbound.signature: %s has leading or trailing whitespace (a trailing newline from a Secret file?)", where)
+		}
+		out = append(out, []byte(v))
+		return nil
+	}
+	if s.Secret != "" {
+		if err := add("secret", s.Secret); err != nil {
+			return nil, err
+		}
+	}
+	envs := s.SecretsEnv
+	if s.SecretEnv != "" {
+		envs = append([]string{s.SecretEnv}, envs...)
+	}
+	for _, e := range envs {
+		if err := add("the variable "+e, getenv(e)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // InboundFields name where an inbound payload keeps each field.
@@ -265,8 +324,15 @@ func (c *Config) applyDefaults() {
 	if c.Admin.TokenEnv == "" {
 		c.Admin.TokenEnv = "SENDGUARD_ADMIN_TOKEN"
 	}
-	if len(c.Inbound.Routes) == 0 {
+	if c.Inbound.Routes == nil { // routes: [] stays empty: nothing observed
 		c.Inbound.Routes = []Route{{Method: "POST", Path: "/webhooks/inbound"}}
+	}
+	if c.Inbound.Signature.Header == "" {
+		c.Inbound.Signature.Header = "X-Hub-Signature-256"
+	}
+	if c.Inbound.Signature.Prefix == nil {
+		p := "sha256="
+		c.Inbound.Signature.Prefix = &p
 	}
 	f := &c.Inbound.Fields
 	for _, d := range []struct {
@@ -382,6 +448,29 @@ func (c *Config) validate() error {
 		if r.Method == "" || !strings.HasPrefix(r.Path, "/") {
 			bad("inbound.routes[%d]: method and a path starting with / are required", i)
 		}
+	}
+	sig := c.Inbound.Signature
+	switch {
+	case len(c.Inbound.Routes) > 0 && !sig.Configured() && !c.Inbound.Unsigned:
+		bad("inbound.signature: set secret_env (the variable holding the secret your webhook's sender signs with, e.g. your Meta app secret) so that only signed inbound messages record opt-outs and opt-ins; or set inbound.unsigned: true to record unsigned ones (trials only: anyone who can reach the sidecar can then forge them); or set inbound.routes: [] to observe no webhook")
+	case sig.Configured() && c.Inbound.Unsigned:
+		bad("inbound.unsigned: true contradicts inbound.signature: remove one of them")
+	}
+	if !validHeaderName(sig.Header) {
+		bad("inbound.signature.header %q: must be an HTTP header name", sig.Header)
+	}
+	if sig.Secret != "" && strings.TrimSpace(sig.Secret) != sig.Secret {
+		bad("inbound.signature.secret: has leading or trailing whitespace")
+	}
+	seenEnv := map[string]bool{}
+	for i, e := range append([]string{sig.SecretEnv}, sig.SecretsEnv...) {
+		if i > 0 && e == "" {
+			bad("inbound.signature.secrets_env[%d]: a variable name is required", i-1)
+		}
+		if e != "" && seenEnv[e] {
+			bad("inbound.signature: the variable %s is named twice", e)
+		}
+		seenEnv[e] = true
 	}
 	if c.Events.RetryFor < 24*time.Hour {
 		bad("events.retry_for %s: must be at least 24h", c.Events.RetryFor)
@@ -553,6 +642,22 @@ func checkToken(tok string) error {
 		return errors.New("a token is 1 to 512 visible ASCII characters")
 	}
 	return nil
+}
+
+// validHeaderName reports whether s is an HTTP field name (RFC 9110 token)
+// and not a pseudo-header.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("!#$%&'*+-.^_`|~", r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

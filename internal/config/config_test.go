@@ -17,8 +17,11 @@ func TestParseDemoConfig(t *testing.T) {
 	}
 }
 
+// signed is the least a config needs for its default inbound route.
+const signed = "inbound: {signature: {secret_env: SENDGUARD_INBOUND_SECRET}}\n"
+
 func TestDefaults(t *testing.T) {
-	c, err := Parse(nil)
+	c, err := Parse([]byte(signed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +46,7 @@ func TestDefaults(t *testing.T) {
 // TestAdminTokenFromEnvironment: a token read from the environment that
 // no client could present is an error naming the variable.
 func TestAdminTokenFromEnvironment(t *testing.T) {
-	c, err := Parse([]byte("admin: {token_env: ADMIN_SECRET}"))
+	c, err := Parse([]byte(signed + "admin: {token_env: ADMIN_SECRET}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +178,100 @@ func TestREADMEExample(t *testing.T) {
 }
 
 func TestPlansMergeWithDefaults(t *testing.T) {
-	c, err := Parse([]byte("plans:\n  starter: {daily: 7, monthly: 70, throttle: {rate: 1, burst: 1}}\n  custom: {daily: 1, monthly: 2, throttle: {rate: 1, burst: 1}}\n"))
+	c, err := Parse([]byte(signed + "plans:\n  starter: {daily: 7, monthly: 70, throttle: {rate: 1, burst: 1}}\n  custom: {daily: 1, monthly: 2, throttle: {rate: 1, burst: 1}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Plans["starter"].Daily != 7 || c.Plans["custom"].Monthly != 2 || c.Plans["scale"].Daily != 1500 || c.Plans["growth"].Monthly != 10000 {
 		t.Errorf("plans = %+v", c.Plans)
+	}
+}
+
+// TestInboundSignatureRequired: the observed inbound webhook records
+// opt-outs and opt-ins, so a config that observes it (the default route)
+// without a signature secret is refused, naming the key and both ways out;
+// inbound.unsigned: true and inbound.routes: [] are the explicit opt-outs.
+func TestInboundSignatureRequired(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // in the error; nil: valid
+	}{
+		{"empty file", "", []string{"inbound.signature", "secret_env", "inbound.unsigned: true", "inbound.routes: []"}},
+		{"routes, no secret", "inbound: {routes: [{method: POST, path: /hooks/in}]}", []string{"inbound.signature"}},
+		{"header only", "inbound: {signature: {header: X-Signature}}", []string{"inbound.signature"}},
+		{"secret_env", signed, nil},
+		{"secret", "inbound: {signature: {secret: s3cret}}", nil},
+		{"secrets_env only", "inbound: {signature: {secrets_env: [A, B]}}", nil},
+		{"unsigned", "inbound: {unsigned: true}", nil},
+		{"no routes", "inbound: {routes: []}", nil},
+		{"unsigned and a secret", "inbound: {unsigned: true, signature: {secret_env: S}}", []string{"inbound.unsigned"}},
+		{"bad header", "inbound: {signature: {secret_env: S, header: 'X Sig'}}", []string{"inbound.signature.header"}},
+		{"pseudo header", "inbound: {signature: {secret_env: S, header: ':path'}}", []string{"inbound.signature.header"}},
+		{"secret with newline", "inbound: {signature: {secret: \"s3cret\\n\"}}", []string{"inbound.signature.secret"}},
+		{"variable named twice", "inbound: {signature: {secret_env: S, secrets_env: [S]}}", []string{"named twice"}},
+		{"empty variable name", "inbound: {signature: {secrets_env: ['']}}", []string{"secrets_env[0]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Parse(%q) = %v, want valid", tc.yaml, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse(%q) = %+v, want an error", tc.yaml, c.Inbound)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse(%q) = %v, want it to name %q", tc.yaml, err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestInboundSignatureDefaults: Meta's scheme by default; routes: [] stays
+// empty (nothing observed) instead of taking the default route.
+func TestInboundSignatureDefaults(t *testing.T) {
+	c, err := Parse([]byte(signed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Inbound.Signature
+	if s.Header != "X-Hub-Signature-256" || s.Prefix == nil || *s.Prefix != "sha256=" || len(c.Inbound.Routes) != 1 || c.Inbound.Routes[0].Path != "/webhooks/inbound" {
+		t.Errorf("inbound defaults = %+v (prefix %v)", c.Inbound, s.Prefix)
+	}
+	c, err = Parse([]byte("inbound: {routes: [], signature: {secret: x, prefix: ''}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Inbound.Routes) != 0 || *c.Inbound.Signature.Prefix != "" {
+		t.Errorf("routes: [] and prefix: '' = %+v, %q; want no routes and no prefix", c.Inbound.Routes, *c.Inbound.Signature.Prefix)
+	}
+}
+
+// TestInboundSecrets: every named secret, file first, then secret_env,
+// then secrets_env in order (rotation); an empty variable or a secret with
+// a trailing newline is an error naming where it came from.
+func TestInboundSecrets(t *testing.T) {
+	env := map[string]string{"CUR": "current", "NEXT": "next", "EMPTY": "", "NL": "secret\n"}
+	getenv := func(k string) string { return env[k] }
+	s := InboundSignature{Secret: "file", SecretEnv: "CUR", SecretsEnv: []string{"NEXT"}}
+	got, err := s.Secrets(getenv)
+	if err != nil || len(got) != 3 || string(got[0]) != "file" || string(got[1]) != "current" || string(got[2]) != "next" {
+		t.Errorf("Secrets(%+v) = %q, %v; want file, current, next", s, got, err)
+	}
+	for _, tc := range []struct {
+		s    InboundSignature
+		want string
+	}{
+		{InboundSignature{SecretEnv: "EMPTY"}, "EMPTY"},
+		{InboundSignature{SecretEnv: "UNSET"}, "UNSET"},
+		{InboundSignature{SecretEnv: "CUR", SecretsEnv: []string{"NL"}}, "NL"},
+	} {
+		if got, err := tc.s.Secrets(getenv); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Secrets(%+v) = %q, %v; want an error naming %s", tc.s, got, err, tc.want)
+		}
 	}
 }

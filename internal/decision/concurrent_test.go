@@ -95,7 +95,8 @@ func serveDecider(t testing.TB, cold bool) *Decider {
 	d, err := New(Options{
 		Scanner: risk.New(risk.Options{}),
 		Abuse:   st,
-		Inbound: &Inbound{Routes: []Route{{Method: "POST", Path: "/webhooks/inbound"}}, Recorder: recorder, Fields: DefaultFields},
+		Inbound: &Inbound{Routes: []Route{{Method: "POST", Path: "/webhooks/inbound"}}, Recorder: recorder, Fields: DefaultFields,
+			Signature: &Signature{Header: "X-Hub-Signature-256", Prefix: "sha256=", Secrets: [][]byte{[]byte(inboundSecret)}}},
 		Keys: keys.NewKeyring([]keys.Entry{
 			{SHA256: keys.Hash("key-demo"), Key: keys.Key{ID: "k1", Account: "demo"}},
 			{SHA256: keys.Hash("key-revoked"), Key: keys.Key{ID: "k2", Account: "demo", Revoked: true}},
@@ -143,7 +144,11 @@ func concurrentRequests() []Request {
 	reqs = append(reqs, Request{Method: "POST", Path: "/api/send-message", Authorization: keyRevoked, Body: send("shop", recipient, multilingual[0], "transactional")})
 	for i, text := range inboundTexts {
 		b, _ := json.Marshal(map[string]string{"instance_id": "inbox", "from": fmt.Sprintf("+9665012300%02d", i), "message_text": text})
-		reqs = append(reqs, Request{Method: "POST", Path: "/webhooks/inbound", Body: b})
+		sig := map[string]string{"x-hub-signature-256": metaSign(inboundSecret, b)}
+		if i%3 == 2 {
+			sig = nil // a forgery among them: allowed, not recorded
+		}
+		reqs = append(reqs, Request{Method: "POST", Path: "/webhooks/inbound", Body: b, Headers: sig})
 	}
 	return reqs
 }
@@ -157,7 +162,7 @@ type answer struct {
 	Body                               string
 	Headers                            string
 	Purpose, Account, Instance, KeyID  string
-	Intent                             string
+	Intent, InboundResult              string
 }
 
 func answerOf(res Result) answer {
@@ -165,7 +170,7 @@ func answerOf(res Result) answer {
 		Send: res.Send, Allowed: res.Allowed, Inbound: res.Inbound, AutoPaused: res.AutoPaused,
 		Code: res.Code, Status: res.Status, RiskScore: res.RiskScore, Body: string(res.Body),
 		Headers: fmt.Sprint(res.Headers), Purpose: res.Purpose, Account: res.Account, Instance: res.Instance,
-		KeyID: res.KeyID, Intent: res.Intent,
+		KeyID: res.KeyID, Intent: res.Intent, InboundResult: res.InboundResult,
 	}
 }
 
@@ -261,7 +266,7 @@ func FuzzDecideConcurrent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, in bool) {
 		r := Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo, Body: body}
 		if in {
-			r = Request{Method: "POST", Path: "/webhooks/inbound", Body: body}
+			r = Request{Method: "POST", Path: "/webhooks/inbound", Body: body, Headers: map[string]string{"x-hub-signature-256": metaSign(inboundSecret, body)}}
 		}
 		const n = 4
 		var got [n]answer

@@ -122,6 +122,19 @@ func New(opts Options) (*Decider, error) {
 		if in.Routes, err = canonicalRoutes(in.Routes); err != nil {
 			return nil, err
 		}
+		if sig := in.Signature; sig != nil {
+			if sig.Header == "" || len(sig.Secrets) == 0 {
+				return nil, fmt.Errorf("decision: Inbound.Signature needs a Header and at least one secret")
+			}
+			for _, s := range sig.Secrets {
+				if len(s) == 0 {
+					return nil, fmt.Errorf("decision: Inbound.Signature has an empty secret")
+				}
+			}
+			c := *sig
+			c.Header = strings.ToLower(c.Header)
+			in.Signature = &c
+		}
 		opts.Inbound = &in
 	}
 	if opts.Now == nil {
@@ -161,6 +174,10 @@ type Request struct {
 	ContentType, ContentEncoding string
 	Body                         []byte
 	PartialBody                  bool // Envoy cut the body at its max_request_bytes
+	// Headers are the request's headers by lower-case name, as Envoy
+	// sends them (repeated ones joined with ","); read for the inbound
+	// webhook's signature. May be nil.
+	Headers map[string]string
 }
 
 // Header is one response header.
@@ -196,6 +213,10 @@ type Result struct {
 
 	Inbound bool   // an observed inbound webhook request
 	Intent  string // its opt-out/opt-in intent, when it was read
+	// InboundResult is what became of an observed inbound request: one of
+	// InboundRecorded, InboundIgnored, InboundUnsigned,
+	// InboundBadSignature, InboundPartialBody, InboundFailed.
+	InboundResult string
 
 	AutoPaused bool // this answer paused the instance for review
 }
@@ -203,7 +224,8 @@ type Result struct {
 // Decide answers one request. First the route, on any path and method:
 //
 //   - a path that cannot be read one way only (see canonicalPath)   invalid_request_path (400)
-//   - an inbound route: observed (see Inbound), allowed
+//   - an inbound route: observed (see Inbound; recorded only when its
+//     signature verifies), allowed
 //   - a send route's path with a read method (GET, HEAD, OPTIONS) and a
 //     body                                                          invalid_request_method (400)
 //   - not a send (onSendRoute): allowed untouched
