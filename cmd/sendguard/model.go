@@ -10,8 +10,48 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/model"
+	"github.com/sendguard/sendguard/internal/optout"
 )
+
+// models are the classifiers a config asks for: each the file at its
+// configured path, else the embedded one; inbound nil when
+// optout.model.disabled.
+type models struct {
+	inbound, outbound *model.Model
+}
+
+func loadModels(cfg *config.Config) (models, error) {
+	var ms models
+	var err error
+	if !cfg.OptOut.Model.Disabled {
+		if ms.inbound, err = modelOrEmbedded(cfg.OptOut.Model.Path, model.Inbound); err != nil {
+			return ms, fmt.Errorf("optout.model: %w", err)
+		}
+	}
+	if ms.outbound, err = modelOrEmbedded(cfg.Risk.Model.Path, model.Outbound); err != nil {
+		return ms, fmt.Errorf("risk.model: %w", err)
+	}
+	return ms, nil
+}
+
+func modelOrEmbedded(path, task string) (*model.Model, error) {
+	if path == "" {
+		return model.Embedded(task)
+	}
+	return loadModel(path, task)
+}
+
+// detector is the opt-out detector of cfg: the built-in lists plus
+// optout.extra, and the inbound model with optout.model's thresholds.
+func (ms models) detector(cfg *config.Config) *optout.Detector {
+	d := optout.New(optout.DefaultLists().Merge(cfg.OptOut.Extra))
+	if ms.inbound == nil {
+		return d
+	}
+	return d.WithModel(optout.Model{Scorer: ms.inbound, OptOutThreshold: cfg.OptOut.Model.OptOutThreshold, OptInThreshold: cfg.OptOut.Model.OptInThreshold})
+}
 
 // dataFlags collects repeated --data flags.
 type dataFlags []string

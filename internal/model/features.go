@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"unicode/utf8"
 
 	"github.com/sendguard/sendguard/internal/optout"
@@ -15,23 +16,30 @@ const NormalizerVersion = "optout.Normalize/1"
 // Spec is the feature extraction a model was trained with, recorded in
 // its file header.
 type Spec struct {
-	CharMin    int    `json:"char_min"`    // shortest character n-gram, in runes (1)
-	CharMax    int    `json:"char_max"`    // longest character n-gram, in runes (5)
-	Words      int    `json:"words"`       // word n-grams up to this length (2: unigrams and bigrams)
-	BucketBits int    `json:"bucket_bits"` // features are hashed into 2^BucketBits buckets
-	Despace    bool   `json:"despace"`     // runs of 3+ one-letter words are joined ("S T O P" is "stop")
-	Normalizer string `json:"normalizer"`  // NormalizerVersion
+	CharMin    int  `json:"char_min"`    // shortest character n-gram, in runes (1)
+	CharMax    int  `json:"char_max"`    // longest character n-gram, in runes (5)
+	Words      int  `json:"words"`       // word n-grams up to this length (2: unigrams and bigrams)
+	BucketBits int  `json:"bucket_bits"` // features are hashed into 2^BucketBits buckets
+	Despace    bool `json:"despace"`     // runs of 3+ one-letter words are joined ("S T O P" is "stop")
+	// MinNorm: a message's feature values are 1/sqrt(max(n, MinNorm)) for
+	// n features, so a very short message ("hi") carries little evidence
+	// and stays near the prior instead of swinging on a few n-grams.
+	MinNorm    int    `json:"min_norm"`
+	Normalizer string `json:"normalizer"` // NormalizerVersion
 }
 
 // DefaultSpec is the feature extraction of the shipped models.
 func DefaultSpec() Spec {
-	return Spec{CharMin: 1, CharMax: 5, Words: 2, BucketBits: 18, Despace: true, Normalizer: NormalizerVersion}
+	return Spec{CharMin: 1, CharMax: 5, Words: 2, BucketBits: 18, Despace: true, MinNorm: 64, Normalizer: NormalizerVersion}
 }
 
 func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
-		s.BucketBits >= 8 && s.BucketBits <= 24 && s.Normalizer == NormalizerVersion
+		s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && s.Normalizer == NormalizerVersion
 }
+
+// norm is the value of one feature occurrence in a message of n features.
+func (s *Spec) norm(n int) float64 { return 1 / math.Sqrt(float64(max(1, n, s.MinNorm))) }
 
 // Seeds keep the three kinds of feature apart: the word "stop" and the
 // character 4-gram "stop" are different features.

@@ -32,6 +32,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+
+	"github.com/sendguard/sendguard/internal/optout"
 )
 
 // Tasks and their classes, in the order of a model's probabilities.
@@ -112,7 +114,7 @@ func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
 		}
 	}
 	var logits [MaxClasses]float64
-	norm := m.scale / math.Sqrt(float64(max(1, len(sc.feats))))
+	norm := m.scale * m.Spec.norm(len(sc.feats))
 	for c := range k {
 		logits[c] = m.bias[c] + float64(acc[c])*norm
 	}
@@ -152,7 +154,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 	p := prepare(nil, text, m.Spec.Despace)
 	var spans []span
 	feats := m.Spec.extract(nil, p, &spans)
-	norm := m.scale / math.Sqrt(float64(max(1, len(feats))))
+	norm := m.scale * m.Spec.norm(len(feats))
 	type key struct {
 		kind uint8
 		s    string
@@ -331,4 +333,19 @@ func encode(h Header, bias []float64, w []float64) []byte {
 	}
 	sum := sha256.Sum256(b)
 	return append(b, sum[:]...)
+}
+
+// Scores makes an inbound model an optout.Scorer: the probabilities of
+// opt_out and opt_in (0 for a model without those classes).
+func (m *Model) Scores(text string) optout.Scores {
+	var buf [MaxClasses]float64
+	p := m.Predict(text, buf[:0])
+	var s optout.Scores
+	if c := m.Class("opt_out"); c >= 0 {
+		s.OptOut = p[c]
+	}
+	if c := m.Class("opt_in"); c >= 0 {
+		s.OptIn = p[c]
+	}
+	return s
 }

@@ -40,7 +40,7 @@ func (p Params) withDefaults() Params {
 //
 // Training is deterministic: examples are put in canonical order, shuffled
 // each epoch by a PCG seeded with p.Seed, and fitted by AdaGrad SGD on the
-// softmax loss with L2, classes weighted by inverse frequency; the same
+// softmax loss with L2; the same
 // examples, spec and params give the same bytes.
 func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model, error) {
 	classes := Classes(task)
@@ -62,7 +62,6 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 		vals  []float64
 	}
 	rows := make([]row, len(ex))
-	count := make([]int, k)
 	var buf []byte
 	var feats []uint32
 	for i, e := range ex {
@@ -70,13 +69,12 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 		if y < 0 {
 			return nil, nil, fmt.Errorf("example %q: label %q is not one of %v", e.Text, e.Label, classes)
 		}
-		count[y]++
 		buf = prepare(buf, e.Text, spec.Despace)
 		feats = spec.extract(feats[:0], buf, nil)
 		// Distinct buckets with their counts, scaled by 1/sqrt(n) as Predict does.
 		sorted := slices.Clone(feats)
 		slices.Sort(sorted)
-		norm := 1 / math.Sqrt(float64(max(1, len(feats))))
+		norm := spec.norm(len(feats))
 		r := row{y: y}
 		for j := 0; j < len(sorted); {
 			l := j
@@ -88,12 +86,6 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 			j = l
 		}
 		rows[i] = r
-	}
-	cw := make([]float64, k)
-	for c := range k {
-		if count[c] > 0 {
-			cw[c] = float64(len(ex)) / float64(k*count[c])
-		}
 	}
 
 	buckets := 1 << spec.BucketBits
@@ -126,7 +118,6 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 				if c == r.y {
 					d -= 1
 				}
-				d *= cw[r.y]
 				// Explicit float64 conversions keep the compiler from
 				// fusing multiply-adds, which differ across architectures.
 				bg2[c] += float64(d * d)
