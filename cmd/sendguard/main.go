@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return classify(args[2:], getenv, stdin, stdout, stderr)
 	case "model":
-		return modelCmd(args[1:], getenv, stdout, stderr)
+		return modelCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/optout"
+	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/risk"
 )
 
 // models are the classifiers a config asks for: each the file at its
@@ -61,7 +64,7 @@ func (d *dataFlags) String() string { return strings.Join(*d, ",") }
 func (d *dataFlags) Set(v string) error { *d = append(*d, v); return nil }
 
 // modelCmd runs `sendguard model train|eval`.
-func modelCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func modelCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "train" && args[0] != "eval") {
 		fmt.Fprint(stderr, usage)
 		return errors.New("unknown model command (want train or eval)")
@@ -76,6 +79,7 @@ func modelCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 	epochs := fs.Int("epochs", 0, "train: passes over the data (0: default)")
 	modelPath := fs.String("model", "", "eval: the model file (default: the embedded model)")
 	split := fs.String("split", string(model.TestSplit), "eval: test (held out), train or all")
+	policies := fs.String("policies", getenv("SENDGUARD_POLICIES"), "eval --task outbound: Rego policy directory instead of the embedded policies")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -134,8 +138,69 @@ func modelCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 		}
 		fmt.Fprintln(stdout, "\nthe model alone (most probable class):")
 		model.Evaluate(m.Classes, part, m.Argmax).Print(stdout)
-		return nil
+		if *task == model.Inbound {
+			return evalIntent(m, part, stdout)
+		}
+		return evalContent(ctx, m, part, *policies, stdout)
 	}
+}
+
+// evalIntent prints the figures of what serve decides: the built-in lists,
+// then the model at the default thresholds.
+func evalIntent(m *model.Model, ex []model.Example, w io.Writer) error {
+	d := optout.New(optout.DefaultLists()).WithModel(optout.Model{Scorer: m})
+	classes := model.Classes(model.Inbound)
+	r := model.Evaluate(classes, ex, func(s string) int { return slices.Index(classes, string(d.Classify(s).Intent)) })
+	fmt.Fprintf(w, "\nas serve decides (the lists, then the model at opt_out >= %.2f, opt_in >= %.2f):\n", optout.DefaultOptOutThreshold, optout.DefaultOptInThreshold)
+	fmt.Fprintf(w, "opt-out recall %.1f%%, false opt-outs %.2f%% of the other replies, false opt-ins %.2f%% of the other replies\n\n",
+		100*r.Recall(0), 100*r.Rate([]int{1, 2}, []int{0}), 100*r.Rate([]int{0, 2}, []int{1}))
+	r.Print(w)
+	return nil
+}
+
+// evalContent prints the figures of what serve decides on each message
+// declared transactional: the native signals and the model's, weighed by
+// the Rego risk policy (the embedded one, or --policies).
+func evalContent(ctx context.Context, m *model.Model, ex []model.Example, policies string, w io.Writer) error {
+	e, err := policy.New(ctx, policy.Options{Dir: policies, CacheEntries: -1})
+	if err != nil {
+		return fmt.Errorf("load policies: %w", err)
+	}
+	sc := risk.New(risk.Options{Model: m})
+	type row struct{ n, blocked, slowed int }
+	rows := map[string]*row{}
+	var labels []string
+	for _, x := range ex {
+		d, err := e.Eval(ctx, policy.Input{Purpose: "transactional", PurposePresent: true, Signals: sc.Scan(x.Text)})
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{x.Label, x.Label + "\t" + x.Lang} {
+			r := rows[k]
+			if r == nil {
+				r = &row{}
+				rows[k] = r
+				labels = append(labels, k)
+			}
+			r.n++
+			if d.Error == "policy_violation" {
+				r.blocked++
+			} else if d.Allow && d.Throttle {
+				r.slowed++
+			}
+		}
+	}
+	slices.Sort(labels)
+	fmt.Fprintf(w, "\nas serve decides, every message declared transactional (the scanner with the model, the Rego risk policy):\n%-15s %-8s %6s %9s %9s\n", "label", "lang", "n", "blocked", "slowed")
+	for _, k := range labels {
+		r := rows[k]
+		label, lang, _ := strings.Cut(k, "\t")
+		if lang == "" {
+			lang = "all"
+		}
+		fmt.Fprintf(w, "%-15s %-8s %6d %8.1f%% %8.1f%%\n", label, lang, r.n, 100*float64(r.blocked)/float64(r.n), 100*float64(r.slowed)/float64(r.n))
+	}
+	return nil
 }
 
 // loadModel reads a model file and checks it is for task.

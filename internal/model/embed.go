@@ -31,3 +31,14 @@ func Embedded(task string) (*Model, error) {
 	}
 	return m, nil
 }
+
+// EmbeddedSize is the size in bytes of the shipped model file of task.
+func EmbeddedSize(task string) int {
+	switch task {
+	case Inbound:
+		return len(inboundModel)
+	case Outbound:
+		return len(outboundModel)
+	}
+	return 0
+}

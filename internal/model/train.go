@@ -13,7 +13,7 @@ import (
 type Params struct {
 	Epochs       int     `json:"epochs"`        // passes over the data (default 30)
 	LearningRate float64 `json:"learning_rate"` // AdaGrad's base rate (default 0.5)
-	L2           float64 `json:"l2"`            // L2 penalty per update of a weight (default 1e-5)
+	L2           float64 `json:"l2"`            // L2 penalty per update of a weight (default 1e-4)
 	Seed         uint64  `json:"seed"`          // of the fixed shuffle (default 1)
 }
 
@@ -25,7 +25,7 @@ func (p Params) withDefaults() Params {
 		p.LearningRate = 0.5
 	}
 	if p.L2 <= 0 {
-		p.L2 = 1e-5
+		p.L2 = 1e-4
 	}
 	if p.Seed == 0 {
 		p.Seed = 1

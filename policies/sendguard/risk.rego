@@ -6,8 +6,8 @@
 # that mentions a discount passes.
 #
 # The content model's class probabilities (input.signals.p_promotional,
-# p_cold_outreach, p_political, p_scam: percent, in 5-point steps) add the
-# largest of data.sendguard.config.model.weights[class] × p / 100. A class at or
+# p_cold_outreach, p_political, p_scam: percent, in 5-point steps) add
+# data.sendguard.config.model.weights[class] × p / 100 each. A class at or
 # above its model.block_at holds the score at block_threshold whatever else:
 # transactional evidence lowers the score of otherwise clean text, it never
 # cancels a likely campaign, cold pitch, election appeal or scam.
@@ -88,12 +88,9 @@ model_probabilities := {
 	"scam": input.signals.p_scam,
 }
 
-# model_points is the largest class's weighted probability: the classes'
-# priors add up to much more than any one of them, so a sum would push
-# every message up. Without model signals it is 0.
-default model_points := 0
-
-model_points := round(max([x |
+# model_points is the classes' weighted probabilities added up (with every
+# weight 100: how likely the message is not transactional at all).
+model_points := round(sum([x |
 	some c, p in model_probabilities
 	x := p * data.sendguard.config.model.weights[c]
 ]) / 100)

@@ -87,10 +87,11 @@ test_model_probability_adds if {
 	not risk.throttle with input as inp
 }
 
-test_model_takes_the_likeliest_class if {
+test_model_classes_add_up if {
+	# 40% promotional and 35% scam: 75% likely to be something not allowed.
 	inp := with_signals({"p_transactional": 25, "p_promotional": 40, "p_scam": 35})
-	risk.breakdown.model == 40 with input as inp
-	risk.score == 40 with input as inp
+	risk.breakdown.model == 75 with input as inp
+	risk.block with input as inp
 }
 
 test_model_and_native_signals_add if {
