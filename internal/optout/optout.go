@@ -99,14 +99,17 @@ type Scorer interface {
 	Scores(text string) Scores
 }
 
-// Default thresholds, chosen for the asymmetry of the errors: a missed
-// opt-out means messaging someone who asked to stop, so the model's
-// opt-out is taken at a modest probability; a false opt-in lifts someone's
-// opt-out, as costly, so it needs a confident one. A false opt-out (only
-// suppressing receipts until the person writes START) is the cheaper error.
+// Default thresholds, chosen for the asymmetry of the errors on
+// out-of-fold predictions of the corpus's training part (never the held-out
+// part): a missed opt-out means messaging someone who asked to stop, so the
+// model's opt-out is taken below even odds (0.4 rather than 0.5 bought 1.5
+// points of opt-out recall for 1.4 points more false opt-outs); a false
+// opt-in lifts someone's opt-out, as costly, so it needs a confident one
+// (0.7 keeps false opt-ins under 0.5%). A false opt-out only suppresses
+// receipts until the person writes START: the cheaper error.
 const (
-	DefaultOptOutThreshold = 0.5
-	DefaultOptInThreshold  = 0.8
+	DefaultOptOutThreshold = 0.4
+	DefaultOptInThreshold  = 0.7
 )
 
 // Model is a Scorer and the probabilities at which its answer is taken.
