@@ -90,3 +90,36 @@ func TestClassifyExplains(t *testing.T) {
 		t.Errorf("classify(S T O P) = %+v, want the model's answer with n-grams", second)
 	}
 }
+
+// config check loads the configured model files: a missing file, or a
+// model of the other task, fails the check before anything serves.
+func TestConfigCheckLoadsModels(t *testing.T) {
+	dir := t.TempDir()
+	outModel := filepath.Join(dir, "out.model")
+	if msg, err := runCmd(t, "", "model", "train", "--task", "outbound", "--data", "../../internal/model/testdata/fixture/outbound.tsv", "--out", outModel); err != nil {
+		t.Fatalf("model train: %v\n%s", err, msg)
+	}
+	base, err := os.ReadFile("../devstack/sendguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, extra, want string }{
+		{"missing file", "optout:\n  model:\n    path: " + filepath.Join(dir, "nope.model") + "\n", "optout.model"},
+		{"other task", "optout:\n  model:\n    path: " + outModel + "\n", "outbound model, not inbound"},
+		{"its own task", "risk:\n  model:\n    path: " + outModel + "\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			if err := os.WriteFile(cfg, append(append([]byte(nil), base...), "\n"+tc.extra...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			msg, err := runCmd(t, "", "config", "check", "--config", cfg)
+			if tc.want == "" && err != nil {
+				t.Errorf("config check with %s: %v\n%s", tc.name, err, msg)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("config check with %s = %v, want an error mentioning %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}
