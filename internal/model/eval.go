@@ -7,8 +7,7 @@ import (
 	"sort"
 )
 
-// Report is a model's figures on a set of examples. Pred[i] is the class
-// decided for example i.
+// Report is a classifier's figures on a set of examples.
 type Report struct {
 	Classes   []string
 	Total     int
