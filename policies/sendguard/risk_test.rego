@@ -119,8 +119,14 @@ test_transactional_evidence_never_cancels_the_block_line if {
 }
 
 test_the_block_line_is_inclusive if {
-	risk.block with input as with_signals({"p_transactional": 30, "p_scam": 70, "transactional": 2})
-	not risk.block with input as with_signals({"p_transactional": 35, "p_scam": 65, "transactional": 2})
+	risk.block with input as with_signals({"p_transactional": 30, "p_promotional": 70, "transactional": 2})
+	not risk.block with input as with_signals({"p_transactional": 35, "p_promotional": 65, "transactional": 2})
+}
+
+# A scam is the most harmful class: its block line is lower.
+test_scam_block_line_is_lower if {
+	risk.block with input as with_signals({"p_transactional": 40, "p_scam": 60, "transactional": 2})
+	not risk.block with input as with_signals({"p_transactional": 40, "p_promotional": 60, "transactional": 2})
 }
 
 test_model_weights_and_block_lines_are_data if {
