@@ -7,7 +7,7 @@ ENVOY ?= $(shell command -v envoy 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/envo
 ENVOY_VERSION := 1.40.0
 OPA   := $(GO) tool opa
 
-.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean
+.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean model
 
 all: build
 
@@ -46,7 +46,15 @@ test-go:
 	ENVOY_BIN=$(ENVOY) $(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/
+
+# model retrains the embedded classifiers from the labelled corpus
+# (internal/model/testdata/{inbound,outbound}/*.tsv), deterministically:
+# the same corpus gives the same model files, byte for byte.
+MODEL_DATA ?= internal/model/testdata
+model:
+	$(GO) run ./cmd/sendguard model train --task inbound --data $(MODEL_DATA) --out internal/model/models/inbound.model
+	$(GO) run ./cmd/sendguard model train --task outbound --data $(MODEL_DATA) --out internal/model/models/outbound.model
 
 clean:
 	rm -rf bin

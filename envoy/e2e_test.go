@@ -307,12 +307,15 @@ func sendBody(instance, phone, msg, purpose string) string {
 const (
 	recipient = "+966501234567"
 	okMessage = "Your order #2041 has been shipped."
-	spam      = "YOU HAVE WON A PRIZE!!!!!"
+	// spam scores 100 on the native signals alone (two prize claims, a
+	// shortener, shouting), so its risk_score does not move when the
+	// content model is retrained.
+	spam = "YOU HAVE WON A PRIZE!!!!! Claim it at bit.ly/win"
 )
 
 func TestEndToEnd(t *testing.T) {
 	s := startStack(t)
-	ninety := 90
+	hundred := 100
 
 	t.Run("documented errors never reach the sender", func(t *testing.T) {
 		tests := []struct {
@@ -339,7 +342,7 @@ func TestEndToEnd(t *testing.T) {
 			{name: "marketing", key: "key-demo", body: sendBody("inst_12345", recipient, okMessage, "marketing"), code: catalog.MessagePurposeNotAllowed},
 			{name: "suppressed", key: "key-demo", body: sendBody("inst_12345", "00966 50 000 0000", okMessage, "support"), code: catalog.RecipientSuppressed},
 			{name: "spam declared transactional", key: "key-demo", body: sendBody("inst_12345", recipient, spam, "transactional"), code: catalog.PolicyViolation,
-				details: catalog.Details{RiskScore: &ninety}},
+				details: catalog.Details{RiskScore: &hundred}},
 			{name: "month spent", key: "key-demo", body: sendBody("inst_month", recipient, okMessage, "transactional"),
 				prepare: func() { s.mustPass(sendBody("inst_month", recipient, okMessage, "transactional")) },
 				code:    catalog.MonthlyLimitExceeded, details: catalog.Details{Quota: true, Limit: 1, Used: 1},

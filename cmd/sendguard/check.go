@@ -170,6 +170,22 @@ func explain(ctx context.Context, e *policy.Engine, sc *risk.Scanner, body []byt
 			fmt.Fprintf(w, " %s=%d", v.Type().Field(i).Name, n)
 		}
 	}
+	if m := sc.Model(); m != nil {
+		p := m.Predict(req.Message, nil)
+		fmt.Fprint(w, "\ncontent model:")
+		best := 0
+		for c, name := range m.Classes {
+			fmt.Fprintf(w, " %s=%.1f%%", name, 100*p[c])
+			if p[c] > p[best] {
+				best = c
+			}
+		}
+		fmt.Fprintf(w, "\nn-grams that pushed %s most:", m.Classes[best])
+		for _, c := range m.Explain(req.Message, best, 5) {
+			fmt.Fprintf(w, " %q(%s %+.2f)", c.Feature, c.Kind, c.Weight)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprint(w, "\nrisk breakdown (each signal's contribution to risk_score):\n")
 	names := make([]string, 0, len(b))
 	for k := range b {

@@ -6,42 +6,70 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/sendguard/sendguard/internal/config"
-	"github.com/sendguard/sendguard/internal/optout"
+	"github.com/sendguard/sendguard/internal/model"
 )
 
 // classify reads messages one per line and prints, per line,
-// {"text":…,"intent":"opt_out"|"opt_in"|"none","matched":…}: for operators
-// testing their keyword and phrase lists. With --config, the file's
-// optout.extra lists are added to the built-in ones.
+// {"text":…,"intent":"opt_out"|"opt_in"|"none","matched":…,"by":"lists"|"model",
+// "probabilities":{…},"top":[…]}: for operators testing their keyword and
+// phrase lists and the model. With --config, the file's optout.extra lists,
+// optout.model path and thresholds apply. probabilities are the model's for
+// every class (also when the lists decided); top are the n-grams that pushed
+// the model's most probable class most.
 func classify(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("optout classify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file whose optout.extra lists to add")
+	cfgPath := fs.String("config", "", "config file whose optout.extra lists and optout.model to use")
+	top := fs.Int("top", 5, "how many n-grams to print per message")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	lists := optout.DefaultLists()
+	cfg := &config.Config{}
 	if *cfgPath != "" {
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
-		lists = lists.Merge(cfg.OptOut.Extra)
 	}
-	d := optout.New(lists)
+	ms, err := loadModels(cfg)
+	if err != nil {
+		return err
+	}
+	d := ms.detector(cfg)
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	for sc.Scan() {
-		r := d.Classify(sc.Text())
-		if err := enc.Encode(struct {
-			Text    string `json:"text"`
-			Intent  string `json:"intent"`
-			Matched string `json:"matched"`
-		}{sc.Text(), string(r.Intent), r.Matched}); err != nil {
+		text := sc.Text()
+		r := d.Classify(text)
+		out := struct {
+			Text          string               `json:"text"`
+			Intent        string               `json:"intent"`
+			Matched       string               `json:"matched"`
+			By            string               `json:"by"`
+			Probabilities map[string]float64   `json:"probabilities,omitempty"`
+			Top           []model.Contribution `json:"top,omitempty"`
+		}{Text: text, Intent: string(r.Intent), Matched: r.Matched, By: "lists"}
+		if r.Model != nil {
+			out.By = "model"
+		}
+		if m := ms.inbound; m != nil {
+			p := m.Predict(text, nil)
+			out.Probabilities = map[string]float64{}
+			best := 0
+			for c, name := range m.Classes {
+				out.Probabilities[name] = math.Round(p[c]*1000) / 1000
+				if p[c] > p[best] {
+					best = c
+				}
+			}
+			out.Top = rounded(m.Explain(text, best, *top))
+		}
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	}
@@ -49,4 +77,12 @@ func classify(args []string, getenv func(string) string, stdin io.Reader, stdout
 		return fmt.Errorf("read messages: %w", err)
 	}
 	return nil
+}
+
+// rounded keeps printed weights short.
+func rounded(cs []model.Contribution) []model.Contribution {
+	for i := range cs {
+		cs[i].Weight = math.Round(cs[i].Weight*1000) / 1000
+	}
+	return cs
 }

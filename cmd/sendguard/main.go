@@ -6,6 +6,8 @@
 //	sendguard hash-key KEY          (or the key on stdin)
 //	sendguard optout classify [--config FILE] < messages.txt
 //	sendguard check --config FILE --key KEY < body.json
+//	sendguard model train --task inbound|outbound --data DIR --out FILE
+//	sendguard model eval --task inbound|outbound --data DIR [--model FILE]
 //
 // Every flag falls back to an environment variable (SENDGUARD_CONFIG,
 // SENDGUARD_POLICIES, SENDGUARD_LOG_LEVEL, SENDGUARD_GRPC_ADDR,
@@ -45,6 +47,8 @@ const usage = `usage:
   sendguard optout classify [--config FILE]   (messages on stdin, one per line; JSON lines out)
   sendguard check --config FILE [--key KEY] [-H "Name: value"]... [--method M] [--path P] [--body FILE|-] [--state config|store]
   sendguard inject -f FILE|- [options]   |   sendguard inject serve --tls-cert FILE --tls-key FILE [options]
+  sendguard model train --task inbound|outbound --data DIR|FILE [--data …] --out FILE
+  sendguard model eval --task inbound|outbound --data DIR|FILE [--model FILE] [--split test|train|all]
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -81,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return classify(args[2:], getenv, stdin, stdout, stderr)
 	case "inject":
 		return injectCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "model":
+		return modelCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -35,7 +35,6 @@ import (
 	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
-	"github.com/sendguard/sendguard/internal/optout"
 	"github.com/sendguard/sendguard/internal/phone"
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
@@ -124,10 +123,16 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", f.config, err)
 	}
-	// The probes of the policy tree run through the scanner real sends use.
+	models, err := loadModels(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The probes of the policy tree run through the scanner real sends use,
+	// the content model included.
 	scanner := risk.New(risk.Options{
 		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
 		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
+		Model:      models.outbound,
 	})
 	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
 	if err != nil {
@@ -209,7 +214,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		receivers[i] = events.Receiver{Name: r.Name, URL: r.URL, Secret: []byte(secret)}
 	}
 	disp := &events.Dispatcher{Outbox: st, Receivers: receivers, RetryFor: cfg.Events.RetryFor, Log: log}
-	detector := optout.New(optout.DefaultLists().Merge(cfg.OptOut.Extra))
+	detector := models.detector(cfg)
 	recInstances := make(map[string]inbound.Instance, len(cfg.Instances))
 	for _, in := range cfg.Instances {
 		recInstances[in.ID] = inbound.Instance{ID: in.ID, Name: in.Name}

@@ -51,6 +51,13 @@ type Config struct {
 type Risk struct {
 	Extra      risk.Vocabulary `yaml:"extra"`
 	Shorteners []string        `yaml:"shorteners"` // host names added to the built-in list
+	Model      ModelFile       `yaml:"model"`      // the outbound content model; weights are Rego data
+}
+
+// ModelFile names a model file (`sendguard model train --out`) to use
+// instead of the embedded one.
+type ModelFile struct {
+	Path string `yaml:"path"` // empty: the embedded model
 }
 
 // Inbound configures the observed inbound-message webhook. With routes
@@ -131,6 +138,17 @@ type InboundFields struct {
 // added to internal/optout's lists.json.
 type OptOut struct {
 	Extra optout.Lists `yaml:"extra"`
+	Model OptOutModel  `yaml:"model"`
+}
+
+// OptOutModel configures the inbound intent model, asked when the lists
+// say nothing. A zero threshold means optout's default
+// (optout.DefaultOptOutThreshold, optout.DefaultOptInThreshold).
+type OptOutModel struct {
+	Path            string  `yaml:"path"`              // empty: the embedded model
+	OptOutThreshold float64 `yaml:"opt_out_threshold"` // probability of opt_out at which the reply opts out
+	OptInThreshold  float64 `yaml:"opt_in_threshold"`  // probability of opt_in at which it opts back in
+	Disabled        bool    `yaml:"disabled"`          // the lists alone
 }
 
 // Events configures event delivery.
@@ -471,6 +489,14 @@ func (c *Config) validate() error {
 			bad("inbound.signature: the variable %s is named twice", e)
 		}
 		seenEnv[e] = true
+	}
+	for _, t := range []struct {
+		name string
+		v    float64
+	}{{"optout.model.opt_out_threshold", c.OptOut.Model.OptOutThreshold}, {"optout.model.opt_in_threshold", c.OptOut.Model.OptInThreshold}} {
+		if t.v < 0 || t.v > 1 {
+			bad("%s %v: a probability, 0 (the default) to 1", t.name, t.v)
+		}
 	}
 	if c.Events.RetryFor < 24*time.Hour {
 		bad("events.retry_for %s: must be at least 24h", c.Events.RetryFor)

@@ -137,6 +137,8 @@ func TestValidationErrors(t *testing.T) {
 		{"daily over monthly", "plans: {p: {daily: 10, monthly: 5, throttle: {rate: 1, burst: 1}}}", "exceeds monthly"},
 		{"no throttle", "plans: {p: {daily: 1, monthly: 5}}", "throttle"},
 		{"suppression of unknown instance", "suppressions: [{instance: x, phone: '+1'}]", "unknown instance"},
+		{"opt-out threshold over 1", "optout: {model: {opt_out_threshold: 1.5}}", "optout.model.opt_out_threshold"},
+		{"negative opt-in threshold", "optout: {model: {opt_in_threshold: -0.1}}", "optout.model.opt_in_threshold"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +176,16 @@ func TestREADMEExample(t *testing.T) {
 	if sc := c.Plans["scale"]; sc.Abuse.FanOutThrottle != 250 || sc.Abuse.FanOutBlock != 1000 || sc.SlowLane.Burst != 5 ||
 		len(c.Risk.Extra.Promo) != 1 || len(c.Risk.Shorteners) != 1 || c.Abuse.AutoPause.Violations != 10 || len(c.OptOut.Extra.Fillers) != 1 {
 		t.Errorf("README example: plans %+v, risk %+v, abuse %+v", c.Plans, c.Risk, c.Abuse)
+	}
+}
+
+func TestModelSettings(t *testing.T) {
+	c, err := Parse([]byte("optout: {model: {path: in.model, opt_out_threshold: 0.4, opt_in_threshold: 0.9}}\nrisk: {model: {path: out.model}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.OptOut.Model; m.Path != "in.model" || m.OptOutThreshold != 0.4 || m.OptInThreshold != 0.9 || c.Risk.Model.Path != "out.model" {
+		t.Errorf("Parse(model settings) = %+v, %+v", c.OptOut.Model, c.Risk.Model)
 	}
 }
 

@@ -170,3 +170,46 @@ func BenchmarkNormalize(b *testing.B) {
 		Normalize(msgs[i%len(msgs)])
 	}
 }
+
+// fixedScorer answers the same scores for every message.
+type fixedScorer Scores
+
+func (f fixedScorer) Scores(string) Scores { return Scores(f) }
+
+func TestModelDecidesOnlyWhenTheListsAreSilent(t *testing.T) {
+	base := New(DefaultLists())
+	tests := []struct {
+		name   string
+		text   string
+		scores Scores
+		m      Model
+		want   Intent
+	}{
+		{"keyword beats a model that says opt in", "STOP", Scores{OptIn: 1}, Model{}, OptOut},
+		{"opt-in keyword beats a model that says opt out", "START", Scores{OptOut: 1}, Model{}, OptIn},
+		{"paraphrase at the default opt-out threshold", "take my number off", Scores{OptOut: DefaultOptOutThreshold}, Model{}, OptOut},
+		{"below the opt-out threshold", "take my number off", Scores{OptOut: DefaultOptOutThreshold - 0.01}, Model{}, None},
+		{"confident opt-in", "add me back please", Scores{OptIn: DefaultOptInThreshold}, Model{}, OptIn},
+		{"hesitant opt-in is none", "add me back please", Scores{OptIn: DefaultOptInThreshold - 0.01}, Model{}, None},
+		{"opt-out wins over opt-in", "hmm", Scores{OptOut: 0.9, OptIn: 0.95}, Model{}, OptOut},
+		{"configured threshold", "take my number off", Scores{OptOut: 0.6}, Model{OptOutThreshold: 0.7}, None},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.m.Scorer = fixedScorer(tc.scores)
+			r := base.WithModel(tc.m).Classify(tc.text)
+			if r.Intent != tc.want {
+				t.Errorf("Classify(%q) with scores %+v = %v, want %v", tc.text, tc.scores, r.Intent, tc.want)
+			}
+			if (r.Matched == "") != (r.Model != nil) {
+				t.Errorf("Classify(%q) = %+v: the model is asked exactly when no list entry matched", tc.text, r)
+			}
+		})
+	}
+	if r := base.Classify("take my number off"); r.Intent != None || r.Model != nil {
+		t.Errorf("Classify without a model = %+v, want none and no scores", r)
+	}
+	if r := base.WithModel(Model{Scorer: fixedScorer{OptOut: 1}}).Classify("  "); r.Intent != None {
+		t.Errorf("Classify(blank) = %+v, want none", r)
+	}
+}

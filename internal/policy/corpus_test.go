@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/sendguard/sendguard/internal/model"
+	"github.com/sendguard/sendguard/internal/model/modeltest"
 	"github.com/sendguard/sendguard/internal/risk"
 )
 
@@ -15,7 +18,7 @@ import (
 // the real scanner and the embedded Rego, and requires precision and recall
 // of "block" (policy_violation) of at least 90%.
 func TestOutboundCorpus(t *testing.T) {
-	total, langs, precision, recall := scoreCorpus(t, "testdata/outbound.tsv")
+	total, langs, precision, recall := scoreCorpus(t, "testdata/outbound.tsv", risk.New(risk.Options{}))
 	if total < 150 || len(langs) < 5 {
 		t.Errorf("corpus of %d messages in %d languages; want at least 150 in 5", total, len(langs))
 	}
@@ -30,13 +33,121 @@ func TestOutboundCorpus(t *testing.T) {
 // lists to fit them; add a new held-out file instead. The floor is lower
 // than the tuned corpus's, and the log says where it stands.
 func TestHoldoutCorpus(t *testing.T) {
-	_, _, precision, recall := scoreCorpus(t, "testdata/holdout.tsv")
+	_, _, precision, recall := scoreCorpus(t, "testdata/holdout.tsv", risk.New(risk.Options{}))
 	if precision < 0.9 || recall < 0.8 {
 		t.Errorf("held out: precision %.1f%% (floor 90%%), recall %.1f%% (floor 80%%)", 100*precision, 100*recall)
 	}
 }
 
-func scoreCorpus(t *testing.T, path string) (total int, langs map[string]int, precision, recall float64) {
+// TestCorporaWithTheModel scores the two corpora above as serve does, with
+// the embedded content model's signals: neither corpus was written for the
+// model nor used to train it. The first honest run blocked one legitimate
+// message of outbound.tsv ("Thanks for voting in our customer survey,
+// ticket 3321 closed.": 80% promotional to the model) and none of
+// holdout.tsv; the floor allows that one and no more (a second false
+// positive in either file fails).
+func TestCorporaWithTheModel(t *testing.T) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := risk.New(risk.Options{Model: m})
+	for _, path := range []string{"testdata/outbound.tsv", "testdata/holdout.tsv"} {
+		_, _, precision, recall := scoreCorpus(t, path, sc)
+		if precision < 0.98 || recall < 0.9 {
+			t.Errorf("%s with the model: precision %.1f%% (floor 98%%), recall %.1f%% (floor 90%%)", path, 100*precision, 100*recall)
+		}
+	}
+}
+
+// TestHeldOutContent runs the held-out part of the detection corpus
+// (internal/model/testdata/outbound) through the real scanner with the
+// embedded model and the embedded Rego, every message declared
+// transactional (an allowed purpose: the disguise). Floors from the first
+// honest run (README, Detection); the issue's targets: 85% of violations
+// blocked, 90% blocked or slowed, at most 1% of legitimate messages blocked
+// and 3% slowed.
+func TestHeldOutContent(t *testing.T) {
+	// First honest run (corpus branches h9-corpus-a 77dd7be, h9-corpus-b
+	// 808229b; 975 violations and 971 legitimate messages held out): 77.4%
+	// blocked, 86.9% blocked or slowed, 1.24% of legitimate messages
+	// blocked, 2.16% slowed.
+	const (
+		floorBlocked       = 0.75
+		floorBlockedSlowed = 0.84
+		ceilLegitBlocked   = 0.02
+		ceilLegitSlowed    = 0.035
+	)
+	ex := model.Select(modeltest.Corpus(t, model.Outbound), model.TestSplit)
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine(t, Options{CacheEntries: -1})
+	withModel, native := risk.New(risk.Options{Model: m}), risk.New(risk.Options{})
+	type tally struct{ bad, badBlocked, badSlowed, legit, legitBlocked, legitSlowed int }
+	count := func(sc *risk.Scanner, log bool) (tally, map[string]*tally) {
+		var all tally
+		langs := map[string]*tally{}
+		for _, x := range ex {
+			d, err := e.Eval(context.Background(), Input{Purpose: "transactional", PurposePresent: true, Signals: sc.Scan(x.Text)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := langs[x.Lang]
+			if l == nil {
+				l = &tally{}
+				langs[x.Lang] = l
+			}
+			blocked, slowed := d.Error == "policy_violation", d.Allow && d.Throttle
+			for _, c := range []*tally{&all, l} {
+				if x.Label == "transactional" {
+					c.legit++
+					c.legitBlocked += b2i(blocked)
+					c.legitSlowed += b2i(slowed)
+				} else {
+					c.bad++
+					c.badBlocked += b2i(blocked)
+					c.badSlowed += b2i(slowed)
+				}
+			}
+			if log && x.Label == "transactional" && blocked {
+				t.Logf("legitimate blocked [%s] score %d: %s", x.Lang, d.RiskScore, x.Text)
+			}
+		}
+		return all, langs
+	}
+	pct := func(a, b int) float64 { return float64(a) / float64(max(1, b)) }
+	all, langs := count(withModel, true)
+	base, _ := count(native, false)
+	blocked, blockedSlowed := pct(all.badBlocked, all.bad), pct(all.badBlocked+all.badSlowed, all.bad)
+	legitBlocked, legitSlowed := pct(all.legitBlocked, all.legit), pct(all.legitSlowed, all.legit)
+	t.Logf("held out, %d violations and %d legitimate messages: blocked %.1f%%, blocked or slowed %.1f%%; legitimate blocked %.2f%%, slowed %.2f%% (native signals alone: %.1f%%, %.1f%%, %.2f%%, %.2f%%)",
+		all.bad, all.legit, 100*blocked, 100*blockedSlowed, 100*legitBlocked, 100*legitSlowed,
+		100*pct(base.badBlocked, base.bad), 100*pct(base.badBlocked+base.badSlowed, base.bad), 100*pct(base.legitBlocked, base.legit), 100*pct(base.legitSlowed, base.legit))
+	names := make([]string, 0, len(langs))
+	for l := range langs {
+		names = append(names, l)
+	}
+	sort.Strings(names)
+	for _, l := range names {
+		c := langs[l]
+		t.Logf("  %-8s violations blocked %d/%d, slowed %d; legitimate blocked %d/%d, slowed %d", l, c.badBlocked, c.bad, c.badSlowed, c.legitBlocked, c.legit, c.legitSlowed)
+	}
+	if blocked < floorBlocked || blockedSlowed < floorBlockedSlowed || legitBlocked > ceilLegitBlocked || legitSlowed > ceilLegitSlowed {
+		t.Errorf("held out: blocked %.1f%% (floor %.0f%%), blocked or slowed %.1f%% (floor %.0f%%), legitimate blocked %.2f%% (ceiling %.0f%%), slowed %.2f%% (ceiling %.0f%%)",
+			100*blocked, 100*floorBlocked, 100*blockedSlowed, 100*floorBlockedSlowed, 100*legitBlocked, 100*ceilLegitBlocked, 100*legitSlowed, 100*ceilLegitSlowed)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func scoreCorpus(t *testing.T, path string, sc *risk.Scanner) (total int, langs map[string]int, precision, recall float64) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -44,7 +155,6 @@ func scoreCorpus(t *testing.T, path string) (total int, langs map[string]int, pr
 	}
 	defer f.Close()
 	e := engine(t, Options{CacheEntries: -1})
-	sc := risk.New(risk.Options{})
 	var tp, fp, fn, tn int
 	langs = map[string]int{}
 	lines := bufio.NewScanner(f)

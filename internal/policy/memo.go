@@ -32,7 +32,12 @@ const (
 	fExclamations
 	fEmoji
 	fLength
-	fAll = fLength<<1 - 1
+	fPTx
+	fPPromo
+	fPCold
+	fPPolitical
+	fPScam
+	fAll = fPScam<<1 - 1
 )
 
 // leaves maps each input path to its field. A reference to a prefix
@@ -61,6 +66,11 @@ var leaves = []struct {
 	{[]string{"signals", "exclamations"}, fExclamations},
 	{[]string{"signals", "emoji"}, fEmoji},
 	{[]string{"signals", "length"}, fLength},
+	{[]string{"signals", "p_transactional"}, fPTx},
+	{[]string{"signals", "p_promotional"}, fPPromo},
+	{[]string{"signals", "p_cold_outreach"}, fPCold},
+	{[]string{"signals", "p_political"}, fPPolitical},
+	{[]string{"signals", "p_scam"}, fPScam},
 }
 
 func (fs fieldSet) names() []string {
@@ -199,6 +209,8 @@ func (fs fieldSet) key(dst []byte, in Input) []byte {
 		{fCold, sig.ColdOutreach}, {fPolitical, sig.Political}, {fTransactional, sig.Transactional}, {fPercentages, sig.Percentages},
 		{fShorteners, sig.ShortenerLinks}, {fLinks, sig.Links}, {fCaps, sig.CapsRatioPct}, {fExclamations, sig.Exclamations},
 		{fEmoji, sig.Emoji}, {fLength, sig.Length},
+		{fPTx, sig.ModelTransactional}, {fPPromo, sig.ModelPromotional}, {fPCold, sig.ModelColdOutreach},
+		{fPPolitical, sig.ModelPolitical}, {fPScam, sig.ModelScam},
 	} {
 		if fs&f.f != 0 {
 			num(f.n)

@@ -7,9 +7,11 @@ import (
 )
 
 func TestMemoKeyFields(t *testing.T) {
-	// The shipped policies read every signal but the length.
+	// The shipped policies read every signal but the length and the
+	// model's p_transactional.
 	scored := []string{"signals.promo_terms", "signals.calls_to_action", "signals.discount_codes", "signals.prize_claims", "signals.cold_outreach", "signals.political", "signals.transactional", "signals.percentages", "signals.shortener_links", "signals.links", "signals.caps_ratio_pct", "signals.exclamations", "signals.emoji"}
-	all := append(append([]string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed"}, scored...), "signals.length")
+	model := []string{"signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam"}
+	all := append(append(append([]string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed"}, scored...), "signals.length", "signals.p_transactional"), model...)
 	tests := []struct {
 		name    string
 		rego    string
@@ -18,7 +20,7 @@ func TestMemoKeyFields(t *testing.T) {
 		perturb func(*Input) // a change the policy can see
 		probe   string       // the toy policy's answer to a probe send
 	}{
-		{"embedded", "", true, append([]string{"instance.paused", "purpose", "recipient.suppressed"}, scored...),
+		{"embedded", "", true, append(append([]string{"instance.paused", "purpose", "recipient.suppressed"}, scored...), model...),
 			func(in *Input) {
 				in.Signals.CapsRatioPct = 100
 				in.Signals.Exclamations = 9
@@ -107,6 +109,10 @@ func TestMemoAgreesWithEvaluation(t *testing.T) {
 		{Purpose: "support", PurposePresent: true, Signals: Signals{PromoTerms: 1, Length: 400}},
 		{Purpose: "transactional", PurposePresent: true, Signals: Signals{PrizeClaims: 2, CapsRatioPct: 100, Exclamations: 5, Length: 25}},
 		{Purpose: "transactional", PurposePresent: true, Signals: Signals{PrizeClaims: 2, CapsRatioPct: 100, Exclamations: 5, Length: 31}},
+		// The model's signals: a block line that transactional evidence does not cancel.
+		{Purpose: "transactional", PurposePresent: true, Signals: Signals{ModelTransactional: 20, ModelPromotional: 80, Transactional: 2}},
+		{Purpose: "transactional", PurposePresent: true, Signals: Signals{ModelTransactional: 40, ModelPromotional: 60, Transactional: 2}},
+		{Purpose: "transactional", PurposePresent: true, Signals: Signals{ModelTransactional: 45, ModelPromotional: 55}},
 	}
 	for round := range 2 {
 		for _, in := range inputs {

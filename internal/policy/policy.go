@@ -283,6 +283,11 @@ var (
 	kExclaim    = ast.StringTerm("exclamations")
 	kEmoji      = ast.StringTerm("emoji")
 	kLength     = ast.StringTerm("length")
+	kPTx        = ast.StringTerm("p_transactional")
+	kPPromo     = ast.StringTerm("p_promotional")
+	kPCold      = ast.StringTerm("p_cold_outreach")
+	kPPolitical = ast.StringTerm("p_political")
+	kPScam      = ast.StringTerm("p_scam")
 	kAllow      = ast.StringTerm("allow")
 	kError      = ast.StringTerm("error")
 	kRiskScore  = ast.StringTerm("risk_score")
@@ -295,7 +300,11 @@ var (
 //	 "recipient": {"phone", "suppressed"},
 //	 "signals": {"promo_terms", "calls_to_action", "discount_codes", "prize_claims",
 //	             "cold_outreach", "political", "transactional", "percentages", "shortener_links",
-//	             "links", "caps_ratio_pct", "exclamations", "emoji", "length"}}
+//	             "links", "caps_ratio_pct", "exclamations", "emoji", "length",
+//	             "p_transactional", "p_promotional", "p_cold_outreach", "p_political", "p_scam"}}
+//
+// The p_ signals are the content model's probabilities in percent, in
+// steps of risk.ModelStep.
 func InputValue(in Input) ast.Value {
 	s := in.Signals
 	items := [][2]*ast.Term{
@@ -323,6 +332,11 @@ func InputValue(in Input) ast.Value {
 			ast.Item(kExclaim, ast.IntNumberTerm(s.Exclamations)),
 			ast.Item(kEmoji, ast.IntNumberTerm(s.Emoji)),
 			ast.Item(kLength, ast.IntNumberTerm(s.Length)),
+			ast.Item(kPTx, ast.IntNumberTerm(s.ModelTransactional)),
+			ast.Item(kPPromo, ast.IntNumberTerm(s.ModelPromotional)),
+			ast.Item(kPCold, ast.IntNumberTerm(s.ModelColdOutreach)),
+			ast.Item(kPPolitical, ast.IntNumberTerm(s.ModelPolitical)),
+			ast.Item(kPScam, ast.IntNumberTerm(s.ModelScam)),
 		)),
 	}
 	if in.PurposePresent {

@@ -7,12 +7,18 @@
 // automaton built from every list at New, so a message is scanned once
 // whatever the size of the lists. Phrases match on word boundaries only.
 //
+// The outbound content model (internal/model) adds its class
+// probabilities as signals (ModelPromotional, …), in percent rounded to
+// 5-point steps: the policy memo keys on each scored signal, so a bounded
+// set of values keeps it small.
+//
 // A Scanner is immutable after New and safe for concurrent use.
 package risk
 
 import (
 	_ "embed"
 	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"unicode"
@@ -20,6 +26,7 @@ import (
 	ahocorasick "github.com/BobuSumisu/aho-corasick"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/optout"
 )
 
@@ -39,7 +46,18 @@ type Signals struct {
 	Exclamations   int
 	Emoji          int
 	Length         int // in runes
+
+	// The content model's probabilities, in percent, rounded to multiples
+	// of ModelStep; all 0 when the Scanner has no model.
+	ModelTransactional int
+	ModelPromotional   int
+	ModelColdOutreach  int
+	ModelPolitical     int
+	ModelScam          int
 }
+
+// ModelStep is the granularity of the model signals, in percent.
+const ModelStep = 5
 
 // Vocabulary is the data the scanner matches, by category. Platform teams
 // extend it (config); every entry is normalised at New.
@@ -81,6 +99,9 @@ func (v Vocabulary) Merge(extra Vocabulary) Vocabulary {
 type Options struct {
 	Vocabulary *Vocabulary // nil: DefaultVocabulary()
 	Shorteners []string    // host names, lower case; nil: DefaultShorteners
+	// Model is the outbound content model (model.Embedded(model.Outbound)
+	// for the shipped one); nil: no model signals, all 0.
+	Model *model.Model
 }
 
 // DefaultShorteners are common URL shortener hosts.
@@ -110,6 +131,8 @@ type Scanner struct {
 	trie       *ahocorasick.Trie
 	patterns   []pattern // by pattern index
 	shorteners map[string]bool
+	model      *model.Model
+	classes    [5]int // index in the model's probabilities of each model signal, -1 when absent
 }
 
 type pattern struct {
@@ -144,6 +167,12 @@ func New(opts Options) *Scanner {
 		}
 	}
 	s.trie = ahocorasick.NewTrieBuilder().AddStrings(strs).Build()
+	s.model = opts.Model
+	if s.model != nil {
+		for i, c := range [...]string{"transactional", "promotional", "cold_outreach", "political", "scam"} {
+			s.classes[i] = s.model.Class(c)
+		}
+	}
 	sh := opts.Shorteners
 	if sh == nil {
 		sh = DefaultShorteners
@@ -220,8 +249,24 @@ func (s *Scanner) Scan(msg string) Signals {
 	}
 	sig.Transactional = evidence(words, anchors[catTxAnchor], 3, isReference) + evidence(words, anchors[catCodeAnchor], 4, isOneTimeCode)
 	sig.DiscountCodes = evidence(words, anchors[catDiscountAnchor], 2, isDiscountCode)
+	if s.model != nil {
+		var buf [model.MaxClasses]float64
+		p := s.model.Predict(msg, buf[:0])
+		pct := func(i int) int {
+			if i < 0 {
+				return 0
+			}
+			return int(math.Round(p[i]*100/ModelStep)) * ModelStep
+		}
+		sig.ModelTransactional, sig.ModelPromotional, sig.ModelColdOutreach = pct(s.classes[0]), pct(s.classes[1]), pct(s.classes[2])
+		sig.ModelPolitical, sig.ModelScam = pct(s.classes[3]), pct(s.classes[4])
+	}
 	return sig
 }
+
+// Model is the scanner's content model, nil when it has none: for
+// explanations (Model.Explain).
+func (s *Scanner) Model() *model.Model { return s.model }
 
 // fold is the opt-out normaliser plus accents removed (promoción and
 // promocion match alike): NFD, nonspacing marks (Mn) dropped, NFC. Every

@@ -5,6 +5,13 @@
 # booking or ticket number, a one-time code) subtracts, so a real receipt
 # that mentions a discount passes.
 #
+# The content model's class probabilities (input.signals.p_promotional,
+# p_cold_outreach, p_political, p_scam: percent, in 5-point steps) add
+# data.sendguard.config.model.weights[class] × p / 100 each. A class at or
+# above its model.block_at holds the score at block_threshold whatever else:
+# transactional evidence lowers the score of otherwise clean text, it never
+# cancels a likely campaign, cold pitch, election appeal or scam.
+#
 # A score at or above block_threshold answers policy_violation; at or above
 # throttle_threshold the send is held to the instance's slow lane
 # (sending_throttled when that lane is spent).
@@ -36,6 +43,7 @@ breakdown := {
 	"promo_with_call_to_action": promo_with_call_to_action,
 	"transactional": 0 - counted(s.transactional, "transactional"),
 	"purpose": purpose_weight,
+	"model": model_points,
 } if {
 	c := data.sendguard.config.risk
 	s := signals
@@ -77,7 +85,35 @@ purpose_weight := data.sendguard.config.risk.authentication_link_weight if {
 	input.signals.links > 0
 }
 
-score := min([100, max([0, sum([v | some v in breakdown])])])
+# model_probabilities names each model signal the score reads (not
+# p_transactional), for the same memo reason as signals.
+model_probabilities := {
+	"promotional": input.signals.p_promotional,
+	"cold_outreach": input.signals.p_cold_outreach,
+	"political": input.signals.p_political,
+	"scam": input.signals.p_scam,
+}
+
+# model_points is the classes' weighted probabilities added up (with every
+# weight 100: how likely the message is not transactional at all).
+model_points := round(sum([x |
+	some c, p in model_probabilities
+	x := p * data.sendguard.config.model.weights[c]
+]) / 100)
+
+# model_block is a class at or above its block line.
+default model_block := false
+
+model_block if {
+	some c, p in model_probabilities
+	p >= data.sendguard.config.model.block_at[c]
+}
+
+default model_floor := 0
+
+model_floor := data.sendguard.config.risk.block_threshold if model_block
+
+score := min([100, max([model_floor, sum([v | some v in breakdown])])])
 
 default block := false
 

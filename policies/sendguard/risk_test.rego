@@ -5,6 +5,7 @@ import data.sendguard.risk
 quiet := {
 	"promo_terms": 0, "calls_to_action": 0, "discount_codes": 0, "prize_claims": 0, "cold_outreach": 0, "political": 0,
 	"transactional": 0, "percentages": 0, "shortener_links": 0, "links": 0, "caps_ratio_pct": 0, "exclamations": 0, "emoji": 0, "length": 34,
+	"p_transactional": 100, "p_promotional": 0, "p_cold_outreach": 0, "p_political": 0, "p_scam": 0,
 }
 
 with_signals(extra) := {"signals": object.union(quiet, extra), "purpose": "transactional"}
@@ -75,4 +76,69 @@ test_exclamations_and_emoji_beyond_the_free_ones if {
 
 test_thresholds_are_data if {
 	risk.block with input as with_signals({"promo_terms": 1}) with data.sendguard.config.risk.block_threshold as 15
+}
+
+# The content model's probabilities add their weight (90 per class by
+# default) times p / 100.
+test_model_probability_adds if {
+	inp := with_signals({"p_transactional": 60, "p_promotional": 40})
+	risk.breakdown.model == 36 with input as inp
+	risk.score == 36 with input as inp
+	not risk.throttle with input as inp
+}
+
+test_model_classes_add_up if {
+	# 45% promotional and 40% scam: 85% likely to be something not allowed.
+	inp := with_signals({"p_transactional": 15, "p_promotional": 45, "p_scam": 40})
+	risk.breakdown.model == 77 with input as inp
+	risk.block with input as inp
+}
+
+test_model_and_native_signals_add if {
+	inp := with_signals({"p_transactional": 70, "p_promotional": 30, "promo_terms": 2})
+	risk.score == 57 with input as inp
+	risk.throttle with input as inp
+	not risk.block with input as inp
+}
+
+# Transactional evidence lowers a moderate model probability ...
+test_transactional_evidence_lowers_a_moderate_probability if {
+	inp := with_signals({"p_transactional": 40, "p_promotional": 60, "transactional": 2})
+	risk.score == 4 with input as inp
+	not risk.throttle with input as inp
+}
+
+# ... but never cancels one at or above the class's block line: an upsell
+# riding on a receipt ("order #4412 shipped! reply YES for 20% off") stays
+# blocked.
+test_transactional_evidence_never_cancels_the_block_line if {
+	inp := with_signals({"p_transactional": 20, "p_promotional": 80, "transactional": 2})
+	risk.model_block with input as inp
+	risk.score == 70 with input as inp
+	risk.block with input as inp
+}
+
+test_the_block_line_is_inclusive if {
+	risk.block with input as with_signals({"p_transactional": 30, "p_promotional": 70, "transactional": 2})
+	not risk.block with input as with_signals({"p_transactional": 35, "p_promotional": 65, "transactional": 2})
+}
+
+# A scam is the most harmful class: its block line is lower.
+test_scam_block_line_is_lower if {
+	risk.block with input as with_signals({"p_transactional": 40, "p_scam": 60, "transactional": 2})
+	not risk.block with input as with_signals({"p_transactional": 40, "p_promotional": 60, "transactional": 2})
+}
+
+test_model_weights_and_block_lines_are_data if {
+	inp := with_signals({"p_transactional": 50, "p_political": 50})
+	not risk.block with input as inp
+	risk.block with input as inp with data.sendguard.config.model.block_at.political as 50
+	risk.score == 0 with input as inp with data.sendguard.config.model.weights.political as 0
+}
+
+# Without a model (no p_ signals at all) the score is the native one.
+test_no_model_signals if {
+	inp := {"signals": object.remove(quiet, ["p_transactional", "p_promotional", "p_cold_outreach", "p_political", "p_scam"]), "purpose": "transactional"}
+	risk.score == 15 with input as object.union(inp, {"signals": {"promo_terms": 1}})
+	risk.breakdown.model == 0 with input as inp
 }

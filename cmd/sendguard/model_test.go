@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(stdin), &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+// model train is deterministic through the command too, and model eval
+// reads what it wrote.
+func TestModelTrainAndEval(t *testing.T) {
+	dir := t.TempDir()
+	fixture := "../../internal/model/testdata/fixture/"
+	var files [2][]byte
+	for i := range files {
+		out := filepath.Join(dir, "m"+string(rune('a'+i)))
+		if msg, err := runCmd(t, "", "model", "train", "--task", "outbound", "--data", fixture+"outbound.tsv", "--out", out); err != nil {
+			t.Fatalf("model train: %v\n%s", err, msg)
+		} else if !strings.Contains(msg, "training examples") || !strings.Contains(msg, "held out") {
+			t.Errorf("model train printed %q", msg)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = b
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Fatal("model train twice on the same data wrote different files")
+	}
+	msg, err := runCmd(t, "", "model", "eval", "--task", "outbound", "--data", fixture+"outbound.tsv", "--model", filepath.Join(dir, "ma"), "--split", "all")
+	if err != nil {
+		t.Fatalf("model eval: %v\n%s", err, msg)
+	}
+	for _, want := range []string{"accuracy", "precision", "recall", "promotional", "lang", "blocked", "slowed"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("model eval output lacks %q:\n%s", want, msg)
+		}
+	}
+	msg, err = runCmd(t, "", "model", "eval", "--task", "inbound", "--data", fixture+"inbound.tsv", "--model", filepath.Join(dir, "ma"))
+	if err == nil || !strings.Contains(err.Error(), "outbound model, not inbound") {
+		t.Errorf("model eval of an outbound model as inbound = %v, want a refusal\n%s", err, msg)
+	}
+	for _, args := range [][]string{
+		{"model", "train", "--task", "spam", "--data", fixture, "--out", filepath.Join(dir, "x")},
+		{"model", "train", "--task", "inbound", "--out", filepath.Join(dir, "x")},
+		{"model", "eval", "--task", "inbound", "--data", fixture + "inbound.tsv", "--split", "half"},
+		{"model", "fit"},
+	} {
+		if _, err := runCmd(t, "", args...); err == nil {
+			t.Errorf("%v: want an error", args)
+		}
+	}
+}
+
+// optout classify prints the model's probabilities and the n-grams behind
+// its answer; the lists still decide a keyword.
+func TestClassifyExplains(t *testing.T) {
+	out, err := runCmd(t, "STOP\nS T O P\n", "optout", "classify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("optout classify printed %q", out)
+	}
+	var first, second struct {
+		Intent, By    string
+		Probabilities map[string]float64
+		Top           []struct{ Feature, Kind string }
+	}
+	if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[1]), &second) != nil {
+		t.Fatalf("optout classify printed %q", out)
+	}
+	if first.Intent != "opt_out" || first.By != "lists" || len(first.Probabilities) != 3 || len(first.Top) == 0 {
+		t.Errorf("classify(STOP) = %+v, want opt_out by the lists, with probabilities and n-grams", first)
+	}
+	if second.By != "model" || len(second.Top) == 0 {
+		t.Errorf("classify(S T O P) = %+v, want the model's answer with n-grams", second)
+	}
+}
+
+// config check loads the configured model files: a missing file, or a
+// model of the other task, fails the check before anything serves.
+func TestConfigCheckLoadsModels(t *testing.T) {
+	dir := t.TempDir()
+	outModel := filepath.Join(dir, "out.model")
+	if msg, err := runCmd(t, "", "model", "train", "--task", "outbound", "--data", "../../internal/model/testdata/fixture/outbound.tsv", "--out", outModel); err != nil {
+		t.Fatalf("model train: %v\n%s", err, msg)
+	}
+	base, err := os.ReadFile("../devstack/sendguard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, extra, want string }{
+		{"missing file", "optout:\n  model:\n    path: " + filepath.Join(dir, "nope.model") + "\n", "optout.model"},
+		{"other task", "optout:\n  model:\n    path: " + outModel + "\n", "outbound model, not inbound"},
+		{"its own task", "risk:\n  model:\n    path: " + outModel + "\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			if err := os.WriteFile(cfg, append(append([]byte(nil), base...), "\n"+tc.extra...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			msg, err := runCmd(t, "", "config", "check", "--config", cfg)
+			if tc.want == "" && err != nil {
+				t.Errorf("config check with %s: %v\n%s", tc.name, err, msg)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("config check with %s = %v, want an error mentioning %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,239 @@
+package model
+
+import (
+	"math"
+	"unicode/utf8"
+
+	"github.com/sendguard/sendguard/internal/optout"
+)
+
+// NormalizerVersion names the text normaliser features are computed on
+// (internal/optout.Normalize). A model file records it; Load refuses a file
+// made with another, because its n-grams would not be the ones Predict
+// extracts. Bump it whenever optout.Normalize changes its output.
+const NormalizerVersion = "optout.Normalize/1"
+
+// Spec is the feature extraction a model was trained with, recorded in
+// its file header.
+type Spec struct {
+	CharMin    int  `json:"char_min"`    // shortest character n-gram, in runes (1)
+	CharMax    int  `json:"char_max"`    // longest character n-gram, in runes (5)
+	Words      int  `json:"words"`       // word n-grams up to this length (2: unigrams and bigrams)
+	BucketBits int  `json:"bucket_bits"` // features are hashed into 2^BucketBits buckets
+	Despace    bool `json:"despace"`     // runs of 3+ one-letter words are joined ("S T O P" is "stop")
+	// MinNorm: a message's feature values are 1/sqrt(max(n, MinNorm)) for
+	// n features, so a very short message ("hi") carries little evidence
+	// and stays near the prior instead of swinging on a few n-grams.
+	MinNorm    int    `json:"min_norm"`
+	Normalizer string `json:"normalizer"` // NormalizerVersion
+}
+
+// DefaultSpec is the feature extraction of the shipped models.
+func DefaultSpec() Spec {
+	return Spec{CharMin: 1, CharMax: 5, Words: 2, BucketBits: 18, Despace: true, MinNorm: 64, Normalizer: NormalizerVersion}
+}
+
+func (s Spec) valid() bool {
+	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
+		s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && s.Normalizer == NormalizerVersion
+}
+
+// norm is the value of one feature occurrence in a message of n features.
+func (s *Spec) norm(n int) float64 { return 1 / math.Sqrt(float64(max(1, n, s.MinNorm))) }
+
+// Seeds keep the three kinds of feature apart: the word "stop" and the
+// character 4-gram "stop" are different features.
+const (
+	seedChar   uint32 = 2166136261 // FNV-1a offset basis
+	seedWord   uint32 = 2166136261 ^ 0x9e3779b9
+	seedBigram uint32 = 2166136261 ^ 0x85ebca6b
+	fnvPrime   uint32 = 16777619
+)
+
+// Kinds of feature, for explanations.
+const (
+	kindChar = iota
+	kindWord
+	kindBigram
+)
+
+// span is where a feature came from in the prepared text, for Explain.
+type span struct {
+	kind       uint8
+	start, end int32
+}
+
+// prepare appends to dst the text features are extracted from: the
+// normalised text with a space before and after (so n-grams see word
+// starts and ends), and, with despace, runs of three or more one-rune words
+// joined into one word.
+func prepare(dst []byte, text string, despace bool) []byte {
+	var n string
+	if ascii(text) {
+		// The normaliser's result on ASCII, without its allocations; the
+		// equivalence is tested (TestNormalizeASCII, FuzzNormalizeASCII).
+		dst = normalizeASCII(dst[:0], text)
+		n = string(dst) // one copy: dst is rewritten below
+	} else {
+		n = optout.Normalize(text)
+	}
+	dst = append(dst[:0], ' ')
+	if !despace {
+		dst = append(dst, n...)
+		return append(dst, ' ')
+	}
+	// Walk words; a run of single-rune words of length >= 3 is written
+	// without its spaces.
+	i := 0
+	for i < len(n) {
+		// Count the run of single-rune words starting at i.
+		j, run := i, 0
+		for j < len(n) {
+			_, sz := utf8.DecodeRuneInString(n[j:])
+			if j+sz == len(n) || n[j+sz] == ' ' {
+				run++
+				j += sz
+				if j < len(n) {
+					j++ // the space
+				}
+				continue
+			}
+			break
+		}
+		if run >= 3 {
+			for k := i; k < j; k++ {
+				if n[k] != ' ' {
+					dst = append(dst, n[k])
+				}
+			}
+			dst = append(dst, ' ')
+			i = j
+			continue
+		}
+		// Copy one word (and the space after it).
+		k := i
+		for k < len(n) && n[k] != ' ' {
+			k++
+		}
+		dst = append(dst, n[i:k]...)
+		dst = append(dst, ' ')
+		i = k + 1
+	}
+	if len(dst) == 1 {
+		return append(dst, ' ')
+	}
+	return dst
+}
+
+// mix is murmur3's 32-bit finaliser: FNV-1a's low bits are weak on their
+// own.
+func mix(h uint32) uint32 {
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
+}
+
+func fnv(h uint32, b []byte) uint32 {
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= fnvPrime
+	}
+	return h
+}
+
+// extract appends the bucket of every feature of the prepared text p to
+// dst (a feature that occurs twice is there twice) and, when spans is not
+// nil, where each came from. Only Explain asks for spans; the hot path
+// needs no strings.
+func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
+	shift := uint(32 - s.BucketBits)
+	emit := func(h uint32, kind uint8, start, end int) {
+		dst = append(dst, mix(h)>>shift)
+		if spans != nil {
+			*spans = append(*spans, span{kind, int32(start), int32(end)})
+		}
+	}
+	// Character n-grams over the padded text, in runes.
+	for i := 0; i < len(p); {
+		_, first := utf8.DecodeRune(p[i:])
+		h, j := seedChar, i
+		for n := 1; n <= s.CharMax && j < len(p); n++ {
+			_, sz := utf8.DecodeRune(p[j:])
+			h = fnv(h, p[j:j+sz])
+			j += sz
+			if n >= s.CharMin && !(n == 1 && p[i] == ' ') {
+				emit(h, kindChar, i, j)
+			}
+		}
+		i += first
+	}
+	if s.Words == 0 {
+		return dst
+	}
+	// Words: p is " w1 w2 … wn ".
+	prevStart := -1
+	for i := 1; i < len(p); {
+		j := i
+		for j < len(p) && p[j] != ' ' {
+			j++
+		}
+		if j > i {
+			emit(fnv(seedWord, p[i:j]), kindWord, i, j)
+			if s.Words >= 2 && prevStart >= 0 {
+				emit(fnv(seedBigram, p[prevStart:j]), kindBigram, prevStart, j)
+			}
+			prevStart = i
+		}
+		i = j + 1
+	}
+	return dst
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeASCII appends optout.Normalize(s) for an ASCII s: letters lower
+// case, digits kept, an apostrophe between two of them dropped, NUL
+// dropped, anything else a space, spaces collapsed and trimmed.
+func normalizeASCII(dst []byte, s string) []byte {
+	word := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	space := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 0:
+			continue
+		case c == '\'':
+			if i > 0 && i+1 < len(s) && word(s[i-1]) && word(s[i+1]) {
+				continue
+			}
+			c = ' '
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case !word(c):
+			c = ' '
+		}
+		if c == ' ' {
+			if !space {
+				dst = append(dst, ' ')
+				space = true
+			}
+			continue
+		}
+		dst = append(dst, c)
+		space = false
+	}
+	if n := len(dst); n > 0 && dst[n-1] == ' ' {
+		dst = dst[:n-1]
+	}
+	return dst
+}

@@ -1,0 +1,351 @@
+// Package model holds sendguard's learned text classifiers: inbound intent
+// (opt_out, opt_in, none) and outbound content (transactional, promotional,
+// cold_outreach, political, scam).
+//
+// Features survive paraphrase, typos, spacing and script: character
+// n-grams (1 to 5 runes) over the opt-out normaliser's output with a space
+// around every word, plus word unigrams and bigrams, with runs of spaced-out
+// letters joined ("S T O P" reads as "stop"), all hashed (FNV-1a, murmur
+// finaliser) into 2^18 buckets. The classifier is a multinomial logistic
+// regression trained by Train deterministically: the same examples give the
+// same model file, byte for byte.
+//
+// A model file is data: a header (magic, format version, task, classes,
+// feature spec, normaliser version, SHA-256 of the training examples), the
+// biases and the non-zero weight rows quantised to 16 bits, and a SHA-256
+// trailer. The shipped models are embedded (Embedded); a path in the config
+// overrides them (Load). The package does no I/O but the model bytes it is
+// handed.
+//
+// A Model is immutable after Load and safe for concurrent use; Predict
+// allocates nothing but what the normaliser does, its scratch comes from a
+// sync.Pool owned by the Model.
+package model
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/sendguard/sendguard/internal/optout"
+)
+
+// Tasks and their classes, in the order of a model's probabilities.
+const (
+	Inbound  = "inbound"
+	Outbound = "outbound"
+)
+
+// Classes returns the classes of a task, nil for an unknown task.
+func Classes(task string) []string {
+	switch task {
+	case Inbound:
+		return []string{"opt_out", "opt_in", "none"}
+	case Outbound:
+		return []string{"transactional", "promotional", "cold_outreach", "political", "scam"}
+	}
+	return nil
+}
+
+// MaxClasses bounds the classes of a model.
+const MaxClasses = 8
+
+// FormatVersion is the model file format Load reads.
+const FormatVersion = 1
+
+var magic = [8]byte{'S', 'G', 'M', 'O', 'D', 'E', 'L', '\n'}
+
+// Header describes a model file.
+type Header struct {
+	Task          string   `json:"task"`
+	Classes       []string `json:"classes"`
+	Spec          Spec     `json:"spec"`
+	TrainSHA256   string   `json:"train_sha256"`   // of the training examples, canonical order (see DataHash)
+	TrainExamples int      `json:"train_examples"` // how many
+	HoldoutPct    int      `json:"holdout_pct"`    // the share of the corpus held out of training
+	Trainer       Params   `json:"trainer"`
+}
+
+// Model is a trained classifier.
+type Model struct {
+	Header
+	k     int
+	bias  [MaxClasses]float64
+	scale float64 // weight = int16 × scale
+	w     []int16 // bucket-major: w[b*k+c]
+	pool  sync.Pool
+}
+
+type scratch struct {
+	text  []byte
+	feats []uint32
+}
+
+// Predict appends to dst the probability of each class, in the order of
+// m.Classes, and returns it. With cap(dst) >= len(m.Classes) it allocates
+// nothing beyond the normaliser's own work.
+func (m *Model) Predict(text string, dst []float64) []float64 {
+	sc, _ := m.pool.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	dst = m.predict(sc, text, dst)
+	if cap(sc.text) <= 64<<10 {
+		m.pool.Put(sc)
+	}
+	return dst
+}
+
+func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
+	sc.text = prepare(sc.text, text, m.Spec.Despace)
+	sc.feats = m.Spec.extract(sc.feats[:0], sc.text, nil)
+	var acc [MaxClasses]int64
+	k := m.k
+	for _, b := range sc.feats {
+		row := m.w[int(b)*k : int(b)*k+k]
+		for c, v := range row {
+			acc[c] += int64(v)
+		}
+	}
+	var logits [MaxClasses]float64
+	norm := m.scale * m.Spec.norm(len(sc.feats))
+	for c := range k {
+		logits[c] = m.bias[c] + float64(acc[c])*norm
+	}
+	return softmax(dst, logits[:k])
+}
+
+func softmax(dst []float64, z []float64) []float64 {
+	top := slices.Max(z)
+	sum := 0.0
+	start := len(dst)
+	for _, v := range z {
+		e := math.Exp(v - top)
+		dst = append(dst, e)
+		sum += e
+	}
+	for i := start; i < len(dst); i++ {
+		dst[i] /= sum
+	}
+	return dst
+}
+
+// Contribution is one feature's push toward a class.
+type Contribution struct {
+	Feature string  `json:"feature"` // the n-gram; spaces mark word edges in character n-grams
+	Kind    string  `json:"kind"`    // char, word or bigram
+	Weight  float64 `json:"weight"`  // its logit for the class minus its mean logit over the classes
+}
+
+// Explain returns the at most n features that pushed class c the most
+// (largest positive contribution first), on the prepared text. It
+// re-extracts the features with their strings: it is for operators, not
+// the hot path.
+func (m *Model) Explain(text string, c, n int) []Contribution {
+	if c < 0 || c >= m.k || n <= 0 {
+		return nil
+	}
+	p := prepare(nil, text, m.Spec.Despace)
+	var spans []span
+	feats := m.Spec.extract(nil, p, &spans)
+	norm := m.scale * m.Spec.norm(len(feats))
+	type key struct {
+		kind uint8
+		s    string
+	}
+	sum := map[key]float64{}
+	for i, b := range feats {
+		row := m.w[int(b)*m.k : int(b)*m.k+m.k]
+		mean := 0.0
+		for _, v := range row {
+			mean += float64(v)
+		}
+		mean /= float64(m.k)
+		sp := spans[i]
+		sum[key{sp.kind, string(p[sp.start:sp.end])}] += (float64(row[c]) - mean) * norm
+	}
+	out := make([]Contribution, 0, len(sum))
+	for k, v := range sum {
+		if v > 0 {
+			out = append(out, Contribution{Feature: k.s, Kind: [...]string{"char", "word", "bigram"}[k.kind], Weight: v})
+		}
+	}
+	slices.SortFunc(out, func(a, b Contribution) int {
+		if a.Weight != b.Weight {
+			if a.Weight > b.Weight {
+				return -1
+			}
+			return 1
+		}
+		if a.Kind != b.Kind {
+			if a.Kind < b.Kind {
+				return -1
+			}
+			return 1
+		}
+		if a.Feature < b.Feature {
+			return -1
+		}
+		if a.Feature > b.Feature {
+			return 1
+		}
+		return 0
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// Class returns the index of a class name, or -1.
+func (m *Model) Class(name string) int { return slices.Index(m.Classes, name) }
+
+// ErrFormat is wrapped by every error Load returns for bytes that are not
+// a model file this version reads.
+var ErrFormat = errors.New("not a sendguard model file")
+
+// Load decodes a model file.
+func Load(b []byte) (*Model, error) {
+	if len(b) < len(magic)+8+sha256.Size || !bytes.Equal(b[:len(magic)], magic[:]) {
+		return nil, fmt.Errorf("%w: bad magic", ErrFormat)
+	}
+	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+		return nil, fmt.Errorf("%w: checksum mismatch (truncated or altered)", ErrFormat)
+	}
+	r := body[len(magic):]
+	if v := binary.LittleEndian.Uint32(r); v != FormatVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, FormatVersion)
+	}
+	hl := int(binary.LittleEndian.Uint32(r[4:]))
+	r = r[8:]
+	if hl > len(r) {
+		return nil, fmt.Errorf("%w: header length %d", ErrFormat, hl)
+	}
+	m := &Model{}
+	if err := json.Unmarshal(r[:hl], &m.Header); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrFormat, err)
+	}
+	r = r[hl:]
+	if !m.Spec.valid() {
+		return nil, fmt.Errorf("%w: feature spec %+v (this build normalises with %s)", ErrFormat, m.Spec, NormalizerVersion)
+	}
+	if want := Classes(m.Task); want == nil || !slices.Equal(want, m.Classes) {
+		return nil, fmt.Errorf("%w: task %q with classes %v", ErrFormat, m.Task, m.Classes)
+	}
+	m.k = len(m.Classes)
+	if len(r) < 4*(m.k+1) {
+		return nil, fmt.Errorf("%w: short body", ErrFormat)
+	}
+	for c := range m.k {
+		m.bias[c] = float64(math.Float32frombits(binary.LittleEndian.Uint32(r[4*c:])))
+	}
+	m.scale = float64(math.Float32frombits(binary.LittleEndian.Uint32(r[4*m.k:])))
+	r = r[4*(m.k+1):]
+	buckets := 1 << m.Spec.BucketBits
+	m.w = make([]int16, buckets*m.k)
+	rows, n := binary.Uvarint(r)
+	if n <= 0 || rows > uint64(buckets) {
+		return nil, fmt.Errorf("%w: row count", ErrFormat)
+	}
+	r = r[n:]
+	bucket := -1
+	for range rows {
+		gap, n := binary.Uvarint(r)
+		if n <= 0 || gap == 0 || gap > uint64(buckets) {
+			return nil, fmt.Errorf("%w: row gap", ErrFormat)
+		}
+		r = r[n:]
+		bucket += int(gap)
+		if bucket >= buckets {
+			return nil, fmt.Errorf("%w: bucket %d out of range", ErrFormat, bucket)
+		}
+		for c := range m.k {
+			v, n := binary.Varint(r)
+			if n <= 0 || v < math.MinInt16 || v > math.MaxInt16 {
+				return nil, fmt.Errorf("%w: weight", ErrFormat)
+			}
+			r = r[n:]
+			m.w[bucket*m.k+c] = int16(v)
+		}
+	}
+	if len(r) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(r))
+	}
+	return m, nil
+}
+
+// encode writes the model file of a header, biases and float weights
+// (bucket-major), quantising the weights to int16.
+func encode(h Header, bias []float64, w []float64) []byte {
+	k := len(h.Classes)
+	maxAbs := 0.0
+	for _, v := range w {
+		maxAbs = math.Max(maxAbs, math.Abs(v))
+	}
+	scale := float32(1)
+	if maxAbs > 0 {
+		scale = float32(maxAbs / math.MaxInt16)
+	}
+	hj, err := json.Marshal(h)
+	if err != nil {
+		panic("model: header: " + err.Error()) // plain strings and numbers: cannot fail
+	}
+	b := append([]byte(nil), magic[:]...)
+	b = binary.LittleEndian.AppendUint32(b, FormatVersion)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(hj)))
+	b = append(b, hj...)
+	for c := range k {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(bias[c])))
+	}
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(scale))
+	q := make([]int16, len(w))
+	rows := 0
+	for i := 0; i < len(w); i += k {
+		nz := false
+		for c := range k {
+			q[i+c] = int16(math.Round(w[i+c] / float64(scale)))
+			nz = nz || q[i+c] != 0
+		}
+		if nz {
+			rows++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(rows))
+	prev := -1
+	for i := 0; i < len(q); i += k {
+		row := q[i : i+k]
+		if !slices.ContainsFunc(row, func(v int16) bool { return v != 0 }) {
+			continue
+		}
+		bucket := i / k
+		b = binary.AppendUvarint(b, uint64(bucket-prev))
+		prev = bucket
+		for _, v := range row {
+			b = binary.AppendVarint(b, int64(v))
+		}
+	}
+	sum := sha256.Sum256(b)
+	return append(b, sum[:]...)
+}
+
+// Scores makes an inbound model an optout.Scorer: the probabilities of
+// opt_out and opt_in (0 for a model without those classes).
+func (m *Model) Scores(text string) optout.Scores {
+	var buf [MaxClasses]float64
+	p := m.Predict(text, buf[:0])
+	var s optout.Scores
+	if c := m.Class("opt_out"); c >= 0 {
+		s.OptOut = p[c]
+	}
+	if c := m.Class("opt_in"); c >= 0 {
+		s.OptIn = p[c]
+	}
+	return s
+}

@@ -1,0 +1,61 @@
+package optout_test
+
+import (
+	"sort"
+	"testing"
+
+	"github.com/sendguard/sendguard/internal/model"
+	"github.com/sendguard/sendguard/internal/model/modeltest"
+	"github.com/sendguard/sendguard/internal/optout"
+)
+
+// TestHeldOutIntent runs the held-out part of the inbound corpus through
+// what serve runs: the lists, then the embedded model at the default
+// thresholds. The floors were set from the first honest run (README,
+// Detection); the targets are higher (accuracy and opt-out recall
+// 97%, false opt-outs 0.5%), and the log says where it stands.
+func TestHeldOutIntent(t *testing.T) {
+	// First honest run (corpus branches h9-corpus-a 77dd7be, h9-corpus-b
+	// 808229b, 2,069 held-out replies in 23 language variants): accuracy
+	// 92.5%, opt-out recall 94.6%, false opt-outs 6.03%.
+	const (
+		floorAccuracy     = 0.90
+		floorOptOutRecall = 0.92
+		ceilFalseOptOut   = 0.08
+	)
+	ex := model.Select(modeltest.Corpus(t, model.Inbound), model.TestSplit)
+	m, err := model.Embedded(model.Inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := optout.New(optout.DefaultLists())
+	d := lists.WithModel(optout.Model{Scorer: m})
+	classes := model.Classes(model.Inbound)
+	index := func(in optout.Intent) int {
+		for i, c := range classes {
+			if c == string(in) {
+				return i
+			}
+		}
+		return -1
+	}
+	r := model.Evaluate(classes, ex, func(s string) int { return index(d.Classify(s).Intent) })
+	base := model.Evaluate(classes, ex, func(s string) int { return index(lists.Classify(s).Intent) })
+	optOut, others := []int{0}, []int{1, 2}
+	acc, recall, falseOut := r.Accuracy(), r.Recall(0), r.Rate(others, optOut)
+	t.Logf("held out, %d replies: accuracy %.1f%%, opt-out recall %.1f%%, false opt-outs %.2f%% of the others, opt-in recall %.1f%% (lists alone: %.1f%%, %.1f%%, %.2f%%)",
+		r.Total, 100*acc, 100*recall, 100*falseOut, 100*r.Recall(1), 100*base.Accuracy(), 100*base.Recall(0), 100*base.Rate(others, optOut))
+	langs := make([]string, 0, len(r.Langs))
+	for l := range r.Langs {
+		langs = append(langs, l)
+	}
+	sort.Strings(langs)
+	for _, l := range langs {
+		row := r.Langs[l]
+		t.Logf("  %-8s %4d  accuracy %5.1f%%  opt-out %d/%d", l, row.Total, 100*float64(row.Correct)/float64(row.Total), row.PerClass[0][1], row.PerClass[0][0])
+	}
+	if acc < floorAccuracy || recall < floorOptOutRecall || falseOut > ceilFalseOptOut {
+		t.Errorf("held out: accuracy %.1f%% (floor %.0f%%), opt-out recall %.1f%% (floor %.0f%%), false opt-outs %.2f%% (ceiling %.1f%%)",
+			100*acc, 100*floorAccuracy, 100*recall, 100*floorOptOutRecall, 100*falseOut, 100*ceilFalseOptOut)
+	}
+}
