@@ -39,6 +39,25 @@ func policyTree(t *testing.T) string {
 }
 
 // replaceIn replaces old with new in the file name under dir.
+// modelOff takes the content model out of the score: no weights, no block
+// lines.
+func modelOff(t *testing.T, dir string) {
+	t.Helper()
+	replaceIn(t, dir, policyData, `"weights": {
+      "promotional": 90,
+      "cold_outreach": 90,
+      "political": 90,
+      "scam": 90
+    },
+    "block_at": {
+      "promotional": 70,
+      "cold_outreach": 70,
+      "political": 70,
+      "scam": 60
+    }`, `"weights": {},
+    "block_at": {}`)
+}
+
 func replaceIn(t *testing.T, dir, name, old, new string) {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -71,6 +90,7 @@ var brokenTrees = []struct {
 		replaceIn(t, dir, policyData, `"allowed": [`, `"allowed": ["marketing",`)
 	}, []string{`probe "marketing purpose": answered allowed (risk score 0), want message_purpose_not_allowed`}},
 	{"threshold above the spam", func(t *testing.T, dir string) {
+		modelOff(t, dir) // the content model's block line alone would still hold the spam
 		replaceIn(t, dir, policyData, `"block_threshold": 70`, `"block_threshold": 95`)
 	}, []string{`probe "prize spam declared transactional": answered allowed (risk score 90), want policy_violation`}},
 	// The layout mistake: every file one directory down. Before, every
@@ -231,6 +251,7 @@ func TestSIGHUPKeepsRunningPolicies(t *testing.T) {
 	}
 	check("after a refused reload")
 
+	modelOff(t, dir)
 	replaceIn(t, dir, policyData, `"block_threshold": "70"`, `"block_threshold": 95`)
 	hup("policy reload failed")
 	check("after a reload that fails a probe")

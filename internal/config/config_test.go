@@ -180,7 +180,7 @@ func TestREADMEExample(t *testing.T) {
 }
 
 func TestModelSettings(t *testing.T) {
-	c, err := Parse([]byte("optout: {model: {path: in.model, opt_out_threshold: 0.4, opt_in_threshold: 0.9}}\nrisk: {model: {path: out.model}}\n"))
+	c, err := Parse([]byte("optout: {model: {path: in.model, opt_out_threshold: 0.4, opt_in_threshold: 0.9}}\nrisk: {model: {path: out.model}}\ninbound: {routes: []}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
