@@ -200,27 +200,38 @@ func (r *Redis) outboxKeys() []string {
 // microseconds, exact in a double), checks monthly, daily and tokens in that
 // order, and consumes only when all pass. It returns the state before
 // consumption; Go recomputes the same outcome from it with limiter.
-var takeScript = redis.NewScript(`
-local s = redis.call('HMGET', KEYS[1], 'd', 'dc', 'm', 'mc', 't', 'r')
-local day, month, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local daily, monthly, rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local d, dc, m, mc = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
-local t, r = tonumber(s[5]), tonumber(s[6]) or 0
-if d ~= day then d = day; dc = 0 end
-if m ~= month then m = month; mc = 0 end
-if r == 0 or t == nil then
-  t = burst
-elseif now > r then
-  t = math.min(burst, t + (now - r) / 1e6 * rate)
-end
-t = math.min(t, burst)
-local pre = string.format('%.17g', t)
-if mc < monthly and dc < daily and t >= 1 then
-  redis.call('HSET', KEYS[1], 'd', d, 'dc', dc + 1, 'm', m, 'mc', mc + 1, 't', string.format('%.17g', t - 1), 'r', ARGV[3])
-  redis.call('EXPIREAT', KEYS[1], ARGV[8])
-end
-return {d, dc, m, mc, pre}
+var takeScript = redis.NewScript(luaBucket + `
+local q, ok = bucket(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+if ok then consume(KEYS[1], q) end
+return {q[1], q[2], q[3], q[4], string.format('%.17g', q[5])}
 `)
+
+// luaBucket is the quota bucket both scripts share: bucket(key, daily,
+// monthly, rate, burst) reads key's state with the periods rolled over and
+// the tokens refilled to now, and says whether a send fits; consume(key, b)
+// writes b less one send. ARGV[1] and ARGV[2] are the day and month
+// numbers, ARGV[3] now in microseconds and ARGV[8] the key's expiry.
+const luaBucket = `
+local now, day, month = tonumber(ARGV[3]), tonumber(ARGV[1]), tonumber(ARGV[2])
+local function bucket(key, daily, monthly, rate, burst)
+  local s = redis.call('HMGET', key, 'd', 'dc', 'm', 'mc', 't', 'r')
+  local d, dc, m, mc = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+  local t, r = tonumber(s[5]), tonumber(s[6]) or 0
+  if d ~= day then d = day; dc = 0 end
+  if m ~= month then m = month; mc = 0 end
+  if r == 0 or t == nil then
+    t = burst
+  elseif now > r then
+    t = math.min(burst, t + (now - r) / 1e6 * rate)
+  end
+  t = math.min(t, burst)
+  return {d, dc, m, mc, t}, mc < monthly and dc < daily and t >= 1
+end
+local function consume(key, b)
+  redis.call('HSET', key, 'd', b[1], 'dc', b[2] + 1, 'm', b[3], 'mc', b[4] + 1, 't', string.format('%.17g', b[5] - 1), 'r', ARGV[3])
+  redis.call('EXPIREAT', key, ARGV[8])
+end
+`
 
 // Take checks and consumes in one round trip.
 func (r *Redis) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
@@ -261,8 +272,7 @@ func (r *Redis) expireAt(now time.Time) int64 {
 // refusing or the quota bucket's state before consumption as takeScript}.
 // Each sorted set expires a window after its last write, so Redis holds
 // only the counts of the last window.
-var sendScript = redis.NewScript(`
-local now = tonumber(ARGV[3])
+var sendScript = redis.NewScript(luaBucket + `
 local pairLimit, phone = tonumber(ARGV[14]), ARGV[15]
 local win, thr, blk = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
 if pairLimit > 0 then
@@ -285,25 +295,6 @@ if fan then
       return {1, tonumber(oldest[2]) + win - now}
     end
   end
-end
-local day, month = tonumber(ARGV[1]), tonumber(ARGV[2])
-local function bucket(key, daily, monthly, rate, burst)
-  local s = redis.call('HMGET', key, 'd', 'dc', 'm', 'mc', 't', 'r')
-  local d, dc, m, mc = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
-  local t, r = tonumber(s[5]), tonumber(s[6]) or 0
-  if d ~= day then d = day; dc = 0 end
-  if m ~= month then m = month; mc = 0 end
-  if r == 0 or t == nil then
-    t = burst
-  elseif now > r then
-    t = math.min(burst, t + (now - r) / 1e6 * rate)
-  end
-  t = math.min(t, burst)
-  return {d, dc, m, mc, t}, mc < monthly and dc < daily and t >= 1
-end
-local function consume(key, b)
-  redis.call('HSET', key, 'd', b[1], 'dc', b[2] + 1, 'm', b[3], 'mc', b[4] + 1, 't', string.format('%.17g', b[5] - 1), 'r', ARGV[3])
-  redis.call('EXPIREAT', key, ARGV[8])
 end
 local slow, slowOK
 if ARGV[9] == '1' then
