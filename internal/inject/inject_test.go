@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sendguard/sendguard/envoy"
+	"github.com/sendguard/sendguard/envoy/envoytest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
@@ -395,24 +396,4 @@ func TestEnvoyValidatesInjectedConfig(t *testing.T) {
 	}
 }
 
-func envoyBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ENVOY_BIN"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("envoy"); err == nil {
-		return p
-	}
-	if p, err := filepath.Abs("../../.venv/bin/envoy"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no envoy binary (ENVOY_BIN, PATH, .venv): CI must install it with `make envoy`")
-	}
-	t.Skip("no envoy binary: run `make envoy`")
-	return ""
-}
+func envoyBinary(t *testing.T) string { return envoytest.Binary(t) }
