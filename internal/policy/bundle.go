@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -65,22 +66,19 @@ type bundle struct {
 }
 
 // load reads every .rego module (tests excluded), every data.json, the
-// schemas and the probes under fsys. A data file's directory names its
-// place in data, as with `opa test DIR`: sendguard/config/data.json is
-// data.sendguard.config.
+// schemas and the probes under fsys, as walk finds them. A data file's
+// directory names its place in data, as with `opa test DIR`:
+// sendguard/config/data.json is data.sendguard.config.
 func load(fsys fs.FS) (*bundle, error) {
 	b := &bundle{modules: map[string]*ast.Module{}, data: map[string]any{}, dataFiles: map[string]string{}, schemas: map[string]any{}}
 	probes := false
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
+	err := walk(fsys, func(p, file string) error {
 		switch {
 		case strings.HasPrefix(p, SchemaDir+"/"):
 			if path.Ext(p) != ".json" {
 				return nil
 			}
-			src, err := fs.ReadFile(fsys, p)
+			src, err := fs.ReadFile(fsys, file)
 			if err != nil {
 				return err
 			}
@@ -90,7 +88,7 @@ func load(fsys fs.FS) (*bundle, error) {
 			}
 			b.schemas[strings.TrimSuffix(strings.TrimPrefix(p, SchemaDir+"/"), ".json")] = s
 		case p == ProbesFile:
-			src, err := fs.ReadFile(fsys, p)
+			src, err := fs.ReadFile(fsys, file)
 			if err != nil {
 				return err
 			}
@@ -101,7 +99,7 @@ func load(fsys fs.FS) (*bundle, error) {
 		case strings.HasSuffix(p, "_test.rego"):
 			return nil
 		case strings.HasSuffix(p, ".rego"):
-			src, err := fs.ReadFile(fsys, p)
+			src, err := fs.ReadFile(fsys, file)
 			if err != nil {
 				return err
 			}
@@ -111,7 +109,7 @@ func load(fsys fs.FS) (*bundle, error) {
 			}
 			b.modules[p] = m
 		case path.Base(p) == "data.json":
-			src, err := fs.ReadFile(fsys, p)
+			src, err := fs.ReadFile(fsys, file)
 			if err != nil {
 				return err
 			}
@@ -136,6 +134,104 @@ func load(fsys fs.FS) (*bundle, error) {
 		return nil, fmt.Errorf("%s is missing: a policy tree carries the probe sends it must answer as expected", ProbesFile)
 	}
 	return b, nil
+}
+
+// maxDepth bounds how deep walk descends: a symlink loop that os.SameFile
+// cannot see (an fs.FS whose FileInfo is not the operating system's) ends
+// here.
+const maxDepth = 32
+
+// walk calls fn, in lexical order, with the tree path and the file to read
+// of every regular file under fsys, so that a directory laid out as a
+// Kubernetes ConfigMap or Secret volume reads like the tree it holds:
+//
+//   - an entry whose name starts with ".." is skipped: the kubelet's
+//     hidden timestamped directory and its ..data symlink, which would
+//     otherwise load every file twice;
+//   - a symlink is followed, to a file or to a directory (fsys decides
+//     whether a target outside the root can be reached; Engine opens the
+//     directory with os.Root, which refuses); a directory met again on
+//     its own path is an error, not a loop;
+//   - a top-level file whose name has dots before its extension names a
+//     nested path, each such dot a slash: sendguard.decision.rego is
+//     sendguard/decision.rego, schemas.sendguard.config.json is
+//     schemas/sendguard/config.json. ConfigMap keys cannot hold a slash, so
+//     this is how a ConfigMap carries a policy tree.
+//
+// Two files naming the same tree path are an error.
+func walk(fsys fs.FS, fn func(p, file string) error) error {
+	seen := map[string]string{}
+	var dir func(d string, ancestors []fs.FileInfo) error
+	dir = func(d string, ancestors []fs.FileInfo) error {
+		if len(ancestors) > maxDepth {
+			return fmt.Errorf("%s: more than %d directories deep (a symlink loop?)", d, maxDepth)
+		}
+		fi, err := fs.Stat(fsys, d)
+		if err != nil {
+			return err
+		}
+		for _, a := range ancestors {
+			if os.SameFile(a, fi) {
+				return fmt.Errorf("%s: symlink loop (the directory contains itself)", d)
+			}
+		}
+		ancestors = append(ancestors, fi)
+		entries, err := fs.ReadDir(fsys, d)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "..") {
+				continue
+			}
+			file := path.Join(d, e.Name())
+			mode := e.Type()
+			if mode&fs.ModeSymlink != 0 {
+				fi, err := fs.Stat(fsys, file)
+				if err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+				mode = fi.Mode().Type()
+			}
+			switch {
+			case mode.IsDir():
+				if err := dir(file, ancestors); err != nil {
+					return err
+				}
+				continue
+			case !mode.IsRegular():
+				continue
+			}
+			p := file
+			if d == "." {
+				p = unflatten(e.Name())
+			}
+			if other, dup := seen[p]; dup {
+				return fmt.Errorf("%s and %s both name %s", other, file, p)
+			}
+			seen[p] = file
+			if err := fn(p, file); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return dir(".", nil)
+}
+
+// unflatten turns a top-level file name into its tree path: every dot
+// before the extension's is a slash. A name with an empty segment
+// (".hidden", "a..b.rego") is left as it is.
+func unflatten(name string) string {
+	i := strings.LastIndexByte(name, '.')
+	if i <= 0 {
+		return name
+	}
+	segs := strings.Split(name[:i], ".")
+	if slices.Contains(segs, "") {
+		return name
+	}
+	return strings.Join(segs, "/") + name[i:]
 }
 
 // decodeProbes reads the probe file strictly: unknown keys are errors, and

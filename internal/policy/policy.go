@@ -121,7 +121,14 @@ func (e *Engine) Source() string {
 func (e *Engine) Reload(ctx context.Context) error {
 	fsys := fs.FS(policies.FS)
 	if e.opts.Dir != "" {
-		fsys = os.DirFS(e.opts.Dir)
+		// os.Root follows symlinks inside the directory only: a ConfigMap
+		// volume's links resolve, a link out of the tree does not.
+		root, err := os.OpenRoot(e.opts.Dir)
+		if err != nil {
+			return fmt.Errorf("policies from %s: %w", e.Source(), err)
+		}
+		defer root.Close()
+		fsys = root.FS()
 	}
 	scan := e.opts.Scan
 	if scan == nil {
