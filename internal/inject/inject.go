@@ -22,11 +22,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sendguard/sendguard/envoy"
@@ -47,14 +49,22 @@ const (
 	// AnnotationConfig names the ConfigMap holding sendguard.yaml.
 	// Default: Options.ConfigMap.
 	AnnotationConfig = "sendguard.io/config"
-	// AnnotationPolicies names an optional ConfigMap mounted at
-	// /etc/sendguard/policies and passed as --policies, instead of the
-	// embedded policies. Known gap: a policy tree is nested (probes.json,
-	// data.json and schemas in subdirectories), which a ConfigMap's flat
-	// keys cannot express, and the policy loader also walks the volume's
-	// hidden ..timestamp directory; until the loader accepts that layout,
-	// policies come from the image.
+	// AnnotationPolicies names a ConfigMap holding a policy tree, mounted
+	// whole at /etc/sendguard/policies and passed as --policies instead of
+	// the embedded policies. ConfigMap keys cannot hold a slash, so each
+	// file's key is its tree path with every slash a dot
+	// (sendguard.config.data.json for sendguard/config/data.json); the
+	// policy loader reads such a top-level name as the nested path, skips
+	// the volume's hidden ..timestamp directory and follows its symlinks.
+	// The injector cannot build the volume's items from the keys: it sees
+	// the pod, not the ConfigMap.
 	AnnotationPolicies = "sendguard.io/policies"
+	// AnnotationInboundSecret is "<Secret name>" or "<Secret
+	// name>/<key>" (default key InboundSecretKey): that Secret key becomes
+	// the sendguard container's InboundSecretEnv, the variable the config's
+	// inbound.signature.secret_env must name. Without it the container has
+	// no inbound signing secret.
+	AnnotationInboundSecret = "sendguard.io/inbound-secret"
 	// AnnotationStore is "embedded" (default: an emptyDir holds the bbolt
 	// file, so limits are per pod and reset when the pod goes) or "redis"
 	// (no state volume; the config's store.type must be redis).
@@ -73,6 +83,12 @@ const (
 	ConfigVolume       = "sendguard-config"
 	PoliciesVolume     = "sendguard-policies"
 	StateVolume        = "sendguard-state"
+
+	// InboundSecretEnv is the variable AnnotationInboundSecret sets, and
+	// InboundSecretKey the Secret key it reads when the annotation names
+	// none.
+	InboundSecretEnv = "SENDGUARD_INBOUND_SECRET"
+	InboundSecretKey = "inbound-secret"
 
 	configDir   = "/etc/sendguard"
 	policiesDir = "/etc/sendguard/policies"
@@ -224,6 +240,7 @@ type plan struct {
 	sender, webhook  int32
 	config, policies string
 	embedded         bool
+	inbound          *corev1.SecretKeySelector // nil: no inbound secret
 }
 
 func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, error) {
@@ -233,6 +250,19 @@ func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, e
 			return p, fmt.Errorf("annotation %s: empty ConfigMap name", AnnotationConfig)
 		}
 		p.config = v
+	}
+	if v, ok := ann[AnnotationInboundSecret]; ok {
+		name, key, hasKey := strings.Cut(v, "/")
+		if !hasKey {
+			key = InboundSecretKey
+		}
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return p, fmt.Errorf("annotation %s: %q: Secret name %q: %s", AnnotationInboundSecret, v, name, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+			return p, fmt.Errorf("annotation %s: %q: key %q: %s", AnnotationInboundSecret, v, key, strings.Join(errs, "; "))
+		}
+		p.inbound = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}
 	}
 	switch v := ann[AnnotationStore]; v {
 	case "", "embedded":
@@ -361,6 +391,9 @@ func sendguardContainer(p plan, opts Options) corev1.Container {
 		ReadinessProbe:           httpProbe("/readyz", 5, 1),
 		SecurityContext:          securityContext(opts.SendguardUID),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	if p.inbound != nil {
+		c.Env = append(c.Env, corev1.EnvVar{Name: InboundSecretEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: p.inbound}})
 	}
 	if p.embedded {
 		// store.path defaults to sendguard.db, relative to the working
