@@ -62,7 +62,11 @@ type Decision struct {
 
 // Options choose the policies. The zero value uses the embedded ones.
 type Options struct {
-	Dir string // a directory of .rego and data .json files; "" for the embedded bundle
+	// Dir is a directory of .rego and data .json files, "" for the
+	// embedded bundle. It may be a Kubernetes ConfigMap or Secret volume,
+	// nested through items or with flat keys (see walk); symlinks leading
+	// out of Dir are refused.
+	Dir string
 
 	// CacheEntries bounds the decision memo (see Engine); 0 means 65,536
 	// and a negative value turns the memo off.
