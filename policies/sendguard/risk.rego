@@ -7,7 +7,8 @@
 #
 # The content model's class probabilities (input.signals.p_promotional,
 # p_cold_outreach, p_political, p_scam: percent, in 5-point steps) add
-# data.sendguard.config.model.weights[class] × p / 100 each. A class at or
+# data.sendguard.config.model.weights[class] × (p - p_transactional) / 100
+# each, when positive. A class at or
 # above its model.block_at holds the score at block_threshold whatever else:
 # transactional evidence lowers the score of otherwise clean text, it never
 # cancels a likely campaign, cold pitch, election appeal or scam.
@@ -94,11 +95,13 @@ model_probabilities := {
 	"scam": input.signals.p_scam,
 }
 
-# model_points is the classes' weighted probabilities added up (with every
-# weight 100: how likely the message is not transactional at all).
+# model_points is each class's weighted lead over the transactional
+# probability, added up: a class the model finds no likelier than a
+# legitimate message adds nothing, so an unsure model cannot turn one weak
+# native signal ("Track your shipment here: bit.ly/…") into a block.
 model_points := round(sum([x |
 	some c, p in model_probabilities
-	x := p * data.sendguard.config.model.weights[c]
+	x := max([0, p - input.signals.p_transactional]) * data.sendguard.config.model.weights[c]
 ]) / 100)
 
 # model_block is a class at or above its block line.
