@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/optout"
@@ -474,7 +475,7 @@ func (c *Config) validate() error {
 	case sig.Configured() && c.Inbound.Unsigned:
 		bad("inbound.unsigned: true contradicts inbound.signature: remove one of them")
 	}
-	if !validHeaderName(sig.Header) {
+	if !httpguts.ValidHeaderFieldName(sig.Header) {
 		bad("inbound.signature.header %q: must be an HTTP header name", sig.Header)
 	}
 	if sig.Secret != "" && strings.TrimSpace(sig.Secret) != sig.Secret {
@@ -668,22 +669,6 @@ func checkToken(tok string) error {
 		return errors.New("a token is 1 to 512 visible ASCII characters")
 	}
 	return nil
-}
-
-// validHeaderName reports whether s is an HTTP field name (RFC 9110 token)
-// and not a pseudo-header.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("!#$%&'*+-.^_`|~", r):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -68,15 +68,8 @@ type span struct {
 // starts and ends), and, with despace, runs of three or more one-rune words
 // joined into one word.
 func prepare(dst []byte, text string, despace bool) []byte {
-	var n string
-	if ascii(text) {
-		// The normaliser's result on ASCII, without its allocations; the
-		// equivalence is tested (TestNormalizeASCII, FuzzNormalizeASCII).
-		dst = normalizeASCII(dst[:0], text)
-		n = string(dst) // one copy: dst is rewritten below
-	} else {
-		n = optout.Normalize(text)
-	}
+	dst = optout.AppendNormalized(dst[:0], text)
+	n := string(dst) // one copy: dst is rewritten below
 	dst = append(dst[:0], ' ')
 	if !despace {
 		dst = append(dst, n...)
@@ -188,52 +181,6 @@ func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 			prevStart = i
 		}
 		i = j + 1
-	}
-	return dst
-}
-
-func ascii(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// normalizeASCII appends optout.Normalize(s) for an ASCII s: letters lower
-// case, digits kept, an apostrophe between two of them dropped, NUL
-// dropped, anything else a space, spaces collapsed and trimmed.
-func normalizeASCII(dst []byte, s string) []byte {
-	word := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
-	space := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == 0:
-			continue
-		case c == '\'':
-			if i > 0 && i+1 < len(s) && word(s[i-1]) && word(s[i+1]) {
-				continue
-			}
-			c = ' '
-		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
-		case !word(c):
-			c = ' '
-		}
-		if c == ' ' {
-			if !space {
-				dst = append(dst, ' ')
-				space = true
-			}
-			continue
-		}
-		dst = append(dst, c)
-		space = false
-	}
-	if n := len(dst); n > 0 && dst[n-1] == ' ' {
-		dst = dst[:n-1]
 	}
 	return dst
 }

@@ -273,26 +273,3 @@ func FuzzPredict(f *testing.F) {
 		m.Explain(s, 0, 3)
 	})
 }
-
-func TestNormalizeASCII(t *testing.T) {
-	for _, s := range []string{"", " ", "STOP!", "don't STOP", "'quoted' text", "a''b", "a\x00'b", "x'\x00y", "tab\tand\nnewline",
-		"Order #4412: 50% OFF!!!", "e-mail me@x.com", "  lead and trail  ", "it's", "'", "a'", "'a", "1'2", "_under_score_", "\x00\x00"} {
-		if got, want := string(normalizeASCII(nil, s)), optout.Normalize(s); got != want {
-			t.Errorf("normalizeASCII(%q) = %q, optout.Normalize = %q", s, got, want)
-		}
-	}
-}
-
-func FuzzNormalizeASCII(f *testing.F) {
-	for _, s := range []string{"STOP!", "don't", "a''b", "a\x00'b", "x y  z"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if !ascii(s) {
-			return
-		}
-		if got, want := string(normalizeASCII(nil, s)), optout.Normalize(s); got != want {
-			t.Fatalf("normalizeASCII(%q) = %q, optout.Normalize = %q", s, got, want)
-		}
-	})
-}

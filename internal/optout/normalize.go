@@ -17,6 +17,25 @@ import (
 // "don't" is "dont"); spaces collapsed and trimmed. It is idempotent and
 // never panics; invalid UTF-8 becomes U+FFFD, which is then a space.
 func Normalize(s string) string {
+	if isASCII(s) {
+		return string(appendASCII(make([]byte, 0, len(s)), s))
+	}
+	return normalize(s)
+}
+
+// AppendNormalized appends Normalize(s) to dst. ASCII text, most of what
+// the detectors see, takes a single pass that allocates nothing beyond dst
+// (TestNormalizeASCII and FuzzNormalizeASCII hold it equal to the general
+// path).
+func AppendNormalized(dst []byte, s string) []byte {
+	if isASCII(s) {
+		return appendASCII(dst, s)
+	}
+	return append(dst, normalize(s)...)
+}
+
+// normalize is Normalize's general path, for any text.
+func normalize(s string) string {
 	// The steps do not always commute (case folding can undo NFKC, dropping
 	// a mark can reorder others), so run them to a fixed point. A rare
 	// two-cycle settles on the smaller of its two strings, which keeps
@@ -108,4 +127,50 @@ func fold(r rune) rune {
 		return '0' + (r - '۰')
 	}
 	return r
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// appendASCII appends the general path's result for an ASCII s: letters
+// lower case, digits kept, an apostrophe between two of them dropped, NUL
+// dropped, anything else a space, spaces collapsed and trimmed.
+func appendASCII(dst []byte, s string) []byte {
+	word := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	start, space := len(dst), true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 0:
+			continue
+		case c == '\'':
+			if i > 0 && i+1 < len(s) && word(s[i-1]) && word(s[i+1]) {
+				continue
+			}
+			c = ' '
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case !word(c):
+			c = ' '
+		}
+		if c == ' ' {
+			if !space {
+				dst = append(dst, ' ')
+				space = true
+			}
+			continue
+		}
+		dst = append(dst, c)
+		space = false
+	}
+	if n := len(dst); n > start && dst[n-1] == ' ' {
+		dst = dst[:n-1]
+	}
+	return dst
 }
