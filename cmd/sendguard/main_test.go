@@ -114,17 +114,8 @@ func TestServe(t *testing.T) {
 	}
 	defer conn.Close()
 	hc := healthpb.NewHealthClient(conn)
+	waitServing(t, ctx, hc, func() string { return "" })
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never SERVING: %v %v", r, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	resp, err := http.Get(fmt.Sprintf("http://%s/readyz", adminAddr))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz = %v, %v", resp, err)
@@ -154,6 +145,23 @@ func TestServe(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", grpcAddr); err == nil {
 		t.Error("gRPC port still open after shutdown")
+	}
+}
+
+// waitServing waits up to 20 s for grpc.health to answer SERVING, and
+// fails the test with logs() otherwise.
+func waitServing(t *testing.T, ctx context.Context, hc healthpb.HealthClient, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never SERVING: %v %v\n%s", r, err, logs())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

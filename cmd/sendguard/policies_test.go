@@ -186,17 +186,7 @@ func TestSIGHUPKeepsRunningPolicies(t *testing.T) {
 	}
 	defer conn.Close()
 	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never SERVING: %v %v\n%s", r, err, logw.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitServing(t, ctx, hc, logw.String)
 	ac := authv3.NewAuthorizationClient(conn)
 	// decide answers "allowed" or the error code of the denial.
 	phone := 0
