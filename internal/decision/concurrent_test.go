@@ -142,6 +142,34 @@ func concurrentRequests() []Request {
 		add([]byte(b))
 	}
 	reqs = append(reqs, Request{Method: "POST", Path: "/api/send-message", Authorization: keyRevoked, Body: send("shop", recipient, multilingual[0], "transactional")})
+	// The request-shape checks (issue 8) under the same load: spellings of
+	// the path, queries, media types, ambiguous and invisible bodies, with
+	// Arabic, Hindi and emoji in them.
+	ok := send("shop", recipient, "طلبك رقم 1042 تم شحنه 📦", "transactional")
+	for _, r := range []Request{
+		{Method: "POST", Path: "/api;v=1/send-message.json"},
+		{Method: "POST", Path: "/api/%D8%B7%D9%84%D8%A8/../send-message"},
+		{Method: "POST", Path: "/api/send-message%3F"},
+		{Method: "POST", Path: "/api／send-message"},
+		{Method: "PUT", Path: "/API/Send-Message/"},
+		{Method: "GET", Path: "/api/send-message"},
+		{Method: "POST", Path: "/api/send-message", Query: "phone=%2B966500000000"},
+		{Method: "POST", Path: "/api/send-message", Query: "lang=ar&ref=%D8%B7"},
+		{Method: "POST", Path: "/api/send-message", ContentType: "application/x-www-form-urlencoded"},
+		{Method: "POST", Path: "/api/send-message", ContentType: "application/json; charset=utf-7"},
+		{Method: "POST", Path: "/api/send-message", ContentType: "Application/JSON; charset=UTF-8"},
+		{Method: "POST", Path: "/api/send-message", ContentEncoding: "gzip"},
+		{Method: "POST", Path: "/api/send-message", Body: []byte(`{"instance_id":"shop","phone":"+966501234567","phone":"+966500000000","message":"आपका ऑर्डर","message_purpose":"transactional"}`)},
+		{Method: "POST", Path: "/api/send-message", Body: []byte(`{"instance_id":"shop","Phone":"+966500000000","phone":"+966501234567","message":"😀","message_purpose":"transactional"}`)},
+		{Method: "POST", Path: "/api/send-message", Body: []byte(`{"instance_id":"shop","phone":"\u200f+966501234567","message":"مرحبا","message_purpose":"transactional"}`)},
+		{Method: "POST", Path: "/api/send-message", Body: []byte(`{"instance_id":"shop","phone":"+966501234567","message":"\u200b\u200d\ufe0f ","message_purpose":"transactional"}`)},
+	} {
+		r.Authorization = keyDemo
+		if r.Body == nil && r.Method != "GET" {
+			r.Body = ok
+		}
+		reqs = append(reqs, r)
+	}
 	for i, text := range inboundTexts {
 		b, _ := json.Marshal(map[string]string{"instance_id": "inbox", "from": fmt.Sprintf("+9665012300%02d", i), "message_text": text})
 		sig := map[string]string{"x-hub-signature-256": metaSign(inboundSecret, b)}
@@ -162,7 +190,7 @@ type answer struct {
 	Body                               string
 	Headers                            string
 	Purpose, Account, Instance, KeyID  string
-	Intent, InboundResult              string
+	Intent, InboundResult, Phone       string
 }
 
 func answerOf(res Result) answer {
@@ -170,7 +198,7 @@ func answerOf(res Result) answer {
 		Send: res.Send, Allowed: res.Allowed, Inbound: res.Inbound, AutoPaused: res.AutoPaused,
 		Code: res.Code, Status: res.Status, RiskScore: res.RiskScore, Body: string(res.Body),
 		Headers: fmt.Sprint(res.Headers), Purpose: res.Purpose, Account: res.Account, Instance: res.Instance,
-		KeyID: res.KeyID, Intent: res.Intent, InboundResult: res.InboundResult,
+		KeyID: res.KeyID, Intent: res.Intent, InboundResult: res.InboundResult, Phone: res.Phone,
 	}
 }
 
