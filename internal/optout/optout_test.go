@@ -187,12 +187,12 @@ func TestModelDecidesOnlyWhenTheListsAreSilent(t *testing.T) {
 	}{
 		{"keyword beats a model that says opt in", "STOP", Scores{OptIn: 1}, Model{}, OptOut},
 		{"opt-in keyword beats a model that says opt out", "START", Scores{OptOut: 1}, Model{}, OptIn},
-		{"paraphrase at the default opt-out threshold", "take my number off", Scores{OptOut: DefaultOptOutThreshold}, Model{}, OptOut},
-		{"below the opt-out threshold", "take my number off", Scores{OptOut: DefaultOptOutThreshold - 0.01}, Model{}, None},
+		{"paraphrase at the default opt-out threshold", "I would rather not get these anymore", Scores{OptOut: DefaultOptOutThreshold}, Model{}, OptOut},
+		{"below the opt-out threshold", "I would rather not get these anymore", Scores{OptOut: DefaultOptOutThreshold - 0.01}, Model{}, None},
 		{"confident opt-in", "add me back please", Scores{OptIn: DefaultOptInThreshold}, Model{}, OptIn},
 		{"hesitant opt-in is none", "add me back please", Scores{OptIn: DefaultOptInThreshold - 0.01}, Model{}, None},
 		{"opt-out wins over opt-in", "hmm", Scores{OptOut: 0.9, OptIn: 0.95}, Model{}, OptOut},
-		{"configured threshold", "take my number off", Scores{OptOut: 0.6}, Model{OptOutThreshold: 0.7}, None},
+		{"configured threshold", "I would rather not get these anymore", Scores{OptOut: 0.6}, Model{OptOutThreshold: 0.7}, None},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,7 +206,7 @@ func TestModelDecidesOnlyWhenTheListsAreSilent(t *testing.T) {
 			}
 		})
 	}
-	if r := base.Classify("take my number off"); r.Intent != None || r.Model != nil {
+	if r := base.Classify("I would rather not get these anymore"); r.Intent != None || r.Model != nil {
 		t.Errorf("Classify without a model = %+v, want none and no scores", r)
 	}
 	if r := base.WithModel(Model{Scorer: fixedScorer{OptOut: 1}}).Classify("  "); r.Intent != None {
