@@ -75,12 +75,17 @@ func TestHeldOutContent(t *testing.T) {
 	// lead over p_transactional (an unsure model blocked 58 of the bench
 	// harness's 800 legitimate sends, "Track your shipment here: bit.ly/…"):
 	// 73.2% blocked, 75.0% blocked or slowed, 0.93% and 0.10% of legitimate
+	// messages blocked and slowed. Then a class at its throttle line
+	// (model.throttle_at, 40 %) slowed the send (chosen on out-of-fold
+	// predictions and on text by writers the model had not seen, not on
+	// this split), with the corpus grown to 14,612 messages: 79.5%
+	// blocked, 91.6% blocked or slowed, 0.91% and 2.36% of legitimate
 	// messages blocked and slowed. The floors follow that run.
 	const (
-		floorBlocked       = 0.71
-		floorBlockedSlowed = 0.73
+		floorBlocked       = 0.76
+		floorBlockedSlowed = 0.88
 		ceilLegitBlocked   = 0.015
-		ceilLegitSlowed    = 0.01
+		ceilLegitSlowed    = 0.03
 	)
 	ex := model.Select(modeltest.Corpus(t, model.Outbound), model.TestSplit)
 	m, err := model.Embedded(model.Outbound)

@@ -11,7 +11,9 @@
 # each, when positive. A class at or
 # above its model.block_at holds the score at block_threshold whatever else:
 # transactional evidence lowers the score of otherwise clean text, it never
-# cancels a likely campaign, cold pitch, election appeal or scam.
+# cancels a likely campaign, cold pitch, election appeal or scam. A class at
+# or above its model.throttle_at (below the block line) holds the score at
+# throttle_threshold at least: the send is slowed.
 #
 # A score at or above block_threshold answers policy_violation; at or above
 # throttle_threshold the send is held to the instance's slow lane
@@ -112,9 +114,25 @@ model_block if {
 	p >= data.sendguard.config.model.block_at[c]
 }
 
+# model_throttle is a class at or above its throttle line
+# (model.throttle_at, optional): the model leans that way without being
+# sure, so the send is slowed rather than blocked or let through at full
+# speed.
+default model_throttle := false
+
+model_throttle if {
+	some c, p in model_probabilities
+	p >= data.sendguard.config.model.throttle_at[c]
+}
+
 default model_floor := 0
 
 model_floor := data.sendguard.config.risk.block_threshold if model_block
+
+model_floor := data.sendguard.config.risk.throttle_threshold if {
+	model_throttle
+	not model_block
+}
 
 score := min([100, max([model_floor, sum([v | some v in breakdown])])])
 

@@ -83,8 +83,11 @@ test_thresholds_are_data if {
 test_model_probability_adds if {
 	inp := with_signals({"p_transactional": 20, "p_promotional": 60})
 	risk.breakdown.model == 36 with input as inp
-	risk.score == 36 with input as inp
-	not risk.throttle with input as inp
+	risk.score == 36 with input as inp with data.sendguard.config.model.throttle_at as {}
+	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
+
+	# At 60 %, promotional is past its throttle line: the send is slowed.
+	risk.score == 50 with input as inp
 }
 
 # An unsure model adds nothing: a class no likelier than a legitimate
@@ -117,8 +120,11 @@ test_model_and_native_signals_add if {
 # Transactional evidence lowers a moderate model probability ...
 test_transactional_evidence_lowers_a_moderate_probability if {
 	inp := with_signals({"p_transactional": 40, "p_promotional": 60, "transactional": 2})
-	risk.score == 0 with input as inp
-	not risk.throttle with input as inp
+	risk.score == 0 with input as inp with data.sendguard.config.model.throttle_at as {}
+	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
+
+	# ... down to the throttle line, not below it.
+	risk.score == 50 with input as inp
 }
 
 # ... but never cancels one at or above the class's block line: an upsell
@@ -146,7 +152,7 @@ test_model_weights_and_block_lines_are_data if {
 	inp := with_signals({"p_transactional": 50, "p_political": 50})
 	not risk.block with input as inp
 	risk.block with input as inp with data.sendguard.config.model.block_at.political as 50
-	risk.score == 0 with input as inp with data.sendguard.config.model.weights.political as 0
+	risk.score == 0 with input as inp with data.sendguard.config.model.weights.political as 0 with data.sendguard.config.model.throttle_at.political as 101
 }
 
 # Without a model (no p_ signals at all) the score is the native one.
@@ -154,4 +160,31 @@ test_no_model_signals if {
 	inp := {"signals": object.remove(quiet, ["p_transactional", "p_promotional", "p_cold_outreach", "p_political", "p_scam"]), "purpose": "transactional"}
 	risk.score == 15 with input as object.union(inp, {"signals": {"promo_terms": 1}})
 	risk.breakdown.model == 0 with input as inp
+}
+
+# A class at its throttle line, below its block line, slows the send even
+# when transactional evidence would take the score to 0; below the line
+# the score is the usual one.
+test_throttle_line_slows if {
+	inp := with_signals({"p_transactional": 55, "p_promotional": 40, "transactional": 2})
+	risk.model_throttle with input as inp
+	risk.score == 50 with input as inp
+	risk.throttle with input as inp
+	not risk.block with input as inp
+	below := with_signals({"p_transactional": 60, "p_promotional": 35, "transactional": 2})
+	risk.score == 0 with input as below
+	not risk.throttle with input as below
+}
+
+test_the_block_line_wins_over_the_throttle_line if {
+	inp := with_signals({"p_transactional": 20, "p_scam": 65})
+	risk.model_throttle with input as inp
+	risk.score == 70 with input as inp
+	risk.block with input as inp
+}
+
+test_throttle_lines_are_data if {
+	inp := with_signals({"p_transactional": 55, "p_political": 45, "transactional": 2})
+	risk.throttle with input as inp
+	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
 }
