@@ -81,13 +81,12 @@ test_thresholds_are_data if {
 # A class adds its weight (90 by default) times its lead over the
 # transactional probability, / 100.
 test_model_probability_adds if {
+	# A lead of 40 over p_transactional, 150 points at 100 %.
 	inp := with_signals({"p_transactional": 20, "p_promotional": 60})
-	risk.breakdown.model == 36 with input as inp
-	risk.score == 36 with input as inp with data.sendguard.config.model.throttle_at as {}
-	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
-
-	# At 60 %, promotional is past its throttle line: the send is slowed.
-	risk.score == 50 with input as inp
+	risk.breakdown.model == 60 with input as inp
+	risk.score == 60 with input as inp
+	risk.throttle with input as inp
+	not risk.block with input as inp
 }
 
 # An unsure model adds nothing: a class no likelier than a legitimate
@@ -102,18 +101,22 @@ test_an_unsure_model_adds_nothing if {
 }
 
 test_model_classes_add_up if {
-	# 45% promotional and 40% scam against 15% transactional: leads of 30
-	# and 25, 90 each.
-	inp := with_signals({"p_transactional": 15, "p_promotional": 45, "p_scam": 40})
-	risk.breakdown.model == 50 with input as inp
+	# 45% promotional and 40% scam against 30% transactional: leads of 15
+	# and 10, 150 points each at 100 %.
+	inp := with_signals({"p_transactional": 30, "p_promotional": 45, "p_scam": 40})
+	risk.breakdown.model == 38 with input as inp
+	risk.score == 38 with input as inp with data.sendguard.config.model.throttle_at as {}
+	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
+
+	# Both classes are past their throttle line (40 %): slowed.
+	risk.score == 50 with input as inp
 	risk.throttle with input as inp
 	not risk.block with input as inp
 }
 
 test_model_and_native_signals_add if {
-	inp := with_signals({"p_transactional": 25, "p_promotional": 55, "promo_terms": 2})
-	risk.score == 57 with input as inp
-	risk.throttle with input as inp
+	inp := with_signals({"p_transactional": 35, "p_promotional": 45, "promo_terms": 2})
+	risk.score == 45 with input as inp with data.sendguard.config.model.throttle_at as {}
 	not risk.block with input as inp
 }
 
