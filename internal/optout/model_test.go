@@ -17,13 +17,25 @@ import (
 func TestHeldOutIntent(t *testing.T) {
 	// First honest run (corpus branches h9-corpus-a 77dd7be, h9-corpus-b
 	// 808229b, 2,069 held-out replies in 23 language variants): accuracy
-	// 92.5%, opt-out recall 94.6%, false opt-outs 6.03%.
-	const (
-		floorAccuracy     = 0.90
-		floorOptOutRecall = 0.92
-		ceilFalseOptOut   = 0.08
-	)
-	ex := model.Select(modeltest.Corpus(t, model.Inbound), model.TestSplit)
+	// 92.5%, opt-out recall 94.6%, false opt-outs 6.03%. With the corpus
+	// grown to 22,279 replies (4,454 held out): 91.6%, 94.5%, 6.44%.
+	intentFloors(t, "held out", model.Select(modeltest.Corpus(t, model.Inbound), model.TestSplit), 0.90, 0.92, 0.08)
+}
+
+// TestFreshIntent holds the decision to floors on internal/model/testdata/fresh
+// (720 replies written without reading the corpus, never trained on). First
+// run, with the models of the 22,279-reply corpus: accuracy 97.6%, opt-out
+// recall 98.6%, false opt-outs 2.78%. 127 of its replies also occur in the
+// corpus (mostly short ones: "unsub", "ini siapa ya?"); without them:
+// 97.1%, 98.3%, 3.37%.
+func TestFreshIntent(t *testing.T) {
+	intentFloors(t, "fresh", modeltest.Fresh(t, model.Inbound), 0.95, 0.96, 0.045)
+}
+
+// intentFloors decides ex as serve does (the lists, then the embedded
+// model) and fails when a figure is past its floor or ceiling.
+func intentFloors(t *testing.T, name string, ex []model.Example, floorAccuracy, floorOptOutRecall, ceilFalseOptOut float64) {
+	t.Helper()
 	m, err := model.Embedded(model.Inbound)
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +55,8 @@ func TestHeldOutIntent(t *testing.T) {
 	base := model.Evaluate(classes, ex, func(s string) int { return index(lists.Classify(s).Intent) })
 	optOut, others := []int{0}, []int{1, 2}
 	acc, recall, falseOut := r.Accuracy(), r.Recall(0), r.Rate(others, optOut)
-	t.Logf("held out, %d replies: accuracy %.1f%%, opt-out recall %.1f%%, false opt-outs %.2f%% of the others, opt-in recall %.1f%% (lists alone: %.1f%%, %.1f%%, %.2f%%)",
-		r.Total, 100*acc, 100*recall, 100*falseOut, 100*r.Recall(1), 100*base.Accuracy(), 100*base.Recall(0), 100*base.Rate(others, optOut))
+	t.Logf("%s, %d replies: accuracy %.1f%%, opt-out recall %.1f%%, false opt-outs %.2f%% of the others, opt-in recall %.1f%% (lists alone: %.1f%%, %.1f%%, %.2f%%)",
+		name, r.Total, 100*acc, 100*recall, 100*falseOut, 100*r.Recall(1), 100*base.Accuracy(), 100*base.Recall(0), 100*base.Rate(others, optOut))
 	langs := make([]string, 0, len(r.Langs))
 	for l := range r.Langs {
 		langs = append(langs, l)
@@ -55,7 +67,7 @@ func TestHeldOutIntent(t *testing.T) {
 		t.Logf("  %-8s %4d  accuracy %5.1f%%  opt-out %d/%d", l, row.Total, 100*float64(row.Correct)/float64(row.Total), row.PerClass[0][1], row.PerClass[0][0])
 	}
 	if acc < floorAccuracy || recall < floorOptOutRecall || falseOut > ceilFalseOptOut {
-		t.Errorf("held out: accuracy %.1f%% (floor %.0f%%), opt-out recall %.1f%% (floor %.0f%%), false opt-outs %.2f%% (ceiling %.1f%%)",
-			100*acc, 100*floorAccuracy, 100*recall, 100*floorOptOutRecall, 100*falseOut, 100*ceilFalseOptOut)
+		t.Errorf("%s: accuracy %.1f%% (floor %.0f%%), opt-out recall %.1f%% (floor %.0f%%), false opt-outs %.2f%% (ceiling %.1f%%)",
+			name, 100*acc, 100*floorAccuracy, 100*recall, 100*floorOptOutRecall, 100*falseOut, 100*ceilFalseOptOut)
 	}
 }

@@ -80,14 +80,28 @@ func TestHeldOutContent(t *testing.T) {
 	// predictions and on text by writers the model had not seen, not on
 	// this split), with the corpus grown to 14,612 messages: 79.5%
 	// blocked, 91.6% blocked or slowed, 0.91% and 2.36% of legitimate
-	// messages blocked and slowed. The floors follow that run.
-	const (
-		floorBlocked       = 0.76
-		floorBlockedSlowed = 0.88
-		ceilLegitBlocked   = 0.015
-		ceilLegitSlowed    = 0.03
-	)
-	ex := model.Select(modeltest.Corpus(t, model.Outbound), model.TestSplit)
+	// messages blocked and slowed. Then model weights 150 and the corpus at
+	// 18,515 messages (3,665 held out): 84.0%, 93.0%, 0.80%, 2.58%. The
+	// floors follow that run.
+	contentFloors(t, "held out", model.Select(modeltest.Corpus(t, model.Outbound), model.TestSplit), 0.82, 0.91, 0.012, 0.03)
+}
+
+// TestFreshContent does the same on internal/model/testdata/fresh (540
+// messages written without reading the corpus, never trained on). First
+// run, with the models of the 18,515-message corpus: 91.4% of violations
+// blocked, 97.8% blocked or slowed, 3.24% of legitimate messages blocked
+// (7 of 216) and 1.39% slowed: past the 1% target for legitimate messages,
+// which the ceiling records rather than hides.
+func TestFreshContent(t *testing.T) {
+	contentFloors(t, "fresh", modeltest.Fresh(t, model.Outbound), 0.89, 0.95, 0.04, 0.03)
+}
+
+// contentFloors runs ex through the real scanner with the embedded model
+// and the embedded Rego, every message declared transactional (an allowed
+// purpose: the disguise), and fails when a figure is past its floor or
+// ceiling.
+func contentFloors(t *testing.T, name string, ex []model.Example, floorBlocked, floorBlockedSlowed, ceilLegitBlocked, ceilLegitSlowed float64) {
+	t.Helper()
 	m, err := model.Embedded(model.Outbound)
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +145,8 @@ func TestHeldOutContent(t *testing.T) {
 	base, _ := count(native, false)
 	blocked, blockedSlowed := pct(all.badBlocked, all.bad), pct(all.badBlocked+all.badSlowed, all.bad)
 	legitBlocked, legitSlowed := pct(all.legitBlocked, all.legit), pct(all.legitSlowed, all.legit)
-	t.Logf("held out, %d violations and %d legitimate messages: blocked %.1f%%, blocked or slowed %.1f%%; legitimate blocked %.2f%%, slowed %.2f%% (native signals alone: %.1f%%, %.1f%%, %.2f%%, %.2f%%)",
-		all.bad, all.legit, 100*blocked, 100*blockedSlowed, 100*legitBlocked, 100*legitSlowed,
+	t.Logf("%s, %d violations and %d legitimate messages: blocked %.1f%%, blocked or slowed %.1f%%; legitimate blocked %.2f%%, slowed %.2f%% (native signals alone: %.1f%%, %.1f%%, %.2f%%, %.2f%%)",
+		name, all.bad, all.legit, 100*blocked, 100*blockedSlowed, 100*legitBlocked, 100*legitSlowed,
 		100*pct(base.badBlocked, base.bad), 100*pct(base.badBlocked+base.badSlowed, base.bad), 100*pct(base.legitBlocked, base.legit), 100*pct(base.legitSlowed, base.legit))
 	names := make([]string, 0, len(langs))
 	for l := range langs {
@@ -144,8 +158,8 @@ func TestHeldOutContent(t *testing.T) {
 		t.Logf("  %-8s violations blocked %d/%d, slowed %d; legitimate blocked %d/%d, slowed %d", l, c.badBlocked, c.bad, c.badSlowed, c.legitBlocked, c.legit, c.legitSlowed)
 	}
 	if blocked < floorBlocked || blockedSlowed < floorBlockedSlowed || legitBlocked > ceilLegitBlocked || legitSlowed > ceilLegitSlowed {
-		t.Errorf("held out: blocked %.1f%% (floor %.0f%%), blocked or slowed %.1f%% (floor %.0f%%), legitimate blocked %.2f%% (ceiling %.0f%%), slowed %.2f%% (ceiling %.0f%%)",
-			100*blocked, 100*floorBlocked, 100*blockedSlowed, 100*floorBlockedSlowed, 100*legitBlocked, 100*ceilLegitBlocked, 100*legitSlowed, 100*ceilLegitSlowed)
+		t.Errorf("%s: blocked %.1f%% (floor %.0f%%), blocked or slowed %.1f%% (floor %.0f%%), legitimate blocked %.2f%% (ceiling %.0f%%), slowed %.2f%% (ceiling %.0f%%)",
+			name, 100*blocked, 100*floorBlocked, 100*blockedSlowed, 100*floorBlockedSlowed, 100*legitBlocked, 100*ceilLegitBlocked, 100*legitSlowed, 100*ceilLegitSlowed)
 	}
 }
 

@@ -29,8 +29,21 @@ func Dirs() []string {
 // fails the test under CI and skips it elsewhere, saying why.
 func Corpus(t testing.TB, task string) []model.Example {
 	t.Helper()
+	return load(t, task, Dirs())
+}
+
+// Fresh returns the examples of task in internal/model/testdata/fresh: text
+// written without reading the corpus and never trained on (its README).
+func Fresh(t testing.TB, task string) []model.Example {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return load(t, task, []string{filepath.Join(filepath.Dir(file), "..", "testdata", "fresh")})
+}
+
+func load(t testing.TB, task string, dirs []string) []model.Example {
+	t.Helper()
 	var files []string
-	for _, d := range Dirs() {
+	for _, d := range dirs {
 		f, err := filepath.Glob(filepath.Join(d, task, "*.tsv"))
 		if err != nil {
 			t.Fatal(err)
@@ -39,7 +52,7 @@ func Corpus(t testing.TB, task string) []model.Example {
 	}
 	slices.Sort(files)
 	if len(files) == 0 {
-		msg := "no " + task + " corpus in " + strings.Join(Dirs(), ", ") + " (internal/model/testdata/" + task + "/*.tsv)"
+		msg := "no " + task + " corpus in " + strings.Join(dirs, ", ") + " (" + task + "/*.tsv)"
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg)
 		}
