@@ -199,12 +199,21 @@ func load(c authv3.AuthorizationClient, instance string, stop <-chan struct{}) (
 }
 
 // TestKillDuringLoad: a sendguard on the embedded store is killed with
-// SIGKILL in the middle of a stream of allowed sends. After a restart the
-// quota counts every allow that was acknowledged, so the instance can never
-// be allowed more than its 100 a day, and suppressions and pauses are kept.
+// SIGKILL in the middle of a stream of allowed sends, in each sync mode
+// (interval, the default: the log is written before the answer and fsync'd
+// in the background; always: fsync'd before the answer). After a restart
+// the quota counts every allow that was acknowledged, so the instance can
+// never be allowed more than its 100 a day, and suppressions and pauses are
+// kept.
 func TestKillDuringLoad(t *testing.T) {
+	for _, sync := range []string{"interval", "always"} {
+		t.Run("sync="+sync, func(t *testing.T) { killDuringLoad(t, sync) })
+	}
+}
+
+func killDuringLoad(t *testing.T, sync string) {
 	dir := t.TempDir()
-	cfg, grpcAddr, adminAddr := writeProcessConfig(t, dir, fmt.Sprintf("{type: embedded, path: %s}", filepath.Join(dir, "state.db")))
+	cfg, grpcAddr, adminAddr := writeProcessConfig(t, dir, fmt.Sprintf("{type: embedded, path: %s, embedded: {sync: %s}}", filepath.Join(dir, "state.db"), sync))
 	c := startChild(t, cfg, grpcAddr, adminAddr)
 	if code := c.admin("PUT", "/v1/instances/shop/suppressions/+966500000000", `{"reason":"recipient_requested_stop"}`, nil); code/100 != 2 {
 		t.Fatalf("put suppression = %d", code)

@@ -84,7 +84,11 @@ func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, ge
 				return nil, fmt.Errorf("store directory: %w", err)
 			}
 		}
-		return openEmbedded(cfg.Store.Path, cal, reset, log)
+		sync, err := store.ParseSync(cfg.Store.Embedded.Sync)
+		if err != nil {
+			return nil, fmt.Errorf("store.embedded.%w", err)
+		}
+		return openEmbedded(cfg.Store.Path, store.EmbeddedOptions{Calendar: cal, Sync: sync, SyncInterval: cfg.Store.Embedded.SyncInterval, Log: log}, reset, log)
 	}
 	return openRedis(ctx, cfg, cal, getenv)
 }
@@ -93,8 +97,8 @@ func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, ge
 // process exits non-zero) unless reset, `serve --store-reset`, asks by name
 // to move it aside and start with empty state. reset on a healthy file does
 // nothing, so a flag left in a manifest cannot wipe quotas at every restart.
-func openEmbedded(path string, cal limiter.Calendar, reset bool, log *slog.Logger) (stateStore, error) {
-	st, err := store.OpenEmbedded(path, store.EmbeddedOptions{Calendar: cal})
+func openEmbedded(path string, opts store.EmbeddedOptions, reset bool, log *slog.Logger) (stateStore, error) {
+	st, err := store.OpenEmbedded(path, opts)
 	switch {
 	case err == nil:
 		if reset {
@@ -110,7 +114,7 @@ func openEmbedded(path string, cal limiter.Calendar, reset bool, log *slog.Logge
 	}
 	log.Warn("--store-reset: the damaged store file was moved aside; starting with empty state: quotas, suppressions, pauses and undelivered events of the old file are not in it",
 		"path", path, "moved_to", aside, "damage", err.Error())
-	return store.OpenEmbedded(path, store.EmbeddedOptions{Calendar: cal})
+	return store.OpenEmbedded(path, opts)
 }
 
 // build validates the config and builds every part, without listening.
