@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -293,6 +294,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 			Phones:    phones,
 			Calendar:  cal,
 			Log:       log,
+			Pprof:     cfg.Admin.Pprof,
 		},
 	}, nil
 }
@@ -344,6 +346,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	}
 	if a.admin.Token == "" {
 		log.Warn("no admin token configured: the admin API's /v1 endpoints are closed")
+	}
+	if a.admin.Pprof {
+		// Sample one contended lock in 100 and about one blocking event per
+		// 100µs spent blocked: enough to find what holds the tail.
+		runtime.SetMutexProfileFraction(100)
+		runtime.SetBlockProfileRate(100_000)
+		log.Info("admin.pprof: runtime profiles at /debug/pprof/ on the admin port (with the admin token)")
 	}
 
 	grpcLis, err := net.Listen("tcp", grpcAddr)

@@ -190,6 +190,10 @@ type Admin struct {
 	// empty, every admin call except /healthz and /readyz is refused.
 	Token    string `yaml:"token"`
 	TokenEnv string `yaml:"token_env"`
+	// Pprof serves the Go runtime's profiles at GET /debug/pprof/ on the
+	// admin port, with the admin token, and turns on mutex and block
+	// profiling. Off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Store chooses where state lives. See README.md#state for what each type

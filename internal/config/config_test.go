@@ -36,6 +36,12 @@ func TestDefaults(t *testing.T) {
 	if c.Quota.TimeZone != "UTC" || c.Request.MaxBodyBytes != 65536 || len(c.SendRoutes) != 1 || c.SendRoutes[0].Path != "/api/send-message" {
 		t.Errorf("defaults = %+v", c)
 	}
+	if c.Admin.Pprof {
+		t.Error("admin.pprof is on by default, want off")
+	}
+	if c, err := Parse([]byte(signed + "admin: {pprof: true}")); err != nil || !c.Admin.Pprof {
+		t.Errorf("admin: {pprof: true} = %v, %v", c, err)
+	}
 	if e := c.Store.Embedded; e.Sync != "interval" || e.SyncInterval != 10*time.Millisecond {
 		t.Errorf("store.embedded defaults = %+v, want sync interval every 10ms", e)
 	}
