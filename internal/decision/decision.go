@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/keys"
@@ -153,7 +152,6 @@ func New(opts Options) (*Decider, error) {
 	}
 	return &Decider{opts: opts}, nil
 }
-
 
 // Request is one HTTP request as Envoy describes it.
 type Request struct {
