@@ -268,3 +268,44 @@ func killDuringLoad(t *testing.T, sync string) {
 		t.Errorf("daily used = %d, want 100", u.Daily.Used)
 	}
 }
+
+// TestPprofOnAdminPort: serve exposes the runtime profiles on the admin
+// port only with admin.pprof: true, and then only with the admin token.
+func TestPprofOnAdminPort(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pprof=%v", on), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg, grpcAddr, adminAddr := writeProcessConfig(t, dir, "{type: memory}")
+			if on {
+				raw, err := os.ReadFile(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw = []byte(strings.Replace(string(raw), "admin: {token: t0ken}", "admin: {token: t0ken, pprof: true}", 1))
+				if err := os.WriteFile(cfg, raw, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := startChild(t, cfg, grpcAddr, adminAddr)
+			want := http.StatusNotFound
+			if on {
+				want = http.StatusOK
+			}
+			for _, path := range []string{"/debug/pprof/cmdline", "/debug/pprof/mutex?debug=1", "/debug/pprof/block?debug=1"} {
+				if code := c.admin("GET", path, "", nil); code != want {
+					t.Errorf("GET %s with the token = %d, want %d", path, code, want)
+				}
+			}
+			if on {
+				resp, err := http.Get("http://" + adminAddr + "/debug/pprof/cmdline")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("GET /debug/pprof/cmdline without the token = %d, want 401", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
