@@ -21,12 +21,12 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -61,6 +61,7 @@ type Server struct {
 
 type metrics struct {
 	results  *prometheus.CounterVec
+	byResult sync.Map // result label -> prometheus.Counter, so a decision looks its counter up without allocating
 	failures prometheus.Counter
 	seconds  prometheus.Histogram
 	panics   *prometheus.CounterVec
@@ -128,14 +129,24 @@ func (s *Server) observe(start time.Time, res decision.Result, err error) {
 	switch {
 	case err != nil:
 		s.m.failures.Inc()
-		s.m.results.WithLabelValues(string(catalog.PolicyCheckUnavailable)).Inc()
+		s.m.result(string(catalog.PolicyCheckUnavailable)).Inc()
 	case !res.Send:
-		s.m.results.WithLabelValues("passthrough").Inc()
+		s.m.result("passthrough").Inc()
 	case res.Allowed:
-		s.m.results.WithLabelValues("allowed").Inc()
+		s.m.result("allowed").Inc()
 	default:
-		s.m.results.WithLabelValues(string(res.Code)).Inc()
+		s.m.result(string(res.Code)).Inc()
 	}
+}
+
+// result is the sendguard_decisions_total counter of one result.
+func (m *metrics) result(r string) prometheus.Counter {
+	if c, ok := m.byResult.Load(r); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.results.WithLabelValues(r)
+	m.byResult.Store(r, c)
+	return c
 }
 
 // NewServer returns a Server deciding with d and logging to log (nil: discard).
@@ -178,7 +189,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		s.log.WarnContext(ctx, "inbound webhook request not recorded: its signature does not verify; forwarded untouched",
 			"decision_id", res.ID, "result", res.InboundResult, "method", in.Method, "path", in.Path, "body_bytes", len(in.Body))
 	}
-	if res.Send {
+	if res.Send && s.log.Enabled(ctx, slog.LevelDebug) { // not even the arguments otherwise
 		s.log.DebugContext(ctx, "decision", "decision_id", res.ID, "allowed", res.Allowed, "error", res.Code,
 			"account_id", res.Account, "instance_id", res.Instance, "key_id", res.KeyID, "risk_score", res.RiskScore)
 	}
@@ -199,7 +210,7 @@ func (s *Server) recovered(ctx context.Context, id string, p any) *authv3.CheckR
 	s.countPanic("check")
 	if s.m != nil {
 		s.m.failures.Inc()
-		s.m.results.WithLabelValues(string(catalog.PolicyCheckUnavailable)).Inc()
+		s.m.result(string(catalog.PolicyCheckUnavailable)).Inc()
 	}
 	return unavailable(id)
 }
@@ -210,12 +221,7 @@ func (s *Server) countPanic(where string) {
 	}
 }
 
-func newID() string {
-	if id, err := uuid.NewV7(); err == nil {
-		return id.String()
-	}
-	return uuid.NewString()
-}
+func newID() string { return decision.NewID(time.Now()) }
 
 func requestOf(req *authv3.CheckRequest) decision.Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
@@ -245,44 +251,100 @@ func overwrite(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
+// setOverwrite makes o a header set with overwrite semantics, in place.
+func setOverwrite(o *corev3.HeaderValueOption, v *corev3.HeaderValue, key, value string) *corev3.HeaderValueOption {
+	v.Key, v.Value = key, value
+	o.Header, o.AppendAction = v, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	return o
+}
+
 var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone}
 
-func allow(res decision.Result) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{
-		ResponseHeadersToAdd: []*corev3.HeaderValueOption{overwrite(HeaderDecisionID, res.ID)},
-	}
-	if res.Send {
-		ok.Headers = []*corev3.HeaderValueOption{
-			overwrite(HeaderDecisionID, res.ID),
-			overwrite(HeaderRiskScore, strconv.Itoa(res.RiskScore)),
-			overwrite(HeaderPurpose, res.Purpose),
-			overwrite(HeaderPhone, res.Phone),
+// The parts every response of a kind shares, built once. gRPC only reads
+// a response (it marshals it, and protobuf's size cache is atomic), so
+// concurrent responses can point at the same immutable messages.
+var (
+	statusOK        = &status.Status{Code: int32(code.Code_OK)}
+	statusDenied    = &status.Status{Code: int32(code.Code_PERMISSION_DENIED)}
+	contentTypeJSON = overwrite("content-type", "application/json")
+	httpStatuses    = func() map[int]*typev3.HttpStatus {
+		m := map[int]*typev3.HttpStatus{}
+		for _, e := range catalog.All() {
+			m[e.Status] = &typev3.HttpStatus{Code: typev3.StatusCode(e.Status)}
 		}
+		return m
+	}()
+)
+
+// allowed is every message of an allow, in one allocation.
+type allowed struct {
+	resp    authv3.CheckResponse
+	oneof   authv3.CheckResponse_OkResponse
+	ok      authv3.OkHttpResponse
+	opts    [4]corev3.HeaderValueOption
+	values  [4]corev3.HeaderValue
+	headers [5]*corev3.HeaderValueOption
+}
+
+func allow(res decision.Result) *authv3.CheckResponse {
+	a := new(allowed)
+	id := setOverwrite(&a.opts[0], &a.values[0], HeaderDecisionID, res.ID)
+	a.headers[0] = id
+	a.ok.ResponseHeadersToAdd = a.headers[0:1:1]
+	if res.Send {
+		a.headers[1] = id
+		a.headers[2] = setOverwrite(&a.opts[1], &a.values[1], HeaderRiskScore, strconv.Itoa(res.RiskScore))
+		a.headers[3] = setOverwrite(&a.opts[2], &a.values[2], HeaderPurpose, res.Purpose)
+		a.headers[4] = setOverwrite(&a.opts[3], &a.values[3], HeaderPhone, res.Phone)
+		a.ok.Headers = a.headers[1:5:5]
 	} else {
 		// Not the send path: forward untouched, except that a client must
 		// not hand the sender x-sendguard-* values sendguard never set.
-		ok.HeadersToRemove = ourHeaders
+		a.ok.HeadersToRemove = ourHeaders
 	}
-	return &authv3.CheckResponse{
-		Status:       &status.Status{Code: int32(code.Code_OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-	}
+	a.oneof.OkResponse = &a.ok
+	a.resp.Status = statusOK
+	a.resp.HttpResponse = &a.oneof
+	return &a.resp
+}
+
+// denied is every message of a denial with up to 3 extra headers, in one
+// allocation.
+type denied struct {
+	resp    authv3.CheckResponse
+	oneof   authv3.CheckResponse_DeniedResponse
+	denied  authv3.DeniedHttpResponse
+	status  typev3.HttpStatus
+	opts    [4]corev3.HeaderValueOption
+	values  [4]corev3.HeaderValue
+	headers [5]*corev3.HeaderValueOption
 }
 
 func deny(id string, httpStatus int, body []byte, extra []decision.Header) *authv3.CheckResponse {
-	headers := make([]*corev3.HeaderValueOption, 0, 2+len(extra))
-	headers = append(headers, overwrite("content-type", "application/json"), overwrite(HeaderDecisionID, id))
-	for _, h := range extra {
-		headers = append(headers, overwrite(h.Key, h.Value))
+	d := new(denied)
+	headers := d.headers[:0]
+	if len(extra) > len(d.opts)-1 {
+		headers = make([]*corev3.HeaderValueOption, 0, 2+len(extra))
 	}
-	return &authv3.CheckResponse{
-		Status: &status.Status{Code: int32(code.Code_PERMISSION_DENIED)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(httpStatus)},
-			Headers: headers,
-			Body:    string(body),
-		}},
+	headers = append(headers, contentTypeJSON, setOverwrite(&d.opts[0], &d.values[0], HeaderDecisionID, id))
+	for i, h := range extra {
+		if i+1 < len(d.opts) {
+			headers = append(headers, setOverwrite(&d.opts[i+1], &d.values[i+1], h.Key, h.Value))
+		} else {
+			headers = append(headers, overwrite(h.Key, h.Value))
+		}
 	}
+	d.denied.Status = httpStatuses[httpStatus]
+	if d.denied.Status == nil {
+		d.status.Code = typev3.StatusCode(httpStatus)
+		d.denied.Status = &d.status
+	}
+	d.denied.Headers = headers
+	d.denied.Body = string(body)
+	d.oneof.DeniedResponse = &d.denied
+	d.resp.Status = statusDenied
+	d.resp.HttpResponse = &d.oneof
+	return &d.resp
 }
 
 var unavailableBody = catalog.Body(catalog.PolicyCheckUnavailable, catalog.Details{})

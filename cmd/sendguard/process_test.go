@@ -199,12 +199,21 @@ func load(c authv3.AuthorizationClient, instance string, stop <-chan struct{}) (
 }
 
 // TestKillDuringLoad: a sendguard on the embedded store is killed with
-// SIGKILL in the middle of a stream of allowed sends. After a restart the
-// quota counts every allow that was acknowledged, so the instance can never
-// be allowed more than its 100 a day, and suppressions and pauses are kept.
+// SIGKILL in the middle of a stream of allowed sends, in each sync mode
+// (interval, the default: the log is written before the answer and fsync'd
+// in the background; always: fsync'd before the answer). After a restart
+// the quota counts every allow that was acknowledged, so the instance can
+// never be allowed more than its 100 a day, and suppressions and pauses are
+// kept.
 func TestKillDuringLoad(t *testing.T) {
+	for _, sync := range []string{"interval", "always"} {
+		t.Run("sync="+sync, func(t *testing.T) { killDuringLoad(t, sync) })
+	}
+}
+
+func killDuringLoad(t *testing.T, sync string) {
 	dir := t.TempDir()
-	cfg, grpcAddr, adminAddr := writeProcessConfig(t, dir, fmt.Sprintf("{type: embedded, path: %s}", filepath.Join(dir, "state.db")))
+	cfg, grpcAddr, adminAddr := writeProcessConfig(t, dir, fmt.Sprintf("{type: embedded, path: %s, embedded: {sync: %s}}", filepath.Join(dir, "state.db"), sync))
 	c := startChild(t, cfg, grpcAddr, adminAddr)
 	if code := c.admin("PUT", "/v1/instances/shop/suppressions/+966500000000", `{"reason":"recipient_requested_stop"}`, nil); code/100 != 2 {
 		t.Fatalf("put suppression = %d", code)
@@ -257,5 +266,46 @@ func TestKillDuringLoad(t *testing.T) {
 	}
 	if u.Daily.Used != 100 {
 		t.Errorf("daily used = %d, want 100", u.Daily.Used)
+	}
+}
+
+// TestPprofOnAdminPort: serve exposes the runtime profiles on the admin
+// port only with admin.pprof: true, and then only with the admin token.
+func TestPprofOnAdminPort(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pprof=%v", on), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg, grpcAddr, adminAddr := writeProcessConfig(t, dir, "{type: memory}")
+			if on {
+				raw, err := os.ReadFile(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw = []byte(strings.Replace(string(raw), "admin: {token: t0ken}", "admin: {token: t0ken, pprof: true}", 1))
+				if err := os.WriteFile(cfg, raw, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := startChild(t, cfg, grpcAddr, adminAddr)
+			want := http.StatusNotFound
+			if on {
+				want = http.StatusOK
+			}
+			for _, path := range []string{"/debug/pprof/cmdline", "/debug/pprof/mutex?debug=1", "/debug/pprof/block?debug=1"} {
+				if code := c.admin("GET", path, "", nil); code != want {
+					t.Errorf("GET %s with the token = %d, want %d", path, code, want)
+				}
+			}
+			if on {
+				resp, err := http.Get("http://" + adminAddr + "/debug/pprof/cmdline")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("GET /debug/pprof/cmdline without the token = %d, want 401", resp.StatusCode)
+				}
+			}
+		})
 	}
 }

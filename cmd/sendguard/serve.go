@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -84,7 +85,11 @@ func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, ge
 				return nil, fmt.Errorf("store directory: %w", err)
 			}
 		}
-		return openEmbedded(cfg.Store.Path, cal, reset, log)
+		sync, err := store.ParseSync(cfg.Store.Embedded.Sync)
+		if err != nil {
+			return nil, fmt.Errorf("store.embedded.%w", err)
+		}
+		return openEmbedded(cfg.Store.Path, store.EmbeddedOptions{Calendar: cal, Sync: sync, SyncInterval: cfg.Store.Embedded.SyncInterval, Log: log}, reset, log)
 	}
 	return openRedis(ctx, cfg, cal, getenv)
 }
@@ -93,8 +98,8 @@ func openStore(ctx context.Context, cfg *config.Config, cal limiter.Calendar, ge
 // process exits non-zero) unless reset, `serve --store-reset`, asks by name
 // to move it aside and start with empty state. reset on a healthy file does
 // nothing, so a flag left in a manifest cannot wipe quotas at every restart.
-func openEmbedded(path string, cal limiter.Calendar, reset bool, log *slog.Logger) (stateStore, error) {
-	st, err := store.OpenEmbedded(path, store.EmbeddedOptions{Calendar: cal})
+func openEmbedded(path string, opts store.EmbeddedOptions, reset bool, log *slog.Logger) (stateStore, error) {
+	st, err := store.OpenEmbedded(path, opts)
 	switch {
 	case err == nil:
 		if reset {
@@ -110,7 +115,7 @@ func openEmbedded(path string, cal limiter.Calendar, reset bool, log *slog.Logge
 	}
 	log.Warn("--store-reset: the damaged store file was moved aside; starting with empty state: quotas, suppressions, pauses and undelivered events of the old file are not in it",
 		"path", path, "moved_to", aside, "damage", err.Error())
-	return store.OpenEmbedded(path, store.EmbeddedOptions{Calendar: cal})
+	return store.OpenEmbedded(path, opts)
 }
 
 // build validates the config and builds every part, without listening.
@@ -289,6 +294,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 			Phones:    phones,
 			Calendar:  cal,
 			Log:       log,
+			Pprof:     cfg.Admin.Pprof,
 		},
 	}, nil
 }
@@ -340,6 +346,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	}
 	if a.admin.Token == "" {
 		log.Warn("no admin token configured: the admin API's /v1 endpoints are closed")
+	}
+	if a.admin.Pprof {
+		// Sample one contended lock in 100 and about one blocking event per
+		// 100µs spent blocked: enough to find what holds the tail.
+		runtime.SetMutexProfileFraction(100)
+		runtime.SetBlockProfileRate(100_000)
+		log.Info("admin.pprof: runtime profiles at /debug/pprof/ on the admin port (with the admin token)")
 	}
 
 	grpcLis, err := net.Listen("tcp", grpcAddr)

@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -76,6 +77,9 @@ type Options struct {
 	// Panics counts handler panics recovered (sendguard_panics_total{where="admin"},
 	// authz.Server.Panics("admin")); nil: not counted.
 	Panics interface{ Inc() }
+	// Pprof serves the Go runtime's profiles (net/http/pprof) under
+	// GET /debug/pprof/, with the admin token like /v1. Off by default.
+	Pprof bool
 }
 
 type api struct{ Options }
@@ -105,6 +109,13 @@ func Handler(opts Options) http.Handler {
 	})
 	if a.Metrics != nil {
 		mux.Handle("GET /metrics", a.Metrics)
+	}
+	if a.Pprof {
+		mux.Handle("GET /debug/pprof/", a.token(pprof.Index))
+		mux.Handle("GET /debug/pprof/cmdline", a.token(pprof.Cmdline))
+		mux.Handle("GET /debug/pprof/profile", a.token(pprof.Profile))
+		mux.Handle("GET /debug/pprof/symbol", a.token(pprof.Symbol))
+		mux.Handle("GET /debug/pprof/trace", a.token(pprof.Trace))
 	}
 	mux.Handle("POST /v1/inbound", a.token(a.postInbound))
 	mux.Handle("GET /v1/instances/{instance}/usage", a.auth(a.usage))

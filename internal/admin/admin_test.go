@@ -195,3 +195,27 @@ func TestInbound(t *testing.T) {
 		}
 	}
 }
+
+// TestPprof: the runtime profiles are served only when asked for
+// (admin.pprof: true), and then only with the admin token.
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := httptest.NewServer(Handler(Options{Token: "secret", Pprof: on}))
+		t.Cleanup(srv.Close)
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=1", "/debug/pprof/mutex", "/debug/pprof/cmdline"} {
+			code, body := call(t, srv, "GET", path, "secret", "")
+			switch {
+			case !on && code != http.StatusNotFound:
+				t.Errorf("pprof off: GET %s = %d, want 404", path, code)
+			case on && code != http.StatusOK:
+				t.Errorf("pprof on: GET %s = %d %.80s, want 200", path, code, body)
+			}
+			if code, _ := call(t, srv, "GET", path, "", ""); on && code != http.StatusUnauthorized {
+				t.Errorf("pprof on: GET %s without the token = %d, want 401", path, code)
+			}
+			if code, _ := call(t, srv, "GET", path, "wrong", ""); on && code != http.StatusUnauthorized {
+				t.Errorf("pprof on: GET %s with a wrong token = %d, want 401", path, code)
+			}
+		}
+	}
+}

@@ -190,14 +190,30 @@ type Admin struct {
 	// empty, every admin call except /healthz and /readyz is refused.
 	Token    string `yaml:"token"`
 	TokenEnv string `yaml:"token_env"`
+	// Pprof serves the Go runtime's profiles at GET /debug/pprof/ on the
+	// admin port, with the admin token, and turns on mutex and block
+	// profiling. Off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Store chooses where state lives. See README.md#state for what each type
 // guarantees.
 type Store struct {
-	Type  string     `yaml:"type"` // memory, embedded (default) or redis
-	Path  string     `yaml:"path"` // embedded: the bbolt file; default sendguard.db
-	Redis RedisStore `yaml:"redis"`
+	Type     string        `yaml:"type"` // memory, embedded (default) or redis
+	Path     string        `yaml:"path"` // embedded: the bbolt file; default sendguard.db
+	Embedded EmbeddedStore `yaml:"embedded"`
+	Redis    RedisStore    `yaml:"redis"`
+}
+
+// EmbeddedStore configures when the embedded store's write-ahead log is
+// fsync'd (README.md#state).
+type EmbeddedStore struct {
+	// Sync is "interval" (the default: a decision's write reaches the
+	// kernel before the answer, fsync at least every SyncInterval; a power
+	// loss can lose that window, a process crash nothing) or "always"
+	// (fsync before the answer).
+	Sync         string        `yaml:"sync"`
+	SyncInterval time.Duration `yaml:"sync_interval"` // default 10ms; 1ms to 1s
 }
 
 // RedisStore configures the Redis store.
@@ -376,6 +392,12 @@ func (c *Config) applyDefaults() {
 	if c.Store.Type == "embedded" && c.Store.Path == "" {
 		c.Store.Path = "sendguard.db"
 	}
+	if c.Store.Embedded.Sync == "" {
+		c.Store.Embedded.Sync = "interval"
+	}
+	if c.Store.Embedded.SyncInterval == 0 {
+		c.Store.Embedded.SyncInterval = 10 * time.Millisecond
+	}
 	if c.Store.Redis.PasswordEnv == "" {
 		c.Store.Redis.PasswordEnv = "SENDGUARD_REDIS_PASSWORD"
 	}
@@ -514,6 +536,12 @@ func (c *Config) validate() error {
 			bad("events.receivers[%d]: name %q must be unique and without @", i, r.Name)
 		}
 		names[r.Name] = true
+	}
+	if e := c.Store.Embedded; e.Sync != "always" && e.Sync != "interval" {
+		bad("store.embedded.sync %q: must be always or interval", e.Sync)
+	}
+	if d := c.Store.Embedded.SyncInterval; d < time.Millisecond || d > time.Second {
+		bad("store.embedded.sync_interval %s: must be from 1ms to 1s (a power loss can lose the sends of one interval)", d)
 	}
 	switch c.Store.Type {
 	case "memory", "embedded":

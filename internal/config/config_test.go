@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseDemoConfig(t *testing.T) {
@@ -34,6 +35,15 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Quota.TimeZone != "UTC" || c.Request.MaxBodyBytes != 65536 || len(c.SendRoutes) != 1 || c.SendRoutes[0].Path != "/api/send-message" {
 		t.Errorf("defaults = %+v", c)
+	}
+	if c.Admin.Pprof {
+		t.Error("admin.pprof is on by default, want off")
+	}
+	if c, err := Parse([]byte(signed + "admin: {pprof: true}")); err != nil || !c.Admin.Pprof {
+		t.Errorf("admin: {pprof: true} = %v, %v", c, err)
+	}
+	if e := c.Store.Embedded; e.Sync != "interval" || e.SyncInterval != 10*time.Millisecond {
+		t.Errorf("store.embedded defaults = %+v, want sync interval every 10ms", e)
 	}
 	if got, err := c.AdminToken(func(k string) string { return map[string]string{"SENDGUARD_ADMIN_TOKEN": "t"}[k] }); got != "t" || err != nil {
 		t.Errorf("AdminToken from env = %q, %v", got, err)
@@ -104,6 +114,12 @@ func TestLoadRefusesValuesThatCannotWork(t *testing.T) {
 		{"request: {max_json_depth: -1}", "request.max_json_depth -1"},
 		{"events: {retry_for: -72h}", "events.retry_for -72h0m0s: must be at least 24h"},
 		{"events: {retry_for: 1h}", "events.retry_for 1h0m0s: must be at least 24h"},
+		{"store: {embedded: {sync: everysec}}", `store.embedded.sync "everysec": must be always or interval`},
+		{"store: {embedded: {sync: Always}}", `store.embedded.sync "Always": must be always or interval`},
+		{"store: {embedded: {sync_interval: -10ms}}", "store.embedded.sync_interval -10ms: must be from 1ms to 1s"},
+		{"store: {embedded: {sync_interval: 100us}}", "store.embedded.sync_interval 100µs: must be from 1ms to 1s"},
+		{"store: {embedded: {sync_interval: 2s}}", "store.embedded.sync_interval 2s: must be from 1ms to 1s"},
+		{"store: {embedded: {fsync: always}}", "field fsync not found"},
 		{"store: {type: redis, redis: {addr: 'localhost:6379', timeout: -1s}}", "store.redis.timeout -1s"},
 		{"store: {type: redis, redis: {addr: localhost}}", `store.redis.addr "localhost": must be host:port`},
 		{"store: {type: redis, redis: {addr: 'localhost:6379', db: -1}}", "store.redis.db -1"},
@@ -176,6 +192,29 @@ func TestREADMEExample(t *testing.T) {
 	if sc := c.Plans["scale"]; sc.Abuse.FanOutThrottle != 250 || sc.Abuse.FanOutBlock != 1000 || sc.SlowLane.Burst != 5 ||
 		len(c.Risk.Extra.Promo) != 1 || len(c.Risk.Shorteners) != 1 || c.Abuse.AutoPause.Violations != 10 || len(c.OptOut.Extra.Fillers) != 1 {
 		t.Errorf("README example: plans %+v, risk %+v, abuse %+v", c.Plans, c.Risk, c.Abuse)
+	}
+}
+
+// TestEmbeddedSyncSettings: both modes and an interval within bounds load
+// as written.
+func TestEmbeddedSyncSettings(t *testing.T) {
+	for _, tc := range []struct {
+		yaml  string
+		sync  string
+		every time.Duration
+	}{
+		{"store: {embedded: {sync: always}}", "always", 10 * time.Millisecond},
+		{"store: {embedded: {sync: interval, sync_interval: 1ms}}", "interval", time.Millisecond},
+		{"store: {embedded: {sync_interval: 1s}}", "interval", time.Second},
+	} {
+		c, err := Parse([]byte(signed + tc.yaml))
+		if err != nil {
+			t.Errorf("Parse(%q) = %v", tc.yaml, err)
+			continue
+		}
+		if e := c.Store.Embedded; e.Sync != tc.sync || e.SyncInterval != tc.every {
+			t.Errorf("Parse(%q) = %+v, want sync %s every %s", tc.yaml, e, tc.sync, tc.every)
+		}
 	}
 }
 

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/keys"
@@ -141,7 +139,7 @@ func New(opts Options) (*Decider, error) {
 		opts.Now = time.Now
 	}
 	if opts.NewID == nil {
-		opts.NewID = newID
+		opts.NewID = func() string { return NewID(time.Now()) }
 	}
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = 64 << 10
@@ -153,14 +151,6 @@ func New(opts Options) (*Decider, error) {
 		opts.MaxMessageRunes = 4096
 	}
 	return &Decider{opts: opts}, nil
-}
-
-func newID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
 }
 
 // Request is one HTTP request as Envoy describes it.

@@ -9,10 +9,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,16 +27,27 @@ import (
 )
 
 // Embedded is the durable store inside the process: one bbolt file (a
-// B+tree with copy-on-write pages and fsync'd commits), so quota counters,
-// suppressions, pauses and the outbox survive a restart and a kill -9.
+// B+tree with copy-on-write pages and fsync'd commits) plus a write-ahead
+// log beside it, so quota counters, suppressions, pauses and the outbox
+// survive a restart and a kill -9.
 //
-// Writes go through bbolt's group commit (DB.Batch): concurrent decisions
-// share one transaction and one fsync, so a decision waits for its batch's
-// commit, not for a commit of its own. Take returns only after the commit
-// that holds its consumption is on disk, so an allow that Envoy was told
-// about is never lost; what a kill -9 can lose is only decisions still in an
-// unfinished batch, which no one was told were allowed (Envoy fails those
-// closed). A denial writes nothing: its refill arithmetic is recomputed.
+// Quota counters and token buckets, the state every allowed send writes,
+// are served from memory. An allowed decision appends its new state to the
+// write-ahead log (<path>.wal-<generation>) with one write(2) before it
+// returns, so a kill -9 loses nothing that was acknowledged: the kernel
+// holds the bytes. When the log is fsync'd is the Sync option: SyncAlways
+// fsyncs before the answer (concurrent decisions share one fsync: group
+// commit); SyncInterval, the default, fsyncs in the background at least
+// every SyncInterval (10ms), so a power loss or kernel crash (not a process
+// crash) can lose at most that window of allowed sends. Every
+// CheckpointInterval (1s) the states written since the last checkpoint go
+// into the bbolt file in one fsync'd transaction and the log files it
+// covers are deleted; OpenEmbedded replays what remains. A denial writes
+// nothing: its refill arithmetic is recomputed.
+//
+// Suppressions, pauses and the outbox are in the bbolt file only, written
+// through bbolt's group commit (DB.Batch) and fsync'd before the call
+// returns, in both modes: they are rare, and an opt-out must never be lost.
 //
 // bbolt locks its file: one process at a time. Replicas share state through
 // the Redis store instead.
@@ -40,21 +55,83 @@ import (
 // The abuse counters are in the process, in a bounded abuse.Tracker: one
 // process owns the file, so they are exact, and a restart forgets them.
 type Embedded struct {
-	db    *bolt.DB
-	cal   limiter.Calendar
-	abuse *abuse.Tracker
+	db     *bolt.DB
+	path   string
+	cal    limiter.Calendar
+	abuse  *abuse.Tracker
+	log    *slog.Logger
+	always bool // fsync the log before answering
+	noSync bool
+
+	mu    sync.RWMutex
+	quota map[string]*instanceState
+
+	// walMu guards the log file and what was written to it. Lock order:
+	// an instance's mu, then walMu; syncMu, then walMu.
+	walMu    sync.Mutex
+	wal      *os.File
+	walGen   uint64
+	walSize  int64 // bytes in wal
+	written  int64 // bytes appended to the log since open, over all its files
+	walBuf   []byte
+	dirty    map[string]struct{} // ids written since the last checkpoint began
+	walErr   error               // sticky: the log can no longer be trusted
+	synced   atomic.Int64        // written up to here is fsync'd
+	syncMu   sync.Mutex          // one fsync of the log at a time; rotation
+	ckMu     sync.Mutex          // one checkpoint at a time
+	retired  []uint64            // log generations a committed checkpoint will cover
+	stop     chan struct{}
+	done     chan struct{}
+	close    sync.Once
+	closeErr error
+}
+
+// Sync is when the embedded store's write-ahead log is fsync'd.
+type Sync int
+
+const (
+	// SyncInterval writes a decision's state to the log (write(2)) before
+	// the answer and fsyncs in the background at least every interval: a
+	// process crash loses nothing acknowledged, a power loss at most the
+	// interval. The default.
+	SyncInterval Sync = iota
+	// SyncAlways fsyncs the log before the answer (group commit).
+	SyncAlways
+)
+
+// ParseSync reads "interval" or "always".
+func ParseSync(s string) (Sync, error) {
+	switch s {
+	case "interval":
+		return SyncInterval, nil
+	case "always":
+		return SyncAlways, nil
+	}
+	return 0, fmt.Errorf("sync %q: must be always or interval", s)
 }
 
 // EmbeddedOptions tune the embedded store.
 type EmbeddedOptions struct {
 	Calendar limiter.Calendar
-	// MaxBatchDelay bounds how long a write waits for others to share its
-	// commit; default 2ms. MaxBatchSize caps a batch; default 1000.
+	// Sync is when the write-ahead log is fsync'd; SyncInterval (the zero
+	// value) fsyncs at least every SyncInterval, default 10ms.
+	Sync         Sync
+	SyncInterval time.Duration
+	// CheckpointInterval is how often quota states move from the log into
+	// the bbolt file; default 1s.
+	CheckpointInterval time.Duration
+	// MaxBatchDelay bounds how long a bbolt write (suppressions, pauses,
+	// the outbox) waits for others to share its commit; default 2ms.
+	// MaxBatchSize caps a batch; default 1000.
 	MaxBatchDelay time.Duration
 	MaxBatchSize  int
-	// NoSync skips fsync. For benchmarks and tests of other things only: a
-	// machine crash (not a process crash) can then lose acknowledged writes.
+	// NoSync skips every fsync, of the log and of bbolt. For benchmarks and
+	// tests of other things only: a machine crash (not a process crash) can
+	// then lose acknowledged writes, and damage the bbolt file.
 	NoSync bool
+	// Log receives background failures (a checkpoint, an fsync); default
+	// discards them.
+	Log *slog.Logger
 }
 
 var (
@@ -62,16 +139,23 @@ var (
 	bSup    = []byte("suppressions")
 	bPaused = []byte("paused")
 	bOutbox = []byte("outbox")
+	bMeta   = []byte("meta")
+	// kWALGen in bMeta is the first log generation the bbolt file does not
+	// hold: log files of older generations are covered by a checkpoint.
+	kWALGen = []byte("wal_gen")
 )
 
-// OpenEmbedded opens (or creates) the store file at path.
+// OpenEmbedded opens (or creates) the store file at path and replays its
+// write-ahead log.
 //
 // An existing file is verified before it is used: an empty file, a file
 // shorter than its last commit says (truncated), meta pages that fail their
 // checksums, and pages that are not what the B+tree expects (overwritten)
 // are refused with an error wrapping ErrCorrupt, so that a damaged file is
 // never served from and never silently replaced by empty state (quotas and
-// suppressions gone). The check walks every page once, at open.
+// suppressions gone). The check walks every page once, at open. A log's
+// torn tail (the records a crash cut short) is dropped: none of them was
+// acknowledged as durable.
 func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 	if err := precheck(path); err != nil {
 		return nil, err
@@ -88,7 +172,7 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		db.MaxBatchSize = o.MaxBatchSize
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox} {
+		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox, bMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -99,16 +183,312 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		db.Close()
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}
-	return &Embedded{db: db, cal: o.Calendar, abuse: abuse.New(abuse.Options{})}, nil
+	e := &Embedded{
+		db: db, path: path, cal: o.Calendar, abuse: abuse.New(abuse.Options{}),
+		log: o.Log, always: o.Sync == SyncAlways, noSync: o.NoSync,
+		quota: make(map[string]*instanceState), dirty: make(map[string]struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if err := e.recover(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	interval, every := o.SyncInterval, o.CheckpointInterval
+	if interval <= 0 {
+		interval = 10 * time.Millisecond
+	}
+	if every <= 0 {
+		every = time.Second
+	}
+	go e.run(interval, every)
+	return e, nil
 }
 
-// Close closes the file.
-func (e *Embedded) Close() error { return e.db.Close() }
+// recover loads the quota states from the bbolt file, replays the log
+// files the last checkpoint does not cover, checkpoints the result and
+// starts a new log file.
+func (e *Embedded) recover() error {
+	var covered uint64
+	err := e.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get(kWALGen); len(v) == 8 {
+			covered = binary.BigEndian.Uint64(v)
+		}
+		return tx.Bucket(bQuota).ForEach(func(k, v []byte) error {
+			s, err := decodeState(v)
+			if err != nil {
+				return fmt.Errorf("%w: quota of %q: %v", ErrCorrupt, k, err)
+			}
+			e.quota[string(k)] = &instanceState{s: s}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	gens, err := walFiles(e.path)
+	if err != nil {
+		return err
+	}
+	next := covered
+	replayed := map[string]struct{}{}
+	var logs []string
+	for _, g := range gens {
+		name := walName(e.path, g)
+		logs = append(logs, name)
+		if g < covered {
+			continue // checkpointed; its removal was cut short
+		}
+		err := replayWAL(name, func(id string, s limiter.State) {
+			st := e.quota[id]
+			if st == nil {
+				st = &instanceState{}
+				e.quota[id] = st
+			}
+			st.s = s
+			replayed[id] = struct{}{}
+		})
+		if err != nil {
+			return err
+		}
+		next = g + 1
+	}
+	if len(replayed) > 0 {
+		if err := e.commit(replayed, next); err != nil {
+			return err
+		}
+	}
+	for _, name := range logs {
+		if err := os.Remove(name); err != nil {
+			return fmt.Errorf("remove checkpointed write-ahead log: %w", err)
+		}
+	}
+	if e.wal, err = createWAL(walName(e.path, next)); err != nil {
+		return err
+	}
+	e.walGen = next
+	return nil
+}
+
+// commit writes the current states of ids into the bbolt file, and gen as
+// the first log generation it does not cover, in one fsync'd transaction.
+func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
+	type kv struct{ k, v []byte }
+	recs := make([]kv, 0, len(ids))
+	for id := range ids {
+		e.mu.RLock()
+		st := e.quota[id]
+		e.mu.RUnlock()
+		st.mu.Lock()
+		v := encodeState(st.s)
+		st.mu.Unlock()
+		recs = append(recs, kv{[]byte(id), v})
+	}
+	slices.SortFunc(recs, func(a, b kv) int { return bytes.Compare(a.k, b.k) }) // sequential inserts into the B+tree
+	return e.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bQuota)
+		for _, r := range recs {
+			if err := b.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bMeta).Put(kWALGen, binary.BigEndian.AppendUint64(nil, gen))
+	})
+}
+
+// run fsyncs the log every interval (SyncInterval) and checkpoints every
+// checkpoint interval, until Close.
+func (e *Embedded) run(interval, every time.Duration) {
+	defer close(e.done)
+	var syncs <-chan time.Time
+	if !e.always && !e.noSync {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		syncs = t.C
+	}
+	ck := time.NewTicker(every)
+	defer ck.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-syncs:
+			e.walMu.Lock()
+			w := e.written
+			e.walMu.Unlock()
+			if err := e.syncTo(w); err != nil {
+				e.log.Error("embedded store: fsync of the write-ahead log failed; decisions fail closed until a restart", "err", err)
+			}
+		case <-ck.C:
+			if err := e.checkpoint(); err != nil {
+				e.log.Error("embedded store: checkpoint failed; the write-ahead log keeps the state and is replayed at the next start", "err", err)
+			}
+		}
+	}
+}
+
+// checkpoint starts a new log file, writes the states written since the
+// last checkpoint into the bbolt file, and deletes the log files that
+// commit covers. Writers continue into the new file meanwhile: a state
+// appended to the old file was set in memory under its instance's lock
+// before the switch, so the snapshot read after the switch holds it.
+func (e *Embedded) checkpoint() error {
+	e.ckMu.Lock()
+	defer e.ckMu.Unlock()
+	e.walMu.Lock()
+	idle, broken := len(e.dirty) == 0, e.walErr
+	e.walMu.Unlock()
+	if idle || broken != nil {
+		return broken
+	}
+	gen := e.walGen + 1 // walGen changes only here and in recover
+	f, err := createWAL(walName(e.path, gen))
+	if err != nil {
+		return err
+	}
+	e.syncMu.Lock()
+	e.walMu.Lock()
+	old, oldGen, dirty, at := e.wal, e.walGen, e.dirty, e.written
+	e.wal, e.walGen, e.walSize, e.dirty = f, gen, 0, make(map[string]struct{}, len(dirty))
+	e.walMu.Unlock()
+	if !e.noSync {
+		err = old.Sync() // the old file's tail, before synced moves past it
+	}
+	if err == nil && e.synced.Load() < at {
+		e.synced.Store(at)
+	}
+	old.Close()
+	e.syncMu.Unlock()
+	if err != nil {
+		e.fail(fmt.Errorf("fsync write-ahead log: %w", err))
+		return err
+	}
+	e.retired = append(e.retired, oldGen)
+	if err := e.commit(dirty, gen); err != nil {
+		e.walMu.Lock()
+		for id := range dirty { // the next checkpoint writes them again
+			e.dirty[id] = struct{}{}
+		}
+		e.walMu.Unlock()
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	for _, g := range e.retired {
+		if err := os.Remove(walName(e.path, g)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			e.log.Warn("embedded store: remove checkpointed write-ahead log", "err", err)
+		}
+	}
+	e.retired = e.retired[:0]
+	return nil
+}
+
+// fail makes err sticky: every later write fails (closed) with it.
+func (e *Embedded) fail(err error) {
+	e.walMu.Lock()
+	if e.walErr == nil {
+		e.walErr = err
+	}
+	e.walMu.Unlock()
+}
+
+// appendLog writes one record of entries to the log with one write(2) and
+// returns the log position after it.
+func (e *Embedded) appendLog(entries ...walEntry) (int64, error) {
+	for _, en := range entries {
+		if len(en.id) > maxIDLen {
+			return 0, fmt.Errorf("id of %d bytes: longer than %d", len(en.id), maxIDLen)
+		}
+	}
+	e.walMu.Lock()
+	defer e.walMu.Unlock()
+	if e.walErr != nil {
+		return 0, e.walErr
+	}
+	e.walBuf = appendRecord(e.walBuf[:0], entries...)
+	n, err := e.wal.Write(e.walBuf)
+	if err != nil {
+		// A torn record would hide every record after it from replay:
+		// cut it off, or stop writing.
+		if n > 0 {
+			if terr := e.wal.Truncate(e.walSize); terr != nil {
+				e.walErr = fmt.Errorf("write-ahead log unusable after a failed write: %w", terr)
+			}
+		}
+		return 0, fmt.Errorf("write-ahead log: %w", err)
+	}
+	e.walSize += int64(n)
+	e.written += int64(n)
+	for _, en := range entries {
+		e.dirty[en.id] = struct{}{}
+	}
+	return e.written, nil
+}
+
+// durable returns once the log is fsync'd up to at, under SyncAlways; at
+// once otherwise (the background fsync covers it within the interval).
+func (e *Embedded) durable(at int64) error {
+	if !e.always || e.noSync {
+		return nil
+	}
+	return e.syncTo(at)
+}
+
+// syncTo fsyncs the log up to at at least. Concurrent callers share one
+// fsync: whoever holds syncMu fsyncs everything written so far.
+func (e *Embedded) syncTo(at int64) error {
+	if e.synced.Load() >= at {
+		return nil
+	}
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	if e.synced.Load() >= at {
+		return nil
+	}
+	e.walMu.Lock()
+	f, w, broken := e.wal, e.written, e.walErr
+	e.walMu.Unlock()
+	if broken != nil {
+		return broken
+	}
+	if err := f.Sync(); err != nil {
+		// After a failed fsync the kernel may have dropped the pages:
+		// nothing written since the last good one can be trusted.
+		err = fmt.Errorf("fsync write-ahead log: %w", err)
+		e.fail(err)
+		return err
+	}
+	e.synced.Store(w)
+	return nil
+}
+
+// Close checkpoints everything into the bbolt file, removes the (then
+// empty) log and closes the file. Closing twice is a no-op.
+func (e *Embedded) Close() error {
+	e.close.Do(func() {
+		close(e.stop)
+		<-e.done
+		err := e.checkpoint()
+		e.walMu.Lock()
+		f, gen, empty := e.wal, e.walGen, e.walSize == 0 && len(e.dirty) == 0
+		if e.walErr == nil {
+			e.walErr = errors.New("embedded store is closed")
+		}
+		e.walMu.Unlock()
+		e.syncMu.Lock()
+		cerr := f.Close()
+		e.syncMu.Unlock()
+		if err == nil && cerr == nil && empty {
+			cerr = os.Remove(walName(e.path, gen))
+		}
+		e.closeErr = errors.Join(err, cerr, e.db.Close())
+	})
+	return e.closeErr
+}
 
 const stateLen = 4 + 8 + 4 + 8 + 8 + 8
 
-func encodeState(s limiter.State) []byte {
-	b := make([]byte, 0, stateLen)
+func appendState(b []byte, s limiter.State) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(s.Day))
 	b = binary.BigEndian.AppendUint64(b, uint64(s.DayCount))
 	b = binary.BigEndian.AppendUint32(b, uint32(s.Month))
@@ -117,6 +497,8 @@ func encodeState(s limiter.State) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(s.Refilled))
 	return b
 }
+
+func encodeState(s limiter.State) []byte { return appendState(make([]byte, 0, stateLen), s) }
 
 func decodeState(b []byte) (limiter.State, error) {
 	if b == nil {
@@ -135,23 +517,41 @@ func decodeState(b []byte) (limiter.State, error) {
 	}, nil
 }
 
-// Take checks and consumes atomically (bbolt has one writer at a time) and
-// returns once the consumption is durable.
-func (e *Embedded) Take(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
-	var out limiter.Outcome
-	err := e.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bQuota)
-		s, err := decodeState(b.Get([]byte(instance)))
-		if err != nil {
-			return err
-		}
-		var next limiter.State
-		next, out = e.cal.Decide(s, l, now) // re-run from scratch if bbolt retries the batch
-		if out.Verdict != limiter.Allowed {
-			return nil
-		}
-		return b.Put([]byte(instance), encodeState(next))
-	})
+func (e *Embedded) instance(id string) *instanceState {
+	e.mu.RLock()
+	st := e.quota[id]
+	e.mu.RUnlock()
+	if st != nil {
+		return st
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st = e.quota[id]; st == nil {
+		st = &instanceState{}
+		e.quota[id] = st
+	}
+	return st
+}
+
+// Take checks and consumes atomically (under the instance's lock) and
+// returns once the consumption is in the log (and fsync'd, under
+// SyncAlways).
+func (e *Embedded) Take(_ context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
+	st := e.instance(instance)
+	st.mu.Lock()
+	next, out := e.cal.Decide(st.s, l, now)
+	if out.Verdict != limiter.Allowed {
+		st.mu.Unlock()
+		return out, nil
+	}
+	at, err := e.appendLog(walEntry{instance, next})
+	if err == nil {
+		st.s = next
+	}
+	st.mu.Unlock()
+	if err == nil {
+		err = e.durable(at)
+	}
 	if err != nil {
 		return limiter.Outcome{}, fmt.Errorf("embedded take %s: %w", instance, err)
 	}
@@ -159,48 +559,56 @@ func (e *Embedded) Take(ctx context.Context, instance string, l limiter.Limits, 
 }
 
 // TakeSend checks and counts s's abuse limits, then takes its slow lane
-// and quotas in one durable transaction (both or neither), and takes the
-// abuse counts back unless both allowed.
+// and quotas in one log record (both or neither), and takes the abuse
+// counts back unless both allowed.
 func (e *Embedded) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
 	return e.abuse.TakeSend(ctx, s, now, e.takeQuota)
 }
 
 func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
-	var res abuse.Outcome
-	err := e.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bQuota)
-		res = abuse.Outcome{} // re-run from scratch if bbolt retries the batch
-		var slowNext limiter.State
-		slowID := []byte(abuse.SlowLaneID(s.Instance))
-		if s.SlowLane.Rate > 0 {
-			st, err := decodeState(b.Get(slowID))
-			if err != nil {
-				return err
+	st := e.instance(s.Instance)
+	st.mu.Lock() // always the instance before its slow lane
+	var slow *instanceState
+	var slowNext limiter.State
+	var slowID string
+	if s.SlowLane.Rate > 0 {
+		slowID = abuse.SlowLaneID(s.Instance)
+		slow = e.instance(slowID)
+		slow.mu.Lock()
+		var out limiter.Outcome
+		if slowNext, out = e.cal.Decide(slow.s, s.SlowLane, now); out.Verdict != limiter.Allowed {
+			slow.mu.Unlock()
+			st.mu.Unlock()
+			return abuse.Outcome{Taken: out, SlowLane: true}, nil
+		}
+	}
+	next, out := e.cal.Decide(st.s, s.Quota, now)
+	var at int64
+	var err error
+	if out.Verdict == limiter.Allowed {
+		if slow != nil {
+			at, err = e.appendLog(walEntry{s.Instance, next}, walEntry{slowID, slowNext})
+		} else {
+			at, err = e.appendLog(walEntry{s.Instance, next})
+		}
+		if err == nil {
+			st.s = next
+			if slow != nil {
+				slow.s = slowNext
 			}
-			if slowNext, res.Taken = e.cal.Decide(st, s.SlowLane, now); res.Taken.Verdict != limiter.Allowed {
-				res.SlowLane = true
-				return nil
-			}
 		}
-		st, err := decodeState(b.Get([]byte(s.Instance)))
-		if err != nil {
-			return err
-		}
-		var next limiter.State
-		if next, res.Taken = e.cal.Decide(st, s.Quota, now); res.Taken.Verdict != limiter.Allowed {
-			return nil
-		}
-		if s.SlowLane.Rate > 0 {
-			if err := b.Put(slowID, encodeState(slowNext)); err != nil {
-				return err
-			}
-		}
-		return b.Put([]byte(s.Instance), encodeState(next))
-	})
+	}
+	if slow != nil {
+		slow.mu.Unlock()
+	}
+	st.mu.Unlock()
+	if err == nil && out.Verdict == limiter.Allowed {
+		err = e.durable(at)
+	}
 	if err != nil {
 		return abuse.Outcome{}, fmt.Errorf("embedded take %s: %w", s.Instance, err)
 	}
-	return res, nil
+	return abuse.Outcome{Taken: out}, nil
 }
 
 // Violation counts one violation of instance and returns how many fell in
@@ -216,14 +624,14 @@ func (e *Embedded) ResetViolations(ctx context.Context, instance string) error {
 
 // Usage reads instance's use without consuming anything.
 func (e *Embedded) Usage(_ context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error) {
+	e.mu.RLock()
+	st := e.quota[instance]
+	e.mu.RUnlock()
 	var s limiter.State
-	err := e.db.View(func(tx *bolt.Tx) error {
-		var err error
-		s, err = decodeState(tx.Bucket(bQuota).Get([]byte(instance)))
-		return err
-	})
-	if err != nil {
-		return limiter.Usage{}, fmt.Errorf("embedded usage %s: %w", instance, err)
+	if st != nil {
+		st.mu.Lock()
+		s = st.s
+		st.mu.Unlock()
 	}
 	s = e.cal.Current(s, l, now)
 	return limiter.Usage{Day: s.Day, Month: s.Month, DailyUsed: s.DayCount, MonthlyUsed: s.MonthCount, Tokens: s.Tokens}, nil
@@ -556,8 +964,10 @@ func openVerified(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 }
 
 // ResetEmbedded moves the store file at path aside, to path.corrupt-<UTC
-// time>, so that the next OpenEmbedded starts with empty state, and returns
-// the new name. The old file is kept for inspection, never deleted.
+// time>, and its write-ahead log files with it (to <that
+// name>.wal-<generation>), so that the next OpenEmbedded starts with empty
+// state, and returns the new name. The old files are kept for inspection,
+// never deleted.
 func ResetEmbedded(path string, now time.Time) (string, error) {
 	base := path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
 	aside := base
@@ -575,6 +985,15 @@ func ResetEmbedded(path string, now time.Time) (string, error) {
 	}
 	if err := os.Remove(path); err != nil {
 		return "", fmt.Errorf("move store file aside: %w", err)
+	}
+	gens, err := walFiles(path)
+	if err != nil {
+		return "", fmt.Errorf("move write-ahead log aside: %w", err)
+	}
+	for _, g := range gens {
+		if err := os.Rename(walName(path, g), walName(aside, g)); err != nil {
+			return "", fmt.Errorf("move write-ahead log aside: %w", err)
+		}
 	}
 	return aside, nil
 }

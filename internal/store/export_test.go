@@ -1,0 +1,32 @@
+package store
+
+import "errors"
+
+// Crash abandons e as a kill -9 would: the log file and the bbolt file are
+// closed with no checkpoint and no fsync, and nothing more is written.
+// What write(2) handed to the kernel stays in the files.
+func (e *Embedded) Crash() {
+	e.close.Do(func() {
+		close(e.stop)
+		<-e.done
+		e.fail(errors.New("crashed"))
+		e.syncMu.Lock()
+		e.wal.Close()
+		e.syncMu.Unlock()
+		e.db.Close()
+		e.closeErr = errors.New("crashed")
+	})
+}
+
+// Checkpoint runs a checkpoint now.
+func (e *Embedded) Checkpoint() error { return e.checkpoint() }
+
+// WALFiles lists the write-ahead log files of the store at path.
+func WALFiles(path string) ([]string, error) {
+	gens, err := walFiles(path)
+	var names []string
+	for _, g := range gens {
+		names = append(names, walName(path, g))
+	}
+	return names, err
+}
