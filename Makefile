@@ -7,7 +7,7 @@ ENVOY ?= $(shell command -v envoy 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/envo
 ENVOY_VERSION := 1.40.0
 OPA   := $(GO) tool opa
 
-.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean model k8s-bin k8s-clean
+.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean model k8s-bin k8s-clean k8s-up
 
 all: build
 
@@ -34,6 +34,11 @@ k8s-bin:
 
 k8s-clean:
 	rm -rf .cache/k8s
+
+# k8s-up runs that API server (etcd and kube-apiserver on loopback) until
+# Ctrl-C, printing a KUBECONFIG for helm or kubectl; Ctrl-C stops both.
+k8s-up: k8s-bin
+	K8S_BIN_DIR=$(K8S_BIN) $(GO) run ./internal/k8stest/k8senv
 
 run: build envoy
 	./bin/devstack -envoy $(ENVOY) -sendguard ./bin/sendguard -demo-sender ./bin/demo-sender \

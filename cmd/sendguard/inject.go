@@ -113,8 +113,9 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 			return fmt.Errorf("webhook certificate: %w", err)
 		}
 		rctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go m.Run(rctx, self.interval)
+		renewed := make(chan struct{})
+		go func() { m.Run(rctx, self.interval); close(renewed) }()
+		defer func() { stop(); <-renewed }()
 		return serveWebhook(ctx, addr, m.GetCertificate, o, log)
 	}
 	if file == "" {

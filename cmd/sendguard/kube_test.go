@@ -48,6 +48,7 @@ type injector struct {
 	logs   *syncWriter
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 // startInjector runs `inject serve` on loopback TLS with a certificate
@@ -80,13 +81,15 @@ func startInjector(t *testing.T, extra ...string) *injector {
 	return in
 }
 
-// stop ends the injector and waits for it.
+// stop ends the injector and waits for it (once; later calls return).
 func (in *injector) stop() {
-	in.cancel()
-	select {
-	case <-in.done:
-	case <-time.After(10 * time.Second):
-	}
+	in.once.Do(func() {
+		in.cancel()
+		select {
+		case <-in.done:
+		case <-time.After(10 * time.Second):
+		}
+	})
 }
 
 func waitInjector(t *testing.T, addr string, caPEM []byte, done chan error) {
@@ -112,7 +115,7 @@ func waitInjector(t *testing.T, addr string, caPEM []byte, done chan error) {
 // rules, selectors and policies) with helm, for the values in set.
 func chartWebhook(t *testing.T, set ...string) *admissionregistrationv1.MutatingWebhookConfiguration {
 	t.Helper()
-	out := helmTemplate(t, injectorNamespace, append([]string{"--show-only=templates/injector-webhook.yaml"}, set...)...)
+	out := helmTemplate(t, "sg", injectorNamespace, append([]string{"--show-only=templates/injector-webhook.yaml"}, set...)...)
 	for _, doc := range strings.Split(out, "\n---") {
 		if !strings.Contains(doc, "kind: MutatingWebhookConfiguration") {
 			continue
@@ -129,9 +132,9 @@ func chartWebhook(t *testing.T, set ...string) *admissionregistrationv1.Mutating
 
 // helmTemplate renders the chart for release namespace ns; set are
 // --set values, or helm flags when they start with --.
-func helmTemplate(t *testing.T, ns string, set ...string) string {
+func helmTemplate(t *testing.T, release, ns string, set ...string) string {
 	t.Helper()
-	args := []string{"template", "sg", "../../charts/sendguard", "--namespace", ns}
+	args := []string{"template", release, "../../charts/sendguard", "--namespace", ns}
 	for _, s := range set {
 		if strings.HasPrefix(s, "--") {
 			args = append(args, s)
@@ -558,11 +561,12 @@ func TestSelfSignedInjector(t *testing.T) {
 	env.Namespace(t, release, nil)
 	env.Namespace(t, ns, map[string]string{"sendguard.io/injection": "enabled"})
 
-	// The chart with its defaults: self-signed TLS.
+	// The chart with its defaults (self-signed TLS), installed as the
+	// README says: release sendguard in namespace sendguard-system.
 	var chartArgs []string
 	var webhookName string
 	port := freePortString(t)
-	for _, doc := range strings.Split(helmTemplate(t, release), "\n---") {
+	for _, doc := range strings.Split(helmTemplate(t, "sendguard", release), "\n---") {
 		var meta struct {
 			APIVersion, Kind string
 			Metadata         struct{ Name, Namespace string }
@@ -656,6 +660,11 @@ func TestSelfSignedInjector(t *testing.T) {
 	}
 
 	secretPath := k8stest.Path("v1", "secrets", release, secretName)
+	// RBAC takes effect a moment after the bindings are created.
+	k8stest.WaitFor(t, "the chart's RBAC for the injector", func() bool {
+		status, _ := env.DoAs(context.Background(), k8stest.UserToken("injector"), http.MethodGet, secretPath, nil, nil)
+		return status == http.StatusNotFound
+	})
 	startSelf := func() (stop func(), data map[string][]byte) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

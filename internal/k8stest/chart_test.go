@@ -3,6 +3,7 @@ package k8stest_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -178,6 +179,20 @@ func TestChartRendersValidObjects(t *testing.T) {
 			if len(docs) == 0 {
 				t.Fatal("helm template rendered nothing")
 			}
+			// Objects for other namespaces (a NetworkPolicy or an
+			// AuthorizationPolicy next to the senders) need those to exist.
+			for _, doc := range docs {
+				var m struct {
+					Metadata struct{ Namespace string } `json:"metadata"`
+				}
+				if yaml.Unmarshal([]byte(doc), &m) != nil || m.Metadata.Namespace == "" || m.Metadata.Namespace == ns {
+					continue
+				}
+				nsObj := map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": m.Metadata.Namespace}}
+				if status, err := env.Do(context.Background(), http.MethodPost, "/api/v1/namespaces", nsObj, nil); err != nil || (status != http.StatusCreated && status != http.StatusConflict) {
+					t.Fatalf("create namespace %s: %d %v", m.Metadata.Namespace, status, err)
+				}
+			}
 			for _, doc := range docs {
 				var meta struct {
 					APIVersion string `json:"apiVersion"`
@@ -246,5 +261,54 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 				t.Errorf("helm template --set %s: %s, want a schema error", c.set, errOut)
 			}
 		})
+	}
+}
+
+// TestChartInstallAndUpgrade: helm install of the injector mode against
+// the API server creates its objects (the webhook configuration without a
+// caBundle: the injector patches it in), and helm upgrade keeps the
+// caBundle the injector patched in (it is in neither the old nor the new
+// manifest) while applying the new values.
+func TestChartInstallAndUpgrade(t *testing.T) {
+	env := k8stest.Start(t)
+	const ns = "sg-install"
+	if out, errOut, err := helm(t, env.Kubeconfig, "install", "sg", chartDir, "--namespace", ns, "--create-namespace"); err != nil {
+		t.Fatalf("helm install: %v\n%s%s", err, out, errOut)
+	}
+	const mwcName = "sg-sendguard-injector-" + ns
+	mwcPath := k8stest.Path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "", mwcName)
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	if status, err := env.Do(context.Background(), http.MethodGet, mwcPath, nil, &mwc); err != nil || status != http.StatusOK {
+		t.Fatalf("get %s after helm install: %d %v", mwcName, status, err)
+	}
+	if len(mwc.Webhooks) != 1 || len(mwc.Webhooks[0].ClientConfig.CABundle) != 0 || *mwc.Webhooks[0].FailurePolicy != admissionregistrationv1.Fail {
+		t.Fatalf("installed webhook configuration %+v, want one webhook, no caBundle, failurePolicy Fail", mwc.Webhooks)
+	}
+	for _, p := range []string{
+		k8stest.Path("apps/v1", "deployments", ns, "sg-sendguard-injector"),
+		k8stest.Path("v1", "services", ns, "sg-sendguard-injector"),
+		k8stest.Path("v1", "serviceaccounts", ns, "sg-sendguard"),
+		k8stest.Path("rbac.authorization.k8s.io/v1", "roles", ns, "sg-sendguard-injector-certs"),
+		k8stest.Path("rbac.authorization.k8s.io/v1", "clusterroles", "", "sg-sendguard-injector-"+ns+"-cabundle"),
+	} {
+		env.Must(t, http.StatusOK, http.MethodGet, p, nil)
+	}
+	// What the injector does at start.
+	bundle := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	patch := fmt.Sprintf(`[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":%q}]`, base64.StdEncoding.EncodeToString(bundle))
+	env.Must(t, http.StatusOK, http.MethodPatch, mwcPath, []byte(patch))
+
+	if out, errOut, err := helm(t, env.Kubeconfig, "upgrade", "sg", chartDir, "--namespace", ns, "--set", "injector.failurePolicy=Ignore"); err != nil {
+		t.Fatalf("helm upgrade: %v\n%s%s", err, out, errOut)
+	}
+	mwc = admissionregistrationv1.MutatingWebhookConfiguration{}
+	if status, err := env.Do(context.Background(), http.MethodGet, mwcPath, nil, &mwc); err != nil || status != http.StatusOK {
+		t.Fatalf("get %s after helm upgrade: %d %v", mwcName, status, err)
+	}
+	if got := mwc.Webhooks[0].ClientConfig.CABundle; !bytes.Equal(got, bundle) {
+		t.Errorf("caBundle after helm upgrade = %q, want the patched one kept", got)
+	}
+	if *mwc.Webhooks[0].FailurePolicy != admissionregistrationv1.Ignore {
+		t.Errorf("failurePolicy after helm upgrade --set injector.failurePolicy=Ignore = %s", *mwc.Webhooks[0].FailurePolicy)
 	}
 }

@@ -147,6 +147,20 @@ func UserToken(which string) string {
 	panic("k8stest: unknown user " + which)
 }
 
+// StartEnv starts etcd and kube-apiserver from binDir outside a test (see
+// k8senv); Stop ends them and removes their files.
+func StartEnv(binDir string) (*Env, error) {
+	for _, b := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return nil, fmt.Errorf("%w (run make k8s-bin)", err)
+		}
+	}
+	return start(filepath.Join(binDir, "etcd"), filepath.Join(binDir, "kube-apiserver"))
+}
+
+// Stop ends the servers StartEnv started and removes their files.
+func (e *Env) Stop() { e.stop() }
+
 func start(etcdBin, apiserverBin string) (e *Env, err error) {
 	dir, err := os.MkdirTemp("", "k8stest")
 	if err != nil {
