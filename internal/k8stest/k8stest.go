@@ -312,7 +312,7 @@ func (e *Env) waitReady(timeout time.Duration) error {
 		last = fmt.Sprintf("%d %v %s", status, err, body)
 		time.Sleep(100 * time.Millisecond)
 	}
-	tail := e.Log("kube-apiserver.log")
+	tail := e.Log("kube-apiserver")
 	if len(tail) > 4000 {
 		tail = tail[len(tail)-4000:]
 	}
