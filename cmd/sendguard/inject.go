@@ -16,11 +16,18 @@ import (
 	"time"
 
 	"github.com/sendguard/sendguard/internal/inject"
+	"github.com/sendguard/sendguard/internal/webhookcert"
 )
 
 const injectUsage = `usage:
   sendguard inject -f FILE|- [options]       print the manifests with sendguard injected
   sendguard inject serve --tls-cert FILE --tls-key FILE [--addr :9443] [options]
+  sendguard inject serve --self-signed-secret NS/NAME --webhook-config NAME --dns-names N,... [options]
+                        keep its own CA and serving certificate in that Secret
+                        and the CA in the configuration's caBundle (rotated
+                        before expiry); talks to the API server as its pod's
+                        service account (--kube-api, --kube-token-file and
+                        --kube-ca-file override)
 options:
   --classic             sidecars as ordinary containers (Kubernetes before 1.29)
   --sendguard-image I   --envoy-image I   --config-map NAME (default sendguard)
@@ -53,7 +60,15 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&o.Namespace, "namespace", env("SENDGUARD_INJECT_NAMESPACE", ""), "the injector's own namespace, never injected (env SENDGUARD_INJECT_NAMESPACE)")
 	fs.StringVar(&o.Version, "injector-version", env("SENDGUARD_INJECT_VERSION", ""), "value of the sendguard.io/status annotation (env SENDGUARD_INJECT_VERSION)")
 	var file, addr, cert, key, level string
+	var self selfSignedTLS
 	if serving {
+		fs.StringVar(&self.secret, "self-signed-secret", env("SENDGUARD_INJECT_SELF_SIGNED_SECRET", ""), "NAMESPACE/NAME of the Secret keeping a generated CA and serving certificate (env SENDGUARD_INJECT_SELF_SIGNED_SECRET)")
+		fs.StringVar(&self.webhook, "webhook-config", env("SENDGUARD_INJECT_WEBHOOK_CONFIG", ""), "MutatingWebhookConfiguration whose caBundle gets the generated CA (env SENDGUARD_INJECT_WEBHOOK_CONFIG)")
+		fs.StringVar(&self.dnsNames, "dns-names", env("SENDGUARD_INJECT_DNS_NAMES", ""), "comma-separated DNS names of the generated serving certificate (env SENDGUARD_INJECT_DNS_NAMES)")
+		fs.StringVar(&self.api, "kube-api", env("SENDGUARD_INJECT_KUBE_API", ""), "API server URL (default: in-cluster)")
+		fs.StringVar(&self.tokenFile, "kube-token-file", env("SENDGUARD_INJECT_KUBE_TOKEN_FILE", webhookcert.InClusterToken), "bearer token file for the API server")
+		fs.StringVar(&self.caFile, "kube-ca-file", env("SENDGUARD_INJECT_KUBE_CA_FILE", webhookcert.InClusterCA), "CA of the API server")
+		fs.DurationVar(&self.interval, "cert-check-interval", time.Hour, "how often the generated certificates are checked (and renewed when due)")
 		fs.StringVar(&addr, "addr", env("SENDGUARD_INJECT_ADDR", ":9443"), "HTTPS listen address (env SENDGUARD_INJECT_ADDR)")
 		fs.StringVar(&cert, "tls-cert", env("SENDGUARD_INJECT_TLS_CERT", ""), "serving certificate, PEM; re-read when it changes (env SENDGUARD_INJECT_TLS_CERT)")
 		fs.StringVar(&key, "tls-key", env("SENDGUARD_INJECT_TLS_KEY", ""), "its private key, PEM (env SENDGUARD_INJECT_TLS_KEY)")
@@ -68,14 +83,40 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if serving {
-		if cert == "" || key == "" {
-			return errors.New("inject serve needs --tls-cert and --tls-key")
+		files, generated := cert != "" || key != "", self.secret != "" || self.webhook != ""
+		switch {
+		case files && generated:
+			return errors.New("inject serve: --tls-cert/--tls-key or --self-signed-secret, not both")
+		case generated:
+			if err := self.check(); err != nil {
+				return err
+			}
+		case cert == "" || key == "":
+			return errors.New("inject serve needs --tls-cert and --tls-key (or --self-signed-secret and --webhook-config)")
 		}
 		log, err := newLogger(level, stderr)
 		if err != nil {
 			return err
 		}
-		return serveWebhook(ctx, addr, cert, key, o, log)
+		if !generated {
+			kp := &keyPair{cert: cert, key: key}
+			if _, err := kp.get(nil); err != nil {
+				return err
+			}
+			return serveWebhook(ctx, addr, kp.get, o, log)
+		}
+		m, err := self.manager(getenv, log)
+		if err != nil {
+			return err
+		}
+		if err := m.Ensure(ctx); err != nil {
+			return fmt.Errorf("webhook certificate: %w", err)
+		}
+		rctx, stop := context.WithCancel(ctx)
+		renewed := make(chan struct{})
+		go func() { m.Run(rctx, self.interval); close(renewed) }()
+		defer func() { stop(); <-renewed }()
+		return serveWebhook(ctx, addr, m.GetCertificate, o, log)
 	}
 	if file == "" {
 		fmt.Fprint(stderr, injectUsage)
@@ -94,19 +135,52 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return err
 }
 
-// serveWebhook serves the admission webhook on addr (POST /inject) and
-// GET /healthz, over TLS from cert and key, until ctx ends.
-func serveWebhook(ctx context.Context, addr, cert, key string, o inject.Options, log *slog.Logger) error {
-	kp := &keyPair{cert: cert, key: key}
-	if _, err := kp.get(nil); err != nil {
-		return err
+// selfSignedTLS is the configuration of --self-signed-secret.
+type selfSignedTLS struct {
+	secret, webhook, dnsNames string
+	api, tokenFile, caFile    string
+	interval                  time.Duration
+}
+
+func (s *selfSignedTLS) check() error {
+	ns, name, ok := strings.Cut(s.secret, "/")
+	switch {
+	case !ok || ns == "" || name == "" || strings.Contains(name, "/"):
+		return fmt.Errorf("--self-signed-secret %q: want NAMESPACE/NAME", s.secret)
+	case s.webhook == "":
+		return errors.New("--self-signed-secret needs --webhook-config (the MutatingWebhookConfiguration to give the CA)")
+	case strings.TrimSpace(s.dnsNames) == "":
+		return errors.New("--self-signed-secret needs --dns-names (the injector Service's names)")
+	case s.interval <= 0:
+		return fmt.Errorf("--cert-check-interval %v: want a positive duration", s.interval)
 	}
+	return nil
+}
+
+func (s *selfSignedTLS) manager(getenv func(string) string, log *slog.Logger) (*webhookcert.Manager, error) {
+	c, err := webhookcert.NewClient(s.api, s.tokenFile, s.caFile, getenv)
+	if err != nil {
+		return nil, err
+	}
+	ns, name, _ := strings.Cut(s.secret, "/")
+	var dns []string
+	for _, n := range strings.Split(s.dnsNames, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			dns = append(dns, n)
+		}
+	}
+	return &webhookcert.Manager{Client: c, Namespace: ns, Secret: name, Webhook: s.webhook, DNSNames: dns, Log: log}, nil
+}
+
+// serveWebhook serves the admission webhook on addr (POST /inject) and
+// GET /healthz, over TLS with the certificates of getCert, until ctx ends.
+func serveWebhook(ctx context.Context, addr string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), o inject.Options, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/inject", inject.Webhook(o, log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	srv := &http.Server{
 		Handler:           mux,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get},
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: getCert},
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
