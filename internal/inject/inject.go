@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sendguard/sendguard/envoy"
+	"github.com/sendguard/sendguard/internal/version"
 )
 
 // Annotations read (and, for Status, written) on the pod.
@@ -98,8 +99,8 @@ const (
 // Options configure injection. Zero fields take the defaults documented on
 // each; Defaults returns them filled in.
 type Options struct {
-	Version        string // written to AnnotationStatus; default "dev"
-	SendguardImage string // default ghcr.io/sendguard/sendguard:<Version>
+	Version        string // written to AnnotationStatus; default version.Version
+	SendguardImage string // default version.ImageRepository:<Version> (the chart's default image)
 	EnvoyImage     string // default envoyproxy/envoy:v1.40.0
 	// Classic adds the sidecars as ordinary containers (clusters before
 	// Kubernetes 1.29) instead of native sidecars.
@@ -124,10 +125,10 @@ type Options struct {
 // Defaults returns o with every zero field set to its default.
 func (o Options) Defaults() Options {
 	if o.Version == "" {
-		o.Version = "dev"
+		o.Version = version.Version
 	}
 	if o.SendguardImage == "" {
-		o.SendguardImage = "ghcr.io/sendguard/sendguard:" + o.Version
+		o.SendguardImage = version.ImageRepository + ":" + o.Version
 	}
 	if o.EnvoyImage == "" {
 		o.EnvoyImage = "envoyproxy/envoy:v1.40.0"
