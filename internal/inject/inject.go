@@ -66,6 +66,12 @@ const (
 	// inbound.signature.secret_env must name. Without it the container has
 	// no inbound signing secret.
 	AnnotationInboundSecret = "sendguard.io/inbound-secret"
+	// AnnotationRedisSecret is "<Secret name>" or "<Secret name>/<key>"
+	// (default key RedisSecretKey): that Secret key becomes the sendguard
+	// container's RedisPasswordEnv, the variable the config's
+	// store.redis.password_env names by default. Only with
+	// AnnotationStore "redis".
+	AnnotationRedisSecret = "sendguard.io/redis-secret"
 	// AnnotationStore is "embedded" (default: an emptyDir holds the bbolt
 	// file, so limits are per pod and reset when the pod goes) or "redis"
 	// (no state volume; the config's store.type must be redis).
@@ -90,6 +96,11 @@ const (
 	// none.
 	InboundSecretEnv = "SENDGUARD_INBOUND_SECRET"
 	InboundSecretKey = "inbound-secret"
+	// RedisPasswordEnv is the variable AnnotationRedisSecret sets, and
+	// RedisSecretKey the Secret key it reads when the annotation names none
+	// (the key the chart's Redis Secret has).
+	RedisPasswordEnv = "SENDGUARD_REDIS_PASSWORD"
+	RedisSecretKey   = "redis-password"
 
 	configDir   = "/etc/sendguard"
 	policiesDir = "/etc/sendguard/policies"
@@ -242,6 +253,22 @@ type plan struct {
 	config, policies string
 	embedded         bool
 	inbound          *corev1.SecretKeySelector // nil: no inbound secret
+	redis            *corev1.SecretKeySelector // nil: no Redis password
+}
+
+// secretKey parses a "<Secret name>" or "<Secret name>/<key>" annotation.
+func secretKey(ann, v, defKey string) (*corev1.SecretKeySelector, error) {
+	name, key, hasKey := strings.Cut(v, "/")
+	if !hasKey {
+		key = defKey
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return nil, fmt.Errorf("annotation %s: %q: Secret name %q: %s", ann, v, name, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+		return nil, fmt.Errorf("annotation %s: %q: key %q: %s", ann, v, key, strings.Join(errs, "; "))
+	}
+	return &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}, nil
 }
 
 func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, error) {
@@ -252,18 +279,11 @@ func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, e
 		}
 		p.config = v
 	}
+	var err error
 	if v, ok := ann[AnnotationInboundSecret]; ok {
-		name, key, hasKey := strings.Cut(v, "/")
-		if !hasKey {
-			key = InboundSecretKey
+		if p.inbound, err = secretKey(AnnotationInboundSecret, v, InboundSecretKey); err != nil {
+			return p, err
 		}
-		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-			return p, fmt.Errorf("annotation %s: %q: Secret name %q: %s", AnnotationInboundSecret, v, name, strings.Join(errs, "; "))
-		}
-		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
-			return p, fmt.Errorf("annotation %s: %q: key %q: %s", AnnotationInboundSecret, v, key, strings.Join(errs, "; "))
-		}
-		p.inbound = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}
 	}
 	switch v := ann[AnnotationStore]; v {
 	case "", "embedded":
@@ -272,7 +292,14 @@ func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, e
 	default:
 		return p, fmt.Errorf("annotation %s: %q, want \"embedded\" or \"redis\"", AnnotationStore, v)
 	}
-	var err error
+	if v, ok := ann[AnnotationRedisSecret]; ok {
+		if p.embedded {
+			return p, fmt.Errorf("annotation %s needs %s: \"redis\" (the embedded store has no password)", AnnotationRedisSecret, AnnotationStore)
+		}
+		if p.redis, err = secretKey(AnnotationRedisSecret, v, RedisSecretKey); err != nil {
+			return p, err
+		}
+	}
 	if p.sender, err = port(ann, AnnotationPort, spec, 0); err != nil {
 		return p, err
 	}
@@ -395,6 +422,9 @@ func sendguardContainer(p plan, opts Options) corev1.Container {
 	}
 	if p.inbound != nil {
 		c.Env = append(c.Env, corev1.EnvVar{Name: InboundSecretEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: p.inbound}})
+	}
+	if p.redis != nil {
+		c.Env = append(c.Env, corev1.EnvVar{Name: RedisPasswordEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: p.redis}})
 	}
 	if p.embedded {
 		// store.path defaults to sendguard.db, relative to the working
