@@ -130,10 +130,15 @@ func TestReloadOnConfigMapSwap(t *testing.T) {
 	ac := authv3.NewAuthorizationClient(conn)
 
 	phone := 0
+	var decideTo func(key, purpose, to string) string
 	decide := func(key, purpose string) string {
 		t.Helper()
 		phone++
-		body := fmt.Sprintf(`{"instance_id":"inst_12345","phone":"+9665012345%02d","message":"Your order #1042 has shipped.","message_purpose":%q}`, phone, purpose)
+		return decideTo(key, purpose, fmt.Sprintf("+9665012345%02d", phone))
+	}
+	decideTo = func(key, purpose, to string) string {
+		t.Helper()
+		body := fmt.Sprintf(`{"instance_id":"inst_12345","phone":%q,"message":"Your order #1042 has shipped.","message_purpose":%q}`, to, purpose)
 		resp, err := ac.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 			Http: &authv3.AttributeContext_HttpRequest{Method: "POST", Path: "/api/send-message",
 				Headers: map[string]string{"authorization": "Bearer " + key, "content-type": "application/json"}, RawBody: []byte(body)},
@@ -279,6 +284,18 @@ func TestReloadOnConfigMapSwap(t *testing.T) {
 	}
 	if got := counter("applied"); got != "2" {
 		t.Errorf("applied = %s after two valid changes, want 2", got)
+	}
+
+	// 5. A new default region (the phone normaliser is rebuilt): a
+	// national number becomes a valid recipient; the key is valid again.
+	const national = "0501234599"
+	if got := decideTo("demo-key-starter", "transactional", national); got == "allowed" {
+		t.Fatalf("a national number without a default region: %s, want a denial", got)
+	}
+	cfgVol.swap(map[string][]byte{"sendguard.yaml": []byte(strings.Replace(base, "request:\n", "request:\n  default_region: SA\n", 1))})
+	waitFor("applied", "3")
+	if got := decideTo("demo-key-starter", "transactional", national); got != "allowed" {
+		t.Errorf("a national number with default_region SA: %s, want allowed", got)
 	}
 
 	cancel()

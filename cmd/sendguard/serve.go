@@ -120,17 +120,23 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	return buildWith(ctx, f, log, getenv, nil)
 }
 
-// buildWith is build on an open store (a reload: the state stays where it
-// is), or, st nil, on the store the config names, opened here. On error
-// everything built here is closed again; st, when given, stays open.
-func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(string) string, st stateStore) (a *app, err error) {
+// buildWith is build for a reload when prev is the running app: it uses
+// prev's open store (the state stays where it is) and prev's phone
+// normaliser while the default region is the same, and opens neither. With
+// prev nil it opens the store the config names. On error everything opened
+// here is closed again; prev's parts stay open.
+func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(string) string, prev *app) (a *app, err error) {
 	var phones *phone.Normalizer
+	var st stateStore
+	if prev != nil {
+		st = prev.store
+	}
 	owned := st == nil
 	defer func() {
 		if err == nil {
 			return
 		}
-		if phones != nil {
+		if phones != nil && (prev == nil || phones != prev.phones) {
 			phones.Close()
 		}
 		if owned && st != nil {
@@ -160,8 +166,9 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
-	phones, err = phone.New(phone.Options{DefaultRegion: cfg.Request.DefaultRegion})
-	if err != nil {
+	if prev != nil && prev.cfg.Request.DefaultRegion == cfg.Request.DefaultRegion {
+		phones = prev.phones
+	} else if phones, err = phone.New(phone.Options{DefaultRegion: cfg.Request.DefaultRegion}); err != nil {
 		return nil, err
 	}
 	cal := limiter.Calendar{Loc: cfg.Location()}
@@ -486,9 +493,9 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		}
 	}
 	reload := func(ctx context.Context, trigger string) {
-		next, err := buildWith(ctx, f, log, getenv, cur.store)
+		next, err := buildWith(ctx, f, log, getenv, cur)
 		if err == nil {
-			if err = restartOnly(cur.cfg, next.cfg); err != nil {
+			if err = restartOnly(cur.cfg, next.cfg); err != nil && next.phones != cur.phones {
 				next.phones.Close()
 			}
 		}
@@ -504,9 +511,12 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		lv.admin.Store(adminHandler(next))
 		stopDispatch()
 		dispatch(next.dispatcher)
-		// The old normaliser's cache: requests still on the old decider
-		// parse without it (a closed cache misses), never fail.
-		old.phones.Close()
+		if old.phones != next.phones {
+			// A new default region: the old normaliser goes once the
+			// requests still deciding with it are long done (Envoy gives
+			// each 0.5s); closing it under them could fail them.
+			time.AfterFunc(time.Minute, old.phones.Close)
+		}
 		policyReloads.WithLabelValues("applied").Inc()
 		reloads.WithLabelValues(trigger, "applied").Inc()
 		memo, fields := next.engine.Memoized()
