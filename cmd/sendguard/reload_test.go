@@ -175,10 +175,11 @@ func TestReloadOnConfigMapSwap(t *testing.T) {
 		t.Fatalf("/metrics has no %s…:\n%s", prefix, m)
 		return ""
 	}
-	// waitFor waits (up to 20 s: the machine is shared) for the counter.
+	// waitFor waits (up to 60 s: a reload prepares the policies and runs
+	// their probes, and the machine is shared) for the counter.
 	waitFor := func(result, want string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(60 * time.Second)
 		for counter(result) != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("sendguard_reloads_total{trigger=watch,result=%s} = %s, want %s\n%s", result, counter(result), want, logw.String())
