@@ -7,7 +7,7 @@ ENVOY ?= $(shell command -v envoy 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/envo
 ENVOY_VERSION := 1.40.0
 OPA   := $(GO) tool opa
 
-.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean model k8s-bin k8s-clean k8s-up
+.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean model image k8s-bin k8s-clean k8s-up
 
 all: build
 
@@ -70,6 +70,16 @@ MODEL_DATA ?= internal/model/testdata
 model:
 	$(GO) run ./cmd/sendguard model train --task inbound --data $(MODEL_DATA) --out internal/model/models/inbound.model
 	$(GO) run ./cmd/sendguard model train --task outbound --data $(MODEL_DATA) --out internal/model/models/outbound.model
+
+# image builds the OCI image of the static binary with go-containerregistry
+# (no Docker): bin/sendguard-image.tar, tagged like the chart's default
+# image; `docker load -i` or `podman load -i` it. Reproducible: every
+# timestamp is the last commit's time, so one commit gives one tarball.
+IMAGE_TAR ?= bin/sendguard-image.tar
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+image:
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+		$(GO) run ./cmd/imagebuild -out $(IMAGE_TAR) -arch $(IMAGE_ARCH) -revision "$$(git rev-parse HEAD 2>/dev/null)"
 
 clean:
 	rm -rf bin

@@ -8,6 +8,7 @@
 //	sendguard check --config FILE --key KEY < body.json
 //	sendguard model train --task inbound|outbound --data DIR --out FILE
 //	sendguard model eval --task inbound|outbound --data DIR [--model FILE]
+//	sendguard version
 //
 // Every flag falls back to an environment variable (SENDGUARD_CONFIG,
 // SENDGUARD_POLICIES, SENDGUARD_LOG_LEVEL, SENDGUARD_GRPC_ADDR,
@@ -28,6 +29,7 @@ import (
 	_ "time/tzdata" // quota time zones on machines without a zoneinfo database
 
 	"github.com/sendguard/sendguard/internal/keys"
+	"github.com/sendguard/sendguard/internal/version"
 )
 
 func main() {
@@ -49,6 +51,7 @@ const usage = `usage:
   sendguard inject -f FILE|- [options]   |   sendguard inject serve --tls-cert FILE --tls-key FILE [options]
   sendguard model train --task inbound|outbound --data DIR|FILE [--data …] --out FILE
   sendguard model eval --task inbound|outbound --data DIR|FILE [--model FILE] [--split test|train|all]
+  sendguard version
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -87,6 +90,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return injectCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "model":
 		return modelCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version":
+		if len(args) > 1 {
+			return errors.New("version takes no arguments")
+		}
+		_, err := fmt.Fprintln(stdout, version.String())
+		return err
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

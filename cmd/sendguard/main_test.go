@@ -22,6 +22,7 @@ import (
 
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/store"
+	"github.com/sendguard/sendguard/internal/version"
 )
 
 func noenv(string) string { return "" }
@@ -305,5 +306,21 @@ func TestCheck(t *testing.T) {
 	}
 	if out := check(receipt, "--method", "GET"); !strings.HasPrefix(out, "HTTP 400\n") || !strings.Contains(out, `"error":"invalid_request_method"`) {
 		t.Errorf("GET of the send path with a body:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, noenv, nil, &out, &out); err != nil {
+			t.Fatalf("run(%q) = %v", args, err)
+		}
+		if want := "sendguard " + version.Version + " ("; !strings.HasPrefix(out.String(), want) || !strings.HasSuffix(out.String(), ")\n") {
+			t.Errorf("run(%q) printed %q, want %q…)", args, out.String(), want)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version", "extra"}, noenv, nil, &out, &out); err == nil {
+		t.Error("run(version extra) succeeded")
 	}
 }

@@ -144,7 +144,9 @@ func serveConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "sendguard.yaml")
-	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "path: .run/sendguard.db", "path: "+filepath.Join(t.TempDir(), "state.db"), 1)), 0o600)
+	// No watcher: these tests edit files and count SIGHUP reloads; a poll
+	// seeing the same edit would reload too.
+	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "path: .run/sendguard.db", "path: "+filepath.Join(t.TempDir(), "state.db"), 1)+"reload: {watch: false}\n"), 0o600)
 	return cfg
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -40,6 +41,7 @@ import (
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/internal/store"
+	"github.com/sendguard/sendguard/internal/watch"
 )
 
 // app is everything serve builds from the config.
@@ -120,6 +122,32 @@ func openEmbedded(path string, opts store.EmbeddedOptions, reset bool, log *slog
 
 // build validates the config and builds every part, without listening.
 func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) string) (*app, error) {
+	return buildWith(ctx, f, log, getenv, nil)
+}
+
+// buildWith is build for a reload when prev is the running app: it uses
+// prev's open store (the state stays where it is) and prev's phone
+// normaliser while the default region is the same, and opens neither. With
+// prev nil it opens the store the config names. On error everything opened
+// here is closed again; prev's parts stay open.
+func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(string) string, prev *app) (a *app, err error) {
+	var phones *phone.Normalizer
+	var st stateStore
+	if prev != nil {
+		st = prev.store
+	}
+	owned := st == nil
+	defer func() {
+		if err == nil {
+			return
+		}
+		if phones != nil && (prev == nil || phones != prev.phones) {
+			phones.Close()
+		}
+		if owned && st != nil {
+			st.Close()
+		}
+	}()
 	cfg, err := config.Load(f.config)
 	if err != nil {
 		return nil, err
@@ -143,18 +171,21 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
-	phones, err := phone.New(phone.Options{DefaultRegion: cfg.Request.DefaultRegion})
-	if err != nil {
+	if prev != nil && prev.cfg.Request.DefaultRegion == cfg.Request.DefaultRegion {
+		phones = prev.phones
+	} else if phones, err = phone.New(phone.Options{DefaultRegion: cfg.Request.DefaultRegion}); err != nil {
 		return nil, err
 	}
 	cal := limiter.Calendar{Loc: cfg.Location()}
-	var st stateStore = store.NewMemory(cal) // config check validates without touching state
-	if !f.checkOnly {
-		st, err = openStore(ctx, cfg, cal, getenv, f.storeReset, log)
-	}
-	if err != nil {
-		phones.Close()
-		return nil, err
+	switch {
+	case !owned:
+	case f.checkOnly:
+		st = store.NewMemory(cal) // config check validates without touching state
+	default:
+		if st, err = openStore(ctx, cfg, cal, getenv, f.storeReset, log); err != nil {
+			st = nil
+			return nil, err
+		}
 	}
 
 	var entries []keys.Entry
@@ -178,7 +209,6 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		// file pauses the instance again after a restart.
 		if in.Paused && !f.readOnly {
 			if err := st.SetPaused(ctx, in.ID, true); err != nil {
-				st.Close()
 				return nil, fmt.Errorf("seed pause of %s: %w", in.ID, err)
 			}
 		}
@@ -196,12 +226,10 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		if _, err := st.Suppression(ctx, s.Instance, e164); err == nil {
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
-			st.Close()
 			return nil, fmt.Errorf("seed suppression %d: %w", i, err)
 		}
 		err := st.PutSuppression(ctx, store.Suppression{Instance: s.Instance, Phone: e164, Reason: s.Reason, Source: "config", CreatedAt: time.Now().UTC()})
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("seed suppression %d: %w", i, err)
 		}
 	}
@@ -213,7 +241,6 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	for i, r := range cfg.Events.Receivers {
 		secret := r.ReceiverSecret(getenv)
 		if secret == "" && !f.checkOnly {
-			st.Close()
 			return nil, fmt.Errorf("events receiver %s: the secret variable %s is empty", r.Name, r.SecretEnv)
 		}
 		receivers[i] = events.Receiver{Name: r.Name, URL: r.URL, Secret: []byte(secret)}
@@ -241,7 +268,6 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 	case cfg.Inbound.Signature.Configured():
 		secrets, err := cfg.Inbound.Signature.Secrets(getenv)
 		if err != nil && !f.checkOnly {
-			st.Close()
 			return nil, err
 		}
 		if f.checkOnly && len(secrets) == 0 {
@@ -320,9 +346,45 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// live is what a reload swaps while serving: the decider the ext_authz
+// server asks and the admin API's handler. Requests in flight finish on the
+// parts they started with.
+type live struct {
+	dec   atomic.Pointer[decision.Decider]
+	admin atomic.Pointer[http.Handler]
+}
+
+func (l *live) Decide(ctx context.Context, r decision.Request) (decision.Result, error) {
+	return l.dec.Load().Decide(ctx, r)
+}
+
+func (l *live) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*l.admin.Load()).ServeHTTP(w, r) }
+
+// restartOnly names what a reload cannot change while serving: the
+// listeners and the store stay those of the start.
+func restartOnly(old, next *config.Config) error {
+	var what []string
+	if !reflect.DeepEqual(old.Listen, next.Listen) {
+		what = append(what, "listen")
+	}
+	if !reflect.DeepEqual(old.Store, next.Store) {
+		what = append(what, "store")
+	}
+	if len(what) > 0 {
+		return fmt.Errorf("%s changed: that takes a restart; nothing was applied", strings.Join(what, " and "))
+	}
+	return nil
+}
+
 // serve runs the gRPC and admin servers until ctx is done, then shuts both
 // down gracefully. grpc.health.v1 reports NOT_SERVING until everything is
 // built and listening, and again while shutting down.
+//
+// SIGHUP, and a change to the config file or the --policies directory seen
+// by the watcher (reload.watch, every reload.watch_interval), reload: the
+// config and the policies are read, validated and built again on the open
+// store, and swapped in only if everything succeeds; otherwise the error is
+// logged, counted, and the running config and policies stay in force.
 func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.Writer) error {
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
@@ -335,7 +397,8 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	if err != nil {
 		return err
 	}
-	defer a.phones.Close()
+	cur := a // the running app; only the reload loop replaces it
+	defer func() { cur.phones.Close() }()
 	defer a.store.Close()
 	grpcAddr, adminAddr := a.cfg.Listen.GRPC, a.cfg.Listen.Admin
 	if f.grpcAddr != "" {
@@ -368,15 +431,23 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	gs := grpc.NewServer()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := authz.NewServer(a.decider, log).WithMetrics(reg)
+	var lv live
+	lv.dec.Store(a.decider)
+	srv := authz.NewServer(&lv, log).WithMetrics(reg)
 	authv3.RegisterAuthorizationServer(gs, srv)
-	a.admin.Panics = srv.Panics("admin")
-	a.admin.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	healthpb.RegisterHealthServer(gs, hs)
 
 	var ready atomic.Bool
-	a.admin.Ready = ready.Load
-	hsrv := &http.Server{Handler: admin.Handler(a.admin), ReadHeaderTimeout: 5 * time.Second}
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	adminHandler := func(a *app) *http.Handler {
+		a.admin.Panics = srv.Panics("admin")
+		a.admin.Metrics = metrics
+		a.admin.Ready = ready.Load
+		h := admin.Handler(a.admin)
+		return &h
+	}
+	lv.admin.Store(adminHandler(a))
+	hsrv := &http.Server{Handler: &lv, ReadHeaderTimeout: 5 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gs.Serve(grpcLis) })
@@ -403,40 +474,95 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		return nil
 	})
 
-	// Events: deliver the outbox (including what a previous run left).
+	// Events: deliver the outbox (including what a previous run left). A
+	// reload stops the running dispatcher and starts the new config's.
 	delivered := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_delivered_total", Help: "Event deliveries acknowledged by a receiver."}, []string{"receiver"})
 	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_failed_total", Help: "Event delivery attempts that failed (retried)."}, []string{"receiver"})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_dropped_total", Help: "Events given up on after events.retry_for."}, []string{"receiver"})
 	reg.MustRegister(delivered, failed, dropped)
-	a.dispatcher.Delivered = func(r string) { delivered.WithLabelValues(r).Inc() }
-	a.dispatcher.Failed = func(r string) { failed.WithLabelValues(r).Inc() }
-	a.dispatcher.Dropped = func(r string) { dropped.WithLabelValues(r).Inc() }
-	g.Go(func() error { return a.dispatcher.Run(gctx) })
+	stopDispatch := func() {}
+	dispatch := func(d *events.Dispatcher) {
+		d.Delivered = func(r string) { delivered.WithLabelValues(r).Inc() }
+		d.Failed = func(r string) { failed.WithLabelValues(r).Inc() }
+		d.Dropped = func(r string) { dropped.WithLabelValues(r).Inc() }
+		dctx, cancel := context.WithCancel(gctx)
+		stopDispatch = cancel
+		g.Go(func() error { return d.Run(dctx) })
+	}
+	dispatch(a.dispatcher)
 
-	// SIGHUP re-reads, validates and re-prepares the policies; an edit
-	// that does not compile, whose data does not match its schema, or whose
-	// probes are answered otherwise than expected is logged and the running
-	// policies stay in force. sendguard_policy_reloads_total counts both
-	// outcomes, so a refused edit can be alerted on.
-	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_policy_reloads_total", Help: "SIGHUP policy reloads, by result: applied, or refused (the running policies stay)."}, []string{"result"})
-	reg.MustRegister(reloads)
+	// Reloads. sendguard_reloads_total{trigger,result} counts every one;
+	// sendguard_policy_reloads_total{result} is the same count without the
+	// trigger (every reload re-reads the policies), kept for dashboards
+	// that know it. Both export zeros, so an alert on a refused reload
+	// sees the first one.
+	policyReloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_policy_reloads_total", Help: "Reloads of the config and policies (SIGHUP or a change seen on disk), by result: applied, or refused (the running ones stay)."}, []string{"result"})
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_reloads_total", Help: "Reloads of the config and policies, by trigger (sighup, or watch: a change seen on disk) and result (applied, or refused: the running config and policies stay)."}, []string{"trigger", "result"})
+	reg.MustRegister(policyReloads, reloads)
+	for _, r := range []string{"applied", "refused"} {
+		policyReloads.WithLabelValues(r)
+		for _, t := range []string{"sighup", "watch"} {
+			reloads.WithLabelValues(t, r)
+		}
+	}
+	reload := func(ctx context.Context, trigger string) {
+		next, err := buildWith(ctx, f, log, getenv, cur)
+		if err == nil {
+			if err = restartOnly(cur.cfg, next.cfg); err != nil && next.phones != cur.phones {
+				next.phones.Close()
+			}
+		}
+		if err != nil {
+			policyReloads.WithLabelValues("refused").Inc()
+			reloads.WithLabelValues(trigger, "refused").Inc()
+			log.Error("config and policy reload failed; keeping the running config and policies", "trigger", trigger, "err", err)
+			return
+		}
+		old := cur
+		cur = next
+		lv.dec.Store(next.decider)
+		lv.admin.Store(adminHandler(next))
+		stopDispatch()
+		dispatch(next.dispatcher)
+		if old.phones != next.phones {
+			// A new default region: the old normaliser goes once the
+			// requests still deciding with it are long done (Envoy gives
+			// each 0.5s); closing it under them could fail them.
+			time.AfterFunc(time.Minute, old.phones.Close)
+		}
+		policyReloads.WithLabelValues("applied").Inc()
+		reloads.WithLabelValues(trigger, "applied").Inc()
+		memo, fields := next.engine.Memoized()
+		log.Info("config and policies reloaded", "trigger", trigger, "policies", next.engine.Source(), "probes", len(next.engine.Probes()),
+			"instances", len(next.cfg.Instances), "memoized", memo, "memo_key", fields)
+	}
+
+	// One loop runs every reload, whatever its trigger, one at a time.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	changed := make(chan []string)
+	if a.cfg.Reload.Watching() {
+		w := &watch.Watcher{Paths: []string{f.config, f.policies}, Interval: a.cfg.Reload.WatchInterval, Log: log,
+			Changed: func(ctx context.Context, paths []string) {
+				select {
+				case changed <- paths:
+				case <-ctx.Done():
+				}
+			}}
+		g.Go(func() error { return w.Run(gctx) })
+	}
 	g.Go(func() error {
 		for {
 			select {
 			case <-gctx.Done():
+				stopDispatch()
 				return nil
 			case <-hup:
-				if err := a.engine.Reload(gctx); err != nil {
-					reloads.WithLabelValues("refused").Inc()
-					log.Error("policy reload failed; keeping the running policies", "err", err)
-					continue
-				}
-				reloads.WithLabelValues("applied").Inc()
-				memo, fields := a.engine.Memoized()
-				log.Info("policies reloaded", "policies", a.engine.Source(), "probes", len(a.engine.Probes()), "memoized", memo, "memo_key", fields)
+				reload(gctx, "sighup")
+			case paths := <-changed:
+				log.Info("config or policies changed on disk; reloading", "paths", paths)
+				reload(gctx, "watch")
 			}
 		}
 	})
@@ -444,7 +570,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	ready.Store(true)
 	log.Info("sendguard serving", "grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(),
-		"instances", len(a.cfg.Instances), "policies", a.engine.Source())
+		"instances", len(a.cfg.Instances), "policies", a.engine.Source(), "watch", a.cfg.Reload.Watching(), "watch_interval", a.cfg.Reload.WatchInterval.String())
 	err = g.Wait()
 	log.Info("sendguard stopped")
 	return err

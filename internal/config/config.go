@@ -44,7 +44,20 @@ type Config struct {
 	Events       Events          `yaml:"events"`
 	Abuse        Abuse           `yaml:"abuse"`
 	Risk         Risk            `yaml:"risk"`
+	Reload       Reload          `yaml:"reload"`
 }
+
+// Reload is how `sendguard serve` notices edits to its config file and its
+// --policies directory besides SIGHUP: it polls both (a mounted ConfigMap's
+// atomic ..data swap included) and reloads when either changes, exactly as
+// SIGHUP does.
+type Reload struct {
+	Watch         *bool         `yaml:"watch"`          // default true
+	WatchInterval time.Duration `yaml:"watch_interval"` // default 5s; 100ms to 1h
+}
+
+// Watching reports whether serve polls for changes.
+func (r Reload) Watching() bool { return r.Watch == nil || *r.Watch }
 
 // Risk extends the content scanner's built-in vocabulary (internal/risk's
 // vocab.json) and URL shortener list. Weights and thresholds are Rego data
@@ -381,6 +394,9 @@ func (c *Config) applyDefaults() {
 	if c.Events.RetryFor == 0 {
 		c.Events.RetryFor = 72 * time.Hour
 	}
+	if c.Reload.WatchInterval == 0 {
+		c.Reload.WatchInterval = 5 * time.Second
+	}
 	for i := range c.Events.Receivers {
 		if c.Events.Receivers[i].Name == "" {
 			c.Events.Receivers[i].Name = fmt.Sprintf("receiver-%d", i+1)
@@ -520,6 +536,9 @@ func (c *Config) validate() error {
 		if t.v < 0 || t.v > 1 {
 			bad("%s %v: a probability, 0 (the default) to 1", t.name, t.v)
 		}
+	}
+	if c.Reload.WatchInterval < 100*time.Millisecond || c.Reload.WatchInterval > time.Hour {
+		bad("reload.watch_interval %s: must be between 100ms and 1h", c.Reload.WatchInterval)
 	}
 	if c.Events.RetryFor < 24*time.Hour {
 		bad("events.retry_for %s: must be at least 24h", c.Events.RetryFor)

@@ -45,6 +45,12 @@ func TestDefaults(t *testing.T) {
 	if e := c.Store.Embedded; e.Sync != "interval" || e.SyncInterval != 10*time.Millisecond {
 		t.Errorf("store.embedded defaults = %+v, want sync interval every 10ms", e)
 	}
+	if !c.Reload.Watching() || c.Reload.WatchInterval != 5*time.Second {
+		t.Errorf("reload = watch %v every %v, want on, 5s", c.Reload.Watching(), c.Reload.WatchInterval)
+	}
+	if off, err := Parse([]byte(signed + "\nreload: {watch: false, watch_interval: 250ms}\n")); err != nil || off.Reload.Watching() || off.Reload.WatchInterval != 250*time.Millisecond {
+		t.Errorf("reload: {watch: false, watch_interval: 250ms} = %+v, %v", off, err)
+	}
 	if got, err := c.AdminToken(func(k string) string { return map[string]string{"SENDGUARD_ADMIN_TOKEN": "t"}[k] }); got != "t" || err != nil {
 		t.Errorf("AdminToken from env = %q, %v", got, err)
 	}
@@ -80,6 +86,9 @@ func TestLoadRefusesValuesThatCannotWork(t *testing.T) {
 		yaml, want string
 	}{
 		{"abuse: {auto_pause: {window: -1h}}", "abuse.auto_pause.window -1h0m0s: must be positive"},
+		{"reload: {watch_interval: 10ms}", "reload.watch_interval 10ms: must be between 100ms and 1h"},
+		{"reload: {watch_interval: -5s}", "reload.watch_interval -5s"},
+		{"reload: {watch_interval: 2h}", "reload.watch_interval 2h0m0s"},
 		{"abuse: {auto_pause: {violations: 3, window: -5m}}", "abuse.auto_pause.window"},
 		{"abuse: {auto_pause: {violations: -2}}", "abuse.auto_pause.violations -2"},
 		{"admin: {token: \" t0ken\"}", "admin.token: has whitespace"},

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sendguard/sendguard/envoy"
+	"github.com/sendguard/sendguard/internal/version"
 )
 
 // Annotations read (and, for Status, written) on the pod.
@@ -65,6 +66,12 @@ const (
 	// inbound.signature.secret_env must name. Without it the container has
 	// no inbound signing secret.
 	AnnotationInboundSecret = "sendguard.io/inbound-secret"
+	// AnnotationRedisSecret is "<Secret name>" or "<Secret name>/<key>"
+	// (default key RedisSecretKey): that Secret key becomes the sendguard
+	// container's RedisPasswordEnv, the variable the config's
+	// store.redis.password_env names by default. Only with
+	// AnnotationStore "redis".
+	AnnotationRedisSecret = "sendguard.io/redis-secret"
 	// AnnotationStore is "embedded" (default: an emptyDir holds the bbolt
 	// file, so limits are per pod and reset when the pod goes) or "redis"
 	// (no state volume; the config's store.type must be redis).
@@ -89,6 +96,11 @@ const (
 	// none.
 	InboundSecretEnv = "SENDGUARD_INBOUND_SECRET"
 	InboundSecretKey = "inbound-secret"
+	// RedisPasswordEnv is the variable AnnotationRedisSecret sets, and
+	// RedisSecretKey the Secret key it reads when the annotation names none
+	// (the key the chart's Redis Secret has).
+	RedisPasswordEnv = "SENDGUARD_REDIS_PASSWORD"
+	RedisSecretKey   = "redis-password"
 
 	configDir   = "/etc/sendguard"
 	policiesDir = "/etc/sendguard/policies"
@@ -98,8 +110,8 @@ const (
 // Options configure injection. Zero fields take the defaults documented on
 // each; Defaults returns them filled in.
 type Options struct {
-	Version        string // written to AnnotationStatus; default "dev"
-	SendguardImage string // default ghcr.io/sendguard/sendguard:<Version>
+	Version        string // written to AnnotationStatus; default version.Version
+	SendguardImage string // default version.ImageRepository:<Version> (the chart's default image)
 	EnvoyImage     string // default envoyproxy/envoy:v1.40.0
 	// Classic adds the sidecars as ordinary containers (clusters before
 	// Kubernetes 1.29) instead of native sidecars.
@@ -124,10 +136,10 @@ type Options struct {
 // Defaults returns o with every zero field set to its default.
 func (o Options) Defaults() Options {
 	if o.Version == "" {
-		o.Version = "dev"
+		o.Version = version.Version
 	}
 	if o.SendguardImage == "" {
-		o.SendguardImage = "ghcr.io/sendguard/sendguard:" + o.Version
+		o.SendguardImage = version.ImageRepository + ":" + o.Version
 	}
 	if o.EnvoyImage == "" {
 		o.EnvoyImage = "envoyproxy/envoy:v1.40.0"
@@ -241,6 +253,22 @@ type plan struct {
 	config, policies string
 	embedded         bool
 	inbound          *corev1.SecretKeySelector // nil: no inbound secret
+	redis            *corev1.SecretKeySelector // nil: no Redis password
+}
+
+// secretKey parses a "<Secret name>" or "<Secret name>/<key>" annotation.
+func secretKey(ann, v, defKey string) (*corev1.SecretKeySelector, error) {
+	name, key, hasKey := strings.Cut(v, "/")
+	if !hasKey {
+		key = defKey
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return nil, fmt.Errorf("annotation %s: %q: Secret name %q: %s", ann, v, name, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+		return nil, fmt.Errorf("annotation %s: %q: key %q: %s", ann, v, key, strings.Join(errs, "; "))
+	}
+	return &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}, nil
 }
 
 func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, error) {
@@ -251,18 +279,11 @@ func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, e
 		}
 		p.config = v
 	}
+	var err error
 	if v, ok := ann[AnnotationInboundSecret]; ok {
-		name, key, hasKey := strings.Cut(v, "/")
-		if !hasKey {
-			key = InboundSecretKey
+		if p.inbound, err = secretKey(AnnotationInboundSecret, v, InboundSecretKey); err != nil {
+			return p, err
 		}
-		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-			return p, fmt.Errorf("annotation %s: %q: Secret name %q: %s", AnnotationInboundSecret, v, name, strings.Join(errs, "; "))
-		}
-		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
-			return p, fmt.Errorf("annotation %s: %q: key %q: %s", AnnotationInboundSecret, v, key, strings.Join(errs, "; "))
-		}
-		p.inbound = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}
 	}
 	switch v := ann[AnnotationStore]; v {
 	case "", "embedded":
@@ -271,7 +292,14 @@ func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, e
 	default:
 		return p, fmt.Errorf("annotation %s: %q, want \"embedded\" or \"redis\"", AnnotationStore, v)
 	}
-	var err error
+	if v, ok := ann[AnnotationRedisSecret]; ok {
+		if p.embedded {
+			return p, fmt.Errorf("annotation %s needs %s: \"redis\" (the embedded store has no password)", AnnotationRedisSecret, AnnotationStore)
+		}
+		if p.redis, err = secretKey(AnnotationRedisSecret, v, RedisSecretKey); err != nil {
+			return p, err
+		}
+	}
 	if p.sender, err = port(ann, AnnotationPort, spec, 0); err != nil {
 		return p, err
 	}
@@ -394,6 +422,9 @@ func sendguardContainer(p plan, opts Options) corev1.Container {
 	}
 	if p.inbound != nil {
 		c.Env = append(c.Env, corev1.EnvVar{Name: InboundSecretEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: p.inbound}})
+	}
+	if p.redis != nil {
+		c.Env = append(c.Env, corev1.EnvVar{Name: RedisPasswordEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: p.redis}})
 	}
 	if p.embedded {
 		// store.path defaults to sendguard.db, relative to the working
