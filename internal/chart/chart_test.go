@@ -144,7 +144,14 @@ func TestSecurityContexts(t *testing.T) {
 				if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
 					t.Errorf("%s %s: pod securityContext without runAsNonRoot", o.Kind, o.Name)
 				}
-				if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+				// The injector keeping its own CA (no cert-manager) talks to
+				// the API server as its service account; nothing else does.
+				selfSigned := o.Kind == "Deployment" && strings.HasSuffix(o.Name, "-injector") && hasArg(spec, "--self-signed-secret")
+				if selfSigned {
+					if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
+						t.Errorf("%s %s: keeps its own CA through the API server but mounts no service account token", o.Kind, o.Name)
+					}
+				} else if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 					t.Errorf("%s %s: mounts a service account token it does not use", o.Kind, o.Name)
 				}
 				for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
@@ -467,4 +474,17 @@ func TestServiceMonitor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hasArg reports whether a container of spec runs with the argument
+// (or an --arg=value form of it).
+func hasArg(spec *corev1.PodSpec, arg string) bool {
+	for _, c := range spec.Containers {
+		for _, a := range append(append([]string{}, c.Command...), c.Args...) {
+			if a == arg || strings.HasPrefix(a, arg+"=") {
+				return true
+			}
+		}
+	}
+	return false
 }
