@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,19 +44,23 @@ func policyTree(t *testing.T) string {
 // lines.
 func modelOff(t *testing.T, dir string) {
 	t.Helper()
-	replaceIn(t, dir, policyData, `"weights": {
-      "promotional": 90,
-      "cold_outreach": 90,
-      "political": 90,
-      "scam": 90
-    },
-    "block_at": {
-      "promotional": 70,
-      "cold_outreach": 70,
-      "political": 70,
-      "scam": 60
-    }`, `"weights": {},
-    "block_at": {}`)
+	p := filepath.Join(dir, policyData)
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatal(err)
+	}
+	data["model"] = map[string]any{"weights": map[string]any{}, "block_at": map[string]any{}}
+	out, err := json.MarshalIndent(data, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func replaceIn(t *testing.T, dir, name, old, new string) {
