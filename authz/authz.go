@@ -5,7 +5,9 @@
 // An allowed send goes upstream with x-sendguard-decision-id,
 // x-sendguard-risk-score, x-sendguard-purpose and x-sendguard-phone (the
 // recipient in E.164, as sendguard checked it) set with overwrite
-// semantics, so a client cannot spoof them. Every response to the client,
+// semantics, so a client cannot spoof them; in shadow mode a would-be
+// denial is forwarded like that too, with x-sendguard-shadow-decision: <code>.
+// Every response to the client,
 // allowed or denied, carries x-sendguard-decision-id. When the decision
 // itself fails (a store or the policy is broken) Check fails closed with the
 // documented policy_check_unavailable body; so it does when the decision
@@ -65,6 +67,7 @@ type metrics struct {
 	seconds  prometheus.Histogram
 	panics   *prometheus.CounterVec
 	inbound  *prometheus.CounterVec
+	shadow   *prometheus.CounterVec
 }
 
 // WithMetrics registers the server's Prometheus metrics on reg:
@@ -79,6 +82,8 @@ type metrics struct {
 //	sendguard_inbound_total{result}       observed inbound webhook requests:
 //	                                      recorded, ignored, unsigned,
 //	                                      bad_signature, partial_body, failed
+//	sendguard_shadow_denials_total{code}  would-be denials forwarded in shadow
+//	                                      mode (also in decisions_total)
 func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 	s.m = &metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -104,7 +109,8 @@ func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 	for _, r := range []string{decision.InboundRecorded, decision.InboundIgnored, decision.InboundUnsigned, decision.InboundBadSignature, decision.InboundPartialBody, decision.InboundFailed} {
 		s.m.inbound.WithLabelValues(r) // export zeros: an alert on increase() sees the first forgery
 	}
-	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds, s.m.panics, s.m.inbound)
+	s.m.shadow = newShadowMetric()
+	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds, s.m.panics, s.m.inbound, s.m.shadow)
 	return s
 }
 
@@ -135,6 +141,9 @@ func (s *Server) observe(start time.Time, res decision.Result, err error) {
 		s.m.results.WithLabelValues("allowed").Inc()
 	default:
 		s.m.results.WithLabelValues(string(res.Code)).Inc()
+		if res.Shadow {
+			s.m.shadow.WithLabelValues(string(res.Code)).Inc()
+		}
 	}
 }
 
@@ -182,7 +191,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		s.log.DebugContext(ctx, "decision", "decision_id", res.ID, "allowed", res.Allowed, "error", res.Code,
 			"account_id", res.Account, "instance_id", res.Instance, "key_id", res.KeyID, "risk_score", res.RiskScore)
 	}
-	if res.Allowed {
+	if res.Allowed || res.Shadow {
 		return allow(res), nil
 	}
 	return deny(res.ID, res.Status, res.Body, res.Headers), nil
@@ -245,7 +254,7 @@ func overwrite(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
-var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone}
+var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone, HeaderShadowDecision}
 
 func allow(res decision.Result) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{
@@ -258,6 +267,7 @@ func allow(res decision.Result) *authv3.CheckResponse {
 			overwrite(HeaderPurpose, res.Purpose),
 			overwrite(HeaderPhone, res.Phone),
 		}
+		ok.Headers = append(ok.Headers, shadowHeaders(res)...)
 	} else {
 		// Not the send path: forward untouched, except that a client must
 		// not hand the sender x-sendguard-* values sendguard never set.

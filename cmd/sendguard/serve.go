@@ -167,8 +167,9 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		instances[in.ID] = decision.Instance{ID: in.ID, Name: in.Name, Account: in.Account, Plan: in.Plan, Limits: l,
 			Abuse:    abuse.Limits{FanOutWindow: pa.FanOutWindow, FanOutThrottle: pa.FanOutThrottle, FanOutBlock: pa.FanOutBlock, PairPerMinute: pa.PairPerMinute},
 			SlowLane: limiter.Limits{Daily: math.MaxInt64, Monthly: math.MaxInt64, Rate: p.SlowLane.Rate, Burst: p.SlowLane.Burst},
+			Shadow:   in.Shadow,
 		}
-		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l}
+		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l, Shadow: in.Shadow}
 		// Seeds from the config apply at every start: paused: true in the
 		// file pauses the instance again after a restart.
 		if in.Paused && !f.readOnly {
@@ -275,6 +276,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 		MaxBodyBytes:    cfg.Request.MaxBodyBytes,
 		MaxJSONDepth:    cfg.Request.MaxJSONDepth,
 		MaxMessageRunes: cfg.Request.MaxMessageRune,
+		Shadow:          cfg.Shadow,
 	})
 	if err != nil {
 		return nil, err
@@ -289,6 +291,7 @@ func build(ctx context.Context, f flags, log *slog.Logger, getenv func(string) s
 			Phones:    phones,
 			Calendar:  cal,
 			Log:       log,
+			Shadow:    cfg.Shadow,
 		},
 	}, nil
 }

@@ -44,6 +44,10 @@ type Config struct {
 	Events       Events          `yaml:"events"`
 	Abuse        Abuse           `yaml:"abuse"`
 	Risk         Risk            `yaml:"risk"`
+	// Shadow decides every send as usual but forwards would-be denials
+	// (see decision.Options.Shadow).
+	Shadow      bool        `yaml:"shadow"`
+	DecisionLog DecisionLog `yaml:"decision_log"`
 }
 
 // Risk extends the content scanner's built-in vocabulary (internal/risk's
@@ -286,6 +290,7 @@ type Instance struct {
 	Account string `yaml:"account"`
 	Plan    string `yaml:"plan"`
 	Paused  bool   `yaml:"paused"`
+	Shadow  bool   `yaml:"shadow"` // forward this instance's would-be denials
 }
 
 // Suppression seeds one suppressed recipient of an instance.
@@ -327,6 +332,7 @@ func Parse(raw []byte) (*Config, error) {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
 	c.applyDefaults()
+	c.DecisionLog.applyDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -622,6 +628,7 @@ func (c *Config) validate() error {
 			bad("suppressions[%d]: phone is required", i)
 		}
 	}
+	c.DecisionLog.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -30,6 +30,7 @@ type Instance struct {
 	Limits                  limiter.Limits
 	Abuse                   abuse.Limits   // fan-out and pair limits
 	SlowLane                limiter.Limits // the bucket risky-but-allowed content draws from; zero Rate: none
+	Shadow                  bool           // shadow mode from the config: see Options.Shadow
 }
 
 // AutoPause pauses an instance that keeps violating: Violations
@@ -90,6 +91,12 @@ type Options struct {
 
 	Abuse     counters  // fan-out, pair and violation counters (the store); nil: no abuse checks
 	AutoPause AutoPause // zero Violations: never
+
+	// Shadow puts every send in shadow mode: a denial is decided as usual
+	// but answered as Result.Shadow, to be forwarded. Instance.Shadow and
+	// the run-time flag in the state store (store.ShadowKey) do the same
+	// for one instance once the request names it (after step 4).
+	Shadow bool
 }
 
 // Decider decides. It is safe for concurrent use.
@@ -219,6 +226,12 @@ type Result struct {
 	InboundResult string
 
 	AutoPaused bool // this answer paused the instance for review
+
+	// Shadow is set on a denial (Code, Status, Body as usual) in shadow
+	// mode: the request is to be forwarded with the code in
+	// x-sendguard-shadow-decision. Like every denial it consumed nothing,
+	// and it counts no violation toward the auto-pause.
+	Shadow bool
 }
 
 // Decide answers one request. First the route, on any path and method:
@@ -258,6 +271,10 @@ type Result struct {
 // all one atomic TakeSend on the store, which counts the send for the abuse
 // limits only when every step allows it.
 //
+// In shadow mode (Options.Shadow, Instance.Shadow, or the instance's
+// run-time flag) a denial comes back with Shadow set; it went through the
+// same steps as a real denial, so it consumed nothing either.
+//
 // A panic in any step is recovered: Decide then returns an error wrapping
 // ErrPanic (a *PanicError with the stack) and a Result whose ID is set.
 func (d *Decider) Decide(ctx context.Context, r Request) (res Result, err error) {
@@ -267,6 +284,11 @@ func (d *Decider) Decide(ctx context.Context, r Request) (res Result, err error)
 		}
 	}()
 	res, err = d.decide(ctx, r)
+	if err == nil && res.Send && !res.Allowed {
+		if res.Shadow, err = d.shadowed(ctx, res.Instance); err != nil || res.Shadow {
+			return res, err // a would-be denial writes nothing: no violation counted
+		}
+	}
 	if err != nil || d.opts.Abuse == nil || d.opts.AutoPause.Violations <= 0 {
 		return res, err
 	}
