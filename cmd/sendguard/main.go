@@ -8,6 +8,7 @@
 //	sendguard check --config FILE --key KEY < body.json
 //	sendguard model train --task inbound|outbound --data DIR --out FILE
 //	sendguard model eval --task inbound|outbound --data DIR [--model FILE]
+//	sendguard version               (or --version)
 //
 // Every flag falls back to an environment variable (SENDGUARD_CONFIG,
 // SENDGUARD_POLICIES, SENDGUARD_LOG_LEVEL, SENDGUARD_GRPC_ADDR,
@@ -41,6 +42,7 @@ func main() {
 }
 
 const usage = `usage:
+  sendguard version   (or --version: version, commit, build date, policy and model revisions)
   sendguard serve --config FILE [--policies DIR] [--log-level info]
   sendguard config check --config FILE [--policies DIR]
   sendguard hash-key [KEY]   (reads the key from stdin when omitted)
@@ -62,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err != nil {
 			return err
 		}
-		return serve(ctx, f, getenv, stderr)
+		return serve(ctx, f, getenv, stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprint(stderr, usage)
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return injectCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "model":
 		return modelCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		return printVersion(stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -31,6 +31,7 @@ import (
 	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/decision"
+	"github.com/sendguard/sendguard/internal/decisionlog"
 	"github.com/sendguard/sendguard/internal/events"
 	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/keys"
@@ -320,7 +321,7 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 // serve runs the gRPC and admin servers until ctx is done, then shuts both
 // down gracefully. grpc.health.v1 reports NOT_SERVING until everything is
 // built and listening, and again while shutting down.
-func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, f flags, getenv func(string) string, stdout, stderr io.Writer) error {
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		return err
@@ -358,7 +359,19 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	gs := grpc.NewServer()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := authz.NewServer(a.decider, log).WithMetrics(reg)
+	dlog, err := openDecisionLog(a.cfg, a.engine, getenv, stdout, reg, log)
+	if err != nil {
+		grpcLis.Close()
+		adminLis.Close()
+		return err
+	}
+	var decider interface {
+		Decide(ctx context.Context, r decision.Request) (decision.Result, error)
+	} = a.decider
+	if dlog != nil {
+		decider = decisionlog.Wrap(a.decider, dlog)
+	}
+	srv := authz.NewServer(decider, log).WithMetrics(reg)
 	authv3.RegisterAuthorizationServer(gs, srv)
 	a.admin.Panics = srv.Panics("admin")
 	a.admin.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -436,6 +449,14 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	log.Info("sendguard serving", "grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(),
 		"instances", len(a.cfg.Instances), "policies", a.engine.Source())
 	err = g.Wait()
-	log.Info("sendguard stopped")
+	if dlog != nil {
+		// Every Check has returned: write what the log holds.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		if ferr := dlog.Close(fctx); ferr != nil {
+			log.Error("decision log not flushed", "err", ferr)
+		}
+		cancel()
+	}
+	log.Info("sendguard stopped", "decision_log_dropped", logDropped(dlog))
 	return err
 }

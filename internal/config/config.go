@@ -8,6 +8,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,6 +49,10 @@ type Config struct {
 	// (see decision.Options.Shadow).
 	Shadow      bool        `yaml:"shadow"`
 	DecisionLog DecisionLog `yaml:"decision_log"`
+
+	// Revision names the file's content: the first 12 hex digits of the
+	// SHA-256 of the bytes Parse read. Set by Parse.
+	Revision string `yaml:"-"`
 }
 
 // Risk extends the content scanner's built-in vocabulary (internal/risk's
@@ -336,6 +341,8 @@ func Parse(raw []byte) (*Config, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(raw)
+	c.Revision = hex.EncodeToString(sum[:])[:12]
 	return &c, nil
 }
 

@@ -227,6 +227,15 @@ type Result struct {
 
 	AutoPaused bool // this answer paused the instance for review
 
+	// For the decision log: the canonical path decided on; the content
+	// signals the policy scored (Scored: the policy ran); the message as
+	// read (once the body is valid); the time spent in the state store.
+	Path      string
+	Signals   risk.Signals
+	Scored    bool
+	Message   string
+	StoreTime time.Duration
+
 	// Shadow is set on a denial (Code, Status, Body as usual) in shadow
 	// mode: the request is to be forwarded with the code in
 	// x-sendguard-shadow-decision. Like every denial it consumed nothing,
@@ -335,6 +344,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		res.Send = true
 		return d.deny(res, catalog.InvalidRequestPath, catalog.Details{}), nil
 	}
+	res.Path = path
 	if d.opts.Inbound != nil && matchRoute(d.opts.Inbound.Routes, r.Method, path) {
 		return d.observe(ctx, r, res)
 	}
@@ -369,7 +379,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if code != "" {
 		return d.deny(res, code, catalog.Details{Fields: fields}), nil
 	}
-	res.Phone = req.e164
+	res.Phone, res.Message = req.e164, req.message
 
 	inst, ok := d.opts.Instances[req.instanceID]
 	if !ok || inst.Account != key.Account {
@@ -377,14 +387,17 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 	res.Instance = inst.ID
 
+	storeStart := time.Now()
 	paused, err := d.opts.State.Paused(ctx, inst.ID)
 	if err != nil {
 		return res, fmt.Errorf("read pause state of %s: %w", inst.ID, err)
 	}
 	suppressed, err := d.opts.State.Suppressed(ctx, inst.ID, req.e164)
+	res.StoreTime = time.Since(storeStart)
 	if err != nil {
 		return res, fmt.Errorf("read suppression of %s: %w", inst.ID, err)
 	}
+	res.Signals, res.Scored = d.opts.Scanner.Scan(req.message), true
 	pd, err := d.opts.Policy.Eval(ctx, policy.Input{
 		InstanceID:     inst.ID,
 		Plan:           inst.Plan,
@@ -393,7 +406,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		PurposePresent: req.purposePresent,
 		Phone:          req.e164,
 		Suppressed:     suppressed,
-		Signals:        policy.Signals(d.opts.Scanner.Scan(req.message)),
+		Signals:        res.Signals,
 	})
 	if err != nil {
 		return res, fmt.Errorf("evaluate policy: %w", err)
@@ -413,7 +426,10 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 
 	now := d.opts.Now()
 	if d.opts.Abuse == nil {
-		return d.take(ctx, res, inst, pd.Throttle, now)
+		storeStart = time.Now()
+		res, err := d.take(ctx, res, inst, pd.Throttle, now)
+		res.StoreTime += time.Since(storeStart)
+		return res, err
 	}
 	// Checked and counted with the slow lane and the quotas in one atomic
 	// step (one round trip on Redis); counted only when all allow.
@@ -421,7 +437,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if pd.Throttle {
 		snd.SlowLane = inst.SlowLane
 	}
+	storeStart = time.Now()
 	out, err := d.opts.Abuse.TakeSend(ctx, snd, now)
+	res.StoreTime += time.Since(storeStart)
 	if err != nil {
 		return res, fmt.Errorf("take send of %s: %w", inst.ID, err)
 	}
