@@ -46,7 +46,7 @@ test-go:
 	ENVOY_BIN=$(ENVOY) $(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/ ./internal/decisionlog/
 
 # model retrains the embedded classifiers from the labelled corpus
 # (internal/model/testdata/{inbound,outbound}/*.tsv), deterministically:

@@ -105,7 +105,12 @@ func TestHTTPSink(t *testing.T) {
 			t.Errorf("a batch of %d events, want at most 10", len(b))
 		}
 	}
-	e := evs[0]
+	var e map[string]any
+	for _, ev := range evs {
+		if ev["decision_id"] == "dec-000" {
+			e = ev
+		}
+	}
 	if e["decision_id"] != "dec-000" || e["path"] != "sendguard/decision/result" || e["timestamp"] != "2026-05-08T10:00:00Z" {
 		t.Errorf("event %v", e)
 	}
