@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/sendguard/sendguard/internal/model"
+	"github.com/sendguard/sendguard/internal/policy"
 )
 
 // devstackConfig is the demo config with its store in dir and extra
@@ -141,6 +145,26 @@ func TestVersion(t *testing.T) {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s printed\n%s\nwant a line with %q", arg, out.String(), want)
 			}
+		}
+	}
+}
+
+// TestVersionLdflags: the values `make build` passes with -ldflags -X are
+// what `sendguard --version` prints.
+func TestVersionLdflags(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sendguard")
+	ld := "-X main.version=v1.2.3-test -X main.commit=0123456789abcdef -X main.buildDate=2026-11-27T12:00:00Z"
+	if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--version: %v\n%s", err, out)
+	}
+	for _, want := range []string{"sendguard v1.2.3-test\n", "commit: 0123456789abcdef", "built: 2026-11-27T12:00:00Z\n", "policies: embedded@" + policy.EmbeddedRevision() + "\n",
+		"model inbound: " + model.EmbeddedVersion(model.Inbound) + "\n", "model outbound: " + model.EmbeddedVersion(model.Outbound) + "\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--version printed\n%s\nwant %q", out, want)
 		}
 	}
 }
