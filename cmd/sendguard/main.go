@@ -8,6 +8,7 @@
 //	sendguard check --config FILE --key KEY < body.json
 //	sendguard model train --task inbound|outbound --data DIR --out FILE
 //	sendguard model eval --task inbound|outbound --data DIR [--model FILE]
+//	sendguard replay --log FILE [--policies DIR]
 //	sendguard version               (or --version)
 //
 // Every flag falls back to an environment variable (SENDGUARD_CONFIG,
@@ -42,6 +43,7 @@ func main() {
 }
 
 const usage = `usage:
+  sendguard replay --log FILE [--policies DIR] [--sample N]   (what a draft policy would change)
   sendguard version   (or --version: version, commit, build date, policy and model revisions)
   sendguard serve --config FILE [--policies DIR] [--log-level info]
   sendguard config check --config FILE [--policies DIR]
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return injectCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "model":
 		return modelCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "replay":
+		return replay(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		return printVersion(stdout)
 	case "-h", "--help", "help":

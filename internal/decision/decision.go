@@ -227,14 +227,17 @@ type Result struct {
 
 	AutoPaused bool // this answer paused the instance for review
 
-	// For the decision log: the canonical path decided on; the content
-	// signals the policy scored (Scored: the policy ran); the message as
-	// read (once the body is valid); the time spent in the state store.
-	Path      string
-	Signals   risk.Signals
-	Scored    bool
-	Message   string
-	StoreTime time.Duration
+	// For the decision log: the canonical path decided on; the policy's
+	// input and its own answer (PolicyCode: "" allowed, or its error code;
+	// the final Code may come from a later step), both set when the policy
+	// ran (Scored); the message as read (once the body is valid); the time
+	// spent in the state store.
+	Path        string
+	PolicyInput policy.Input
+	PolicyCode  catalog.Code
+	Scored      bool
+	Message     string
+	StoreTime   time.Duration
 
 	// Shadow is set on a denial (Code, Status, Body as usual) in shadow
 	// mode: the request is to be forwarded with the code in
@@ -397,8 +400,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("read suppression of %s: %w", inst.ID, err)
 	}
-	res.Signals, res.Scored = d.opts.Scanner.Scan(req.message), true
-	pd, err := d.opts.Policy.Eval(ctx, policy.Input{
+	res.PolicyInput = policy.Input{
 		InstanceID:     inst.ID,
 		Plan:           inst.Plan,
 		Paused:         paused,
@@ -406,11 +408,14 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		PurposePresent: req.purposePresent,
 		Phone:          req.e164,
 		Suppressed:     suppressed,
-		Signals:        res.Signals,
-	})
+		Signals:        d.opts.Scanner.Scan(req.message),
+	}
+	res.Scored = true
+	pd, err := d.opts.Policy.Eval(ctx, res.PolicyInput)
 	if err != nil {
 		return res, fmt.Errorf("evaluate policy: %w", err)
 	}
+	res.PolicyCode = catalog.Code(pd.Error)
 	res.RiskScore, res.Purpose = pd.RiskScore, pd.Purpose
 	if !pd.Allow {
 		code := catalog.Code(pd.Error)

@@ -307,7 +307,12 @@ func (l *Logger) encode(b []byte, r *Record) []byte {
 	}
 	if res.Scored {
 		b = appendInt(b, "risk_score", int64(res.RiskScore))
-		b = appendSignals(b, "signals", res.Signals)
+		pc := string(res.PolicyCode)
+		if pc == "" {
+			pc = "allowed"
+		}
+		b = appendStr(b, "policy_result", pc)
+		b = appendInput(b, "input", &res.PolicyInput)
 	}
 	if res.AutoPaused {
 		b = appendBool(b, "auto_paused", true)

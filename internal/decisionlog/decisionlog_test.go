@@ -95,21 +95,25 @@ func sendRequest(i int) decision.Request {
 }
 
 type line struct {
-	Time           time.Time      `json:"time"`
-	DecisionID     string         `json:"decision_id"`
-	Result         string         `json:"result"`
-	Code           string         `json:"code"`
-	Instance       string         `json:"instance_id"`
-	KeyID          string         `json:"key_id"`
-	PhoneHMAC      string         `json:"phone_hmac"`
-	Phone          *string        `json:"phone"`
-	Message        *string        `json:"message"`
-	RiskScore      *int           `json:"risk_score"`
-	Signals        map[string]int `json:"signals"`
-	PolicyRevision string         `json:"policy_revision"`
-	ConfigRevision string         `json:"config_revision"`
-	StoreNS        *int64         `json:"store_ns"`
-	TotalNS        *int64         `json:"total_ns"`
+	Time         time.Time `json:"time"`
+	DecisionID   string    `json:"decision_id"`
+	Result       string    `json:"result"`
+	Code         string    `json:"code"`
+	Instance     string    `json:"instance_id"`
+	KeyID        string    `json:"key_id"`
+	PhoneHMAC    string    `json:"phone_hmac"`
+	Phone        *string   `json:"phone"`
+	Message      *string   `json:"message"`
+	RiskScore    *int      `json:"risk_score"`
+	PolicyResult string    `json:"policy_result"`
+	Input        *struct {
+		Instance struct{ ID, Plan string }
+		Signals  map[string]int `json:"signals"`
+	} `json:"input"`
+	PolicyRevision string `json:"policy_revision"`
+	ConfigRevision string `json:"config_revision"`
+	StoreNS        *int64 `json:"store_ns"`
+	TotalNS        *int64 `json:"total_ns"`
 }
 
 func readLines(t *testing.T, data []byte) []line {
@@ -204,8 +208,8 @@ func TestOneLinePerDecisionUnderLoad(t *testing.T) {
 		if ln.Instance == "shop" && ln.Code != "recipient_suppressed" && (ln.PhoneHMAC == "" || len(ln.PhoneHMAC) != 64) {
 			t.Errorf("line %+v: want a phone_hmac", ln)
 		}
-		if ln.RiskScore != nil && len(ln.Signals) != 19 {
-			t.Errorf("line %+v: want the 19 signals with the score", ln)
+		if ln.RiskScore != nil && (ln.Input == nil || len(ln.Input.Signals) != 19 || ln.Input.Instance.ID != ln.Instance || ln.PolicyResult == "") {
+			t.Errorf("line %+v: want the policy input with the 19 signals, and the policy's result, with the score", ln)
 		}
 		if ln.Result == "denied" && ln.Code == "invalid_api_key" && ln.KeyID != "" {
 			t.Errorf("an unknown key has a key id: %+v", ln)

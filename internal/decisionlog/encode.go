@@ -5,6 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
 )
 
@@ -88,6 +89,25 @@ func appendTime(b []byte, name string, t time.Time) []byte {
 	b = append(appendKey(b, name), '"')
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
+}
+
+// appendInput appends the policy input as Rego saw it (policy.InputValue),
+// less the recipient's number: what `sendguard replay` evaluates again.
+func appendInput(b []byte, name string, in *policy.Input) []byte {
+	b = append(appendKey(b, name), '{')
+	b = append(appendKey(b, "instance"), '{')
+	b = appendStr(b, "id", in.InstanceID)
+	b = appendStr(b, "plan", in.Plan)
+	b = appendBool(b, "paused", in.Paused)
+	b = append(b, '}')
+	if in.PurposePresent {
+		b = appendStr(b, "purpose", in.Purpose)
+	}
+	b = append(appendKey(b, "recipient"), '{')
+	b = appendBool(b, "suppressed", in.Suppressed)
+	b = append(b, '}')
+	b = appendSignals(b, "signals", in.Signals)
+	return append(b, '}')
 }
 
 // appendSignals appends the signals as the policy input names them
