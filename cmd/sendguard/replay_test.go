@@ -147,3 +147,19 @@ func TestReplay(t *testing.T) {
 		t.Errorf("%d sampled flips, want %d:\n%s", n, min(3, want), out.String())
 	}
 }
+
+// TestCheckShadow: `sendguard check` on an instance in shadow mode says
+// that the denial is not enforced and names the header the sender gets,
+// then shows the denial it would have answered.
+func TestCheckShadow(t *testing.T) {
+	dir := t.TempDir()
+	cfg := devstackConfig(t, dir, "shadow: true\n")
+	prize := `{"instance_id":"inst_12345","phone":"+966501234567","message":"YOU HAVE WON A PRIZE!!!!!","message_purpose":"transactional"}`
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"check", "--config", cfg, "--key", "demo-key-starter"}, noenv, strings.NewReader(prize), &out, &errOut); err != nil {
+		t.Fatalf("check: %v\n%s", err, errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "shadow mode: not enforced; forwarded to the sender with x-sendguard-shadow-decision: policy_violation\nwould answer:\nHTTP 403\n") {
+		t.Errorf("check in shadow mode printed:\n%s", out.String())
+	}
+}
