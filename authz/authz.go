@@ -5,7 +5,9 @@
 // An allowed send goes upstream with x-sendguard-decision-id,
 // x-sendguard-risk-score, x-sendguard-purpose and x-sendguard-phone (the
 // recipient in E.164, as sendguard checked it) set with overwrite
-// semantics, so a client cannot spoof them. Every response to the client,
+// semantics, so a client cannot spoof them; in shadow mode a would-be
+// denial is forwarded like that too, with x-sendguard-shadow-decision: <code>.
+// Every response to the client,
 // allowed or denied, carries x-sendguard-decision-id. When the decision
 // itself fails (a store or the policy is broken) Check fails closed with the
 // documented policy_check_unavailable body; so it does when the decision
@@ -66,6 +68,7 @@ type metrics struct {
 	seconds  prometheus.Histogram
 	panics   *prometheus.CounterVec
 	inbound  *prometheus.CounterVec
+	shadow   *prometheus.CounterVec
 }
 
 // WithMetrics registers the server's Prometheus metrics on reg:
@@ -80,6 +83,8 @@ type metrics struct {
 //	sendguard_inbound_total{result}       observed inbound webhook requests:
 //	                                      recorded, ignored, unsigned,
 //	                                      bad_signature, partial_body, failed
+//	sendguard_shadow_denials_total{code}  would-be denials forwarded in shadow
+//	                                      mode (also in decisions_total)
 func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 	s.m = &metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -105,7 +110,8 @@ func (s *Server) WithMetrics(reg prometheus.Registerer) *Server {
 	for _, r := range []string{decision.InboundRecorded, decision.InboundIgnored, decision.InboundUnsigned, decision.InboundBadSignature, decision.InboundPartialBody, decision.InboundFailed} {
 		s.m.inbound.WithLabelValues(r) // export zeros: an alert on increase() sees the first forgery
 	}
-	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds, s.m.panics, s.m.inbound)
+	s.m.shadow = newShadowMetric()
+	reg.MustRegister(s.m.results, s.m.failures, s.m.seconds, s.m.panics, s.m.inbound, s.m.shadow)
 	return s
 }
 
@@ -136,6 +142,9 @@ func (s *Server) observe(start time.Time, res decision.Result, err error) {
 		s.m.result("allowed").Inc()
 	default:
 		s.m.result(string(res.Code)).Inc()
+		if res.Shadow {
+			s.m.shadow.WithLabelValues(string(res.Code)).Inc()
+		}
 	}
 }
 
@@ -193,7 +202,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		s.log.DebugContext(ctx, "decision", "decision_id", res.ID, "allowed", res.Allowed, "error", res.Code,
 			"account_id", res.Account, "instance_id", res.Instance, "key_id", res.KeyID, "risk_score", res.RiskScore)
 	}
-	if res.Allowed {
+	if res.Allowed || res.Shadow {
 		return allow(res), nil
 	}
 	return deny(res.ID, res.Status, res.Body, res.Headers), nil
@@ -258,7 +267,7 @@ func setOverwrite(o *corev3.HeaderValueOption, v *corev3.HeaderValue, key, value
 	return o
 }
 
-var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone}
+var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone, HeaderShadowDecision}
 
 // The parts every response of a kind shares, built once. gRPC only reads
 // a response (it marshals it, and protobuf's size cache is atomic), so
@@ -281,9 +290,9 @@ type allowed struct {
 	resp    authv3.CheckResponse
 	oneof   authv3.CheckResponse_OkResponse
 	ok      authv3.OkHttpResponse
-	opts    [4]corev3.HeaderValueOption
-	values  [4]corev3.HeaderValue
-	headers [5]*corev3.HeaderValueOption
+	opts    [5]corev3.HeaderValueOption
+	values  [5]corev3.HeaderValue
+	headers [6]*corev3.HeaderValueOption
 }
 
 func allow(res decision.Result) *authv3.CheckResponse {
@@ -297,6 +306,12 @@ func allow(res decision.Result) *authv3.CheckResponse {
 		a.headers[3] = setOverwrite(&a.opts[2], &a.values[2], HeaderPurpose, res.Purpose)
 		a.headers[4] = setOverwrite(&a.opts[3], &a.values[3], HeaderPhone, res.Phone)
 		a.ok.Headers = a.headers[1:5:5]
+		if res.Shadow {
+			// A would-be denial forwarded in shadow mode: the sender
+			// learns the code (see shadow.go).
+			a.headers[5] = setOverwrite(&a.opts[4], &a.values[4], HeaderShadowDecision, string(res.Code))
+			a.ok.Headers = a.headers[1:6:6]
+		}
 	} else {
 		// Not the send path: forward untouched, except that a client must
 		// not hand the sender x-sendguard-* values sendguard never set.

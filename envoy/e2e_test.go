@@ -118,13 +118,18 @@ inbound:
   signature: {secret_env: E2E_INBOUND_SECRET, secrets_env: [E2E_INBOUND_SECRET_NEXT]}
 `
 
-func startStack(t *testing.T) *stack {
+// startStack starts Envoy, sendguard and the fake sender. Each edit, when
+// given, rewrites the sendguard config (e2eConfig, filled in) first.
+func startStack(t *testing.T, edits ...func(cfg string) string) *stack {
 	t.Helper()
 	envoyBin := envoyBinary(t)
 	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t), webhookPort: freePort(t)}
 	s.events = startEventReceiver(t)
 
 	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), s.events.url(), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
+	for _, edit := range edits {
+		cfg = edit(cfg)
+	}
 	cfgPath := filepath.Join(s.dir, "sendguard.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -139,6 +139,9 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	case res.Allowed:
 		fmt.Fprintf(stdout, "allowed: forwarded to the sender with\nx-sendguard-decision-id: %s\nx-sendguard-risk-score: %d\nx-sendguard-purpose: %s\nx-sendguard-phone: %s\n", res.ID, res.RiskScore, res.Purpose, res.Phone)
 	default:
+		if res.Shadow {
+			fmt.Fprintf(stdout, "shadow mode: not enforced; forwarded to the sender with x-sendguard-shadow-decision: %s\nwould answer:\n", res.Code)
+		}
 		fmt.Fprintf(stdout, "HTTP %d\ncontent-type: application/json\nx-sendguard-decision-id: %s\n", res.Status, res.ID)
 		for _, h := range res.Headers {
 			fmt.Fprintf(stdout, "%s: %s\n", h.Key, h.Value)

@@ -8,7 +8,8 @@
 //	sendguard check --config FILE --key KEY < body.json
 //	sendguard model train --task inbound|outbound --data DIR --out FILE
 //	sendguard model eval --task inbound|outbound --data DIR [--model FILE]
-//	sendguard version
+//	sendguard replay --log FILE [--policies DIR]
+//	sendguard version               (or --version)
 //
 // Every flag falls back to an environment variable (SENDGUARD_CONFIG,
 // SENDGUARD_POLICIES, SENDGUARD_LOG_LEVEL, SENDGUARD_GRPC_ADDR,
@@ -29,7 +30,6 @@ import (
 	_ "time/tzdata" // quota time zones on machines without a zoneinfo database
 
 	"github.com/sendguard/sendguard/internal/keys"
-	"github.com/sendguard/sendguard/internal/version"
 )
 
 func main() {
@@ -43,6 +43,8 @@ func main() {
 }
 
 const usage = `usage:
+  sendguard replay --log FILE [--policies DIR] [--sample N]   (what a draft policy would change)
+  sendguard version   (or --version: version, commit, build date, policy and model revisions)
   sendguard serve --config FILE [--policies DIR] [--log-level info]
   sendguard config check --config FILE [--policies DIR]
   sendguard hash-key [KEY]   (reads the key from stdin when omitted)
@@ -65,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err != nil {
 			return err
 		}
-		return serve(ctx, f, getenv, stderr)
+		return serve(ctx, f, getenv, stdout, stderr)
 	case "config":
 		if len(args) < 2 || args[1] != "check" {
 			fmt.Fprint(stderr, usage)
@@ -90,12 +92,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return injectCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "model":
 		return modelCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "version", "--version":
+	case "replay":
+		return replay(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version", "-version":
 		if len(args) > 1 {
 			return errors.New("version takes no arguments")
 		}
-		_, err := fmt.Fprintln(stdout, version.String())
-		return err
+		return printVersion(stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

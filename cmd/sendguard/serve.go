@@ -33,6 +33,7 @@ import (
 	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/decision"
+	"github.com/sendguard/sendguard/internal/decisionlog"
 	"github.com/sendguard/sendguard/internal/events"
 	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/keys"
@@ -203,8 +204,9 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		instances[in.ID] = decision.Instance{ID: in.ID, Name: in.Name, Account: in.Account, Plan: in.Plan, Limits: l,
 			Abuse:    abuse.Limits{FanOutWindow: pa.FanOutWindow, FanOutThrottle: pa.FanOutThrottle, FanOutBlock: pa.FanOutBlock, PairPerMinute: pa.PairPerMinute},
 			SlowLane: limiter.Limits{Daily: math.MaxInt64, Monthly: math.MaxInt64, Rate: p.SlowLane.Rate, Burst: p.SlowLane.Burst},
+			Shadow:   in.Shadow,
 		}
-		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l}
+		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l, Shadow: in.Shadow}
 		// Seeds from the config apply at every start: paused: true in the
 		// file pauses the instance again after a restart.
 		if in.Paused && !f.readOnly {
@@ -306,6 +308,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		MaxBodyBytes:    cfg.Request.MaxBodyBytes,
 		MaxJSONDepth:    cfg.Request.MaxJSONDepth,
 		MaxMessageRunes: cfg.Request.MaxMessageRune,
+		Shadow:          cfg.Shadow,
 	})
 	if err != nil {
 		return nil, err
@@ -321,6 +324,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 			Calendar:  cal,
 			Log:       log,
 			Pprof:     cfg.Admin.Pprof,
+			Shadow:    cfg.Shadow,
 		},
 	}, nil
 }
@@ -350,9 +354,17 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 // server asks and the admin API's handler. Requests in flight finish on the
 // parts they started with.
 type live struct {
-	dec   atomic.Pointer[decision.Decider]
+	dec   atomic.Pointer[deciderBox]
 	admin atomic.Pointer[http.Handler]
 }
+
+// decider is what serves Check: the decision, wrapped in the decision log
+// when there is one.
+type decider interface {
+	Decide(ctx context.Context, r decision.Request) (decision.Result, error)
+}
+
+type deciderBox struct{ decider }
 
 func (l *live) Decide(ctx context.Context, r decision.Request) (decision.Result, error) {
 	return l.dec.Load().Decide(ctx, r)
@@ -385,7 +397,7 @@ func restartOnly(old, next *config.Config) error {
 // config and the policies are read, validated and built again on the open
 // store, and swapped in only if everything succeeds; otherwise the error is
 // logged, counted, and the running config and policies stay in force.
-func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, f flags, getenv func(string) string, stdout, stderr io.Writer) error {
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		return err
@@ -431,8 +443,27 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	gs := grpc.NewServer()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dlog, err := openDecisionLog(a.cfg, a.engine, getenv, stdout, reg, log)
+	if err != nil {
+		grpcLis.Close()
+		adminLis.Close()
+		return err
+	}
+	// logged wraps a decider in the decision log when there is one; a
+	// reload's decider is logged with that reload's revisions.
+	var logging *decisionlog.Decider
+	logged := func(a *app) decider {
+		if dlog == nil {
+			return a.decider
+		}
+		if logging == nil {
+			logging = decisionlog.Wrap(a.decider, dlog)
+			return logging
+		}
+		return logging.Reloaded(a.decider, a.engine.Revision, a.cfg.Revision)
+	}
 	var lv live
-	lv.dec.Store(a.decider)
+	lv.dec.Store(&deciderBox{logged(a)})
 	srv := authz.NewServer(&lv, log).WithMetrics(reg)
 	authv3.RegisterAuthorizationServer(gs, srv)
 	healthpb.RegisterHealthServer(gs, hs)
@@ -520,7 +551,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 		}
 		old := cur
 		cur = next
-		lv.dec.Store(next.decider)
+		lv.dec.Store(&deciderBox{logged(next)})
 		lv.admin.Store(adminHandler(next))
 		stopDispatch()
 		dispatch(next.dispatcher)
@@ -572,6 +603,14 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stderr io.W
 	log.Info("sendguard serving", "grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(),
 		"instances", len(a.cfg.Instances), "policies", a.engine.Source(), "watch", a.cfg.Reload.Watching(), "watch_interval", a.cfg.Reload.WatchInterval.String())
 	err = g.Wait()
-	log.Info("sendguard stopped")
+	if dlog != nil {
+		// Every Check has returned: write what the log holds.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		if ferr := dlog.Close(fctx); ferr != nil {
+			log.Error("decision log not flushed", "err", ferr)
+		}
+		cancel()
+	}
+	log.Info("sendguard stopped", "decision_log_dropped", logDropped(dlog))
 	return err
 }

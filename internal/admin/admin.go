@@ -7,6 +7,9 @@
 //	GET    /v1/instances/{instance}/usage             use of the plan today and this month
 //	POST   /v1/instances/{instance}/pause             pause for review
 //	POST   /v1/instances/{instance}/resume            resume
+//	GET    /v1/instances/{instance}/shadow            shadow mode, and where it comes from
+//	POST   /v1/instances/{instance}/shadow            shadow mode on (kept in the store)
+//	DELETE /v1/instances/{instance}/shadow            shadow mode off (the config's stays)
 //	GET    /v1/instances/{instance}/suppressions      list suppressed recipients
 //	GET    /v1/instances/{instance}/suppressions/{phone}
 //	PUT    /v1/instances/{instance}/suppressions/{phone}   body optional: {"reason":…}
@@ -44,6 +47,7 @@ import (
 type Instance struct {
 	ID, Name, Plan string
 	Limits         limiter.Limits
+	Shadow         bool // shadow mode from the config
 }
 
 type state interface {
@@ -80,6 +84,8 @@ type Options struct {
 	// Pprof serves the Go runtime's profiles (net/http/pprof) under
 	// GET /debug/pprof/, with the admin token like /v1. Off by default.
 	Pprof bool
+	// Shadow is the config's global shadow mode, for reports.
+	Shadow bool
 }
 
 type api struct{ Options }
@@ -121,6 +127,9 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /v1/instances/{instance}/usage", a.auth(a.usage))
 	mux.Handle("POST /v1/instances/{instance}/pause", a.auth(a.setPaused(true)))
 	mux.Handle("POST /v1/instances/{instance}/resume", a.auth(a.setPaused(false)))
+	mux.Handle("GET /v1/instances/{instance}/shadow", a.auth(a.getShadow))
+	mux.Handle("POST /v1/instances/{instance}/shadow", a.auth(a.setShadow(true)))
+	mux.Handle("DELETE /v1/instances/{instance}/shadow", a.auth(a.setShadow(false)))
 	mux.Handle("GET /v1/instances/{instance}/suppressions", a.auth(a.listSuppressions))
 	mux.Handle("GET /v1/instances/{instance}/suppressions/{phone}", a.auth(a.getSuppression))
 	mux.Handle("PUT /v1/instances/{instance}/suppressions/{phone}", a.auth(a.putSuppression))

@@ -8,6 +8,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,6 +46,14 @@ type Config struct {
 	Abuse        Abuse           `yaml:"abuse"`
 	Risk         Risk            `yaml:"risk"`
 	Reload       Reload          `yaml:"reload"`
+	// Shadow decides every send as usual but forwards would-be denials
+	// (see decision.Options.Shadow).
+	Shadow      bool        `yaml:"shadow"`
+	DecisionLog DecisionLog `yaml:"decision_log"`
+
+	// Revision names the file's content: the first 12 hex digits of the
+	// SHA-256 of the bytes Parse read. Set by Parse.
+	Revision string `yaml:"-"`
 }
 
 // Reload is how `sendguard serve` notices edits to its config file and its
@@ -315,6 +324,7 @@ type Instance struct {
 	Account string `yaml:"account"`
 	Plan    string `yaml:"plan"`
 	Paused  bool   `yaml:"paused"`
+	Shadow  bool   `yaml:"shadow"` // forward this instance's would-be denials
 }
 
 // Suppression seeds one suppressed recipient of an instance.
@@ -356,9 +366,12 @@ func Parse(raw []byte) (*Config, error) {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
 	c.applyDefaults()
+	c.DecisionLog.applyDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(raw)
+	c.Revision = hex.EncodeToString(sum[:])[:12]
 	return &c, nil
 }
 
@@ -669,6 +682,7 @@ func (c *Config) validate() error {
 			bad("suppressions[%d]: phone is required", i)
 		}
 	}
+	c.DecisionLog.validate(bad)
 	return errors.Join(errs...)
 }
 

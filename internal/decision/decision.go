@@ -28,6 +28,7 @@ type Instance struct {
 	Limits                  limiter.Limits
 	Abuse                   abuse.Limits   // fan-out and pair limits
 	SlowLane                limiter.Limits // the bucket risky-but-allowed content draws from; zero Rate: none
+	Shadow                  bool           // shadow mode from the config: see Options.Shadow
 }
 
 // AutoPause pauses an instance that keeps violating: Violations
@@ -88,6 +89,12 @@ type Options struct {
 
 	Abuse     counters  // fan-out, pair and violation counters (the store); nil: no abuse checks
 	AutoPause AutoPause // zero Violations: never
+
+	// Shadow puts every send in shadow mode: a denial is decided as usual
+	// but answered as Result.Shadow, to be forwarded. Instance.Shadow and
+	// the run-time flag in the state store (store.ShadowKey) do the same
+	// for one instance once the request names it (after step 4).
+	Shadow bool
 }
 
 // Decider decides. It is safe for concurrent use.
@@ -209,6 +216,24 @@ type Result struct {
 	InboundResult string
 
 	AutoPaused bool // this answer paused the instance for review
+
+	// For the decision log: the canonical path decided on; the policy's
+	// input and its own answer (PolicyCode: "" allowed, or its error code;
+	// the final Code may come from a later step), both set when the policy
+	// ran (Scored); the message as read (once the body is valid); the time
+	// spent in the state store.
+	Path        string
+	PolicyInput policy.Input
+	PolicyCode  catalog.Code
+	Scored      bool
+	Message     string
+	StoreTime   time.Duration
+
+	// Shadow is set on a denial (Code, Status, Body as usual) in shadow
+	// mode: the request is to be forwarded with the code in
+	// x-sendguard-shadow-decision. Like every denial it consumed nothing,
+	// and it counts no violation toward the auto-pause.
+	Shadow bool
 }
 
 // Decide answers one request. First the route, on any path and method:
@@ -248,6 +273,10 @@ type Result struct {
 // all one atomic TakeSend on the store, which counts the send for the abuse
 // limits only when every step allows it.
 //
+// In shadow mode (Options.Shadow, Instance.Shadow, or the instance's
+// run-time flag) a denial comes back with Shadow set; it went through the
+// same steps as a real denial, so it consumed nothing either.
+//
 // A panic in any step is recovered: Decide then returns an error wrapping
 // ErrPanic (a *PanicError with the stack) and a Result whose ID is set.
 func (d *Decider) Decide(ctx context.Context, r Request) (res Result, err error) {
@@ -257,6 +286,11 @@ func (d *Decider) Decide(ctx context.Context, r Request) (res Result, err error)
 		}
 	}()
 	res, err = d.decide(ctx, r)
+	if err == nil && res.Send && !res.Allowed {
+		if res.Shadow, err = d.shadowed(ctx, res.Instance); err != nil || res.Shadow {
+			return res, err // a would-be denial writes nothing: no violation counted
+		}
+	}
 	if err != nil || d.opts.Abuse == nil || d.opts.AutoPause.Violations <= 0 {
 		return res, err
 	}
@@ -303,6 +337,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		res.Send = true
 		return d.deny(res, catalog.InvalidRequestPath, catalog.Details{}), nil
 	}
+	res.Path = path
 	if d.opts.Inbound != nil && matchRoute(d.opts.Inbound.Routes, r.Method, path) {
 		return d.observe(ctx, r, res)
 	}
@@ -337,7 +372,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if code != "" {
 		return d.deny(res, code, catalog.Details{Fields: fields}), nil
 	}
-	res.Phone = req.e164
+	res.Phone, res.Message = req.e164, req.message
 
 	inst, ok := d.opts.Instances[req.instanceID]
 	if !ok || inst.Account != key.Account {
@@ -345,15 +380,17 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 	res.Instance = inst.ID
 
+	storeStart := time.Now()
 	paused, err := d.opts.State.Paused(ctx, inst.ID)
 	if err != nil {
 		return res, fmt.Errorf("read pause state of %s: %w", inst.ID, err)
 	}
 	suppressed, err := d.opts.State.Suppressed(ctx, inst.ID, req.e164)
+	res.StoreTime = time.Since(storeStart)
 	if err != nil {
 		return res, fmt.Errorf("read suppression of %s: %w", inst.ID, err)
 	}
-	pd, err := d.opts.Policy.Eval(ctx, policy.Input{
+	res.PolicyInput = policy.Input{
 		InstanceID:     inst.ID,
 		Plan:           inst.Plan,
 		Paused:         paused,
@@ -361,11 +398,14 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		PurposePresent: req.purposePresent,
 		Phone:          req.e164,
 		Suppressed:     suppressed,
-		Signals:        policy.Signals(d.opts.Scanner.Scan(req.message)),
-	})
+		Signals:        d.opts.Scanner.Scan(req.message),
+	}
+	res.Scored = true
+	pd, err := d.opts.Policy.Eval(ctx, res.PolicyInput)
 	if err != nil {
 		return res, fmt.Errorf("evaluate policy: %w", err)
 	}
+	res.PolicyCode = catalog.Code(pd.Error)
 	res.RiskScore, res.Purpose = pd.RiskScore, pd.Purpose
 	if !pd.Allow {
 		code := catalog.Code(pd.Error)
@@ -381,7 +421,10 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 
 	now := d.opts.Now()
 	if d.opts.Abuse == nil {
-		return d.take(ctx, res, inst, pd.Throttle, now)
+		storeStart = time.Now()
+		res, err := d.take(ctx, res, inst, pd.Throttle, now)
+		res.StoreTime += time.Since(storeStart)
+		return res, err
 	}
 	// Checked and counted with the slow lane and the quotas in one atomic
 	// step (one round trip on Redis); counted only when all allow.
@@ -389,7 +432,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	if pd.Throttle {
 		snd.SlowLane = inst.SlowLane
 	}
+	storeStart = time.Now()
 	out, err := d.opts.Abuse.TakeSend(ctx, snd, now)
+	res.StoreTime += time.Since(storeStart)
 	if err != nil {
 		return res, fmt.Errorf("take send of %s: %w", inst.ID, err)
 	}

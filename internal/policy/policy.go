@@ -97,6 +97,8 @@ type prepared struct {
 	fields  fieldSet
 	memo    *memo   // nil when off
 	probes  []Probe // answered as expected when this was prepared
+	// revision names the tree's content (revisionOf)
+	revision string
 }
 
 // New loads and prepares the policies. It fails when a module does not
@@ -208,6 +210,9 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 		return nil, err
 	}
 	p := &prepared{pq: pq, probes: b.probes}
+	if p.revision, err = revisionOf(fsys); err != nil {
+		return nil, err
+	}
 	xopts := append(opts[1:len(opts):len(opts)], rego.Query("data.sendguard.risk.breakdown"))
 	if x, err := rego.New(xopts...).PrepareForEval(ctx); err == nil {
 		p.explain = &x
