@@ -90,8 +90,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Binary returns the path of the named binary (kube-apiserver, etcd or
-// helm) from K8S_BIN_DIR or the repository's .cache/k8s/bin. Without it,
+// Binary returns the path of the named binary (kube-apiserver,
+// kube-controller-manager, etcd or helm) from K8S_BIN_DIR or the repository's .cache/k8s/bin. Without it,
 // the test fails under CI and is skipped elsewhere.
 func Binary(tb testing.TB, name string) string {
 	tb.Helper()
@@ -102,7 +102,7 @@ func Binary(tb testing.TB, name string) string {
 	if os.Getenv("CI") != "" {
 		tb.Fatalf("no %s in %s: CI must build it with `make k8s-bin`", name, BinDir())
 	}
-	tb.Skipf("no %s in %s: run `make k8s-bin` (builds kube-apiserver, etcd and helm; ~7 min the first time)", name, BinDir())
+	tb.Skipf("no %s in %s: run `make k8s-bin` (builds kube-apiserver, kube-controller-manager, etcd and helm; ~15 min the first time)", name, BinDir())
 	return ""
 }
 
