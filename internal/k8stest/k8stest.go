@@ -1,12 +1,16 @@
 // Package k8stest runs a real Kubernetes API server for tests: etcd and
 // kube-apiserver on loopback, started once per test binary, with a static
 // admin token, and a plain REST client for it (net/http and the API
-// server's JSON; no client-go). There is no controller-manager, scheduler
-// or kubelet: objects are stored and admitted (validation, defaulting,
-// admission webhooks, RBAC) but nothing runs them.
+// server's JSON; no client-go). There is no scheduler or kubelet: objects
+// are stored and admitted (validation, defaulting, admission webhooks,
+// RBAC) but no pod ever runs. A test that needs Deployments to turn into
+// ReplicaSets and pods calls ControllerManager, which adds
+// kube-controller-manager with only the Deployment and ReplicaSet
+// controllers; its pods stay Pending.
 //
 // The binaries come from `make k8s-bin` (.ci/k8s/build), which builds
-// kube-apiserver, etcd and helm into the git-ignored .cache/k8s/bin; the
+// kube-apiserver, kube-controller-manager, etcd and helm into the
+// git-ignored .cache/k8s/bin; the
 // directory can be overridden with K8S_BIN_DIR. Without them a test fails
 // under CI (CI=true) and is skipped elsewhere, saying how to build them.
 //
@@ -72,6 +76,8 @@ var (
 	startOnce sync.Once
 	shared    *Env
 	startErr  error
+	kcmOnce   sync.Once
+	kcmErr    error
 )
 
 // Main runs the tests and then stops the environment if one was started.
@@ -84,8 +90,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Binary returns the path of the named binary (kube-apiserver, etcd or
-// helm) from K8S_BIN_DIR or the repository's .cache/k8s/bin. Without it,
+// Binary returns the path of the named binary (kube-apiserver,
+// kube-controller-manager, etcd or helm) from K8S_BIN_DIR or the repository's .cache/k8s/bin. Without it,
 // the test fails under CI and is skipped elsewhere.
 func Binary(tb testing.TB, name string) string {
 	tb.Helper()
@@ -96,7 +102,7 @@ func Binary(tb testing.TB, name string) string {
 	if os.Getenv("CI") != "" {
 		tb.Fatalf("no %s in %s: CI must build it with `make k8s-bin`", name, BinDir())
 	}
-	tb.Skipf("no %s in %s: run `make k8s-bin` (builds kube-apiserver, etcd and helm; ~7 min the first time)", name, BinDir())
+	tb.Skipf("no %s in %s: run `make k8s-bin` (builds kube-apiserver, kube-controller-manager, etcd and helm; ~15 min the first time)", name, BinDir())
 	return ""
 }
 
@@ -123,6 +129,37 @@ func Start(tb testing.TB) *Env {
 		tb.Fatalf("k8stest: %v", startErr)
 	}
 	return shared
+}
+
+// ControllerManager returns the package's API server (see Start) with
+// kube-controller-manager running against it, started on the first call:
+// the Deployment and ReplicaSet controllers only, as the admin user, no
+// leader election, no serving port. Deployments get ReplicaSets and the
+// ReplicaSets create their pods (through admission, so webhooks see them);
+// with no scheduler or kubelet the pods stay Pending and never become
+// available. Tests that do not call it see no controller at all.
+func ControllerManager(tb testing.TB) *Env {
+	tb.Helper()
+	bin := Binary(tb, "kube-controller-manager")
+	e := Start(tb)
+	kcmOnce.Do(func() { kcmErr = e.startControllerManager(bin) })
+	if kcmErr != nil {
+		tb.Fatalf("k8stest: %v", kcmErr)
+	}
+	return e
+}
+
+func (e *Env) startControllerManager(bin string) error {
+	return e.run(bin, "kube-controller-manager.log",
+		"--kubeconfig="+e.Kubeconfig,
+		// Names as of v1.28; garbage collection and every other
+		// controller stay off (nothing here deletes an owner).
+		"--controllers=deployment-controller,replicaset-controller",
+		"--leader-elect=false",
+		"--use-service-account-credentials=false",
+		"--secure-port=0",
+		"--v=2",
+	)
 }
 
 // users are the static tokens besides the admin's: token -> user,uid,groups.
@@ -288,8 +325,8 @@ func (e *Env) run(bin, log string, args ...string) error {
 	return nil
 }
 
-// Log returns the named server's output so far ("etcd" or
-// "kube-apiserver"), for failure messages.
+// Log returns the named server's output so far ("etcd",
+// "kube-apiserver" or "kube-controller-manager"), for failure messages.
 func (e *Env) Log(name string) string {
 	b, _ := os.ReadFile(filepath.Join(e.dir, name+".log"))
 	return string(b)
@@ -557,7 +594,14 @@ func freePorts(n int) ([]int, error) {
 // WaitFor polls cond every 50ms until it holds, failing the test after 30s.
 func WaitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	WaitWithin(tb, 30*time.Second, what, cond)
+}
+
+// WaitWithin is WaitFor with another deadline, for what takes a
+// controller's resync (a controller-manager that has just started).
+func WaitWithin(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out waiting for %s", what)
