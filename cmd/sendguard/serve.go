@@ -306,6 +306,9 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		MaxBodyBytes:    cfg.Request.MaxBodyBytes,
 		MaxJSONDepth:    cfg.Request.MaxJSONDepth,
 		MaxMessageRunes: cfg.Request.MaxMessageRune,
+
+		RateLimitHeaders: cfg.Response.RateLimitHeaders,
+		Calendar:         cal,
 	})
 	if err != nil {
 		return nil, err
