@@ -120,11 +120,17 @@ inbound:
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, "")
+}
+
+// startStackWith is startStack with extra YAML appended to e2eConfig.
+func startStackWith(t *testing.T, extra string) *stack {
+	t.Helper()
 	envoyBin := envoyBinary(t)
 	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t), webhookPort: freePort(t)}
 	s.events = startEventReceiver(t)
 
-	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), s.events.url(), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
+	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), s.events.url(), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other")) + extra
 	cfgPath := filepath.Join(s.dir, "sendguard.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
