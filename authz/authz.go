@@ -7,8 +7,10 @@
 // recipient in E.164, as sendguard checked it) set with overwrite
 // semantics, so a client cannot spoof them; in shadow mode a would-be
 // denial is forwarded like that too, with x-sendguard-shadow-decision: <code>.
-// Every response to the client,
-// allowed or denied, carries x-sendguard-decision-id. When the decision
+// Every response to the client, allowed or denied, carries
+// x-sendguard-decision-id; an allowed send's also carries the Result's
+// Headers (RateLimit and RateLimit-Policy, when the decider is configured to
+// answer them). When the decision
 // itself fails (a store or the policy is broken) Check fails closed with the
 // documented policy_check_unavailable body; so it does when the decision
 // panics: the panic is recovered per request, logged at error level with
@@ -312,6 +314,11 @@ func allow(res decision.Result) *authv3.CheckResponse {
 			a.headers[5] = setOverwrite(&a.opts[4], &a.values[4], HeaderShadowDecision, string(res.Code))
 			a.ok.Headers = a.headers[1:6:6]
 		}
+		if len(res.Headers) > 0 && !res.Shadow {
+			// A shadowed denial's headers (Retry-After, RateLimit of a
+			// 429) describe a denial the client never gets.
+			a.ok.ResponseHeadersToAdd = clientHeaders(id, res.Headers)
+		}
 	} else {
 		// Not the send path: forward untouched, except that a client must
 		// not hand the sender x-sendguard-* values sendguard never set.
@@ -321,6 +328,23 @@ func allow(res decision.Result) *authv3.CheckResponse {
 	a.resp.Status = statusOK
 	a.resp.HttpResponse = &a.oneof
 	return &a.resp
+}
+
+// clientHeaders is the decision id and the allow's extra headers for the
+// client (RateLimit, RateLimit-Policy), in one allocation beside allow's:
+// only an allow with extra headers pays for it.
+func clientHeaders(id *corev3.HeaderValueOption, extra []decision.Header) []*corev3.HeaderValueOption {
+	type header struct {
+		opt corev3.HeaderValueOption
+		val corev3.HeaderValue
+	}
+	hs := make([]header, len(extra))
+	out := make([]*corev3.HeaderValueOption, 1, 1+len(extra))
+	out[0] = id
+	for i, h := range extra {
+		out = append(out, setOverwrite(&hs[i].opt, &hs[i].val, h.Key, h.Value))
+	}
+	return out
 }
 
 // denied is every message of a denial with up to 3 extra headers, in one

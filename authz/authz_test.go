@@ -44,7 +44,9 @@ func client(t testing.TB) (authv3.AuthorizationClient, *store.Memory, *time.Time
 	return clientWith(t, limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 5})
 }
 
-func clientWith(t testing.TB, starter limiter.Limits) (authv3.AuthorizationClient, *store.Memory, *time.Time) {
+// clientWith is client with the starter limits, and edit applied to the
+// decider's options.
+func clientWith(t testing.TB, starter limiter.Limits, edit ...func(*decision.Options)) (authv3.AuthorizationClient, *store.Memory, *time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	engine, err := policy.New(ctx, policy.Options{})
@@ -59,7 +61,7 @@ func clientWith(t testing.TB, starter limiter.Limits) (authv3.AuthorizationClien
 	st := store.NewMemory(limiter.Calendar{})
 	now := testNow
 	var n atomic.Int64
-	d, err := decision.New(decision.Options{
+	opts := decision.Options{
 		Keys: keys.NewKeyring([]keys.Entry{
 			{SHA256: keys.Hash("key-demo"), Key: keys.Key{ID: "k1", Account: "demo"}},
 			{SHA256: keys.Hash("key-revoked"), Key: keys.Key{ID: "k2", Account: "demo", Revoked: true}},
@@ -71,7 +73,11 @@ func clientWith(t testing.TB, starter limiter.Limits) (authv3.AuthorizationClien
 		Policy: engine, State: st, Phones: phones,
 		Now:   func() time.Time { return now },
 		NewID: func() string { return fmt.Sprintf("dec-%d", n.Add(1)) },
-	})
+	}
+	for _, e := range edit {
+		e(&opts)
+	}
+	d, err := decision.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +257,26 @@ func TestGoldenAllow(t *testing.T) {
 	}
 	got := "upstream:\n" + dump(headerMap(ok.Headers)) + "client:\n" + dump(headerMap(ok.ResponseHeadersToAdd))
 	golden(t, "allow.golden", []byte(got))
+}
+
+// TestGoldenAllowRateLimit: with the decider's RateLimitHeaders the client
+// (and only the client) also gets RateLimit-Policy and RateLimit, set with
+// overwrite semantics, beside the decision id; the sender's headers are
+// those of allow.golden. Without it, TestGoldenAllow's golden holds.
+func TestGoldenAllowRateLimit(t *testing.T) {
+	c, _, _ := clientWith(t, limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 5}, func(o *decision.Options) { o.RateLimitHeaders = true })
+	var ok *authv3.OkHttpResponse
+	for i := range 3 {
+		resp, err := c.Check(context.Background(), checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, " Transactional ")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok = resp.GetOkResponse(); ok == nil || resp.Status.Code != 0 {
+			t.Fatalf("Check %d = %v, want OK", i, resp)
+		}
+	}
+	got := "upstream:\n" + dump(headerMap(ok.Headers)) + "client:\n" + dump(headerMap(ok.ResponseHeadersToAdd))
+	golden(t, "allow_ratelimit.golden", []byte(got))
 }
 
 func TestOtherRoutesPass(t *testing.T) {

@@ -99,3 +99,18 @@ func TestCheckAllocations(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheckAllowRateLimit is BenchmarkCheckAllow with the RateLimit
+// fields on: what response.ratelimit_headers costs an allowed send.
+func BenchmarkCheckAllowRateLimit(b *testing.B) {
+	c, _, _ := clientWith(b, limiter.Limits{Daily: 1 << 62, Monthly: 1 << 62, Rate: 1e12, Burst: 1 << 40}, func(o *decision.Options) { o.RateLimitHeaders = true })
+	req := checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Check(ctx, req)
+		if err != nil || len(resp.GetOkResponse().GetResponseHeadersToAdd()) != 3 {
+			b.Fatal(resp, err)
+		}
+	}
+}

@@ -122,11 +122,18 @@ inbound:
 // given, rewrites the sendguard config (e2eConfig, filled in) first.
 func startStack(t *testing.T, edits ...func(cfg string) string) *stack {
 	t.Helper()
+	return startStackWith(t, "", edits...)
+}
+
+// startStackWith is startStack with extra YAML appended to e2eConfig
+// before the edits.
+func startStackWith(t *testing.T, extra string, edits ...func(cfg string) string) *stack {
+	t.Helper()
 	envoyBin := envoyBinary(t)
 	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t), webhookPort: freePort(t)}
 	s.events = startEventReceiver(t)
 
-	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), s.events.url(), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other"))
+	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), s.events.url(), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other")) + extra
 	for _, edit := range edits {
 		cfg = edit(cfg)
 	}

@@ -1,7 +1,6 @@
 package envoy_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,7 +23,7 @@ func TestShadowEndToEnd(t *testing.T) {
 
 	// The one send of the day is real; then the day is spent.
 	s.mustPass(sendBody("inst_shadow", recipient, okMessage, "transactional"))
-	before := s.usage("inst_shadow")
+	before := s.usageSummary("inst_shadow")
 
 	tests := []struct {
 		name     string
@@ -42,7 +41,7 @@ func TestShadowEndToEnd(t *testing.T) {
 			s.wantShadowed(t, tc.body, tc.code)
 		})
 	}
-	if after := s.usage("inst_shadow"); after != before {
+	if after := s.usageSummary("inst_shadow"); after != before {
 		t.Errorf("usage after the would-be denials = %s, want %s (unchanged)", after, before)
 	}
 	metrics, err := get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.admin))
@@ -68,10 +67,10 @@ func TestShadowEndToEnd(t *testing.T) {
 		if code := s.adminPost(url); code != 200 {
 			t.Fatalf("POST %s = %d", url, code)
 		}
-		usage := s.usage("inst_12345")
+		usage := s.usageSummary("inst_12345")
 		s.wantShadowed(t, sendBody("inst_12345", recipient, spam, "transactional"), catalog.PolicyViolation)
 		s.wantShadowed(t, sendBody("inst_12345", "00966 50 000 0000", okMessage, "support"), catalog.RecipientSuppressed)
-		if after := s.usage("inst_12345"); after != usage {
+		if after := s.usageSummary("inst_12345"); after != usage {
 			t.Errorf("usage after the would-be denials = %s, want %s", after, usage)
 		}
 		req, _ := http.NewRequest("DELETE", url, nil)
@@ -117,22 +116,10 @@ func (s *stack) wantShadowed(t *testing.T, body string, code catalog.Code) {
 	}
 }
 
-// usage is the instance's usage from the admin API, without the bucket's
-// tokens (they refill with time) but with used and remaining.
-func (s *stack) usage(instance string) string {
+// usageSummary is the instance's usage from the admin API, without the
+// bucket's tokens (they refill with time) but with used and remaining.
+func (s *stack) usageSummary(instance string) string {
 	s.t.Helper()
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/v1/instances/%s/usage", s.admin, instance), nil)
-	req.Header.Set("Authorization", "Bearer e2e-admin")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var u struct {
-		Daily, Monthly struct{ Used, Remaining int64 }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&u); err != nil || resp.StatusCode != 200 {
-		s.t.Fatalf("usage of %s: %d %v", instance, resp.StatusCode, err)
-	}
+	u := s.usage(instance)
 	return fmt.Sprintf("day %d/%d month %d/%d", u.Daily.Used, u.Daily.Remaining, u.Monthly.Used, u.Monthly.Remaining)
 }

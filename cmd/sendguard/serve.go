@@ -74,6 +74,7 @@ type stateStore interface {
 	Paused(ctx context.Context, instance string) (bool, error)
 	SetPaused(ctx context.Context, instance string, paused bool) error
 	events.Outbox
+	Pending(ctx context.Context) (int, error)
 	Close() error
 }
 
@@ -309,6 +310,9 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		MaxJSONDepth:    cfg.Request.MaxJSONDepth,
 		MaxMessageRunes: cfg.Request.MaxMessageRune,
 		Shadow:          cfg.Shadow,
+
+		RateLimitHeaders: cfg.Response.RateLimitHeaders,
+		Calendar:         cal,
 	})
 	if err != nil {
 		return nil, err
@@ -510,9 +514,26 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	delivered := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_delivered_total", Help: "Event deliveries acknowledged by a receiver."}, []string{"receiver"})
 	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_failed_total", Help: "Event delivery attempts that failed (retried)."}, []string{"receiver"})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_events_dropped_total", Help: "Events given up on after events.retry_for."}, []string{"receiver"})
-	reg.MustRegister(delivered, failed, dropped)
+	// The store stays the same across reloads (buildWith keeps prev's).
+	st := a.store
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sendguard_events_pending", Help: "Event deliveries not yet acknowledged by their receiver (one per event and receiver), read from the store at each scrape; NaN when the store could not be read."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			n, err := st.Pending(ctx)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		})
+	reg.MustRegister(delivered, failed, dropped, pending)
 	stopDispatch := func() {}
 	dispatch := func(d *events.Dispatcher) {
+		for _, r := range d.Receivers { // export zeros: an alert on increase() sees the first failure
+			delivered.WithLabelValues(r.Name)
+			failed.WithLabelValues(r.Name)
+			dropped.WithLabelValues(r.Name)
+		}
 		d.Delivered = func(r string) { delivered.WithLabelValues(r).Inc() }
 		d.Failed = func(r string) { failed.WithLabelValues(r).Inc() }
 		d.Dropped = func(r string) { dropped.WithLabelValues(r).Inc() }

@@ -2,6 +2,7 @@ package chart
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -487,4 +488,49 @@ func hasArg(spec *corev1.PodSpec, arg string) bool {
 		}
 	}
 	return false
+}
+
+// TestDashboardConfigMap: with dashboards.enabled, in any mode, a ConfigMap
+// carries the dashboard file byte for byte (as valid JSON) under the label
+// Grafana's sidecar selects; it is off by default.
+func TestDashboardConfigMap(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(chartDir, "dashboards/sendguard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := configFile(t)
+	for _, tc := range []struct {
+		name          string
+		args          []string
+		want          bool
+		label, ns     string
+		folder        string
+		labelValueSet string
+	}{
+		{"default: off", nil, false, "", "", "", ""},
+		{"injector", []string{"--set", "dashboards.enabled=true"}, true, "grafana_dashboard", ns, "", "1"},
+		{"standalone, own label, namespace, folder", []string{"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "standalone.replicas=1",
+			"--set", "dashboards.enabled=true", "--set", "dashboards.label=dash", "--set", "dashboards.labelValue=yes",
+			"--set", "dashboards.namespace=monitoring", "--set", "dashboards.annotations.grafana_folder=sendguard"}, true, "dash", "monitoring", "sendguard", "yes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := render(t, tc.args...)
+			o := find(objs, "ConfigMap", "r-sendguard-dashboard")
+			if (o != nil) != tc.want {
+				t.Fatalf("dashboard ConfigMap rendered %v, want %v: %q", o != nil, tc.want, kinds(objs))
+			}
+			if o == nil {
+				return
+			}
+			cm := o.Typed.(*corev1.ConfigMap)
+			if cm.Labels[tc.label] != tc.labelValueSet || cm.Namespace != tc.ns || cm.Annotations["grafana_folder"] != tc.folder {
+				t.Errorf("dashboard ConfigMap in %q, labels %v, annotations %v; want %s=%q in %q, folder %q", cm.Namespace, cm.Labels, cm.Annotations, tc.label, tc.labelValueSet, tc.ns, tc.folder)
+			}
+			got := cm.Data["sendguard.json"]
+			if got != strings.TrimRight(string(raw), "\n") || !json.Valid([]byte(got)) {
+				t.Errorf("dashboard ConfigMap's sendguard.json differs from dashboards/sendguard.json (or is not JSON): %d bytes, want %d", len(got), len(strings.TrimRight(string(raw), "\n")))
+			}
+		})
+	}
+	refused(t, "dashboards", "--set", "dashboards.enabled=true", "--set", "dashboards.label=bad label")
 }

@@ -53,7 +53,17 @@ type Config struct {
 
 	// Revision names the file's content: the first 12 hex digits of the
 	// SHA-256 of the bytes Parse read. Set by Parse.
-	Revision string `yaml:"-"`
+	Revision string   `yaml:"-"`
+	Response Response `yaml:"response"`
+}
+
+// Response configures what sendguard adds to the client's response.
+type Response struct {
+	// RateLimitHeaders: an allowed send's response also carries the IETF
+	// RateLimit-Policy and RateLimit fields of the instance's tightest
+	// limit (draft-ietf-httpapi-ratelimit-headers), as denials by a quota
+	// always do. Default false: allowed responses are unchanged.
+	RateLimitHeaders bool `yaml:"ratelimit_headers"`
 }
 
 // Reload is how `sendguard serve` notices edits to its config file and its

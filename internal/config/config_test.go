@@ -48,6 +48,15 @@ func TestDefaults(t *testing.T) {
 	if !c.Reload.Watching() || c.Reload.WatchInterval != 5*time.Second {
 		t.Errorf("reload = watch %v every %v, want on, 5s", c.Reload.Watching(), c.Reload.WatchInterval)
 	}
+	if c.Response.RateLimitHeaders {
+		t.Error("response.ratelimit_headers is on by default, want off")
+	}
+	if on, err := Parse([]byte(signed + "\nresponse: {ratelimit_headers: true}\n")); err != nil || !on.Response.RateLimitHeaders {
+		t.Errorf("response: {ratelimit_headers: true} = %+v, %v", on, err)
+	}
+	if _, err := Parse([]byte(signed + "\nresponse: {ratelimit_header: true}\n")); err == nil {
+		t.Error("response: {ratelimit_header: true} (misspelt) parsed, want an unknown-key error")
+	}
 	if off, err := Parse([]byte(signed + "\nreload: {watch: false, watch_interval: 250ms}\n")); err != nil || off.Reload.Watching() || off.Reload.WatchInterval != 250*time.Millisecond {
 		t.Errorf("reload: {watch: false, watch_interval: 250ms} = %+v, %v", off, err)
 	}

@@ -95,6 +95,13 @@ type Options struct {
 	// the run-time flag in the state store (store.ShadowKey) do the same
 	// for one instance once the request names it (after step 4).
 	Shadow bool
+
+	// RateLimitHeaders: an allowed send also answers the IETF RateLimit and
+	// RateLimit-Policy fields of the instance's tightest limit (see
+	// limiter.Calendar.Tightest), in Result.Headers, for the client. Calendar
+	// places its quota periods; it must be the store's.
+	RateLimitHeaders bool
+	Calendar         limiter.Calendar
 }
 
 // Decider decides. It is safe for concurrent use.
@@ -191,7 +198,9 @@ type Result struct {
 	Allowed bool
 
 	// On a denial: the code, its HTTP status, the exact body and the extra
-	// response headers (Retry-After, RateLimit-Policy, RateLimit).
+	// response headers (Retry-After, RateLimit-Policy, RateLimit). On an
+	// allowed send with Options.RateLimitHeaders: RateLimit-Policy and
+	// RateLimit, for the client's response; otherwise none.
 	Code    catalog.Code
 	Status  int
 	Body    []byte
@@ -448,7 +457,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	case out.SlowLane:
 		return d.throttled(res, out.Taken.RetryAfter), nil
 	}
-	return d.quota(res, out.Taken), nil
+	return d.quota(res, out.Taken, inst.Limits, now), nil
 }
 
 // take consumes a slow-lane token when the content is risky, then the
@@ -467,11 +476,11 @@ func (d *Decider) take(ctx context.Context, res Result, inst Instance, risky boo
 	if err != nil {
 		return res, fmt.Errorf("take quota of %s: %w", inst.ID, err)
 	}
-	return d.quota(res, out), nil
+	return d.quota(res, out, inst.Limits, now), nil
 }
 
-// quota answers the instance's quota outcome.
-func (d *Decider) quota(res Result, out limiter.Outcome) Result {
+// quota answers the instance's quota outcome at now under its limits l.
+func (d *Decider) quota(res Result, out limiter.Outcome, l limiter.Limits, now time.Time) Result {
 	res.Usage = out.Usage
 	switch out.Verdict {
 	case limiter.MonthlyExceeded:
@@ -482,7 +491,23 @@ func (d *Decider) quota(res Result, out limiter.Outcome) Result {
 		return d.throttled(res, out.RetryAfter)
 	}
 	res.Allowed = true
+	if d.opts.RateLimitHeaders {
+		res.Headers = rateLimitHeaders(d.opts.Calendar.Tightest(out.Usage, l, now))
+	}
 	return res
+}
+
+// rateLimitHeaders are the RateLimit-Policy and RateLimit fields
+// (draft-ietf-httpapi-ratelimit-headers) of one limit:
+//
+//	ratelimit-policy: "daily";q=100;w=86400
+//	ratelimit: "daily";r=57;t=3600
+func rateLimitHeaders(r limiter.Remaining) []Header {
+	name := `"` + r.Name + `"`
+	return []Header{
+		{"ratelimit-policy", name + ";q=" + strconv.FormatInt(r.Quota, 10) + ";w=" + strconv.FormatInt(r.Window, 10)},
+		{"ratelimit", name + ";r=" + strconv.FormatInt(r.Remaining, 10) + ";t=" + strconv.FormatInt(r.ResetInSeconds, 10)},
+	}
 }
 
 func (d *Decider) throttled(res Result, retry time.Duration) Result {

@@ -171,3 +171,54 @@ func RetryAfterSeconds(d time.Duration) int64 {
 	}
 	return s
 }
+
+// Policy names, as the RateLimit and RateLimit-Policy fields name them.
+const (
+	PolicyMonthly  = "monthly"
+	PolicyDaily    = "daily"
+	PolicyThrottle = "throttle"
+)
+
+// Remaining is one limit of a plan as a client may see it
+// (draft-ietf-httpapi-ratelimit-headers): the policy's name, its quota q and
+// window w in seconds, what remains of it r, and the seconds t until it is
+// whole again.
+type Remaining struct {
+	Name                      string
+	Quota, Window             int64
+	Remaining, ResetInSeconds int64
+}
+
+// Tightest returns the limit of l with the fewest units left after u, the
+// usage a decision at now left: the monthly and daily quotas (calendar
+// periods; t is the seconds to the next period, w the current period's
+// length) and the token bucket (q is the burst, r the whole tokens left, w
+// the seconds an empty bucket takes to fill and t the seconds this one takes
+// to fill). On a tie the earlier of monthly, daily, throttle wins: its wait
+// is the longer. Nothing is ever negative.
+func (c Calendar) Tightest(u Usage, l Limits, now time.Time) Remaining {
+	ms, me := c.MonthBounds(now)
+	best := Remaining{Name: PolicyMonthly, Quota: l.Monthly, Window: ceilSeconds(me.Sub(ms)),
+		Remaining: max(0, l.Monthly-u.MonthlyUsed), ResetInSeconds: ceilSeconds(me.Sub(now))}
+	if r := max(0, l.Daily-u.DailyUsed); r < best.Remaining {
+		ds, de := c.DayBounds(now)
+		best = Remaining{Name: PolicyDaily, Quota: l.Daily, Window: ceilSeconds(de.Sub(ds)), Remaining: r, ResetInSeconds: ceilSeconds(de.Sub(now))}
+	}
+	if l.Rate > 0 {
+		tokens := math.Max(0, math.Min(u.Tokens, float64(l.Burst)))
+		if r := int64(math.Floor(tokens)); r < best.Remaining {
+			best = Remaining{Name: PolicyThrottle, Quota: l.Burst, Remaining: r,
+				Window:         int64(math.Ceil(float64(l.Burst) / l.Rate)),
+				ResetInSeconds: int64(math.Ceil((float64(l.Burst) - tokens) / l.Rate))}
+		}
+	}
+	return best
+}
+
+// ceilSeconds rounds d up to whole seconds; a negative d is 0.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64(math.Ceil(d.Seconds()))
+}

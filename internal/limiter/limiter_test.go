@@ -83,3 +83,45 @@ func TestRetryAfterSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestTightest(t *testing.T) {
+	now := time.Date(2026, 5, 8, 23, 0, 0, 0, time.UTC) // 1h to the next day, 23 days + 1h to June
+	toJune := int64(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Sub(now) / time.Second)
+	l := Limits{Daily: 100, Monthly: 2000, Rate: 2, Burst: 100}
+	tests := []struct {
+		name string
+		u    Usage
+		want Remaining
+	}{
+		{"daily fewest", Usage{DailyUsed: 43, MonthlyUsed: 43, Tokens: 99},
+			Remaining{Name: "daily", Quota: 100, Window: 86400, Remaining: 57, ResetInSeconds: 3600}},
+		{"monthly fewest", Usage{DailyUsed: 1, MonthlyUsed: 1990, Tokens: 99},
+			Remaining{Name: "monthly", Quota: 2000, Window: 31 * 86400, Remaining: 10, ResetInSeconds: toJune}},
+		{"bucket fewest", Usage{DailyUsed: 5, MonthlyUsed: 5, Tokens: 2.5},
+			Remaining{Name: "throttle", Quota: 100, Window: 50, Remaining: 2, ResetInSeconds: 49}},
+		{"bucket empty", Usage{DailyUsed: 5, MonthlyUsed: 5, Tokens: 0.25},
+			Remaining{Name: "throttle", Quota: 100, Window: 50, Remaining: 0, ResetInSeconds: 50}},
+		{"tie daily and monthly: monthly", Usage{DailyUsed: 99, MonthlyUsed: 1999, Tokens: 99},
+			Remaining{Name: "monthly", Quota: 2000, Window: 31 * 86400, Remaining: 1, ResetInSeconds: toJune}},
+		{"tie daily and bucket: daily", Usage{DailyUsed: 91, MonthlyUsed: 91, Tokens: 9.5},
+			Remaining{Name: "daily", Quota: 100, Window: 86400, Remaining: 9, ResetInSeconds: 3600}},
+		{"overspent after a plan shrank: 0, never negative", Usage{DailyUsed: 150, MonthlyUsed: 150, Tokens: 99},
+			Remaining{Name: "daily", Quota: 100, Window: 86400, Remaining: 0, ResetInSeconds: 3600}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (Calendar{}).Tightest(tt.u, l, now); got != tt.want {
+				t.Errorf("Tightest(%+v) = %+v, want %+v", tt.u, got, tt.want)
+			}
+		})
+	}
+	// Calendar periods in the quota time zone: Riyadh's day ends at 21:00 UTC.
+	riyadh, err := time.LoadLocation("Asia/Riyadh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 8, 20, 0, 0, 0, time.UTC)
+	if got := (Calendar{Loc: riyadh}).Tightest(Usage{DailyUsed: 99, MonthlyUsed: 99, Tokens: 99}, l, at); got.Name != "daily" || got.ResetInSeconds != 3600 {
+		t.Errorf("Tightest in Asia/Riyadh at %v = %+v, want daily reset in 3600s", at, got)
+	}
+}
