@@ -678,6 +678,56 @@ func (e *Embedded) PutSuppression(_ context.Context, s Suppression) error {
 	})
 }
 
+// AddSuppressions adds every suppression of sups not in the store yet,
+// keeping existing ones as they are; see Memory.AddSuppressions. It writes
+// AddChunk suppressions per fsync'd bbolt transaction, in key order, so a
+// million take a few seconds rather than a commit each. Each chunk is
+// atomic, the batch is not: an error (a full disk) leaves the chunks before
+// it written, and calling again with the same batch completes it.
+func (e *Embedded) AddSuppressions(_ context.Context, sups []Suppression) (int, error) {
+	if err := validBatch(sups); err != nil {
+		return 0, err
+	}
+	type kv struct {
+		k []byte
+		i int
+	}
+	keys := make([]kv, len(sups))
+	for i, s := range sups {
+		keys[i] = kv{supKey(s.Instance, s.Phone), i}
+	}
+	// Stable: of a repeated key the first comes first, and wins.
+	slices.SortStableFunc(keys, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	added := 0
+	for start := 0; start < len(keys); start += AddChunk {
+		chunk := keys[start:min(start+AddChunk, len(keys))]
+		n := 0
+		err := e.db.Update(func(tx *bolt.Tx) error {
+			n = 0
+			b := tx.Bucket(bSup)
+			for _, kv := range chunk {
+				if b.Get(kv.k) != nil {
+					continue
+				}
+				v, err := json.Marshal(sups[kv.i])
+				if err != nil {
+					return err
+				}
+				if err := b.Put(kv.k, v); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return added, fmt.Errorf("add suppressions: %w", err)
+		}
+		added += n
+	}
+	return added, nil
+}
+
 // DeleteSuppression removes a suppression, or returns ErrNotFound.
 func (e *Embedded) DeleteSuppression(_ context.Context, instance, phone string) error {
 	return e.db.Batch(func(tx *bolt.Tx) error {
