@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -72,7 +74,8 @@ func suppressionsCmd(ctx context.Context, args []string, getenv func(string) str
 	} else {
 		name = "stdin"
 	}
-	phones, err := phone.New(phone.Options{DefaultRegion: cfg.Request.DefaultRegion})
+	// No cache: every number of an import is seen once.
+	phones, err := phone.New(phone.Options{DefaultRegion: cfg.Request.DefaultRegion, CacheSize: -1})
 	if err != nil {
 		return err
 	}
@@ -113,7 +116,10 @@ func suppressionsCmd(ctx context.Context, args []string, getenv func(string) str
 }
 
 // importRow is one good row: the phone in E.164 and its reason.
-type importRow struct{ phone, reason string }
+type importRow struct {
+	phone, reason string
+	line          int
+}
 
 // badRow is a row that was not imported, by its line number.
 type badRow struct {
@@ -123,8 +129,9 @@ type badRow struct {
 
 // readSuppressionCSV reads rows of phone[,reason]. A first row whose first
 // field is "phone" (any case) is a header. Phones are normalised as sends'
-// are; an empty line is skipped. A row that cannot be used is returned in
-// bad with its line; a file that is not CSV at all is an error.
+// are, on every core; an empty line is skipped. A row that cannot be used
+// is returned in bad with its line; a file that cannot be read is an
+// error.
 func readSuppressionCSV(in io.Reader, phones *phone.Normalizer, defaultReason string) ([]importRow, []badRow, error) {
 	br := bufio.NewReaderSize(in, 1<<16)
 	if b, err := br.Peek(3); err == nil && string(b) == "\uFEFF" {
@@ -134,7 +141,7 @@ func readSuppressionCSV(in io.Reader, phones *phone.Normalizer, defaultReason st
 	r.FieldsPerRecord = -1
 	r.ReuseRecord = true
 	r.LazyQuotes = true
-	var rows []importRow
+	var rows []importRow // phone raw until normalised
 	var bad []badRow
 	first := true
 	for {
@@ -148,7 +155,7 @@ func readSuppressionCSV(in io.Reader, phones *phone.Normalizer, defaultReason st
 				bad = append(bad, badRow{pe.Line, pe.Err.Error()})
 				continue
 			}
-			return rows, bad, err
+			return nil, bad, err
 		}
 		line, _ := r.FieldPos(0)
 		isFirst := first
@@ -164,11 +171,6 @@ func readSuppressionCSV(in io.Reader, phones *phone.Normalizer, defaultReason st
 		case raw == "" && len(rec) == 1:
 			continue // an empty line
 		}
-		e164, ok := phones.E164(raw)
-		if !ok {
-			bad = append(bad, badRow{line, fmt.Sprintf("%q is not a valid phone number", raw)})
-			continue
-		}
 		reason := defaultReason
 		if len(rec) == 2 {
 			if reason = strings.TrimSpace(rec[1]); reason == "" {
@@ -179,14 +181,37 @@ func readSuppressionCSV(in io.Reader, phones *phone.Normalizer, defaultReason st
 			bad = append(bad, badRow{line, fmt.Sprintf("the reason must be at most %d bytes of UTF-8", maxReasonBytes)})
 			continue
 		}
-		if reason == defaultReason {
-			reason = defaultReason // share the one string
-		} else {
-			reason = strings.Clone(reason)
+		if reason != defaultReason {
+			reason = strings.Clone(reason) // rec's strings are not reused, but keep only what is needed
 		}
-		rows = append(rows, importRow{e164, reason})
+		rows = append(rows, importRow{strings.Clone(raw), reason, line})
 	}
-	return rows, bad, nil
+	// Normalise on every core: phonenumbers' validation is the cost.
+	valid := make([]bool, len(rows))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	per := (len(rows) + workers - 1) / max(workers, 1)
+	for w := range workers {
+		lo, hi := min(w*per, len(rows)), min((w+1)*per, len(rows))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if e164, ok := phones.E164(rows[i].phone); ok {
+					rows[i].phone, valid[i] = e164, true
+				}
+			}
+		})
+	}
+	wg.Wait()
+	good := rows[:0]
+	for i, row := range rows {
+		if !valid[i] {
+			bad = append(bad, badRow{row.line, fmt.Sprintf("%q is not a valid phone number", row.phone)})
+			continue
+		}
+		good = append(good, row)
+	}
+	slices.SortFunc(bad, func(a, b badRow) int { return a.line - b.line })
+	return good, bad, nil
 }
 
 // importRows writes rows as suppressions of instance, in phone order (the
@@ -194,7 +219,12 @@ func readSuppressionCSV(in io.Reader, phones *phone.Normalizer, defaultReason st
 // existing suppressions are kept as they are. It returns how many were
 // new.
 func importRows(ctx context.Context, st stateStore, instance string, rows []importRow, now time.Time) (int, error) {
-	slices.SortStableFunc(rows, func(a, b importRow) int { return strings.Compare(a.phone, b.phone) })
+	slices.SortFunc(rows, func(a, b importRow) int {
+		if c := strings.Compare(a.phone, b.phone); c != 0 {
+			return c
+		}
+		return a.line - b.line // of a repeated phone, the first row wins
+	})
 	added := 0
 	batch := make([]store.Suppression, 0, min(len(rows), store.AddChunk))
 	for start := 0; start < len(rows); start += store.AddChunk {

@@ -761,8 +761,13 @@ func (e *Embedded) AddSuppressions(_ context.Context, sups []Suppression) (int, 
 	for i, s := range sups {
 		keys[i] = kv{supKey(s.Instance, s.Phone), i}
 	}
-	// Stable: of a repeated key the first comes first, and wins.
-	slices.SortStableFunc(keys, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	// Of a repeated key the first comes first, and wins.
+	slices.SortFunc(keys, func(a, b kv) int {
+		if c := bytes.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return a.i - b.i
+	})
 	added := 0
 	for start := 0; start < len(keys); start += AddChunk {
 		chunk := keys[start:min(start+AddChunk, len(keys))]
