@@ -15,7 +15,7 @@ import (
 )
 
 // importConfig writes the devstack config with storeCfg as its store.
-func importConfig(t *testing.T, storeCfg string) string {
+func importConfig(t testing.TB, storeCfg string) string {
 	t.Helper()
 	raw, err := os.ReadFile("../devstack/sendguard.yaml")
 	if err != nil {
