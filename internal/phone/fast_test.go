@@ -18,7 +18,7 @@ func slowE164(s string) (string, bool) {
 
 // TestFastE164MatchesParse: wherever the fast path decides, the full parse
 // gives the same number, for example numbers of every region and type and
-// a thousand neighbours of each; and it does decide for ordinary numbers
+// twenty neighbours of each; and it does decide for ordinary numbers
 // (Saudi, US, UK, Indian, Turkish mobiles), or the import is slow again.
 func TestFastE164MatchesParse(t *testing.T) {
 	types := []phonenumbers.PhoneNumberType{phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.TOLL_FREE, phonenumbers.VOIP, phonenumbers.PREMIUM_RATE, phonenumbers.UAN}
@@ -30,7 +30,7 @@ func TestFastE164MatchesParse(t *testing.T) {
 				continue
 			}
 			base := phonenumbers.Format(ex, phonenumbers.E164)
-			for i := range 100 {
+			for i := range 20 {
 				s := base
 				if len(s) > 3 {
 					s = fmt.Sprintf("%s%02d", s[:len(s)-2], i)
