@@ -6,6 +6,7 @@
 //	sendguard hash-key KEY          (or the key on stdin)
 //	sendguard optout classify [--config FILE] < messages.txt
 //	sendguard check --config FILE --key KEY < body.json
+//	sendguard suppressions import --config FILE --instance ID FILE.csv
 //	sendguard model train --task inbound|outbound --data DIR --out FILE
 //	sendguard model eval --task inbound|outbound --data DIR [--model FILE]
 //	sendguard replay --log FILE [--policies DIR]
@@ -51,6 +52,7 @@ const usage = `usage:
   sendguard optout classify [--config FILE]   (messages on stdin, one per line; JSON lines out)
   sendguard check --config FILE [--key KEY] [-H "Name: value"]... [--method M] [--path P] [--body FILE|-] [--state config|store]
   sendguard inject -f FILE|- [options]   |   sendguard inject serve --tls-cert FILE --tls-key FILE [options]
+  sendguard suppressions import --config FILE --instance ID [--reason R] [--skip-bad] FILE.csv|-
   sendguard model train --task inbound|outbound --data DIR|FILE [--data …] --out FILE
   sendguard model eval --task inbound|outbound --data DIR|FILE [--model FILE] [--split test|train|all]
   sendguard version
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return classify(args[2:], getenv, stdin, stdout, stderr)
 	case "inject":
 		return injectCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "suppressions":
+		return suppressionsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "model":
 		return modelCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "replay":

@@ -69,6 +69,7 @@ type stateStore interface {
 	Suppressed(ctx context.Context, instance, phone string) (bool, error)
 	Suppression(ctx context.Context, instance, phone string) (store.Suppression, error)
 	PutSuppression(ctx context.Context, s store.Suppression) error
+	AddSuppressions(ctx context.Context, sups []store.Suppression) (int, error)
 	DeleteSuppression(ctx context.Context, instance, phone string) error
 	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
 	Paused(ctx context.Context, instance string) (bool, error)
@@ -120,6 +121,35 @@ func openEmbedded(path string, opts store.EmbeddedOptions, reset bool, log *slog
 	log.Warn("--store-reset: the damaged store file was moved aside; starting with empty state: quotas, suppressions, pauses and undelivered events of the old file are not in it",
 		"path", path, "moved_to", aside, "damage", err.Error())
 	return store.OpenEmbedded(path, opts)
+}
+
+// seedSuppressions writes the config's suppressions, one AddSuppressions
+// batch per instance: a suppression already in the store (from an earlier
+// start, or changed since) is kept as it is. Every phone is checked first;
+// a bad one is an error and nothing is written. readOnly checks only.
+func seedSuppressions(ctx context.Context, st stateStore, cfg *config.Config, phones *phone.Normalizer, readOnly bool) error {
+	var order []string
+	by := map[string][]store.Suppression{}
+	now := time.Now().UTC()
+	for i, s := range cfg.Suppressions {
+		e164, ok := phones.E164(s.Phone)
+		if !ok {
+			return fmt.Errorf("config: suppressions[%d]: %q is not a valid phone number", i, s.Phone)
+		}
+		if _, ok := by[s.Instance]; !ok {
+			order = append(order, s.Instance)
+		}
+		by[s.Instance] = append(by[s.Instance], store.Suppression{Instance: s.Instance, Phone: e164, Reason: s.Reason, Source: "config", CreatedAt: now})
+	}
+	if readOnly {
+		return nil
+	}
+	for _, inst := range order {
+		if _, err := st.AddSuppressions(ctx, by[inst]); err != nil {
+			return fmt.Errorf("seed suppressions of %s: %w", inst, err)
+		}
+	}
+	return nil
 }
 
 // build validates the config and builds every part, without listening.
@@ -216,25 +246,8 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 			}
 		}
 	}
-	for i, s := range cfg.Suppressions {
-		e164, ok := phones.E164(s.Phone)
-		if !ok {
-			return nil, fmt.Errorf("config: suppressions[%d]: %q is not a valid phone number", i, s.Phone)
-		}
-		if f.readOnly {
-			continue
-		}
-		// A suppression already in the store (from an earlier start, or
-		// changed since) is kept as it is.
-		if _, err := st.Suppression(ctx, s.Instance, e164); err == nil {
-			continue
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("seed suppression %d: %w", i, err)
-		}
-		err := st.PutSuppression(ctx, store.Suppression{Instance: s.Instance, Phone: e164, Reason: s.Reason, Source: "config", CreatedAt: time.Now().UTC()})
-		if err != nil {
-			return nil, fmt.Errorf("seed suppression %d: %w", i, err)
-		}
+	if err := seedSuppressions(ctx, st, cfg, phones, f.readOnly); err != nil {
+		return nil, err
 	}
 	routes := make([]decision.Route, len(cfg.SendRoutes))
 	for i, r := range cfg.SendRoutes {

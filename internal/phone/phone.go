@@ -87,6 +87,9 @@ func (n *Normalizer) E164(raw string) (string, bool) {
 
 func (n *Normalizer) parse(raw string) (string, bool) {
 	s := asciiDigits(strings.TrimSpace(raw))
+	if v, ok := fastE164(s); ok {
+		return v, true
+	}
 	if strings.HasPrefix(s, "00") {
 		s = "+" + s[2:]
 	}

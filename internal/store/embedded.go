@@ -644,6 +644,71 @@ func supKey(instance, phone string) []byte {
 	return append(k, phone...)
 }
 
+// supV1 marks a suppression value in the compact encoding: this byte, the
+// creation time as a varint of Unix seconds and a uvarint of nanoseconds,
+// then the reason and the source, each a uvarint length and its bytes. The
+// instance and the phone are the key's. Values written before it are JSON
+// (they start with '{') and are still read.
+const supV1 = 0x01
+
+// encodeSup is s's value in the compact encoding: about 30 bytes where
+// the JSON was 150, so a million suppressions make a file of ~70 MB that
+// opens (every page checked) in a fraction of a second.
+func encodeSup(s Suppression) []byte {
+	b := make([]byte, 0, 1+10+5+2+len(s.Reason)+len(s.Source))
+	b = append(b, supV1)
+	b = binary.AppendVarint(b, s.CreatedAt.Unix())
+	b = binary.AppendUvarint(b, uint64(s.CreatedAt.Nanosecond()))
+	b = binary.AppendUvarint(b, uint64(len(s.Reason)))
+	b = append(b, s.Reason...)
+	b = binary.AppendUvarint(b, uint64(len(s.Source)))
+	return append(b, s.Source...)
+}
+
+// decodeSup reads the suppression stored under key k as v, in either
+// encoding.
+func decodeSup(k, v []byte) (Suppression, error) {
+	var s Suppression
+	if len(v) > 0 && v[0] == '{' {
+		err := json.Unmarshal(v, &s)
+		return s, err
+	}
+	i := bytes.IndexByte(k, 0)
+	if i < 0 || len(v) == 0 || v[0] != supV1 {
+		return s, fmt.Errorf("%w: suppression %q has an unknown encoding", ErrCorrupt, k)
+	}
+	s.Instance, s.Phone = string(k[:i]), string(k[i+1:])
+	bad := fmt.Errorf("%w: suppression %q is cut short", ErrCorrupt, k)
+	v = v[1:]
+	sec, n := binary.Varint(v)
+	if n <= 0 {
+		return s, bad
+	}
+	v = v[n:]
+	nsec, n := binary.Uvarint(v)
+	if n <= 0 || nsec >= 1e9 {
+		return s, bad
+	}
+	v = v[n:]
+	str := func() (string, bool) {
+		l, n := binary.Uvarint(v)
+		if n <= 0 || uint64(len(v)-n) < l {
+			return "", false
+		}
+		out := string(v[n : n+int(l)])
+		v = v[n+int(l):]
+		return out, true
+	}
+	var ok1, ok2 bool
+	s.Reason, ok1 = str()
+	s.Source, ok2 = str()
+	if !ok1 || !ok2 || len(v) != 0 {
+		return s, bad
+	}
+	s.CreatedAt = time.Unix(sec, int64(nsec)).UTC()
+	return s, nil
+}
+
 // Suppressed reports whether phone is suppressed for instance.
 func (e *Embedded) Suppressed(_ context.Context, instance, phone string) (bool, error) {
 	var ok bool
@@ -658,24 +723,78 @@ func (e *Embedded) Suppressed(_ context.Context, instance, phone string) (bool, 
 func (e *Embedded) Suppression(_ context.Context, instance, phone string) (Suppression, error) {
 	var s Suppression
 	err := e.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bSup).Get(supKey(instance, phone))
+		k := supKey(instance, phone)
+		v := tx.Bucket(bSup).Get(k)
 		if v == nil {
 			return ErrNotFound
 		}
-		return json.Unmarshal(v, &s)
+		var err error
+		s, err = decodeSup(k, v)
+		return err
 	})
 	return s, err
 }
 
 // PutSuppression adds or replaces a suppression, durably.
 func (e *Embedded) PutSuppression(_ context.Context, s Suppression) error {
-	v, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
+	v := encodeSup(s)
 	return e.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket(bSup).Put(supKey(s.Instance, s.Phone), v)
 	})
+}
+
+// AddSuppressions adds every suppression of sups not in the store yet,
+// keeping existing ones as they are; see Memory.AddSuppressions. It writes
+// AddChunk suppressions per fsync'd bbolt transaction, in key order, so a
+// million take a few seconds rather than a commit each. Each chunk is
+// atomic, the batch is not: an error (a full disk) leaves the chunks before
+// it written, and calling again with the same batch completes it.
+func (e *Embedded) AddSuppressions(_ context.Context, sups []Suppression) (int, error) {
+	if err := validBatch(sups); err != nil {
+		return 0, err
+	}
+	type kv struct {
+		k []byte
+		i int
+	}
+	keys := make([]kv, len(sups))
+	for i, s := range sups {
+		keys[i] = kv{supKey(s.Instance, s.Phone), i}
+	}
+	// Of a repeated key the first comes first, and wins.
+	slices.SortFunc(keys, func(a, b kv) int {
+		if c := bytes.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return a.i - b.i
+	})
+	added := 0
+	for start := 0; start < len(keys); start += AddChunk {
+		chunk := keys[start:min(start+AddChunk, len(keys))]
+		n := 0
+		err := e.db.Update(func(tx *bolt.Tx) error {
+			n = 0
+			b := tx.Bucket(bSup)
+			// Keys arrive in order: fill pages instead of splitting them
+			// in half, so a million suppressions take half the file.
+			b.FillPercent = 0.95
+			for _, kv := range chunk {
+				if b.Get(kv.k) != nil {
+					continue
+				}
+				if err := b.Put(kv.k, encodeSup(sups[kv.i])); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return added, fmt.Errorf("add suppressions: %w", err)
+		}
+		added += n
+	}
+	return added, nil
 }
 
 // DeleteSuppression removes a suppression, or returns ErrNotFound.
@@ -697,8 +816,8 @@ func (e *Embedded) Suppressions(_ context.Context, instance string) ([]Suppressi
 	err := e.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bSup).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var s Suppression
-			if err := json.Unmarshal(v, &s); err != nil {
+			s, err := decodeSup(k, v)
+			if err != nil {
 				return err
 			}
 			out = append(out, s)

@@ -21,7 +21,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +42,41 @@ type Suppression struct {
 
 // ErrNotFound is returned when a suppression does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrInvalid is returned by AddSuppressions when a suppression in the
+// batch has an empty instance, an instance with a NUL byte, or a phone that
+// is not in E.164 form ("+" and 7 to 15 digits, the first not 0). The
+// whole batch is then refused before anything is written.
+var ErrInvalid = errors.New("invalid suppression")
+
+// AddChunk is how many suppressions AddSuppressions writes per
+// transaction (embedded) or per script call (Redis).
+const AddChunk = 20000
+
+// validBatch checks every suppression of a batch, naming the first bad one
+// by its index.
+func validBatch(sups []Suppression) error {
+	for i, s := range sups {
+		if s.Instance == "" || strings.IndexByte(s.Instance, 0) >= 0 || !isE164(s.Phone) {
+			return fmt.Errorf("suppression %d (instance %q, phone %q): %w", i, s.Instance, s.Phone, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// isE164 reports whether p is "+" followed by 7 to 15 digits, the first
+// not 0: the form every path (admin API, inbound, seeds, import) stores.
+func isE164(p string) bool {
+	if len(p) < 8 || len(p) > 16 || p[0] != '+' || p[1] == '0' {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // Memory is the in-memory store. The zero value is not usable; call
 // NewMemory.
@@ -178,6 +215,28 @@ func (m *Memory) PutSuppression(_ context.Context, s Suppression) error {
 	m.suppress[suppressKey{s.Instance, s.Phone}] = s
 	m.mu.Unlock()
 	return nil
+}
+
+// AddSuppressions adds every suppression of sups that is not in the store
+// yet and keeps the ones that are as they are (reason, source and time
+// included); within sups the first of a repeated (instance, phone) wins. It
+// returns how many it added, so a repeated call adds 0. A batch with an
+// invalid suppression is refused with ErrInvalid and changes nothing.
+func (m *Memory) AddSuppressions(_ context.Context, sups []Suppression) (int, error) {
+	if err := validBatch(sups); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	added := 0
+	for _, s := range sups {
+		k := suppressKey{s.Instance, s.Phone}
+		if _, ok := m.suppress[k]; !ok {
+			m.suppress[k] = s
+			added++
+		}
+	}
+	return added, nil
 }
 
 // DeleteSuppression removes a suppression, or returns ErrNotFound.

@@ -34,6 +34,7 @@ type Store interface {
 	Suppressed(ctx context.Context, instance, phone string) (bool, error)
 	Suppression(ctx context.Context, instance, phone string) (store.Suppression, error)
 	PutSuppression(ctx context.Context, s store.Suppression) error
+	AddSuppressions(ctx context.Context, sups []store.Suppression) (int, error)
 	DeleteSuppression(ctx context.Context, instance, phone string) error
 	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
 
@@ -73,6 +74,9 @@ func Run(t *testing.T, h Harness) {
 		{"TakePeriodsRollOver", takeRollover},
 		{"InstancesAreIndependent", independent},
 		{"Suppressions", suppressions},
+		{"AddSuppressions", addSuppressions},
+		{"AddSuppressionsRefusesInvalid", addInvalid},
+		{"AddSuppressionsConcurrent", addConcurrent},
 		{"Pause", pause},
 		{"OutboxLeaseAckRelease", outbox},
 		{"OutboxLeaseIsExclusive", outboxExclusive},
@@ -272,6 +276,106 @@ func suppressions(t *testing.T, h Harness) {
 	}
 }
 
+// instances are ids in several scripts, with combining marks and emoji.
+var instances = []string{"shop", "متجر-١", "दुकान", "İstanbul-ı", "cafe\u0301", "🛒-store"}
+
+func addSuppressions(t *testing.T, h Harness) {
+	s := open(t, h)
+	at := Base.Truncate(time.Second)
+	// One already there, with a reason the batch must not overwrite.
+	kept := store.Suppression{Instance: instances[1], Phone: "+966501000001", Reason: "recipient_requested_stop", Source: "inbound", CreatedAt: at.Add(-time.Hour)}
+	must[bool](t)(false, s.PutSuppression(ctx, kept))
+	var batch []store.Suppression
+	for _, inst := range instances {
+		for i := range 50 {
+			batch = append(batch, store.Suppression{Instance: inst, Phone: fmt.Sprintf("+96650100%04d", i), Reason: "import", Source: "import", CreatedAt: at})
+		}
+	}
+	// A repeat inside the batch: the first wins.
+	batch = append(batch, store.Suppression{Instance: instances[2], Phone: "+966501000003", Reason: "later", Source: "import", CreatedAt: at})
+	if n := must[int](t)(s.AddSuppressions(ctx, batch)); n != len(instances)*50-1 {
+		t.Errorf("AddSuppressions(%d) = %d, want %d (one was there)", len(batch), n, len(instances)*50-1)
+	}
+	if n := must[int](t)(s.AddSuppressions(ctx, batch)); n != 0 {
+		t.Errorf("AddSuppressions again = %d, want 0", n)
+	}
+	if n := must[int](t)(s.AddSuppressions(ctx, nil)); n != 0 {
+		t.Errorf("AddSuppressions(nil) = %d, want 0", n)
+	}
+	got := must[store.Suppression](t)(s.Suppression(ctx, kept.Instance, kept.Phone))
+	if got.Reason != kept.Reason || got.Source != kept.Source || !got.CreatedAt.Equal(kept.CreatedAt) {
+		t.Errorf("existing suppression = %+v, want it kept as %+v", got, kept)
+	}
+	if got := must[store.Suppression](t)(s.Suppression(ctx, instances[2], "+966501000003")); got.Reason != "import" {
+		t.Errorf("repeated in the batch: reason = %q, want the first's %q", got.Reason, "import")
+	}
+	for _, inst := range instances {
+		list := must[[]store.Suppression](t)(s.Suppressions(ctx, inst))
+		if len(list) != 50 {
+			t.Errorf("Suppressions(%q) = %d, want 50", inst, len(list))
+		}
+		if ok := must[bool](t)(s.Suppressed(ctx, inst, "+966501000049")); !ok {
+			t.Errorf("Suppressed(%q, +966501000049) = false, want true", inst)
+		}
+	}
+	if ok := must[bool](t)(s.Suppressed(ctx, "caf\u00e9", "+966501000001")); ok {
+		t.Error("a precomposed é matched the decomposed instance id: ids are bytes, not normalised")
+	}
+}
+
+func addInvalid(t *testing.T, h Harness) {
+	s := open(t, h)
+	good := store.Suppression{Instance: "shop", Phone: "+966501234567", Reason: "import", CreatedAt: Base}
+	for _, bad := range []store.Suppression{
+		{Instance: "", Phone: "+966501234567"},
+		{Instance: "sh\x00op", Phone: "+966501234567"},
+		{Instance: "shop", Phone: ""},
+		{Instance: "shop", Phone: "0501234567"},
+		{Instance: "shop", Phone: "+0501234567"},
+		{Instance: "shop", Phone: "+9665012345678901"},
+		{Instance: "shop", Phone: "+٩٦٦٥٠١٢٣٤٥٦٧"}, // Arabic-Indic digits: normalise before the store
+		{Instance: "shop", Phone: "+96650 1234567"},
+	} {
+		n, err := s.AddSuppressions(ctx, []store.Suppression{good, bad})
+		if !errors.Is(err, store.ErrInvalid) || n != 0 {
+			t.Errorf("AddSuppressions(good, %+v) = %d, %v, want 0, ErrInvalid", bad, n, err)
+		}
+	}
+	if ok := must[bool](t)(s.Suppressed(ctx, "shop", good.Phone)); ok {
+		t.Error("a refused batch wrote its valid suppression")
+	}
+}
+
+func addConcurrent(t *testing.T, h Harness) {
+	s := open(t, h)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var batch []store.Suppression
+			for i := range 200 { // overlapping: every goroutine adds the same 200 per instance
+				inst := instances[(g+i)%len(instances)]
+				batch = append(batch, store.Suppression{Instance: inst, Phone: recipient(i), Reason: "import", CreatedAt: Base})
+			}
+			n, err := s.AddSuppressions(ctx, batch)
+			if err != nil {
+				t.Error(err)
+			}
+			total.Add(int64(n))
+		}()
+	}
+	wg.Wait()
+	want := 0
+	for _, inst := range instances {
+		want += len(must[[]store.Suppression](t)(s.Suppressions(ctx, inst)))
+	}
+	if total.Load() != int64(want) {
+		t.Errorf("concurrent AddSuppressions added %d in total, the store holds %d: a suppression was counted twice or lost", total.Load(), want)
+	}
+}
+
 func pause(t *testing.T, h Harness) {
 	s := open(t, h)
 	if p := must[bool](t)(s.Paused(ctx, "i")); p {
@@ -382,6 +486,7 @@ func durable(t *testing.T, h Harness) {
 	must[bool](t)(false, s.PutSuppression(ctx, store.Suppression{Instance: "i", Phone: "+966501234567", Reason: "recipient_requested_stop", CreatedAt: Base}))
 	must[bool](t)(false, s.SetPaused(ctx, "p", true))
 	must[bool](t)(false, s.Append(ctx, event(1)))
+	must[int](t)(s.AddSuppressions(ctx, []store.Suppression{{Instance: "متجر", Phone: "+14155550100", Reason: "import", CreatedAt: Base}}))
 	s = h.Reopen(t, s)
 	t.Cleanup(func() { s.Close() })
 	if u := must[limiter.Usage](t)(s.Usage(ctx, "i", l, Base)); u.DailyUsed != 3 || u.MonthlyUsed != 3 {
@@ -389,6 +494,9 @@ func durable(t *testing.T, h Harness) {
 	}
 	if ok := must[bool](t)(s.Suppressed(ctx, "i", "+966501234567")); !ok {
 		t.Error("suppression lost on reopen")
+	}
+	if ok := must[bool](t)(s.Suppressed(ctx, "متجر", "+14155550100")); !ok {
+		t.Error("added suppression lost on reopen")
 	}
 	if p := must[bool](t)(s.Paused(ctx, "p")); !p {
 		t.Error("pause lost on reopen")
