@@ -466,18 +466,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		adminLis.Close()
 		return err
 	}
-	// logged wraps a decider in the decision log when there is one; a
-	// reload's decider is logged with that reload's revisions.
-	var logging *decisionlog.Decider
+	// logged wraps a decider in the decision log when there is one, with
+	// the revisions of the config and policies it decides with.
 	logged := func(a *app) decider {
 		if dlog == nil {
 			return a.decider
 		}
-		if logging == nil {
-			logging = decisionlog.Wrap(a.decider, dlog)
-			return logging
-		}
-		return logging.Reloaded(a.decider, a.engine.Revision, a.cfg.Revision)
+		return decisionlog.WrapWith(a.decider, dlog, a.engine.Revision, a.cfg.Revision)
 	}
 	var lv live
 	lv.dec.Store(&deciderBox{logged(a)})

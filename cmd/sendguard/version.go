@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"runtime/debug"
 
 	"github.com/sendguard/sendguard/internal/model"
@@ -20,17 +19,17 @@ var (
 
 // versionInfo is what `sendguard version` prints.
 type versionInfo struct {
-	Version, Commit, BuildDate, Go string
-	Modified                       bool
-	Policies                       string            // the embedded policy tree's revision
-	Models                         map[string]string // task → embedded model file's version
+	Version, Commit, BuildDate string
+	Modified                   bool
+	Policies                   string            // the embedded policy tree's revision
+	Models                     map[string]string // task → embedded model file's version
 }
 
 // currentVersion reads the ldflags values, falling back to the module
 // version and the VCS stamp Go writes into every build from a checkout
 // (runtime/debug.ReadBuildInfo).
 func currentVersion() versionInfo {
-	v := versionInfo{Version: version, Commit: commit, BuildDate: buildDate, Go: runtime.Version(),
+	v := versionInfo{Version: version, Commit: commit, BuildDate: buildDate,
 		Policies: policy.EmbeddedRevision(),
 		Models:   map[string]string{model.Inbound: model.EmbeddedVersion(model.Inbound), model.Outbound: model.EmbeddedVersion(model.Outbound)}}
 	if v.Version == "" {
@@ -69,7 +68,7 @@ func printVersion(w io.Writer) error {
 	if v.Modified {
 		commit += " (modified)"
 	}
-	_, err := fmt.Fprintf(w, "sendguard %s (%s, %s/%s)\ncommit: %s\nbuilt: %s\npolicies: embedded@%s\nmodel inbound: %s\nmodel outbound: %s\n",
-		v.Version, v.Go, runtime.GOOS, runtime.GOARCH, commit, v.BuildDate, v.Policies, v.Models[model.Inbound], v.Models[model.Outbound])
+	_, err := fmt.Fprintf(w, "%s\ncommit: %s\nbuilt: %s\npolicies: embedded@%s\nmodel inbound: %s\nmodel outbound: %s\n",
+		sgversion.Line(v.Version), commit, v.BuildDate, v.Policies, v.Models[model.Inbound], v.Models[model.Outbound])
 	return err
 }

@@ -345,16 +345,16 @@ type Decider struct {
 }
 
 // Wrap returns a decider that decides with next and logs each decision to
-// l. The decision's answer is never changed or delayed by the log.
+// l, with the revisions of l's Options. The decision's answer is never
+// changed or delayed by the log.
 func Wrap(next decider, l *Logger) *Decider {
-	return &Decider{next: next, log: l, policyRev: l.opts.PolicyRevision, configRev: l.opts.ConfigRevision}
+	return WrapWith(next, l, l.opts.PolicyRevision, l.opts.ConfigRevision)
 }
 
-// Reloaded returns a decider logging to the same Logger for next, the
-// decider built by a reload, with the revisions of the config and policies
-// that reload brought.
-func (d *Decider) Reloaded(next decider, policyRev func() string, configRev string) *Decider {
-	return &Decider{next: next, log: d.log, policyRev: policyRev, configRev: configRev}
+// WrapWith is Wrap with the revisions of the config and policies next
+// decides with (a reload's), logging to the same Logger.
+func WrapWith(next decider, l *Logger, policyRev func() string, configRev string) *Decider {
+	return &Decider{next: next, log: l, policyRev: policyRev, configRev: configRev}
 }
 
 // Decide decides with the wrapped decider and logs the result.

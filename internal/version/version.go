@@ -19,6 +19,10 @@ const ImageRepository = "ghcr.io/sendguard/sendguard"
 
 // String is the line `sendguard version` prints: the name, Version, and
 // the Go toolchain and platform the binary was built with.
-func String() string {
-	return fmt.Sprintf("sendguard %s (%s, %s/%s)", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+func String() string { return Line(Version) }
+
+// Line is String's line for version v (a version `make build` stamped in
+// instead of Version).
+func Line(v string) string {
+	return fmt.Sprintf("sendguard %s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
