@@ -3,6 +3,8 @@ package decision
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,5 +124,64 @@ func TestShadowModeOtherInstance(t *testing.T) {
 	f.d.opts.Shadow = true
 	if res := f.decide(t, "Bearer nope", send("shop", recipient, spam, "transactional")); !res.Shadow || res.Code != catalog.InvalidAPIKey {
 		t.Errorf("Decide(bad key, global shadow) = %q shadow %v, want shadowed", res.Code, res.Shadow)
+	}
+}
+
+// TestShadowModeConcurrent: would-be denials of multilingual messages from
+// many goroutines at once (run under -race), with the run-time flag on.
+// Each comes back shadowed with the code it would have had, and together
+// they consume nothing and pause nothing.
+func TestShadowModeConcurrent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.d.opts.Abuse = f.store
+	var pauses atomic.Int32
+	f.d.opts.AutoPause = AutoPause{Violations: 2, Window: time.Hour, OnPause: func(context.Context, Instance, int) error { pauses.Add(1); return nil }}
+	shop := f.d.opts.Instances["shop"]
+	shop.Limits = limiter.Limits{Daily: 1, Monthly: 100, Rate: 1000, Burst: 1000}
+	f.d.opts.Instances["shop"] = shop
+	if res := f.decide(t, keyDemo, send("shop", "+966501110000", "Your order #2041 has been shipped.", "transactional")); !res.Allowed {
+		t.Fatalf("the day's one send: %+v", res)
+	}
+	if err := f.store.SetPaused(ctx, store.ShadowKey("shop"), true); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.store.Usage(ctx, "shop", shop.Limits, *f.now)
+	msgs := []struct{ text, purpose string }{
+		{"تم شحن طلبك رقم ٤٤١٢، شكرًا لتسوقك معنا", "transactional"},
+		{"आपका ऑर्डर #4412 भेज दिया गया है 📦", "transactional"},
+		{"Sipariş̇iniz kargoya verildi 🚚👍🏽", "transactional"},
+		{"خصم ٥٠٪ على كل شيء اليوم فقط!", "marketing"},
+		{"आज ही 50% छूट पाएं 🎉", "marketing"},
+	}
+	const workers, each = 32, 8
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				m := msgs[(w+i)%len(msgs)]
+				b := send("shop", fmt.Sprintf("+9665012%02d%03d", w, i), m.text, m.purpose)
+				res, err := f.d.Decide(ctx, Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo, Body: b})
+				want := catalog.DailyLimitExceeded
+				if m.purpose == "marketing" {
+					want = catalog.MessagePurposeNotAllowed
+				}
+				if err != nil || res.Allowed || !res.Shadow || res.Code != want {
+					errs <- fmt.Sprintf("Decide(%q, %s) = allowed %v shadow %v %q, %v; want shadow %q", m.text, m.purpose, res.Allowed, res.Shadow, res.Code, err, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if after, _ := f.store.Usage(ctx, "shop", shop.Limits, *f.now); after != before {
+		t.Errorf("usage after concurrent shadow denials = %+v, want %+v (unchanged)", after, before)
+	}
+	if p, _ := f.store.Paused(ctx, "shop"); p || pauses.Load() != 0 {
+		t.Errorf("concurrent shadow violations paused the instance (paused %v, OnPause %d)", p, pauses.Load())
 	}
 }
