@@ -29,19 +29,12 @@ import (
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/fakesender"
 	"github.com/sendguard/sendguard/internal/keys"
+	"github.com/sendguard/sendguard/internal/testport"
 )
 
 func envoyBinary(t *testing.T) string { return envoytest.Binary(t) }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { t.Helper(); return testport.Get(t) }
 
 var buildOnce struct {
 	sync.Once

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sendguard/sendguard/internal/inject"
+	"github.com/sendguard/sendguard/internal/testport"
 )
 
 var updateInject = flag.Bool("update-inject", false, "rewrite testdata/inject/*.golden.yaml")
@@ -251,13 +253,4 @@ func TestInjectServe(t *testing.T) {
 	}
 }
 
-func freePortString(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
-}
+func freePortString(t *testing.T) string { t.Helper(); return strconv.Itoa(testport.Get(t)) }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/store"
+	"github.com/sendguard/sendguard/internal/testport"
 	sgversion "github.com/sendguard/sendguard/internal/version"
 )
 
@@ -80,15 +81,7 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { t.Helper(); return testport.Addr(t) }
 
 // TestServe starts serve in-process: gRPC health turns SERVING, the admin
 // API is ready, SIGHUP with a broken policy directory keeps serving, and

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sendguard/sendguard/internal/testport"
 )
 
 // BenchmarkSuppressionsMillion measures the bulk path end to end with the
@@ -86,14 +87,7 @@ func BenchmarkSuppressionsMillion(b *testing.B) {
 	}
 }
 
-func benchAddr(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func benchAddr(b *testing.B) string { return testport.Addr(b) }
 
 // rssMB is the resident set of process pid (VmRSS), in MB.
 func rssMB(b *testing.B, pid int) float64 {

@@ -44,6 +44,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sendguard/sendguard/internal/testport"
 )
 
 // Version is the Kubernetes version .ci/k8s/build builds.
@@ -63,9 +65,10 @@ type Env struct {
 	Kubeconfig string
 	// Client trusts the API server's CA; requests made with Do carry
 	// the admin token.
-	Client *http.Client
-	dir    string
-	procs  []*exec.Cmd
+	Client   *http.Client
+	dir      string
+	procs    []*exec.Cmd
+	releases []func() // port reservations
 }
 
 // The environment is per test binary: starting etcd and the API server
@@ -209,7 +212,7 @@ func start(etcdBin, apiserverBin string) (e *Env, err error) {
 			e.stop()
 		}
 	}()
-	ports, err := freePorts(3)
+	ports, err := e.freePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -370,6 +373,9 @@ func (e *Env) stop() {
 		}
 	}
 	os.RemoveAll(e.dir)
+	for _, release := range e.releases {
+		release()
+	}
 }
 
 func (e *Env) writeKubeconfig() error {
@@ -571,22 +577,17 @@ func (c *CA) serving(dns []string, ips []net.IP) (certPEM, keyPEM []byte, err er
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
+// freePorts reserves n distinct loopback ports until e stops
+// (testport: outside the ephemeral range, locked against other tests).
+func (e *Env) freePorts(n int) ([]int, error) {
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, release, err := testport.Reserve()
 		if err != nil {
 			return nil, err
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		e.releases = append(e.releases, release)
+		ports = append(ports, p)
 	}
 	return ports, nil
 }

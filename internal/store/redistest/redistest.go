@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sendguard/sendguard/internal/testport"
 )
 
 // Server is one redis-server process.
@@ -27,13 +29,7 @@ func Start(t testing.TB) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not on PATH: install it (apt-get install redis-server; .ci/run does)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &Server{t: t, port: port}
+	s := &Server{t: t, port: testport.Get(t)}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
