@@ -54,7 +54,7 @@ func TestSeedSuppressions(t *testing.T) {
 		{Instance: shopHI, Phone: "+14155550100", Reason: "manual_block"},
 		{Instance: shopAR, Phone: "00966501111113", Reason: "manual_block"},
 	}}
-	if err := seedSuppressions(ctx, st, cfg, phones, false); err != nil {
+	if err := seedSuppressions(ctx, st, cfg, nil, phones, false); err != nil {
 		t.Fatal(err)
 	}
 	if b, p := st.batches.Load(), st.puts.Load(); b != 2 || p != 0 {
@@ -72,7 +72,7 @@ func TestSeedSuppressions(t *testing.T) {
 
 	bad := &countingStore{Memory: store.NewMemory(limiter.Calendar{})}
 	cfg.Suppressions = append(cfg.Suppressions, config.Suppression{Instance: shopHI, Phone: "not a phone"})
-	if err := seedSuppressions(ctx, bad, cfg, phones, false); err == nil {
+	if err := seedSuppressions(ctx, bad, cfg, nil, phones, false); err == nil {
 		t.Error("seeding with a bad phone succeeded")
 	}
 	if list, _ := bad.Suppressions(ctx, shopAR); len(list) != 0 || bad.batches.Load() != 0 {

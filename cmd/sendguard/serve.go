@@ -126,8 +126,19 @@ func openEmbedded(path string, opts store.EmbeddedOptions, reset bool, log *slog
 // seedSuppressions writes the config's suppressions, one AddSuppressions
 // batch per instance: a suppression already in the store (from an earlier
 // start, or changed since) is kept as it is. Every phone is checked first;
-// a bad one is an error and nothing is written. readOnly checks only.
-func seedSuppressions(ctx context.Context, st stateStore, cfg *config.Config, phones *phone.Normalizer, readOnly bool) error {
+// a bad one is an error and nothing is written. readOnly checks only. On a
+// reload, prev is the running config and only entries it lacks are
+// written, so a suppression lifted through the admin API stays lifted
+// until the next start.
+func seedSuppressions(ctx context.Context, st stateStore, cfg, prev *config.Config, phones *phone.Normalizer, readOnly bool) error {
+	seeded := map[string]bool{}
+	if prev != nil {
+		for _, s := range prev.Suppressions {
+			if e164, ok := phones.E164(s.Phone); ok {
+				seeded[s.Instance+"\x00"+e164] = true
+			}
+		}
+	}
 	var order []string
 	by := map[string][]store.Suppression{}
 	now := time.Now().UTC()
@@ -135,6 +146,9 @@ func seedSuppressions(ctx context.Context, st stateStore, cfg *config.Config, ph
 		e164, ok := phones.E164(s.Phone)
 		if !ok {
 			return fmt.Errorf("config: suppressions[%d]: %q is not a valid phone number", i, s.Phone)
+		}
+		if seeded[s.Instance+"\x00"+e164] {
+			continue
 		}
 		if _, ok := by[s.Instance]; !ok {
 			order = append(order, s.Instance)
@@ -226,6 +240,14 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 			entries = append(entries, keys.Entry{SHA256: strings.ToLower(k.SHA256), Key: keys.Key{ID: k.ID, Account: a.ID, Revoked: k.Revoked}})
 		}
 	}
+	prevPaused := map[string]bool{}
+	var prevCfg *config.Config
+	if prev != nil {
+		prevCfg = prev.cfg
+		for _, in := range prev.cfg.Instances {
+			prevPaused[in.ID] = in.Paused
+		}
+	}
 	instances := make(map[string]decision.Instance, len(cfg.Instances))
 	adminInstances := make(map[string]admin.Instance, len(cfg.Instances))
 	for _, in := range cfg.Instances {
@@ -239,14 +261,16 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		}
 		adminInstances[in.ID] = admin.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: l, Shadow: in.Shadow}
 		// Seeds from the config apply at every start: paused: true in the
-		// file pauses the instance again after a restart.
-		if in.Paused && !f.readOnly {
+		// file pauses the instance again after a restart. A reload applies
+		// only the seeds the edit added, so an instance an operator
+		// resumed is not paused again by an unrelated edit (a key rotated).
+		if in.Paused && !f.readOnly && !prevPaused[in.ID] {
 			if err := st.SetPaused(ctx, in.ID, true); err != nil {
 				return nil, fmt.Errorf("seed pause of %s: %w", in.ID, err)
 			}
 		}
 	}
-	if err := seedSuppressions(ctx, st, cfg, phones, f.readOnly); err != nil {
+	if err := seedSuppressions(ctx, st, cfg, prevCfg, phones, f.readOnly); err != nil {
 		return nil, err
 	}
 	routes := make([]decision.Route, len(cfg.SendRoutes))
