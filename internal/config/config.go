@@ -19,6 +19,8 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/http/httpguts"
@@ -647,12 +649,17 @@ func (c *Config) validate() error {
 	for i, a := range c.Accounts {
 		if a.ID == "" {
 			bad("accounts[%d]: id is required", i)
+		} else if err := checkID(a.ID); err != nil {
+			bad("accounts[%d]: id %q: %v", i, a.ID, err)
 		}
 		if accounts[a.ID] {
 			bad("accounts[%d]: duplicate id %q", i, a.ID)
 		}
 		accounts[a.ID] = true
 		for j, k := range a.Keys {
+			if err := checkID(k.ID); err != nil && k.ID != "" {
+				bad("accounts[%d].keys[%d]: id %q: %v", i, j, k.ID, err)
+			}
 			if other, dup := keyIDs[k.ID]; dup && k.ID != "" {
 				bad("accounts[%d].keys[%d]: duplicate key id %q (also a key of account %q): ids name keys in logs", i, j, k.ID, other)
 			}
@@ -672,6 +679,8 @@ func (c *Config) validate() error {
 	for i, in := range c.Instances {
 		if in.ID == "" {
 			bad("instances[%d]: id is required", i)
+		} else if err := checkID(in.ID); err != nil {
+			bad("instances[%d]: id %q: %v", i, in.ID, err)
 		}
 		if instances[in.ID] {
 			bad("instances[%d]: duplicate id %q", i, in.ID)
@@ -743,3 +752,21 @@ func checkToken(tok string) error {
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// checkID refuses an id that cannot name a thing safely in store keys,
+// logs and URLs: invalid UTF-8, control characters (a NUL would let one
+// instance's id spell another store key), spaces, and more than 128 bytes.
+func checkID(id string) error {
+	if len(id) > 128 {
+		return errors.New("longer than 128 bytes")
+	}
+	if !utf8.ValidString(id) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '/' {
+			return fmt.Errorf("contains %U (no control characters, spaces or slashes)", r)
+		}
+	}
+	return nil
+}

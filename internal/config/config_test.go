@@ -173,6 +173,11 @@ func TestValidationErrors(t *testing.T) {
 		{"suppression of unknown instance", "suppressions: [{instance: x, phone: '+1'}]", "unknown instance"},
 		{"opt-out threshold over 1", "optout: {model: {opt_out_threshold: 1.5}}", "optout.model.opt_out_threshold"},
 		{"negative opt-in threshold", "optout: {model: {opt_in_threshold: -0.1}}", "optout.model.opt_in_threshold"},
+		{"NUL in an instance id", "accounts: [{id: a}]\ninstances: [{id: \"\\0shadow\\0i\", account: a, plan: starter}]", "control characters"},
+		{"space in an instance id", "accounts: [{id: a}]\ninstances: [{id: 'inst 1', account: a, plan: starter}]", "spaces"},
+		{"slash in an account id", "accounts: [{id: a/b}]", "slashes"},
+		{"newline in a key id", "accounts: [{id: a, keys: [{id: \"k\\nx\", sha256: '" + strings.Repeat("ab", 32) + "'}]}]", "control characters"},
+		{"long instance id", "accounts: [{id: a}]\ninstances: [{id: " + strings.Repeat("i", 129) + ", account: a, plan: starter}]", "128 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
