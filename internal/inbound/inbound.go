@@ -1,7 +1,8 @@
 // Package inbound records what recipients reply: an opt-out (STOP, in any
 // wording the detector knows) suppresses the recipient for that instance
 // and emits recipient.opted_out; an opt-in (START) lifts a
-// recipient_requested_stop suppression, never a manual block, and emits
+// recipient_requested_stop suppression, never a manual block and never one
+// recorded after the START was written (a replayed old START), and emits
 // recipient.opted_in.
 //
 // Record is idempotent for one inbound message: the event ids derive from
@@ -116,6 +117,11 @@ func (r *Recorder) Record(ctx context.Context, m Message) (Outcome, error) {
 			return out, fmt.Errorf("read suppression of %s: %w", inst.ID, err)
 		case cur.Reason != events.ReasonStop:
 			// A manual block (or any other reason) outlives the recipient's START.
+			return out, nil
+		case at.Before(cur.CreatedAt):
+			// A START written before the STOP it would lift: a replay of
+			// an old signed webhook, or a late delivery. The newer STOP
+			// stands, and no event is sent.
 			return out, nil
 		default:
 			if err := r.State.DeleteSuppression(ctx, inst.ID, phone); err != nil && !errors.Is(err, store.ErrNotFound) {

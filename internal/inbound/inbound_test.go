@@ -80,3 +80,41 @@ func TestStopStartAndManualBlocks(t *testing.T) {
 		t.Errorf("bad phone: %v", err)
 	}
 }
+
+// TestStaleStartDoesNotLiftNewerStop: a START written before the STOP now
+// in force (a captured signed webhook replayed, or a late delivery) lifts
+// nothing and sends no event; a START written after it lifts it.
+func TestStaleStartDoesNotLiftNewerStop(t *testing.T) {
+	ctx := context.Background()
+	r, st := recorder(t)
+	t0 := time.Date(2026, 5, 8, 8, 0, 0, 0, time.UTC)
+	from := "+966501234567"
+	for _, m := range []Message{
+		{InstanceID: "line", From: from, Text: "STOP", Timestamp: t0},
+		{InstanceID: "line", From: from, Text: "START", Timestamp: t0.Add(time.Minute)},
+		{InstanceID: "line", From: from, Text: "ايقاف", Timestamp: t0.Add(2 * time.Minute)},
+	} {
+		if _, err := r.Record(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, _ := st.Pending(ctx)
+	replay := Message{InstanceID: "line", From: from, Text: "START", Timestamp: t0.Add(time.Minute)}
+	out, err := r.Record(ctx, replay)
+	if err != nil || out.Intent != "opt_in" || out.Changed || out.EventID != "" {
+		t.Errorf("replayed START = %+v, %v, want opt_in, nothing changed, no event", out, err)
+	}
+	if s, err := st.Suppression(ctx, "line", from); err != nil || s.Reason != events.ReasonStop {
+		t.Errorf("suppression after the replayed START = %+v, %v, want the newer STOP", s, err)
+	}
+	if n, _ := st.Pending(ctx); n != pending {
+		t.Errorf("the replayed START queued %d deliveries", n-pending)
+	}
+	later := Message{InstanceID: "line", From: from, Text: "start", Timestamp: t0.Add(3 * time.Minute)}
+	if out, err := r.Record(ctx, later); err != nil || !out.Changed {
+		t.Errorf("START after the STOP = %+v, %v, want it lifted", out, err)
+	}
+	if _, err := st.Suppression(ctx, "line", from); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("suppression after a newer START: %v, want none", err)
+	}
+}
