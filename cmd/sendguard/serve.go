@@ -517,7 +517,14 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	hsrv := &http.Server{Handler: &lv, ReadHeaderTimeout: 5 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return gs.Serve(grpcLis) })
+	g.Go(func() error {
+		// ErrServerStopped: the shutdown below ran before Serve began (a
+		// cancel during start-up), which is a clean stop too.
+		if err := gs.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	})
 	g.Go(func() error {
 		if err := hsrv.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
 			return err
