@@ -269,13 +269,13 @@ func workloadPath(resource, ns, name string) string {
 // lookup reads an apps/v1 workload; found is false when it does not exist.
 func lookup(ctx context.Context, get Getter, resource, ns, name string) (obj workloadObject, found bool, err error) {
 	if get == nil {
-		return obj, false, fmt.Errorf("cannot read %s %s/%s: the injector has no API server access", resource, ns, name)
+		return obj, false, fmt.Errorf("cannot check per-pod limits: read %s %s/%s: the injector has no API server access", resource, ns, name)
 	}
 	if err := get.Get(ctx, workloadPath(resource, ns, name), &obj); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return obj, false, nil
 		}
-		return obj, false, fmt.Errorf("read %s %s/%s: %w", resource, ns, name, err)
+		return obj, false, fmt.Errorf("cannot check per-pod limits: read %s %s/%s: %w", resource, ns, name, err)
 	}
 	if obj.Metadata.Namespace == "" {
 		obj.Metadata.Namespace = ns
