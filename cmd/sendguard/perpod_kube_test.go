@@ -184,8 +184,8 @@ func TestKubeRefusesPerPodReplicas(t *testing.T) {
 		refusedWith(t, "autoscaling/v1 HPA maxReplicas 4", status, raw, "HorizontalPodAutoscaler sender-v1 of Deployment "+ns+"/sender: maxReplicas 4")
 
 		var d appsv1.Deployment
-		if status, err := env.Do(context.Background(), http.MethodGet, deployments+"/sender", nil, &d); err != nil || status != http.StatusOK || *d.Spec.Replicas != 1 {
-			t.Errorf("Deployment sender after the refusals: %d %v, replicas %v; want 1", status, err, d.Spec.Replicas)
+		if status, err := env.Do(context.Background(), http.MethodGet, deployments+"/sender", nil, &d); err != nil || status != http.StatusOK || d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+			t.Errorf("Deployment sender after the refusals: %d %v, replicas %s; want 1", status, err, fmt.Sprint(deref(d.Spec.Replicas)))
 		}
 		// What needs no second replica still goes through: a label, the
 		// scale to 1 it already has.
@@ -302,4 +302,11 @@ func TestKubePerPodLookupFollowsFailurePolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+func deref(p *int32) any {
+	if p == nil {
+		return "unset"
+	}
+	return *p
 }
