@@ -150,7 +150,8 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return err
 }
 
-// selfSignedTLS is the configuration of --self-signed-secret.
+// selfSignedTLS is the configuration of --self-signed-secret, and the
+// API server flags every `inject serve` uses (see getter).
 type selfSignedTLS struct {
 	secret, webhook, dnsNames string
 	api, tokenFile, caFile    string

@@ -16,6 +16,13 @@
 // By default both are native sidecars (init containers with restartPolicy
 // Always, Kubernetes 1.29 and later); Options.Classic appends them to the
 // pod's containers instead, for older clusters.
+//
+// Quotas are per instance across every replica, and the embedded store
+// keeps them in the pod: Replicas refuses a workload of more than one
+// injected replica on it unless its pod template accepts per-pod limits
+// (AnnotationPerPodLimits). The webhook applies it to Deployments,
+// StatefulSets, ReplicaSets, their scale subresource and
+// HorizontalPodAutoscalers; Manifests to the documents it reads.
 package inject
 
 import (

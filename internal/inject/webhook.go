@@ -44,8 +44,10 @@ var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 //     to the Deployment's check;
 //   - the scale subresource of those (UPDATE: kubectl scale, the
 //     HorizontalPodAutoscaler controller) by the replicas it asks for. The
-//     request carries an autoscaling/v1 Scale, which has no pod template:
-//     the workload is read from the API server through get;
+//     request carries an autoscaling/v1 Scale, and its oldObject the old
+//     Scale: neither has the pod template, so the workload is read from
+//     the API server through get (the chart grants get on the three kinds,
+//     nothing more);
 //   - an autoscaling/v2 HorizontalPodAutoscaler (CREATE, UPDATE) by its
 //     maxReplicas, when it targets an apps/v1 Deployment, StatefulSet or
 //     ReplicaSet (read through get); other targets are allowed.
