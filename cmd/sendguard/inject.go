@@ -25,14 +25,21 @@ const injectUsage = `usage:
   sendguard inject serve --self-signed-secret NS/NAME --webhook-config NAME --dns-names N,... [options]
                         keep its own CA and serving certificate in that Secret
                         and the CA in the configuration's caBundle (rotated
-                        before expiry); talks to the API server as its pod's
-                        service account (--kube-api, --kube-token-file and
-                        --kube-ca-file override)
+                        before expiry)
+  inject serve talks to the API server as its pod's service account
+  (--kube-api, --kube-token-file and --kube-ca-file override): for its
+  certificates, and to read the workload of a scale or an HPA
 options:
   --classic             sidecars as ordinary containers (Kubernetes before 1.29)
   --sendguard-image I   --envoy-image I   --config-map NAME (default sendguard)
   --namespace NS        the injector's namespace, never injected
   --injector-version V  written to the sendguard.io/status annotation
+  --per-pod-limits refuse|accept
+                        a Deployment, StatefulSet or ReplicaSet (or its scale,
+                        or an HPA) of more than one injected replica on the
+                        embedded store, whose pod template has no
+                        sendguard.io/per-pod-limits annotation: refused
+                        (default) or accepted
 `
 
 // injectCmd runs `sendguard inject`: manual injection of manifests, or the
@@ -59,6 +66,7 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&o.ConfigMap, "config-map", env("SENDGUARD_INJECT_CONFIG_MAP", ""), "config ConfigMap when a pod names none (env SENDGUARD_INJECT_CONFIG_MAP)")
 	fs.StringVar(&o.Namespace, "namespace", env("SENDGUARD_INJECT_NAMESPACE", ""), "the injector's own namespace, never injected (env SENDGUARD_INJECT_NAMESPACE)")
 	fs.StringVar(&o.Version, "injector-version", env("SENDGUARD_INJECT_VERSION", ""), "value of the sendguard.io/status annotation (env SENDGUARD_INJECT_VERSION)")
+	fs.StringVar(&o.PerPodLimits, "per-pod-limits", env("SENDGUARD_INJECT_PER_POD_LIMITS", inject.PerPodRefuse), "refuse or accept more than one replica on the embedded store when the pod template does not say (env SENDGUARD_INJECT_PER_POD_LIMITS)")
 	var file, addr, cert, key, level string
 	var self selfSignedTLS
 	if serving {
@@ -82,6 +90,9 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	if o.PerPodLimits != inject.PerPodRefuse && o.PerPodLimits != inject.PerPodAccept {
+		return fmt.Errorf("--per-pod-limits %q: want %s or %s", o.PerPodLimits, inject.PerPodRefuse, inject.PerPodAccept)
+	}
 	if serving {
 		files, generated := cert != "" || key != "", self.secret != "" || self.webhook != ""
 		switch {
@@ -103,7 +114,11 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 			if _, err := kp.get(nil); err != nil {
 				return err
 			}
-			return serveWebhook(ctx, addr, kp.get, o, log)
+			get, err := self.getter(getenv, log)
+			if err != nil {
+				return err
+			}
+			return serveWebhook(ctx, addr, kp.get, o, get, log)
 		}
 		m, err := self.manager(getenv, log)
 		if err != nil {
@@ -116,7 +131,7 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 		renewed := make(chan struct{})
 		go func() { m.Run(rctx, self.interval); close(renewed) }()
 		defer func() { stop(); <-renewed }()
-		return serveWebhook(ctx, addr, m.GetCertificate, o, log)
+		return serveWebhook(ctx, addr, m.GetCertificate, o, apiGetter{m.Client}, log)
 	}
 	if file == "" {
 		fmt.Fprint(stderr, injectUsage)
@@ -135,7 +150,8 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return err
 }
 
-// selfSignedTLS is the configuration of --self-signed-secret.
+// selfSignedTLS is the configuration of --self-signed-secret, and the
+// API server flags every `inject serve` uses (see getter).
 type selfSignedTLS struct {
 	secret, webhook, dnsNames string
 	api, tokenFile, caFile    string
@@ -157,6 +173,33 @@ func (s *selfSignedTLS) check() error {
 	return nil
 }
 
+// getter is the webhook's API access with certificate files (cert-manager):
+// the API server of --kube-api or of the pod's cluster. Outside a cluster
+// and without --kube-api it is nil: the webhook then answers a scale or an
+// HPA it must check with HTTP 500, and the failurePolicy decides.
+func (s *selfSignedTLS) getter(getenv func(string) string, log *slog.Logger) (inject.Getter, error) {
+	if s.api == "" && getenv("KUBERNETES_SERVICE_HOST") == "" {
+		log.Warn("no API server (not in a cluster, no --kube-api): scales and HPAs of injected workloads are left to the webhook's failurePolicy")
+		return nil, nil
+	}
+	c, err := webhookcert.NewClient(s.api, s.tokenFile, s.caFile, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("inject serve reads workloads from the API server: %w", err)
+	}
+	return apiGetter{c}, nil
+}
+
+// apiGetter is inject.Getter over the API server.
+type apiGetter struct{ c *webhookcert.Client }
+
+func (g apiGetter) Get(ctx context.Context, path string, out any) error {
+	err := g.c.Get(ctx, path, out)
+	if webhookcert.IsNotFound(err) {
+		return fmt.Errorf("%w: %w", inject.ErrNotFound, err)
+	}
+	return err
+}
+
 func (s *selfSignedTLS) manager(getenv func(string) string, log *slog.Logger) (*webhookcert.Manager, error) {
 	c, err := webhookcert.NewClient(s.api, s.tokenFile, s.caFile, getenv)
 	if err != nil {
@@ -173,10 +216,11 @@ func (s *selfSignedTLS) manager(getenv func(string) string, log *slog.Logger) (*
 }
 
 // serveWebhook serves the admission webhook on addr (POST /inject) and
-// GET /healthz, over TLS with the certificates of getCert, until ctx ends.
-func serveWebhook(ctx context.Context, addr string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), o inject.Options, log *slog.Logger) error {
+// GET /healthz, over TLS with the certificates of getCert, until ctx ends;
+// get reads workloads (nil: no API access).
+func serveWebhook(ctx context.Context, addr string, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), o inject.Options, get inject.Getter, log *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.Handle("/inject", inject.Webhook(o, log))
+	mux.Handle("/inject", inject.Webhook(o, get, log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	srv := &http.Server{
 		Handler:           mux,

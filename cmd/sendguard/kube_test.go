@@ -154,19 +154,22 @@ func helmTemplate(t *testing.T, release, ns string, set ...string) string {
 	return string(out)
 }
 
-// register creates the chart's webhook configuration, named name, calling
-// in (by URL, since the API server runs no Service), with the given
-// failurePolicy, and waits until the API server calls it on the pods of
-// namespace probeNS. It is deleted when the test ends.
-func register(t *testing.T, env *k8stest.Env, name string, in *injector, policy string, probeNS string) {
+// register creates the chart's webhook configuration (the pod webhook and
+// the per-pod limits one), named name, calling in (by URL, since the API
+// server runs no Service), with the given failurePolicy, and waits until
+// the API server calls it on the pods of namespace probeNS. It is deleted
+// when the test ends. set are more chart values.
+func register(t *testing.T, env *k8stest.Env, name string, in *injector, policy string, probeNS string, set ...string) {
 	t.Helper()
-	mwc := chartWebhook(t, "injector.failurePolicy="+policy)
+	mwc := chartWebhook(t, append([]string{"injector.failurePolicy=" + policy}, set...)...)
 	mwc.Name = name
-	if len(mwc.Webhooks) != 1 {
-		t.Fatalf("chart renders %d webhooks, want 1", len(mwc.Webhooks))
+	if len(mwc.Webhooks) != 2 {
+		t.Fatalf("chart renders %d webhooks, want 2 (pods, workloads)", len(mwc.Webhooks))
 	}
-	url := in.url
-	mwc.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: in.ca}
+	for i := range mwc.Webhooks {
+		url := in.url
+		mwc.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: in.ca}
+	}
 	path := k8stest.Path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "", "")
 	env.Must(t, http.StatusCreated, http.MethodPost, path, mwc)
 	t.Cleanup(func() {
@@ -372,8 +375,10 @@ func TestInjectionThroughAPIServer(t *testing.T) {
 		// The webhook mutates pods only: the ReplicaSet controller's pods
 		// are injected when they are created, the template stays as
 		// written (so a rollout restart gets the injector's current
-		// sidecars).
+		// sidecars). Two replicas on the embedded store: the template
+		// accepts per-pod limits.
 		p := annotatedPod("")
+		p.Annotations[inject.AnnotationPerPodLimits] = inject.PerPodAccept
 		replicas := int32(2)
 		d := appsv1.Deployment{
 			TypeMeta:   typeMeta("apps/v1", "Deployment"),

@@ -51,8 +51,11 @@ func TestDeploymentRolloutInjectsOnce(t *testing.T) {
 	register(t, env, "ro-sendguard", in, "Fail", ns)
 
 	// maxSurge 100%, maxUnavailable 0: the new ReplicaSet gets both
-	// replicas at once even though no pod ever becomes available.
+	// replicas at once even though no pod ever becomes available. Two
+	// replicas on the embedded store: the template accepts per-pod limits
+	// (TestKubeRefusesPerPodReplicas: without it, refused).
 	p := annotatedPod("")
+	p.Annotations[inject.AnnotationPerPodLimits] = inject.PerPodAccept
 	replicas := int32(2)
 	surge, unavailable := intstr.FromString("100%"), intstr.FromInt32(0)
 	d := appsv1.Deployment{
@@ -106,8 +109,8 @@ func TestDeploymentRolloutInjectsOnce(t *testing.T) {
 		t.Fatalf("get Deployment: %d %v", status, err)
 	}
 	checkTemplateUntouched(t, "Deployment sender", &got.Spec.Template)
-	if a := got.Spec.Template.Annotations; len(a) != 2 || a[inject.AnnotationInject] != "true" || a[restartedAt] != when {
-		t.Errorf("Deployment template annotations %v, want only %s and %s", a, inject.AnnotationInject, restartedAt)
+	if a := got.Spec.Template.Annotations; len(a) != 3 || a[inject.AnnotationInject] != "true" || a[inject.AnnotationPerPodLimits] != inject.PerPodAccept || a[restartedAt] != when {
+		t.Errorf("Deployment template annotations %v, want only %s, %s and %s", a, inject.AnnotationInject, inject.AnnotationPerPodLimits, restartedAt)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -89,6 +90,10 @@ var typed = map[string]func() any{
 	"autoscaling/v2 HorizontalPodAutoscaler": func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 	"networking.k8s.io/v1 NetworkPolicy":     func() any { return new(networkingv1.NetworkPolicy) },
 	"admissionregistration.k8s.io/v1 MutatingWebhookConfiguration": func() any { return new(admissionregistrationv1.MutatingWebhookConfiguration) },
+	"rbac.authorization.k8s.io/v1 Role":                            func() any { return new(rbacv1.Role) },
+	"rbac.authorization.k8s.io/v1 RoleBinding":                     func() any { return new(rbacv1.RoleBinding) },
+	"rbac.authorization.k8s.io/v1 ClusterRole":                     func() any { return new(rbacv1.ClusterRole) },
+	"rbac.authorization.k8s.io/v1 ClusterRoleBinding":              func() any { return new(rbacv1.ClusterRoleBinding) },
 }
 
 // Decode splits helm's output into documents and decodes each: strictly

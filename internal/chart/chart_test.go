@@ -145,12 +145,13 @@ func TestSecurityContexts(t *testing.T) {
 				if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
 					t.Errorf("%s %s: pod securityContext without runAsNonRoot", o.Kind, o.Name)
 				}
-				// The injector keeping its own CA (no cert-manager) talks to
-				// the API server as its service account; nothing else does.
-				selfSigned := o.Kind == "Deployment" && strings.HasSuffix(o.Name, "-injector") && hasArg(spec, "--self-signed-secret")
-				if selfSigned {
+				// The injector talks to the API server as its service
+				// account (it reads the workload of a scale or an HPA, and
+				// without cert-manager keeps its own CA); nothing else does.
+				injector := o.Kind == "Deployment" && strings.HasSuffix(o.Name, "-injector")
+				if injector {
 					if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
-						t.Errorf("%s %s: keeps its own CA through the API server but mounts no service account token", o.Kind, o.Name)
+						t.Errorf("%s %s: reads workloads through the API server but mounts no service account token", o.Kind, o.Name)
 					}
 				} else if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 					t.Errorf("%s %s: mounts a service account token it does not use", o.Kind, o.Name)
@@ -228,6 +229,7 @@ func TestSchemaRefuses(t *testing.T) {
 		{"accept not a bool", []string{"--set", "store.acceptPerPodLimits=yes"}, "acceptPerPodLimits"},
 		{"redis addr without port", []string{"--set", "redis.addr=redis.example"}, "addr"},
 		{"monitor interval", []string{"--set", "metrics.serviceMonitor.interval=often"}, "interval"},
+		{"perPodLimits not refuse or accept", []string{"--set", "injector.perPodLimits=allow"}, "perPodLimits"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { refused(t, tc.want, tc.args...) })
 	}

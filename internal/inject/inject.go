@@ -16,6 +16,13 @@
 // By default both are native sidecars (init containers with restartPolicy
 // Always, Kubernetes 1.29 and later); Options.Classic appends them to the
 // pod's containers instead, for older clusters.
+//
+// Quotas are per instance across every replica, and the embedded store
+// keeps them in the pod: Replicas refuses a workload of more than one
+// injected replica on it unless its pod template accepts per-pod limits
+// (AnnotationPerPodLimits). The webhook applies it to Deployments,
+// StatefulSets, ReplicaSets, their scale subresource and
+// HorizontalPodAutoscalers; Manifests to the documents it reads.
 package inject
 
 import (
@@ -74,7 +81,9 @@ const (
 	AnnotationRedisSecret = "sendguard.io/redis-secret"
 	// AnnotationStore is "embedded" (default: an emptyDir holds the bbolt
 	// file, so limits are per pod and reset when the pod goes) or "redis"
-	// (no state volume; the config's store.type must be redis).
+	// (no state volume; the config's store.type must be redis). A workload
+	// of more than one replica on the embedded store is refused unless it
+	// accepts per-pod limits (see Replicas and AnnotationPerPodLimits).
 	AnnotationStore = "sendguard.io/store"
 	// AnnotationStatus marks an injected pod with the injector's version. A
 	// pod carrying it is never injected again.
@@ -122,6 +131,10 @@ type Options struct {
 	// ConfigMap is the config ConfigMap when a pod does not name one;
 	// default "sendguard".
 	ConfigMap string
+	// PerPodLimits is PerPodRefuse (default) or PerPodAccept: what Replicas
+	// does with a workload of more than one replica on the embedded store
+	// whose pod template has no AnnotationPerPodLimits.
+	PerPodLimits string
 
 	ListenPort      int32 // Envoy's listener (port sendguard-http); default 10000
 	GRPCPort        int32 // sendguard ext_authz on 127.0.0.1; default 9191
@@ -146,6 +159,9 @@ func (o Options) Defaults() Options {
 	}
 	if o.ConfigMap == "" {
 		o.ConfigMap = "sendguard"
+	}
+	if o.PerPodLimits == "" {
+		o.PerPodLimits = PerPodRefuse
 	}
 	def32 := func(p *int32, v int32) {
 		if *p == 0 {
@@ -285,12 +301,13 @@ func resolve(ann map[string]string, spec *corev1.PodSpec, opts Options) (plan, e
 			return p, err
 		}
 	}
-	switch v := ann[AnnotationStore]; v {
-	case "", "embedded":
-	case "redis":
-		p.embedded = false
-	default:
-		return p, fmt.Errorf("annotation %s: %q, want \"embedded\" or \"redis\"", AnnotationStore, v)
+	if p.embedded, err = embeddedStore(ann); err != nil {
+		return p, err
+	}
+	// Only a workload's replicas make it matter (see Replicas), but a typo
+	// is refused on every pod, so it never waits for a scale-up to show.
+	if _, err := perPodLimits(ann, opts.PerPodLimits); err != nil {
+		return p, err
 	}
 	if v, ok := ann[AnnotationRedisSecret]; ok {
 		if p.embedded {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,15 +31,20 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
 
 // testOptions are the options every golden file was made with; a case
-// whose name starts with "classic" adds Classic.
+// whose name starts with "classic" adds Classic, one starting with
+// "accept" PerPodLimits accept.
 func testOptions(name string) Options {
-	return Options{
+	o := Options{
 		Version:        "1.2.3",
 		SendguardImage: "example.com/sendguard:1.2.3",
 		EnvoyImage:     "example.com/envoy:v1.40.0",
 		Namespace:      "sendguard-system",
 		Classic:        strings.HasPrefix(name, "classic"),
 	}
+	if strings.HasPrefix(name, "accept") {
+		o.PerPodLimits = PerPodAccept
+	}
+	return o
 }
 
 // TestGolden runs Manifests on testdata/NAME.in.yaml and compares the
@@ -175,6 +182,11 @@ func strictTemplates(t *testing.T, tm metav1.TypeMeta, doc []byte) []*corev1.Pod
 		obj = &corev1.Service{}
 	case "ConfigMap":
 		obj = &corev1.ConfigMap{}
+	case "HorizontalPodAutoscaler":
+		obj = &autoscalingv2.HorizontalPodAutoscaler{}
+		if tm.APIVersion == "autoscaling/v1" {
+			obj = &autoscalingv1.HorizontalPodAutoscaler{}
+		}
 	default:
 		t.Fatalf("fixture kind %q: add it to strictTemplates", tm.Kind)
 	}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -28,10 +30,17 @@ const maxManifest = 64 << 20
 // are lost. Document order is kept. Workloads are decoded strictly: an
 // unknown field is an error. On error nothing is written. It returns how
 // many documents it injected.
+//
+// It refuses what the webhook refuses (see Replicas): a Deployment,
+// StatefulSet or ReplicaSet with more than one replica on the embedded
+// store, and an autoscaling/v1 or v2 HorizontalPodAutoscaler with
+// maxReplicas above 1 whose target is such a workload in the same input
+// (a target elsewhere is not known here: the webhook checks it).
 func Manifests(in io.Reader, out io.Writer, opts Options) (int, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(io.LimitReader(in, maxManifest+1)))
 	var buf bytes.Buffer
 	injected, read := 0, 0
+	var seen []seenDoc
 	for i := 1; ; i++ {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -47,10 +56,12 @@ func Manifests(in io.Reader, out io.Writer, opts Options) (int, error) {
 			i--
 			continue
 		}
-		res, ok, err := Document(doc, opts)
+		res, ok, info, err := document(doc, opts)
 		if err != nil {
 			return 0, fmt.Errorf("document %d: %w", i, err)
 		}
+		info.index = i
+		seen = append(seen, info)
 		if ok {
 			injected++
 		}
@@ -62,22 +73,92 @@ func Manifests(in io.Reader, out io.Writer, opts Options) (int, error) {
 			buf.WriteByte('\n')
 		}
 	}
+	if err := checkAutoscalers(seen, opts); err != nil {
+		return 0, err
+	}
 	_, err := out.Write(buf.Bytes())
 	return injected, err
 }
 
+// A seenDoc is what Manifests remembers of a document to check the
+// HorizontalPodAutoscalers against their targets.
+type seenDoc struct {
+	index      int
+	kind       string // "" for kinds it does not remember
+	ns, name   string
+	template   map[string]string // a workload's pod template annotations
+	target     autoscaleTarget   // an HPA's
+	maxReplica int32
+}
+
+// autoscaleTarget is an HPA's scaleTargetRef.
+type autoscaleTarget struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+}
+
+// scalable are the kinds whose replicas Replicas judges (apps/v1).
+var scalable = map[string]bool{"Deployment": true, "StatefulSet": true, "ReplicaSet": true}
+
+func checkAutoscalers(seen []seenDoc, opts Options) error {
+	for _, h := range seen {
+		if h.kind != "HorizontalPodAutoscaler" || !isApps(h.target.APIVersion) || !scalable[h.target.Kind] {
+			continue
+		}
+		for _, w := range seen {
+			if w.kind != h.target.Kind || w.name != h.target.Name || w.ns != h.ns {
+				continue
+			}
+			err := Replicas(Workload{Kind: w.kind, Namespace: w.ns, Name: w.name, Replicas: h.maxReplica, Field: "maxReplicas", Annotations: w.template,
+				By: "HorizontalPodAutoscaler " + h.name}, opts)
+			if err != nil {
+				return fmt.Errorf("document %d: %w", h.index, err)
+			}
+		}
+	}
+	return nil
+}
+
+// isApps reports whether apiVersion is the apps group's.
+func isApps(apiVersion string) bool {
+	g, _, ok := strings.Cut(apiVersion, "/")
+	return ok && g == "apps"
+}
+
+// controlledByDeployment reports whether a ReplicaSet belongs to a
+// Deployment: the Deployment's replicas were judged, and its controller
+// sizes the ReplicaSet (a rollout briefly runs old and new pods side by
+// side; refusing that would only stall it).
+func controlledByDeployment(refs []metav1.OwnerReference) bool {
+	for _, o := range refs {
+		if o.Controller != nil && *o.Controller && o.Kind == "Deployment" && isApps(o.APIVersion) {
+			return true
+		}
+	}
+	return false
+}
+
 // Document injects one YAML or JSON document. It returns doc itself when
 // nothing changes, otherwise the re-encoded YAML object, and whether it
-// injected.
+// injected. A Deployment, StatefulSet or ReplicaSet that Replicas refuses
+// is an error.
 func Document(doc []byte, opts Options) ([]byte, bool, error) {
+	out, ok, _, err := document(doc, opts)
+	return out, ok, err
+}
+
+func document(doc []byte, opts Options) ([]byte, bool, seenDoc, error) {
 	var tm metav1.TypeMeta
+	var info seenDoc
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
-		return nil, false, err
+		return nil, false, info, err
 	}
 	var (
-		obj  any
-		meta *metav1.ObjectMeta
-		tpl  *corev1.PodTemplateSpec
+		obj      any
+		meta     *metav1.ObjectMeta
+		tpl      *corev1.PodTemplateSpec
+		replicas **int32 // the workloads Replicas judges
 	)
 	switch tm.APIVersion + " " + tm.Kind {
 	case "v1 Pod":
@@ -85,27 +166,35 @@ func Document(doc []byte, opts Options) ([]byte, bool, error) {
 		obj, meta, tpl = o, &o.ObjectMeta, nil
 	case "apps/v1 Deployment":
 		o := &appsv1.Deployment{}
-		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
+		obj, meta, tpl, replicas = o, &o.ObjectMeta, &o.Spec.Template, &o.Spec.Replicas
 	case "apps/v1 StatefulSet":
 		o := &appsv1.StatefulSet{}
-		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
+		obj, meta, tpl, replicas = o, &o.ObjectMeta, &o.Spec.Template, &o.Spec.Replicas
 	case "apps/v1 DaemonSet":
 		o := &appsv1.DaemonSet{}
 		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
 	case "apps/v1 ReplicaSet":
 		o := &appsv1.ReplicaSet{}
-		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
+		obj, meta, tpl, replicas = o, &o.ObjectMeta, &o.Spec.Template, &o.Spec.Replicas
 	case "batch/v1 Job":
 		o := &batchv1.Job{}
 		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
 	case "batch/v1 CronJob":
 		o := &batchv1.CronJob{}
 		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.JobTemplate.Spec.Template
+	case "autoscaling/v1 HorizontalPodAutoscaler", "autoscaling/v2 HorizontalPodAutoscaler":
+		// Passed through; remembered for its target (checkAutoscalers).
+		var h autoscaler
+		if err := yaml.Unmarshal(doc, &h); err != nil {
+			return nil, false, info, fmt.Errorf("%s: %w", tm.Kind, err)
+		}
+		info = seenDoc{kind: tm.Kind, ns: h.Metadata.Namespace, name: h.Metadata.Name, target: h.Spec.ScaleTargetRef, maxReplica: h.Spec.MaxReplicas}
+		return doc, false, info, nil
 	default:
-		return doc, false, nil
+		return doc, false, info, nil
 	}
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", tm.Kind, err)
+		return nil, false, info, fmt.Errorf("%s: %w", tm.Kind, err)
 	}
 	var ok bool
 	var err error
@@ -113,16 +202,26 @@ func Document(doc []byte, opts Options) ([]byte, bool, error) {
 		pod := obj.(*corev1.Pod)
 		ok, err = Template(&pod.ObjectMeta, &pod.Spec, pod.Namespace, opts)
 	} else {
+		info = seenDoc{kind: tm.Kind, ns: meta.Namespace, name: meta.Name, template: maps.Clone(tpl.Annotations)}
 		ok, err = Template(&tpl.ObjectMeta, &tpl.Spec, meta.Namespace, opts)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("%s %s: %w", tm.Kind, meta.Name, err)
+		return nil, false, info, fmt.Errorf("%s %s: %w", tm.Kind, meta.Name, err)
+	}
+	if replicas != nil && !(tm.Kind == "ReplicaSet" && controlledByDeployment(meta.OwnerReferences)) {
+		n := int32(1) // the API server's default
+		if *replicas != nil {
+			n = **replicas
+		}
+		if err := Replicas(Workload{Kind: tm.Kind, Namespace: meta.Namespace, Name: meta.Name, Replicas: n, Field: "replicas", Annotations: info.template}, opts); err != nil {
+			return nil, false, info, err
+		}
 	}
 	if !ok {
-		return doc, false, nil
+		return doc, false, info, nil
 	}
 	out, err := encode(obj)
-	return out, err == nil, err
+	return out, err == nil, info, err
 }
 
 // encode writes obj as YAML without the empty creationTimestamp and status

@@ -67,7 +67,7 @@ func post(t *testing.T, h http.Handler, body []byte) (*httptest.ResponseRecorder
 // The patch, applied to the object exactly as the API server sent it,
 // gives the pod Pod returns; fields unknown to k8s.io/api survive.
 func TestWebhookPatchEqualsPod(t *testing.T) {
-	h := Webhook(testOptions(""), quiet())
+	h := Webhook(testOptions(""), nil, quiet())
 	body := review(t, nil)
 	_, resp := post(t, h, body)
 	if resp == nil || !resp.Allowed || resp.UID != "705ab4f5-6393-11e8-b7cc-42010a800002" {
@@ -124,7 +124,7 @@ func TestWebhookPatchEqualsPod(t *testing.T) {
 }
 
 func TestWebhookAllowsWithoutPatch(t *testing.T) {
-	h := Webhook(testOptions(""), quiet())
+	h := Webhook(testOptions(""), nil, quiet())
 	for name, edit := range map[string]func(map[string]any){
 		"unannotated": func(r map[string]any) { delete(annotations(r), AnnotationInject) },
 		"opted out":   func(r map[string]any) { annotations(r)[AnnotationInject] = "false" },
@@ -154,7 +154,7 @@ func TestWebhookAllowsWithoutPatch(t *testing.T) {
 
 // A pod that asks for sendguard and cannot have it is refused, with why.
 func TestWebhookDeniesBadAnnotations(t *testing.T) {
-	h := Webhook(testOptions(""), quiet())
+	h := Webhook(testOptions(""), nil, quiet())
 	for name, c := range map[string]struct {
 		edit func(map[string]any)
 		want string
@@ -174,7 +174,7 @@ func TestWebhookDeniesBadAnnotations(t *testing.T) {
 }
 
 func TestWebhookRefusesMalformed(t *testing.T) {
-	h := Webhook(testOptions(""), quiet())
+	h := Webhook(testOptions(""), nil, quiet())
 	for name, body := range map[string]string{
 		"empty":      "",
 		"truncated":  `{"kind":"AdmissionReview",`,
@@ -201,7 +201,7 @@ func TestWebhookRefusesMalformed(t *testing.T) {
 
 // Every prefix of a real review gets an answer, never a panic.
 func TestWebhookTruncatedNeverPanics(t *testing.T) {
-	h := Webhook(testOptions(""), quiet())
+	h := Webhook(testOptions(""), nil, quiet())
 	body := review(t, nil)
 	for n := 0; n < len(body); n += 7 {
 		rec := httptest.NewRecorder()
@@ -215,7 +215,7 @@ func TestWebhookTruncatedNeverPanics(t *testing.T) {
 // The handler holds no state: many pods at once, including multilingual
 // names and annotations, each get their own correct patch.
 func TestWebhookConcurrent(t *testing.T) {
-	h := Webhook(testOptions(""), quiet())
+	h := Webhook(testOptions(""), nil, quiet())
 	names := []string{"مرسل", "प्रेषक", "gönderici", "sender-😀", "e\u0301metteur"}
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {

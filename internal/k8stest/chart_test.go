@@ -251,6 +251,7 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		{"zero replicas", "injector.replicas=0"},
 		{"timeout above 30", "injector.timeoutSeconds=31"},
 		{"string classic", "injector.classic=yes"},
+		{"perPodLimits not refuse or accept", "injector.perPodLimits=allow"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, err := helm(t, "", "template", "sg", chartDir, "--set", c.set)
@@ -281,8 +282,13 @@ func TestChartInstallAndUpgrade(t *testing.T) {
 	if status, err := env.Do(context.Background(), http.MethodGet, mwcPath, nil, &mwc); err != nil || status != http.StatusOK {
 		t.Fatalf("get %s after helm install: %d %v", mwcName, status, err)
 	}
-	if len(mwc.Webhooks) != 1 || len(mwc.Webhooks[0].ClientConfig.CABundle) != 0 || *mwc.Webhooks[0].FailurePolicy != admissionregistrationv1.Fail {
-		t.Fatalf("installed webhook configuration %+v, want one webhook, no caBundle, failurePolicy Fail", mwc.Webhooks)
+	if len(mwc.Webhooks) != 2 {
+		t.Fatalf("installed webhook configuration %+v, want two webhooks (pods, workloads)", mwc.Webhooks)
+	}
+	for _, w := range mwc.Webhooks {
+		if len(w.ClientConfig.CABundle) != 0 || *w.FailurePolicy != admissionregistrationv1.Fail {
+			t.Fatalf("installed webhook %s: caBundle %d bytes, failurePolicy %s; want none and Fail", w.Name, len(w.ClientConfig.CABundle), *w.FailurePolicy)
+		}
 	}
 	for _, p := range []string{
 		k8stest.Path("apps/v1", "deployments", ns, "sg-sendguard-injector"),
@@ -290,12 +296,15 @@ func TestChartInstallAndUpgrade(t *testing.T) {
 		k8stest.Path("v1", "serviceaccounts", ns, "sg-sendguard"),
 		k8stest.Path("rbac.authorization.k8s.io/v1", "roles", ns, "sg-sendguard-injector-certs"),
 		k8stest.Path("rbac.authorization.k8s.io/v1", "clusterroles", "", "sg-sendguard-injector-"+ns+"-cabundle"),
+		k8stest.Path("rbac.authorization.k8s.io/v1", "clusterroles", "", "sg-sendguard-injector-"+ns+"-workloads"),
+		k8stest.Path("rbac.authorization.k8s.io/v1", "clusterrolebindings", "", "sg-sendguard-injector-"+ns+"-workloads"),
 	} {
 		env.Must(t, http.StatusOK, http.MethodGet, p, nil)
 	}
 	// What the injector does at start.
 	bundle := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-	patch := fmt.Sprintf(`[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":%q}]`, base64.StdEncoding.EncodeToString(bundle))
+	b64 := base64.StdEncoding.EncodeToString(bundle)
+	patch := fmt.Sprintf(`[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":%q},{"op":"add","path":"/webhooks/1/clientConfig/caBundle","value":%q}]`, b64, b64)
 	env.Must(t, http.StatusOK, http.MethodPatch, mwcPath, []byte(patch))
 
 	if out, errOut, err := helm(t, env.Kubeconfig, "upgrade", "sg", chartDir, "--namespace", ns, "--set", "injector.failurePolicy=Ignore"); err != nil {
@@ -305,10 +314,53 @@ func TestChartInstallAndUpgrade(t *testing.T) {
 	if status, err := env.Do(context.Background(), http.MethodGet, mwcPath, nil, &mwc); err != nil || status != http.StatusOK {
 		t.Fatalf("get %s after helm upgrade: %d %v", mwcName, status, err)
 	}
-	if got := mwc.Webhooks[0].ClientConfig.CABundle; !bytes.Equal(got, bundle) {
-		t.Errorf("caBundle after helm upgrade = %q, want the patched one kept", got)
+	for _, w := range mwc.Webhooks {
+		if got := w.ClientConfig.CABundle; !bytes.Equal(got, bundle) {
+			t.Errorf("webhook %s caBundle after helm upgrade = %q, want the patched one kept", w.Name, got)
+		}
+		if *w.FailurePolicy != admissionregistrationv1.Ignore {
+			t.Errorf("webhook %s failurePolicy after helm upgrade --set injector.failurePolicy=Ignore = %s", w.Name, *w.FailurePolicy)
+		}
 	}
-	if *mwc.Webhooks[0].FailurePolicy != admissionregistrationv1.Ignore {
-		t.Errorf("failurePolicy after helm upgrade --set injector.failurePolicy=Ignore = %s", *mwc.Webhooks[0].FailurePolicy)
+}
+
+// TestChartNotesPerPodLimits: NOTES (rendered by helm install --dry-run
+// against the API server) tells an injector user what happens to more
+// than one replica on the embedded store, and how to accept it, for each
+// injector.perPodLimits; and warns when an objectSelector keeps scales
+// from being checked.
+func TestChartNotesPerPodLimits(t *testing.T) {
+	env := k8stest.Start(t)
+	env.Namespace(t, "sg-notes", nil)
+	for _, c := range []struct {
+		name string
+		set  []string
+		want []string
+		not  []string
+	}{
+		{"refuse", nil, []string{"refuses the sender's", `sendguard.io/per-pod-limits: "accept"`, `sendguard.io/store: "redis"`}, []string{"objectSelector is set"}},
+		{"accept", []string{"--set", "injector.perPodLimits=accept"}, []string{"accepts (injector.perPodLimits=accept)", `sendguard.io/per-pod-limits: "refuse"`}, []string{"refuses the sender's"}},
+		{"object selector", []string{"--set", "injector.objectSelector.matchLabels.team=messaging"}, []string{"objectSelector is set", "never a scale"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, errOut, err := helm(t, env.Kubeconfig, append([]string{"install", "sg", chartDir, "--namespace", "sg-notes", "--dry-run=server"}, c.set...)...)
+			if err != nil {
+				t.Fatalf("helm install --dry-run: %v\n%s", err, errOut)
+			}
+			_, notes, ok := strings.Cut(out, "NOTES:")
+			if !ok {
+				t.Fatalf("no NOTES in helm install --dry-run:\n%s", out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(notes, w) {
+					t.Errorf("NOTES lack %q:\n%s", w, notes)
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(notes, w) {
+					t.Errorf("NOTES say %q:\n%s", w, notes)
+				}
+			}
+		})
 	}
 }

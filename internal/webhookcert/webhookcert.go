@@ -112,6 +112,16 @@ func isStatus(err error, code int) bool {
 	return errors.As(err, &s) && s.code == code
 }
 
+// Get reads the JSON object at path (an API path such as
+// /apis/apps/v1/namespaces/NS/deployments/NAME) into out. For an object
+// that does not exist, IsNotFound(err) is true.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, "", nil, out)
+}
+
+// IsNotFound reports whether err is the API server's 404.
+func IsNotFound(err error) bool { return isStatus(err, http.StatusNotFound) }
+
 // do sends one request; out, if not nil, receives the JSON answer.
 func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, out any) error {
 	token, err := os.ReadFile(c.TokenFile)

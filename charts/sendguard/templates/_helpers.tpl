@@ -98,3 +98,24 @@ store:
 {{- define "sendguard.standalone" -}}
 {{- if or (eq .Values.mode "standalone") (eq .Values.mode "istio") -}}true{{- end -}}
 {{- end -}}
+
+{{/* The injector webhooks' namespaceSelector and objectSelector: the
+     values', never kube-system or the release namespace. */}}
+{{- define "sendguard.injectorSelectors" -}}
+namespaceSelector:
+  {{- with .Values.injector.namespaceSelector.matchLabels }}
+  matchLabels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: [kube-system, {{ .Release.Namespace }}]
+  {{- with .Values.injector.namespaceSelector.matchExpressions }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .Values.injector.objectSelector }}
+objectSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

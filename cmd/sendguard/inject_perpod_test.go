@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// perPodRefusal is the message of testdata/inject/per-pod.in.yaml's
+// refusal, as the sendguard binary prints it.
+const perPodRefusal = `sendguard: document 2: per-pod limits: Deployment messaging/sender: replicas 3 on sendguard's embedded store gives each pod its own quotas and limits, so an instance could send 3 times its plan: share them through Redis (pod template annotation sendguard.io/store: "redis"), run 1 replica, or accept per-pod limits (pod template annotation sendguard.io/per-pod-limits: "accept")` + "\n"
+
+// TestInjectRefusesPerPodReplicas: `sendguard inject -f` refuses a
+// 3-replica sender on the embedded store (exit status 1, the message on
+// stderr naming the object and the fixes, nothing on stdout), and injects
+// it when its template accepts per-pod limits, or when --per-pod-limits
+// (or its variable) accepts them by default.
+func TestInjectRefusesPerPodReplicas(t *testing.T) {
+	bin := binary(t)
+	cmd := exec.Command(bin, append([]string{"inject", "-f", "testdata/inject/per-pod.in.yaml"}, injectFlags...)...)
+	cmd.Env = []string{}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("sendguard inject -f per-pod.in.yaml = %v, want exit status 1", err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("refused, yet printed %d bytes", stdout.Len())
+	}
+	if d := cmp.Diff(perPodRefusal, stderr.String()); d != "" {
+		t.Errorf("stderr (-want +got):\n%s", d)
+	}
+
+	// The opt-in: injected, compared with its golden file.
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), append([]string{"inject", "-f", "testdata/inject/per-pod-accept.in.yaml"}, injectFlags...), noenv, nil, &out, &errb); err != nil {
+		t.Fatalf("inject -f per-pod-accept.in.yaml: %v\n%s", err, errb.String())
+	}
+	got := withoutEnvoyConfig(out.String())
+	golden := "testdata/inject/per-pod-accept.golden.yaml"
+	if *updateInject {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestInjectRefusesPerPodReplicas -update-inject)", err)
+	}
+	if d := cmp.Diff(string(want), got); d != "" {
+		t.Errorf("inject -f per-pod-accept.in.yaml (-%s +got):\n%s", golden, d)
+	}
+	if strings.Count(got, "name: sendguard-envoy") != 1 || !strings.Contains(got, "sendguard.io/per-pod-limits: accept") {
+		t.Errorf("opted-in Deployment not injected once, or its opt-in lost:\n%s", got)
+	}
+
+	// The injector's default, by flag and by variable.
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--per-pod-limits", "accept"}, nil},
+		{nil, map[string]string{"SENDGUARD_INJECT_PER_POD_LIMITS": "accept"}},
+	} {
+		var out, errb bytes.Buffer
+		args := append(append([]string{"inject", "-f", "testdata/inject/per-pod.in.yaml"}, injectFlags...), c.args...)
+		if err := run(context.Background(), args, func(k string) string { return c.env[k] }, nil, &out, &errb); err != nil {
+			t.Errorf("run(%q, env %v) = %v, want per-pod limits accepted", c.args, c.env, err)
+			continue
+		}
+		if strings.Count(out.String(), "name: sendguard-envoy") != 1 {
+			t.Errorf("run(%q, env %v): Deployment not injected:\n%s", c.args, c.env, out.String())
+		}
+	}
+	var errb2 bytes.Buffer
+	if err := run(context.Background(), []string{"inject", "-f", "testdata/inject/per-pod.in.yaml", "--per-pod-limits", "allow"}, noenv, nil, &bytes.Buffer{}, &errb2); err == nil || !strings.Contains(err.Error(), "--per-pod-limits") {
+		t.Errorf("--per-pod-limits allow = %v, want refused", err)
+	}
+}
