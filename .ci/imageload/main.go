@@ -85,8 +85,8 @@ type Image struct {
 	// DiffIDs are the layers' uncompressed digests, checked against each
 	// layer's content.
 	DiffIDs []string `json:"diffIDs"`
-	// Layers are the layer blobs in the OCI layout (the copy compresses
-	// them, so their digests are the layout's, not the tarball's).
+	// Layers are the digests of the layer blobs in the OCI layout: stored
+	// uncompressed, so they are the DiffIDs.
 	Layers []string `json:"layers"`
 }
 
@@ -205,10 +205,15 @@ func copyImage(ctx context.Context, sys *types.SystemContext, policy *signature.
 	}
 	id := srcImg.ConfigInfo().Digest
 	srcImg.Close()
+	// The layers are stored as the source gives them: uncompressed, their
+	// digests the diff_ids, as containers-storage keeps them for podman
+	// (and no minute of gzip for the binary's layer).
+	destSys := *sys
+	destSys.OCIAcceptUncompressedLayers = true
 	if _, err := copy.Image(ctx, policy, dest, src, &copy.Options{
 		ReportWriter:   io.Discard,
 		SourceCtx:      sys,
-		DestinationCtx: sys,
+		DestinationCtx: &destSys,
 	}); err != nil {
 		return nil, err
 	}
