@@ -53,9 +53,9 @@ func imageloadBin(t *testing.T) string {
 		return p
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatalf("no imageload at %s: CI must build it with `make imageload-bin` (cold: under a minute)", p)
+		t.Fatalf("no imageload at %s: CI must build it with `make imageload-bin` (cold: about 2 CPU-minutes)", p)
 	}
-	t.Skipf("no imageload at %s: run `make imageload-bin` (builds .ci/imageload, containers/image's podman-load path; under a minute cold)", p)
+	t.Skipf("no imageload at %s: run `make imageload-bin` (builds .ci/imageload, containers/image's podman-load path; about 2 CPU-minutes cold)", p)
 	return ""
 }
 
