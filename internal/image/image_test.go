@@ -146,6 +146,9 @@ func TestImage(t *testing.T) {
 		}
 	})
 
+	// What podman load and docker load see: load_test.go.
+	t.Run("load", func(t *testing.T) { testLoad(t, tarPath, back) })
+
 	fsys := flatten(t, back)
 	t.Run("filesystem", func(t *testing.T) {
 		// Exactly these paths: no shell, no package manager, nothing else.
