@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/optout"
@@ -20,30 +23,42 @@ import (
 
 // models are the classifiers a config asks for: each the file at its
 // configured path, else the embedded one; inbound nil when
-// optout.model.disabled.
+// optout.model.disabled. versions names each loaded one by task (see
+// modelVersion), for GET /v1/revision.
 type models struct {
 	inbound, outbound *model.Model
+	versions          map[string]admin.Loaded
 }
 
 func loadModels(cfg *config.Config) (models, error) {
-	var ms models
+	ms := models{versions: map[string]admin.Loaded{}}
 	var err error
 	if !cfg.OptOut.Model.Disabled {
-		if ms.inbound, err = modelOrEmbedded(cfg.OptOut.Model.Path, model.Inbound); err != nil {
+		if ms.inbound, err = ms.load(cfg.OptOut.Model.Path, model.Inbound); err != nil {
 			return ms, fmt.Errorf("optout.model: %w", err)
 		}
 	}
-	if ms.outbound, err = modelOrEmbedded(cfg.Risk.Model.Path, model.Outbound); err != nil {
+	if ms.outbound, err = ms.load(cfg.Risk.Model.Path, model.Outbound); err != nil {
 		return ms, fmt.Errorf("risk.model: %w", err)
 	}
 	return ms, nil
 }
 
-func modelOrEmbedded(path, task string) (*model.Model, error) {
+// load loads task's model from path, or the embedded one when path is
+// empty, and records its version.
+func (ms models) load(path, task string) (*model.Model, error) {
 	if path == "" {
-		return model.Embedded(task)
+		m, err := model.Embedded(task)
+		if err == nil {
+			ms.versions[task] = admin.Loaded{Revision: model.EmbeddedVersion(task), Source: "embedded"}
+		}
+		return m, err
 	}
-	return loadModel(path, task)
+	m, sum, err := loadModelFile(path, task)
+	if err == nil {
+		ms.versions[task] = admin.Loaded{Revision: sum, Source: path}
+	}
+	return m, err
 }
 
 // detector is the opt-out detector of cfg: the built-in lists plus
@@ -205,18 +220,27 @@ func evalContent(ctx context.Context, m *model.Model, ex []model.Example, polici
 
 // loadModel reads a model file and checks it is for task.
 func loadModel(path, task string) (*model.Model, error) {
+	m, _, err := loadModelFile(path, task)
+	return m, err
+}
+
+// loadModelFile is loadModel, also returning the file's version as
+// model.EmbeddedVersion names the embedded ones: the first 12 hex digits
+// of the SHA-256 of its bytes.
+func loadModelFile(path, task string) (*model.Model, string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read model: %w", err)
+		return nil, "", fmt.Errorf("read model: %w", err)
 	}
 	m, err := model.Load(b)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", path, err)
+		return nil, "", fmt.Errorf("model %s: %w", path, err)
 	}
 	if m.Task != task {
-		return nil, fmt.Errorf("model %s is a %s model, not %s", path, m.Task, task)
+		return nil, "", fmt.Errorf("model %s is a %s model, not %s", path, m.Task, task)
 	}
-	return m, nil
+	sum := sha256.Sum256(b)
+	return m, hex.EncodeToString(sum[:])[:12], nil
 }
 
 // readCorpus reads every path: a file, a directory of *.tsv files, or a

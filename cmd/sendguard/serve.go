@@ -56,6 +56,7 @@ type app struct {
 	phones     *phone.Normalizer
 	scanner    *risk.Scanner
 	admin      admin.Options
+	models     map[string]admin.Loaded // the versions of the models in force, by task
 }
 
 // stateStore is the state sendguard serves from: what the decision and the
@@ -331,7 +332,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		return nil, err
 	}
 	return &app{
-		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner,
+		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner, models: models.versions,
 		admin: admin.Options{
 			Inbound:   recorder.Record,
 			Token:     adminToken,
@@ -481,11 +482,20 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	healthpb.RegisterHealthServer(gs, hs)
 
 	var ready atomic.Bool
+	// What GET /v1/revision and /readyz report; the reload loop updates it.
+	var revs revisions
+	revs.set(a, f.config, time.Now().UTC())
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	adminHandler := func(a *app) *http.Handler {
 		a.admin.Panics = srv.Panics("admin")
 		a.admin.Metrics = metrics
 		a.admin.Ready = ready.Load
+		a.admin.Revisions = revs.report
+		st := a.store
+		a.admin.Ping = func(ctx context.Context) error {
+			_, err := st.Pending(ctx)
+			return err
+		}
 		h := admin.Handler(a.admin)
 		return &h
 	}
@@ -558,7 +568,15 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	// sees the first one.
 	policyReloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_policy_reloads_total", Help: "Reloads of the config and policies (SIGHUP or a change seen on disk), by result: applied, or refused (the running ones stay)."}, []string{"result"})
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_reloads_total", Help: "Reloads of the config and policies, by trigger (sighup, or watch: a change seen on disk) and result (applied, or refused: the running config and policies stay)."}, []string{"trigger", "result"})
-	reg.MustRegister(policyReloads, reloads)
+	// sendguard_config_last_reload_successful is 0 while the most recent
+	// reload was refused (the running revision is older than what is on
+	// disk), 1 otherwise, as Prometheus's own
+	// prometheus_config_last_reload_successful.
+	lastOK := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sendguard_config_last_reload_successful", Help: "1 unless the most recent reload of the config and policies was refused (then 0: the running revision is not what is on disk; GET /v1/revision says why)."})
+	lastOKAt := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sendguard_config_last_reload_success_timestamp_seconds", Help: "When the config and policies in force were loaded (start-up or the last applied reload), in Unix seconds."})
+	lastOK.Set(1)
+	lastOKAt.SetToCurrentTime()
+	reg.MustRegister(policyReloads, reloads, lastOK, lastOKAt)
 	for _, r := range []string{"applied", "refused"} {
 		policyReloads.WithLabelValues(r)
 		for _, t := range []string{"sighup", "watch"} {
@@ -573,6 +591,8 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 			}
 		}
 		if err != nil {
+			revs.refused(trigger, f, err, time.Now().UTC())
+			lastOK.Set(0)
 			policyReloads.WithLabelValues("refused").Inc()
 			reloads.WithLabelValues(trigger, "refused").Inc()
 			log.Error("config and policy reload failed; keeping the running config and policies", "trigger", trigger, "err", err)
@@ -590,6 +610,9 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 			// each 0.5s); closing it under them could fail them.
 			time.AfterFunc(time.Minute, old.phones.Close)
 		}
+		revs.applied(trigger, next, f.config, time.Now().UTC())
+		lastOK.Set(1)
+		lastOKAt.SetToCurrentTime()
 		policyReloads.WithLabelValues("applied").Inc()
 		reloads.WithLabelValues(trigger, "applied").Inc()
 		memo, fields := next.engine.Memoized()
