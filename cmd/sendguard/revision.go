@@ -34,8 +34,8 @@ func (r *revisions) set(a *app, configPath string, now time.Time) {
 	}
 	r.cur.Policies = keep(r.cur.Policies, admin.Loaded{Revision: a.engine.Revision(), Source: a.engine.Source()})
 	r.cur.Config = keep(r.cur.Config, admin.Loaded{Revision: a.cfg.Revision, Source: configPath})
-	models := make(map[string]admin.Loaded, len(a.models))
-	for task, m := range a.models {
+	models := make(map[string]admin.Loaded, len(a.models.versions))
+	for task, m := range a.models.versions {
 		models[task] = keep(r.cur.Models[task], m)
 	}
 	r.cur.Models = models

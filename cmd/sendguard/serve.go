@@ -56,7 +56,7 @@ type app struct {
 	phones     *phone.Normalizer
 	scanner    *risk.Scanner
 	admin      admin.Options
-	models     map[string]admin.Loaded // the versions of the models in force, by task
+	models     models // the classifiers, with their versions
 }
 
 // stateStore is the state sendguard serves from: what the decision and the
@@ -189,20 +189,17 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", f.config, err)
 	}
-	models, err := loadModels(cfg)
+	var prevModels *models
+	if prev != nil {
+		prevModels = &prev.models
+	}
+	ms, err := loadModels(cfg, prevModels)
 	if err != nil {
 		return nil, err
 	}
-	// The probes of the policy tree run through the scanner real sends use,
-	// the content model included.
-	scanner := risk.New(risk.Options{
-		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
-		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
-		Model:      models.outbound,
-	})
-	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
+	scanner, engine, err := policiesFor(ctx, f, cfg, ms, prev)
 	if err != nil {
-		return nil, fmt.Errorf("load policies: %w", err)
+		return nil, err
 	}
 	if prev != nil && prev.cfg.Request.DefaultRegion == cfg.Request.DefaultRegion {
 		phones = prev.phones
@@ -263,7 +260,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		receivers[i] = events.Receiver{Name: r.Name, URL: r.URL, Secret: []byte(secret)}
 	}
 	disp := &events.Dispatcher{Outbox: st, Receivers: receivers, RetryFor: cfg.Events.RetryFor, Log: log}
-	detector := models.detector(cfg)
+	detector := ms.detector(cfg)
 	recInstances := make(map[string]inbound.Instance, len(cfg.Instances))
 	for _, in := range cfg.Instances {
 		recInstances[in.ID] = inbound.Instance{ID: in.ID, Name: in.Name}
@@ -332,7 +329,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		return nil, err
 	}
 	return &app{
-		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner, models: models.versions,
+		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner, models: ms,
 		admin: admin.Options{
 			Inbound:   recorder.Record,
 			Token:     adminToken,
@@ -345,6 +342,31 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 			Shadow:    cfg.Shadow,
 		},
 	}, nil
+}
+
+// policiesFor builds the content scanner and the policy engine of cfg.
+// The probes of the policy tree run through the scanner real sends use,
+// the content model included, so a change to either prepares the policies
+// again. On a reload that changed neither (the tree's revision on disk, the
+// risk settings and the content model are prev's) it returns prev's: a
+// config-only change (a key, a plan) then costs no policy compilation, the
+// most CPU a reload can take from requests being decided.
+func policiesFor(ctx context.Context, f flags, cfg *config.Config, ms models, prev *app) (*risk.Scanner, *policy.Engine, error) {
+	if prev != nil && reflect.DeepEqual(prev.cfg.Risk, cfg.Risk) && ms.outbound == prev.models.outbound {
+		if rev, err := policy.DirRevision(f.policies); err == nil && rev == prev.engine.Revision() {
+			return prev.scanner, prev.engine, nil
+		}
+	}
+	scanner := risk.New(risk.Options{
+		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
+		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
+		Model:      ms.outbound,
+	})
+	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load policies: %w", err)
+	}
+	return scanner, engine, nil
 }
 
 func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
