@@ -309,6 +309,18 @@ func TestLiveConfigUnderLoadThroughEnvoy(t *testing.T) {
 		t.Errorf("after the schema error: config %+v, last_refused %+v; want the running config kept and the error naming the bad value", rv.Config, rv.LastRefused)
 	}
 
+	// Still ready: the running revision serves; the details say why the
+	// reload was refused.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", s.admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(readyBody, []byte(`"reload":{"ok":false,"refused":{"result":"refused"`)) || !bytes.Contains(readyBody, []byte("a lot")) {
+		t.Errorf("/readyz after a refused reload = %d %s, want 200 with the refusal in its details", resp.StatusCode, readyBody)
+	}
+
 	// The config and the policies reload together: while the file on disk
 	// is broken, no policy edit could apply either. Put it right.
 	apply(&liveConfigEdit{name: "the config put right"}, s.cfgPath, base, func(rv admin.Revisions) bool {
