@@ -78,7 +78,7 @@ k8s-up: k8s-bin
 
 run: build envoy
 	./bin/devstack -envoy $(ENVOY) -sendguard ./bin/sendguard -demo-sender ./bin/demo-sender \
-		-config cmd/devstack/sendguard.yaml -envoy-config envoy/sidecar.yaml
+		-config cmd/devstack/sendguard.yaml -policies policies -envoy-config envoy/sidecar.yaml
 
 test: envoy k8s-bin imageload-bin test-policies vet test-go
 

@@ -102,3 +102,18 @@ func banner() string {
 	line()
 	return b.String()
 }
+
+// policiesBanner tells how to change the policies dir (the served
+// directory; "" for the embedded ones) while the stack runs.
+func policiesBanner(dir string) string {
+	rev := "curl -s " + adminURL + "/v1/revision -H 'Authorization: Bearer " + adminToken + "'"
+	if dir == "" {
+		return "# sendguard serves the policies embedded in its binary (-policies \"\"); what is in force:\n" + rev + "\n\n"
+	}
+	return "# sendguard serves the policies in " + dir + "/ and watches them and the config: edit, run\n" +
+		"# `make test-policies` (opa fmt, check and test) and\n" +
+		"# `./bin/sendguard config check --config cmd/devstack/sendguard.yaml --policies " + dir + "`,\n" +
+		"# save, and within 5 s (reload.watch_interval) the edit is live, or refused and logged while the\n" +
+		"# running policies stay. The revisions in force, and the last refused one with its error:\n" +
+		rev + "\n\n"
+}

@@ -4,7 +4,12 @@
 // until SIGINT or SIGTERM, or until a child exits.
 //
 //	devstack -envoy PATH -sendguard PATH -demo-sender PATH \
-//		-config cmd/devstack/sendguard.yaml -envoy-config envoy/sidecar.yaml
+//		-config cmd/devstack/sendguard.yaml -policies policies -envoy-config envoy/sidecar.yaml
+//
+// sendguard serves the policy directory given (the repository's policies/
+// by default, not the copy embedded in the binary) and watches it and the
+// config: an edit saved there applies within reload.watch_interval, or is
+// refused and logged while the running policies stay.
 //
 // The addresses are fixed and must match both configs: Envoy on :10000 (admin
 // 127.0.0.1:9901), sendguard on 127.0.0.1:9191 (gRPC) and 127.0.0.1:9192
@@ -64,6 +69,7 @@ const (
 type flags struct {
 	envoy, sendguard, sender string // executables
 	config, envoyConfig      string
+	policies                 string // served by sendguard; "" for the embedded policies
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -74,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.sendguard, "sendguard", "./bin/sendguard", "sendguard executable")
 	fs.StringVar(&f.sender, "demo-sender", "./bin/demo-sender", "demo-sender executable")
 	fs.StringVar(&f.config, "config", "cmd/devstack/sendguard.yaml", "sendguard config file")
+	fs.StringVar(&f.policies, "policies", "policies", `Rego policy directory sendguard serves and watches ("" for the policies embedded in the binary)`)
 	fs.StringVar(&f.envoyConfig, "envoy-config", "envoy/sidecar.yaml", "Envoy config file")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -99,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	s := newStack(ctx, out)
 	err = s.up(f)
 	if err == nil {
-		io.WriteString(out, banner())
+		io.WriteString(out, banner()+policiesBanner(f.policies))
 		<-s.live.Done()
 		err = context.Cause(s.live)
 		if _, died := errors.AsType[*exitError](err); !died {
@@ -172,7 +179,7 @@ func (s *stack) up(f flags) error {
 		ready func(context.Context) error
 	}{
 		{"sender", []string{f.sender, "-listen", senderAddr}, tcpReady(senderAddr)},
-		{"sendguard", []string{f.sendguard, "serve", "--config", f.config}, httpReady(client, adminURL+"/readyz")},
+		{"sendguard", sendguardArgv(f), httpReady(client, adminURL+"/readyz")},
 		{"envoy", []string{f.envoy, "-c", f.envoyConfig, "--log-level", "warn"}, httpReady(client, envoyAdminURL+"/ready")},
 	} {
 		if err := s.start(c.name, c.argv); err != nil {
@@ -184,6 +191,15 @@ func (s *stack) up(f flags) error {
 		fmt.Fprintf(s.out, "[devstack] %s is ready\n", c.name)
 	}
 	return nil
+}
+
+// sendguardArgv is the command line of sendguard in the stack.
+func sendguardArgv(f flags) []string {
+	argv := []string{f.sendguard, "serve", "--config", f.config}
+	if f.policies != "" {
+		argv = append(argv, "--policies", f.policies)
+	}
+	return argv
 }
 
 // start starts argv as the child name, its output prefixed with "[name] ".

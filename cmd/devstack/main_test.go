@@ -6,15 +6,20 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sendguard/sendguard/internal/config"
+	"github.com/sendguard/sendguard/internal/policy"
 )
 
 func TestBannerHasEveryCurl(t *testing.T) {
@@ -257,5 +262,47 @@ func TestBannerInboundCurlsSign(t *testing.T) {
 	}
 	if len(forged) != 2 {
 		t.Errorf("forged inbound curls = %q, want two (unsigned, wrong secret)", forged)
+	}
+}
+
+// TestServesRepositoryPolicies: `make run` (devstack's defaults, which the
+// Makefile also names) starts sendguard on the repository's policies/
+// directory, watched, not on the copy embedded in the binary, so that an
+// edit saved there takes effect; that directory loads as it is (from the
+// repository root, where make runs devstack); -policies "" serves the
+// embedded ones. The banner says how to check an edit and see it live.
+func TestServesRepositoryPolicies(t *testing.T) {
+	f, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := sendguardArgv(f)
+	if i := slices.Index(argv, "--policies"); i < 0 || i+1 >= len(argv) || argv[i+1] != "policies" {
+		t.Errorf("sendguard argv = %q, want --policies policies", argv)
+	}
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mk), "-policies policies") {
+		t.Error("make run does not pass -policies policies to devstack")
+	}
+	if _, err := policy.New(context.Background(), policy.Options{Dir: filepath.Join("../..", f.policies)}); err != nil {
+		t.Errorf("the repository's %s/ does not load: %v", f.policies, err)
+	}
+	b := policiesBanner(f.policies)
+	for _, want := range []string{"make test-policies", "sendguard config check --config cmd/devstack/sendguard.yaml --policies policies",
+		"curl -s http://127.0.0.1:9192/v1/revision -H 'Authorization: Bearer demo-admin-token'"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("the policies banner lacks %q:\n%s", want, b)
+		}
+	}
+
+	f, err = parseFlags([]string{"-policies", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if argv := sendguardArgv(f); slices.Contains(argv, "--policies") {
+		t.Errorf("with -policies \"\": sendguard argv = %q, want the embedded policies", argv)
 	}
 }

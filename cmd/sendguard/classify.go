@@ -34,7 +34,7 @@ func classify(args []string, getenv func(string) string, stdin io.Reader, stdout
 			return err
 		}
 	}
-	ms, err := loadModels(cfg)
+	ms, err := loadModels(cfg, nil)
 	if err != nil {
 		return err
 	}

@@ -38,9 +38,24 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	// The panels the dashboard must have draw from these.
 	for _, want := range []string{"sendguard_decisions_total", "sendguard_decision_seconds_bucket", "sendguard_decision_failures_total",
-		"sendguard_events_pending", "sendguard_events_failed_total", "sendguard_reloads_total", "sendguard_panics_total"} {
+		"sendguard_events_pending", "sendguard_events_failed_total", "sendguard_reloads_total", "sendguard_panics_total",
+		"sendguard_shadow_denials_total", "sendguard_config_last_reload_successful"} {
 		if !used[want] {
 			t.Errorf("the dashboard never queries %s", want)
+		}
+	}
+	// And some panels break them down: would-be denials in shadow mode by
+	// code, reloads by result.
+	for _, want := range []struct{ metric, by string }{
+		{"sendguard_shadow_denials_total", "by (code)"},
+		{"sendguard_reloads_total", "by (result)"},
+	} {
+		found := false
+		for _, e := range exprs {
+			found = found || strings.Contains(e, want.metric) && strings.Contains(e, want.by)
+		}
+		if !found {
+			t.Errorf("no dashboard query sums %s %s", want.metric, want.by)
 		}
 	}
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/optout"
@@ -20,30 +23,75 @@ import (
 
 // models are the classifiers a config asks for: each the file at its
 // configured path, else the embedded one; inbound nil when
-// optout.model.disabled.
+// optout.model.disabled. versions names each loaded one by task (its
+// content's revision and where it came from), for GET /v1/revision.
 type models struct {
 	inbound, outbound *model.Model
+	versions          map[string]admin.Loaded
 }
 
-func loadModels(cfg *config.Config) (models, error) {
-	var ms models
+// loadModels loads the models cfg names. A model whose source and content
+// are those of prev's (a reload that did not touch it) is prev's, not
+// decoded again: a reload costs the request path as little CPU as it can.
+// prev may be nil.
+func loadModels(cfg *config.Config, prev *models) (models, error) {
+	ms := models{versions: map[string]admin.Loaded{}}
 	var err error
 	if !cfg.OptOut.Model.Disabled {
-		if ms.inbound, err = modelOrEmbedded(cfg.OptOut.Model.Path, model.Inbound); err != nil {
+		if ms.inbound, err = ms.load(cfg.OptOut.Model.Path, model.Inbound, prev); err != nil {
 			return ms, fmt.Errorf("optout.model: %w", err)
 		}
 	}
-	if ms.outbound, err = modelOrEmbedded(cfg.Risk.Model.Path, model.Outbound); err != nil {
+	if ms.outbound, err = ms.load(cfg.Risk.Model.Path, model.Outbound, prev); err != nil {
 		return ms, fmt.Errorf("risk.model: %w", err)
 	}
 	return ms, nil
 }
 
-func modelOrEmbedded(path, task string) (*model.Model, error) {
-	if path == "" {
-		return model.Embedded(task)
+// load loads task's model from path, or the embedded one when path is
+// empty, and records its version; prev's model when it has the same one.
+func (ms models) load(path, task string, prev *models) (*model.Model, error) {
+	v := admin.Loaded{Revision: model.EmbeddedVersion(task), Source: "embedded"}
+	var raw []byte
+	if path != "" {
+		var err error
+		if raw, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read model: %w", err)
+		}
+		v = admin.Loaded{Revision: contentRevision(raw), Source: path}
 	}
-	return loadModel(path, task)
+	if prev != nil {
+		if old, ok := prev.versions[task]; ok && old.Revision == v.Revision && old.Source == v.Source {
+			ms.versions[task] = old
+			return prev.model(task), nil
+		}
+	}
+	var m *model.Model
+	var err error
+	if path == "" {
+		m, err = model.Embedded(task)
+	} else {
+		m, err = decodeModel(raw, path, task)
+	}
+	if err == nil {
+		ms.versions[task] = v
+	}
+	return m, err
+}
+
+// model returns the model of task.
+func (ms *models) model(task string) *model.Model {
+	if task == model.Inbound {
+		return ms.inbound
+	}
+	return ms.outbound
+}
+
+// contentRevision names a file by its content as model.EmbeddedVersion
+// names the embedded models: the first 12 hex digits of its SHA-256.
+func contentRevision(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:12]
 }
 
 // detector is the opt-out detector of cfg: the built-in lists plus
@@ -209,6 +257,12 @@ func loadModel(path, task string) (*model.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read model: %w", err)
 	}
+	return decodeModel(b, path, task)
+}
+
+// decodeModel decodes the model file b read from path, which must be a
+// model of task.
+func decodeModel(b []byte, path, task string) (*model.Model, error) {
 	m, err := model.Load(b)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)

@@ -56,6 +56,7 @@ type app struct {
 	phones     *phone.Normalizer
 	scanner    *risk.Scanner
 	admin      admin.Options
+	models     models // the classifiers, with their versions
 }
 
 // stateStore is the state sendguard serves from: what the decision and the
@@ -202,20 +203,17 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", f.config, err)
 	}
-	models, err := loadModels(cfg)
+	var prevModels *models
+	if prev != nil {
+		prevModels = &prev.models
+	}
+	ms, err := loadModels(cfg, prevModels)
 	if err != nil {
 		return nil, err
 	}
-	// The probes of the policy tree run through the scanner real sends use,
-	// the content model included.
-	scanner := risk.New(risk.Options{
-		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
-		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
-		Model:      models.outbound,
-	})
-	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
+	scanner, engine, err := policiesFor(ctx, f, cfg, ms, prev)
 	if err != nil {
-		return nil, fmt.Errorf("load policies: %w", err)
+		return nil, err
 	}
 	if prev != nil && prev.cfg.Request.DefaultRegion == cfg.Request.DefaultRegion {
 		phones = prev.phones
@@ -286,7 +284,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		receivers[i] = events.Receiver{Name: r.Name, URL: r.URL, Secret: []byte(secret)}
 	}
 	disp := &events.Dispatcher{Outbox: st, Receivers: receivers, RetryFor: cfg.Events.RetryFor, Log: log}
-	detector := models.detector(cfg)
+	detector := ms.detector(cfg)
 	recInstances := make(map[string]inbound.Instance, len(cfg.Instances))
 	for _, in := range cfg.Instances {
 		recInstances[in.ID] = inbound.Instance{ID: in.ID, Name: in.Name}
@@ -355,7 +353,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		return nil, err
 	}
 	return &app{
-		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner,
+		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner, models: ms,
 		admin: admin.Options{
 			Inbound:   recorder.Record,
 			Token:     adminToken,
@@ -368,6 +366,31 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 			Shadow:    cfg.Shadow,
 		},
 	}, nil
+}
+
+// policiesFor builds the content scanner and the policy engine of cfg.
+// The probes of the policy tree run through the scanner real sends use,
+// the content model included, so a change to either prepares the policies
+// again. On a reload that changed neither (the tree's revision on disk, the
+// risk settings and the content model are prev's) it returns prev's: a
+// config-only change (a key, a plan) then costs no policy compilation, the
+// most CPU a reload can take from requests being decided.
+func policiesFor(ctx context.Context, f flags, cfg *config.Config, ms models, prev *app) (*risk.Scanner, *policy.Engine, error) {
+	if prev != nil && reflect.DeepEqual(prev.cfg.Risk, cfg.Risk) && ms.outbound == prev.models.outbound {
+		if rev, err := policy.DirRevision(f.policies); err == nil && rev == prev.engine.Revision() {
+			return prev.scanner, prev.engine, nil
+		}
+	}
+	scanner := risk.New(risk.Options{
+		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
+		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
+		Model:      ms.outbound,
+	})
+	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load policies: %w", err)
+	}
+	return scanner, engine, nil
 }
 
 func checkConfig(ctx context.Context, f flags, stdout io.Writer) error {
@@ -505,11 +528,20 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	healthpb.RegisterHealthServer(gs, hs)
 
 	var ready atomic.Bool
+	// What GET /v1/revision and /readyz report; the reload loop updates it.
+	var revs revisions
+	revs.set(a, f.config, time.Now().UTC())
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	adminHandler := func(a *app) *http.Handler {
 		a.admin.Panics = srv.Panics("admin")
 		a.admin.Metrics = metrics
 		a.admin.Ready = ready.Load
+		a.admin.Revisions = revs.report
+		st := a.store
+		a.admin.Ping = func(ctx context.Context) error {
+			_, err := st.Pending(ctx)
+			return err
+		}
 		h := admin.Handler(a.admin)
 		return &h
 	}
@@ -589,7 +621,15 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	// sees the first one.
 	policyReloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_policy_reloads_total", Help: "Reloads of the config and policies (SIGHUP or a change seen on disk), by result: applied, or refused (the running ones stay)."}, []string{"result"})
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sendguard_reloads_total", Help: "Reloads of the config and policies, by trigger (sighup, or watch: a change seen on disk) and result (applied, or refused: the running config and policies stay)."}, []string{"trigger", "result"})
-	reg.MustRegister(policyReloads, reloads)
+	// sendguard_config_last_reload_successful is 0 while the most recent
+	// reload was refused (the running revision is older than what is on
+	// disk), 1 otherwise, as Prometheus's own
+	// prometheus_config_last_reload_successful.
+	lastOK := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sendguard_config_last_reload_successful", Help: "1 unless the most recent reload of the config and policies was refused (then 0: the running revision is not what is on disk; GET /v1/revision says why)."})
+	lastOKAt := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sendguard_config_last_reload_success_timestamp_seconds", Help: "When the config and policies in force were loaded (start-up or the last applied reload), in Unix seconds."})
+	lastOK.Set(1)
+	lastOKAt.SetToCurrentTime()
+	reg.MustRegister(policyReloads, reloads, lastOK, lastOKAt)
 	for _, r := range []string{"applied", "refused"} {
 		policyReloads.WithLabelValues(r)
 		for _, t := range []string{"sighup", "watch"} {
@@ -604,6 +644,8 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 			}
 		}
 		if err != nil {
+			revs.refused(trigger, f, err, time.Now().UTC())
+			lastOK.Set(0)
 			policyReloads.WithLabelValues("refused").Inc()
 			reloads.WithLabelValues(trigger, "refused").Inc()
 			log.Error("config and policy reload failed; keeping the running config and policies", "trigger", trigger, "err", err)
@@ -621,6 +663,9 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 			// each 0.5s); closing it under them could fail them.
 			time.AfterFunc(time.Minute, old.phones.Close)
 		}
+		revs.applied(trigger, next, f.config, time.Now().UTC())
+		lastOK.Set(1)
+		lastOKAt.SetToCurrentTime()
 		policyReloads.WithLabelValues("applied").Inc()
 		reloads.WithLabelValues(trigger, "applied").Inc()
 		memo, fields := next.engine.Memoized()

@@ -1,8 +1,9 @@
 // Package admin is sendguard's operator HTTP API, served on its own port.
 //
 //	GET    /healthz                                   liveness, no token
-//	GET    /readyz                                    readiness, no token
+//	GET    /readyz                                    readiness and its details, no token
 //	GET    /metrics                                   Prometheus metrics, no token
+//	GET    /v1/revision                               revisions in force, the last refused reload
 //	POST   /v1/inbound                                record an inbound message (opt-out/opt-in)
 //	GET    /v1/instances/{instance}/usage             use of the plan today and this month
 //	POST   /v1/instances/{instance}/pause             pause for review
@@ -86,6 +87,13 @@ type Options struct {
 	Pprof bool
 	// Shadow is the config's global shadow mode, for reports.
 	Shadow bool
+	// Ping checks that the state store answers, for /readyz's details
+	// (bounded by readyTimeout); nil: not reported.
+	Ping func(ctx context.Context) error
+	// Revisions reports the revisions in force and the last reloads, for
+	// GET /v1/revision and /readyz's details; nil: /v1/revision answers
+	// 404. It must be safe for concurrent use.
+	Revisions func() Revisions
 }
 
 type api struct{ Options }
@@ -106,13 +114,7 @@ func Handler(opts Options) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !a.Ready() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	mux.HandleFunc("GET /readyz", a.readyz)
 	if a.Metrics != nil {
 		mux.Handle("GET /metrics", a.Metrics)
 	}
@@ -123,6 +125,7 @@ func Handler(opts Options) http.Handler {
 		mux.Handle("GET /debug/pprof/symbol", a.token(pprof.Symbol))
 		mux.Handle("GET /debug/pprof/trace", a.token(pprof.Trace))
 	}
+	mux.Handle("GET /v1/revision", a.token(a.revision))
 	mux.Handle("POST /v1/inbound", a.token(a.postInbound))
 	mux.Handle("GET /v1/instances/{instance}/usage", a.auth(a.usage))
 	mux.Handle("POST /v1/instances/{instance}/pause", a.auth(a.setPaused(true)))

@@ -382,9 +382,16 @@ func Parse(raw []byte) (*Config, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(raw)
-	c.Revision = hex.EncodeToString(sum[:])[:12]
+	c.Revision = RevisionOf(raw)
 	return &c, nil
+}
+
+// RevisionOf names a config file's content as Config.Revision does: the
+// first 12 hex digits of the SHA-256 of raw. It names a file that does not
+// parse too (a refused reload's).
+func RevisionOf(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])[:12]
 }
 
 func (c *Config) applyDefaults() {

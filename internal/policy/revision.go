@@ -3,7 +3,9 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
+	"os"
 	"strconv"
 
 	"github.com/sendguard/sendguard/policies"
@@ -44,4 +46,20 @@ func EmbeddedRevision() string {
 		return "unknown"
 	}
 	return r
+}
+
+// DirRevision is the revision of the policy tree in dir as a load would
+// name it (see revisionOf), "" dir meaning the embedded tree; for a tree
+// that may not load, such as a refused reload's. It reads dir as Reload
+// does (os.Root: links out of the tree are not followed).
+func DirRevision(dir string) (string, error) {
+	if dir == "" {
+		return EmbeddedRevision(), nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return "", fmt.Errorf("policies from %s: %w", dir, err)
+	}
+	defer root.Close()
+	return revisionOf(root.FS())
 }
