@@ -40,11 +40,11 @@ type liveResult struct {
 
 // startLiveEnvoy starts a second Envoy of the shipped sidecar config in
 // front of s's sendguard and sender, with the ext_authz call's timeout and
-// the gRPC health check's timeout raised from 0.5s to timeout, and returns
+// the gRPC health check's timeout raised from 0.5s and 1s to timeout, and returns
 // its listen port. The test binary runs sendguard built with -race on a
 // machine shared with other builds: there a decision now and then takes
-// longer than the shipped 0.5s budget, and one slow health check marks
-// sendguard unhealthy (unhealthy_threshold 1), failing every send for a
+// longer than the shipped 0.5s budget (answered 503), and a run of slow
+// health checks marks sendguard unhealthy, failing every send for a
 // second, with or without a reload. What this test is about is whether a
 // reload fails a send; the latencies it logs show what reloads cost.
 func startLiveEnvoy(t *testing.T, s *stack, timeout string) int {
@@ -56,7 +56,7 @@ func startLiveEnvoy(t *testing.T, s *stack, timeout string) int {
 	}
 	for _, r := range []struct{ old, new string }{
 		{"                timeout: 0.5s\n              failure_mode_allow: false", "                timeout: " + timeout + "\n              failure_mode_allow: false"},
-		{"    - timeout: 0.5s\n      interval: 1s", "    - timeout: " + timeout + "\n      interval: 1s"},
+		{"    - timeout: 1s\n      interval: 1s", "    - timeout: " + timeout + "\n      interval: 1s"},
 	} {
 		if strings.Count(yaml, r.old) != 1 {
 			t.Fatalf("the sidecar config no longer has %q once", r.old)
