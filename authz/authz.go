@@ -191,6 +191,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	}
 	defer func() {
 		if p := recover(); p != nil {
+			if res.ID == "" {
+				res.ID = newID() // the id the client gets, for the span too
+			}
 			resp, err = s.recovered(ctx, res.ID, p), nil
 			failed = true
 		}

@@ -45,7 +45,7 @@ import (
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/internal/store"
-	"github.com/sendguard/sendguard/internal/tracing"
+	"github.com/sendguard/sendguard/internal/tracing/otlp"
 	"github.com/sendguard/sendguard/internal/watch"
 )
 
@@ -459,12 +459,12 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		return err
 	}
 	var (
-		traces *tracing.Provider
+		traces *otlp.Provider
 		tracer trace.Tracer // nil: tracing off
 		prop   propagation.TextMapPropagator
 	)
 	if tsettings.Enabled {
-		if traces, err = tracing.New(ctx, tracing.Options{Endpoint: tsettings.Endpoint, Insecure: tsettings.Insecure,
+		if traces, err = otlp.New(ctx, otlp.Options{Endpoint: tsettings.Endpoint, Insecure: tsettings.Insecure,
 			SampleRatio: tsettings.SampleRatio, ServiceName: tsettings.ServiceName, Version: currentVersion().Version}); err != nil {
 			return err
 		}
