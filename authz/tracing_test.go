@@ -17,7 +17,9 @@ import (
 
 type decideFunc func(ctx context.Context, r decision.Request) (decision.Result, error)
 
-func (f decideFunc) Decide(ctx context.Context, r decision.Request) (decision.Result, error) { return f(ctx, r) }
+func (f decideFunc) Decide(ctx context.Context, r decision.Request) (decision.Result, error) {
+	return f(ctx, r)
+}
 
 // TestCheckSpan: the Check span continues the client's traceparent from
 // the CheckRequest's headers (or starts a trace), the decision runs inside
