@@ -15,6 +15,11 @@
 // documented policy_check_unavailable body; so it does when the decision
 // panics: the panic is recovered per request, logged at error level with
 // the decision id and the stack, and counted, and the process carries on.
+//
+// With tracing on (WithTracing), each Check runs in a sendguard.check span
+// that continues the client's W3C traceparent, read from the HTTP request
+// headers Envoy sends in the CheckRequest (see startSpan for when Envoy's
+// own span wins), and ends with the decision id, instance, result and code.
 package authz
 
 import (

@@ -469,8 +469,9 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 			return err
 		}
 		defer func() {
-			// Every Check has returned: export what the batch holds.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			// Every Check has returned: export what the batch holds, for
+			// at most 5s (the decision log's flush comes first and matters more).
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err := traces.Shutdown(sctx); err != nil {
 				log.Error("tracing: spans not flushed", "err", err)

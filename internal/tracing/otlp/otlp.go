@@ -47,11 +47,14 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if o.Endpoint == "" {
 		return nil, fmt.Errorf("tracing: an endpoint is required")
 	}
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(o.Endpoint)}
+	// As a URL, so that the scheme sets TLS or plaintext whatever the
+	// process's OTEL_EXPORTER_OTLP_* variables say (config.Tracing.Resolve
+	// has read them already).
+	scheme := "https"
 	if o.Insecure {
-		opts = append(opts, otlptracegrpc.WithInsecure())
+		scheme = "http"
 	}
-	exp, err := otlptracegrpc.New(ctx, opts...)
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(scheme+"://"+o.Endpoint))
 	if err != nil {
 		return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
 	}
