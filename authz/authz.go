@@ -237,10 +237,14 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	return deny(res.ID, res.Status, res.Body, res.Headers), nil
 }
 
-// WithTracing makes Check trace with tracer, continuing the W3C trace
-// context that prop reads (see startSpan for which parent wins). A nil
-// tracer leaves tracing off: Check then creates nothing at all.
+// WithTracing makes Check trace with tracer, continuing the trace context
+// that prop reads (nil: W3C traceparent and tracestate; see startSpan for
+// which parent wins). A nil tracer leaves tracing off: Check then creates
+// nothing at all.
 func (s *Server) WithTracing(tracer trace.Tracer, prop propagation.TextMapPropagator) *Server {
+	if prop == nil {
+		prop = propagation.TraceContext{}
+	}
 	s.tracer, s.prop = tracer, prop
 	return s
 }
