@@ -15,6 +15,11 @@
 // documented policy_check_unavailable body; so it does when the decision
 // panics: the panic is recovered per request, logged at error level with
 // the decision id and the stack, and counted, and the process carries on.
+//
+// With tracing on (WithTracing), each Check runs in a sendguard.check span
+// that continues the client's W3C traceparent, read from the HTTP request
+// headers Envoy sends in the CheckRequest (see startSpan for when Envoy's
+// own span wins), and ends with the decision id, instance, result and code.
 package authz
 
 import (
@@ -32,11 +37,16 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/decision"
+	"github.com/sendguard/sendguard/internal/tracing"
 )
 
 // Header names sendguard sets.
@@ -61,6 +71,9 @@ type Server struct {
 	decider decider
 	log     *slog.Logger
 	m       *metrics
+
+	tracer trace.Tracer // nil: tracing off, Check creates nothing
+	prop   propagation.TextMapPropagator
 }
 
 type metrics struct {
@@ -172,12 +185,25 @@ func NewServer(d decider, log *slog.Logger) *Server {
 // to decide is answered as a denial, so the client gets the documented JSON.
 // A panic, in the decision (decision.ErrPanic) or around it here, is
 // answered the same way (503 policy_check_unavailable), logged with the
-// decision id the client sees and the stack, and counted.
+// decision id the client sees and the stack, and counted. With tracing on
+// (WithTracing) it runs in the Check span.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	var res decision.Result
+	var span trace.Span
+	failed := false
+	if s.tracer != nil {
+		ctx, span = s.startSpan(ctx, req.GetAttributes().GetRequest().GetHttp().GetHeaders())
+	}
 	defer func() {
 		if p := recover(); p != nil {
+			if res.ID == "" {
+				res.ID = newID() // the id the client gets, for the span too
+			}
 			resp, err = s.recovered(ctx, res.ID, p), nil
+			failed = true
+		}
+		if span != nil {
+			endSpan(span, res, failed)
 		}
 	}()
 	in := requestOf(req)
@@ -185,6 +211,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	res, err = s.decider.Decide(ctx, in)
 	s.observe(start, res, err)
 	if err != nil {
+		failed = true
 		if pe := (*decision.PanicError)(nil); errors.As(err, &pe) {
 			s.countPanic("decide")
 			s.log.ErrorContext(ctx, "decision panicked", "decision_id", res.ID, "instance_id", res.Instance,
@@ -208,6 +235,81 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		return allow(res), nil
 	}
 	return deny(res.ID, res.Status, res.Body, res.Headers), nil
+}
+
+// WithTracing makes Check trace with tracer, continuing the trace context
+// that prop reads (nil: W3C traceparent and tracestate; see startSpan for
+// which parent wins). A nil tracer leaves tracing off: Check then creates
+// nothing at all.
+func (s *Server) WithTracing(tracer trace.Tracer, prop propagation.TextMapPropagator) *Server {
+	if prop == nil {
+		prop = propagation.TraceContext{}
+	}
+	s.tracer, s.prop = tracer, prop
+	return s
+}
+
+// startSpan starts the Check span. Its parent:
+//
+//  1. the span in ctx, when the gRPC metadata carried a trace context
+//     (Envoy traces: that is Envoy's ext_authz span, under otelgrpc's
+//     server span; see tracing.Provider.ServerHandler), unless the
+//     client's traceparent names another trace;
+//  2. otherwise the traceparent (and tracestate) of the client's HTTP
+//     request, in the CheckRequest's headers: it ties sendguard's span to
+//     the sender's trace whether or not Envoy traces. When Envoy's span is
+//     of another trace, the Check span links to it;
+//  3. otherwise none: a new trace, sampled at the configured ratio.
+//
+// A span of the client's trace is the server span of sendguard's part; a
+// child of Envoy's (otelgrpc's) is internal.
+func (s *Server) startSpan(ctx context.Context, headers map[string]string) (context.Context, trace.Span) {
+	rpc := trace.SpanContextFromContext(ctx)
+	client := trace.SpanContextFromContext(s.prop.Extract(context.Background(), propagation.MapCarrier(headers)))
+	switch {
+	case rpc.IsValid() && (!client.IsValid() || client.TraceID() == rpc.TraceID()):
+		return s.tracer.Start(ctx, tracing.SpanCheck, trace.WithSpanKind(trace.SpanKindInternal))
+	case client.IsValid():
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+		if rpc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: rpc}))
+		}
+		return s.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, client), tracing.SpanCheck, opts...)
+	}
+	return s.tracer.Start(ctx, tracing.SpanCheck, trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot())
+}
+
+// endSpan sets the decision's attributes on the Check span and ends it:
+// the decision id, the instance, the result and the code; never the key,
+// the phone or the text.
+func endSpan(span trace.Span, res decision.Result, failed bool) {
+	attrs := make([]attribute.KeyValue, 0, 4)
+	if res.ID != "" {
+		attrs = append(attrs, tracing.AttrDecisionID.String(res.ID))
+	}
+	if res.Instance != "" {
+		attrs = append(attrs, tracing.AttrInstanceID.String(res.Instance))
+	}
+	result, code := "", res.Code
+	switch {
+	case failed:
+		result, code = "failed", catalog.PolicyCheckUnavailable
+		span.SetStatus(otelcodes.Error, "decision failed") // the error's text is in the log
+	case !res.Send:
+		result = "passthrough"
+	case res.Allowed:
+		result = "allowed"
+	case res.Shadow:
+		result = "shadowed"
+	default:
+		result = "denied"
+	}
+	attrs = append(attrs, tracing.AttrResult.String(result))
+	if code != "" {
+		attrs = append(attrs, tracing.AttrCode.String(string(code)))
+	}
+	span.SetAttributes(attrs...)
+	span.End()
 }
 
 // recovered answers a panic in Check outside the decision: the documented

@@ -6,6 +6,9 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sendguard/sendguard/internal/decision"
 	"github.com/sendguard/sendguard/internal/keys"
@@ -112,5 +115,42 @@ func BenchmarkCheckAllowRateLimit(b *testing.B) {
 		if err != nil || len(resp.GetOkResponse().GetResponseHeadersToAdd()) != 3 {
 			b.Fatal(resp, err)
 		}
+	}
+}
+
+// BenchmarkCheckServerTracing is BenchmarkCheckServer with tracing on, the
+// client's traceparent in the request: every request sampled (the Check
+// span and its three children, handed to a batch processor whose exporter
+// discards them), and none (sample ratio 0, no traceparent: the Check span
+// is not recording, so the decision makes no child spans). Compare with
+// BenchmarkCheckServer, tracing off.
+func BenchmarkCheckServerTracing(b *testing.B) {
+	for _, tc := range []struct {
+		name        string
+		ratio       float64
+		traceparent string
+	}{
+		{"sampled", 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		{"unsampled", 0, ""},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+				sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(tc.ratio))))
+			b.Cleanup(func() { tp.Shutdown(context.Background()) })
+			s := benchServer(b).WithTracing(tp.Tracer("bench"), propagation.TraceContext{})
+			s.decider.(*decision.Decider).SetTracer(tp.Tracer("bench"))
+			req := checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
+			if tc.traceparent != "" {
+				req.Attributes.Request.Http.Headers["traceparent"] = tc.traceparent
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := s.Check(ctx, req)
+				if err != nil || resp.GetOkResponse() == nil {
+					b.Fatal(resp, err)
+				}
+			}
+		})
 	}
 }

@@ -23,6 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -42,6 +45,7 @@ import (
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/internal/store"
+	"github.com/sendguard/sendguard/internal/tracing/otlp"
 	"github.com/sendguard/sendguard/internal/watch"
 )
 
@@ -446,8 +450,11 @@ func restartOnly(old, next *config.Config) error {
 	if !reflect.DeepEqual(old.Store, next.Store) {
 		what = append(what, "store")
 	}
+	if !reflect.DeepEqual(old.Tracing, next.Tracing) {
+		what = append(what, "tracing")
+	}
 	if len(what) > 0 {
-		return fmt.Errorf("%s changed: that takes a restart; nothing was applied", strings.Join(what, " and "))
+		return fmt.Errorf("%s changed: that takes a restart; nothing was applied", strings.Join(what, ", "))
 	}
 	return nil
 }
@@ -494,6 +501,37 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		log.Info("admin.pprof: runtime profiles at /debug/pprof/ on the admin port (with the admin token)")
 	}
 
+	tsettings, err := a.cfg.Tracing.Resolve(getenv)
+	if err != nil {
+		return err
+	}
+	var (
+		traces *otlp.Provider
+		tracer trace.Tracer // nil: tracing off
+		prop   propagation.TextMapPropagator
+	)
+	if tsettings.Enabled {
+		if traces, err = otlp.New(ctx, otlp.Options{Endpoint: tsettings.Endpoint, Insecure: tsettings.Insecure,
+			SampleRatio: tsettings.SampleRatio, ServiceName: tsettings.ServiceName, Version: currentVersion().Version}); err != nil {
+			return err
+		}
+		defer func() {
+			// Every Check has returned: export what the batch holds, for
+			// at most 5s (the decision log's flush comes first and matters more).
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := traces.Shutdown(sctx); err != nil {
+				log.Error("tracing: spans not flushed", "err", err)
+			}
+		}()
+		// The SDK reports export failures here (otherwise as text on stderr).
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+		tracer, prop = traces.Tracer(), traces.Propagator()
+		log.Info("tracing on", "otlp_endpoint", tsettings.Endpoint, "from", tsettings.From, "insecure", tsettings.Insecure,
+			"sample_ratio", tsettings.SampleRatio, "service_name", tsettings.ServiceName)
+	}
+	a.decider.SetTracer(tracer)
+
 	grpcLis, err := net.Listen("tcp", grpcAddr)
 	if err != nil {
 		return fmt.Errorf("listen grpc: %w", err)
@@ -504,7 +542,11 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		return fmt.Errorf("listen admin: %w", err)
 	}
 
-	gs := grpc.NewServer()
+	var gopts []grpc.ServerOption
+	if traces != nil {
+		gopts = append(gopts, grpc.StatsHandler(traces.ServerHandler()))
+	}
+	gs := grpc.NewServer(gopts...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dlog, err := openDecisionLog(a.cfg, a.engine, getenv, stdout, reg, log)
@@ -523,7 +565,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	}
 	var lv live
 	lv.dec.Store(&deciderBox{logged(a)})
-	srv := authz.NewServer(&lv, log).WithMetrics(reg)
+	srv := authz.NewServer(&lv, log).WithMetrics(reg).WithTracing(tracer, prop)
 	authv3.RegisterAuthorizationServer(gs, srv)
 	healthpb.RegisterHealthServer(gs, hs)
 
@@ -608,6 +650,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		d.Delivered = func(r string) { delivered.WithLabelValues(r).Inc() }
 		d.Failed = func(r string) { failed.WithLabelValues(r).Inc() }
 		d.Dropped = func(r string) { dropped.WithLabelValues(r).Inc() }
+		d.Tracer, d.Propagator = tracer, prop
 		dctx, cancel := context.WithCancel(gctx)
 		stopDispatch = cancel
 		g.Go(func() error { return d.Run(dctx) })
@@ -651,6 +694,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 			log.Error("config and policy reload failed; keeping the running config and policies", "trigger", trigger, "err", err)
 			return
 		}
+		next.decider.SetTracer(tracer)
 		old := cur
 		cur = next
 		lv.dec.Store(&deciderBox{logged(next)})

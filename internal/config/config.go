@@ -52,6 +52,7 @@ type Config struct {
 	// (see decision.Options.Shadow).
 	Shadow      bool        `yaml:"shadow"`
 	DecisionLog DecisionLog `yaml:"decision_log"`
+	Tracing     Tracing     `yaml:"tracing"`
 
 	// Revision names the file's content: the first 12 hex digits of the
 	// SHA-256 of the bytes Parse read. Set by Parse.
@@ -709,6 +710,7 @@ func (c *Config) validate() error {
 		}
 	}
 	c.DecisionLog.validate(bad)
+	c.Tracing.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -14,12 +14,17 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
+	"github.com/sendguard/sendguard/internal/tracing"
 )
 
 // Instance is what the decision knows of a configured instance.
@@ -102,6 +107,11 @@ type Options struct {
 	// places its quota periods; it must be the store's.
 	RateLimitHeaders bool
 	Calendar         limiter.Calendar
+
+	// Tracer makes child spans of the recording span in Decide's ctx (the
+	// Check span): tracing.SpanStoreRead, SpanPolicy and SpanStoreTake.
+	// nil, or no recording span in ctx: none, at no cost.
+	Tracer trace.Tracer
 }
 
 // Decider decides. It is safe for concurrent use.
@@ -337,6 +347,33 @@ func (d *Decider) SetState(s state) { d.opts.State = s }
 // SetAbuse replaces the abuse counters, as SetState the state.
 func (d *Decider) SetAbuse(c counters) { d.opts.Abuse = c }
 
+// SetTracer sets Options.Tracer (serve builds the tracer after the
+// decider). Not safe while deciding.
+func (d *Decider) SetTracer(t trace.Tracer) { d.opts.Tracer = t }
+
+// startSpan starts the child span name of the recording span in ctx, for
+// instance; with no tracer, or when this request is not traced, it returns
+// ctx and a nil span without allocating.
+func (d *Decider) startSpan(ctx context.Context, name, instance string) (context.Context, trace.Span) {
+	if d.opts.Tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, nil
+	}
+	return d.opts.Tracer.Start(ctx, name, trace.WithAttributes(tracing.AttrInstanceID.String(instance)))
+}
+
+// endSpan ends span (nil: none), marked failed when err is not nil. The
+// error's text stays in the log: a store's may name keys.
+func endSpan(span trace.Span, err error, attrs ...attribute.KeyValue) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.SetStatus(otelcodes.Error, "failed")
+	}
+	span.SetAttributes(attrs...)
+	span.End()
+}
+
 func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res := Result{ID: d.opts.NewID()}
 	path, ok := canonicalPath(r.Path)
@@ -390,15 +427,19 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res.Instance = inst.ID
 
 	storeStart := time.Now()
-	paused, err := d.opts.State.Paused(ctx, inst.ID)
+	sctx, span := d.startSpan(ctx, tracing.SpanStoreRead, inst.ID)
+	paused, err := d.opts.State.Paused(sctx, inst.ID)
 	if err != nil {
+		endSpan(span, err)
 		return res, fmt.Errorf("read pause state of %s: %w", inst.ID, err)
 	}
-	suppressed, err := d.opts.State.Suppressed(ctx, inst.ID, req.e164)
+	suppressed, err := d.opts.State.Suppressed(sctx, inst.ID, req.e164)
 	res.StoreTime = time.Since(storeStart)
+	endSpan(span, err)
 	if err != nil {
 		return res, fmt.Errorf("read suppression of %s: %w", inst.ID, err)
 	}
+	pctx, span := d.startSpan(ctx, tracing.SpanPolicy, inst.ID)
 	res.PolicyInput = policy.Input{
 		InstanceID:     inst.ID,
 		Plan:           inst.Plan,
@@ -410,7 +451,14 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		Signals:        d.opts.Scanner.Scan(req.message),
 	}
 	res.Scored = true
-	pd, err := d.opts.Policy.Eval(ctx, res.PolicyInput)
+	pd, err := d.opts.Policy.Eval(pctx, res.PolicyInput)
+	if span != nil && err == nil {
+		span.SetAttributes(tracing.AttrRiskScore.Int(pd.RiskScore))
+		if !pd.Allow {
+			span.SetAttributes(tracing.AttrCode.String(pd.Error))
+		}
+	}
+	endSpan(span, err)
 	if err != nil {
 		return res, fmt.Errorf("evaluate policy: %w", err)
 	}
@@ -429,10 +477,12 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 
 	now := d.opts.Now()
+	tctx, span := d.startSpan(ctx, tracing.SpanStoreTake, inst.ID)
 	if d.opts.Abuse == nil {
 		storeStart = time.Now()
-		res, err := d.take(ctx, res, inst, pd.Throttle, now)
+		res, err := d.take(tctx, res, inst, pd.Throttle, now)
 		res.StoreTime += time.Since(storeStart)
+		endSpan(span, err)
 		return res, err
 	}
 	// Checked and counted with the slow lane and the quotas in one atomic
@@ -442,8 +492,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		snd.SlowLane = inst.SlowLane
 	}
 	storeStart = time.Now()
-	out, err := d.opts.Abuse.TakeSend(ctx, snd, now)
+	out, err := d.opts.Abuse.TakeSend(tctx, snd, now)
 	res.StoreTime += time.Since(storeStart)
+	endSpan(span, err)
 	if err != nil {
 		return res, fmt.Errorf("take send of %s: %w", inst.ID, err)
 	}

@@ -13,7 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sendguard/sendguard/internal/store"
+	"github.com/sendguard/sendguard/internal/tracing"
 )
 
 // Receiver is one configured webhook receiver.
@@ -71,6 +77,12 @@ type Dispatcher struct {
 	Log       *slog.Logger
 	// Delivered, Failed and Dropped count outcomes, for metrics; may be nil.
 	Delivered, Failed, Dropped func(receiver string)
+	// Tracer, when set, traces every delivery attempt (a client span,
+	// tracing.SpanEventDeliver, with the event id, kind and receiver, never
+	// the body), and Propagator writes its traceparent into the POST so a
+	// receiver can continue the trace. Each attempt starts a new trace.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 
 	wake chan struct{}
 	once sync.Once
@@ -223,12 +235,33 @@ func (d *Dispatcher) post(ctx context.Context, r Receiver, eventID string, ev st
 	req.Header.Set(HeaderEvent, ev.Kind)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(HeaderSignature, Sign(r.Secret, now, ev.Body))
+	var span trace.Span
+	if d.Tracer != nil {
+		var sctx context.Context
+		sctx, span = d.Tracer.Start(ctx, tracing.SpanEventDeliver, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(tracing.AttrEventID.String(eventID), tracing.AttrEvent.String(ev.Kind), tracing.AttrReceiver.String(r.Name),
+				attribute.String("http.request.method", http.MethodPost), attribute.Int("sendguard.attempt", ev.Attempts)))
+		defer span.End()
+		if d.Propagator != nil {
+			d.Propagator.Inject(sctx, propagation.HeaderCarrier(req.Header))
+		}
+		req = req.WithContext(sctx)
+	}
 	resp, err := d.Client.Do(req)
 	if err != nil {
+		if span != nil {
+			span.SetStatus(otelcodes.Error, "receiver unreachable")
+		}
 		return err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if span != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+		if resp.StatusCode/100 != 2 {
+			span.SetStatus(otelcodes.Error, resp.Status)
+		}
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("receiver answered %s", resp.Status)
 	}
