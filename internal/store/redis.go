@@ -92,7 +92,10 @@ func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 		DisableIdentity:       true,
 	})
 	r := &Redis{c: c, o: o, done: make(chan struct{}), nonce: rand.Text()[:12]}
-	pctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	// Start-up (a ping and six script loads) gets its own budget: the
+	// per-call timeout (100ms by default) bounds a decision, and a start on
+	// a busy node should not fail on it.
+	pctx, cancel := context.WithTimeout(ctx, max(o.Timeout, 5*time.Second))
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
