@@ -1,6 +1,6 @@
 // Command benchcompare is the repository's side of `make bench-compare`:
 //
-//	benchcompare report -results F.jsonl -md bench/RESULTS.md -png bench/latency.png [-loadavg-start "…"] [-mix NAME]
+//	benchcompare report -results F.jsonl -md F.md -png F.png [-loadavg-start "…"] [-mix NAME]
 //	benchcompare uniquemix -in ../shared/bench/mixes/default.json -out bench/mixes/unique.json [-seed N]
 //
 // report reads the JSON lines the shared harness (../shared/bench/compare.sh)
@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -45,8 +46,8 @@ func main() {
 func report(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	results := fs.String("results", "", "the harness's JSON lines (compare.sh's RESULTS)")
-	mdOut := fs.String("md", "bench/RESULTS.md", "Markdown table output")
-	pngOut := fs.String("png", "bench/latency.png", "PNG chart output")
+	mdOut := fs.String("md", "bench/compare-default.md", "Markdown table output")
+	pngOut := fs.String("png", "bench/compare-default.png", "PNG chart output")
 	loadStart := fs.String("loadavg-start", "", "the load average (/proc/loadavg) when the run started")
 	mixName := fs.String("mix", "", "the mix file, as named in the table header (default: the results' own)")
 	floor := fs.String("floor", "noop", "the label of the floor target")
@@ -83,7 +84,8 @@ func report(args []string) error {
 	}
 	fmt.Fprintf(&md, "\nRatios: target ÷ floor (throughput: higher is better; CPU and latency: lower is better). "+
 		"Open loop: latency from the scheduled send; \"overloaded\" when under 97 %% of the offered rate was answered. "+
-		"Chart: `latency.png`. Raw results: `results.jsonl`.\n")
+		"The no-op floor allows everything, so its mismatches are the mix's denials. Chart: `%s`. Raw results: `%s`.\n",
+		filepath.Base(*pngOut), filepath.Base(*results))
 	if err := os.WriteFile(*mdOut, md.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
