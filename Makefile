@@ -7,7 +7,7 @@ ENVOY ?= $(shell command -v envoy 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/envo
 ENVOY_VERSION := 1.40.0
 OPA   := $(GO) tool opa
 
-.PHONY: all build release bench-suppressions envoy envoy-version run test test-go test-policies vet bench load clean model image imageload-bin k8s-bin k8s-clean k8s-up
+.PHONY: all build release bench-suppressions bench-compare envoy envoy-version run test test-go test-policies vet bench load clean model image imageload-bin k8s-bin k8s-clean k8s-up
 
 # Stamped into the binary (sendguard version). VERSION empty: the release
 # version in internal/version (the image's tag and the chart's appVersion).
@@ -98,6 +98,33 @@ test-go:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/ ./internal/decisionlog/
+
+# bench-compare runs the shared side-by-side harness (BENCH_HARNESS, default
+# ../shared/bench beside the repository; see its README) once: the no-op
+# floor, the OPA-Envoy peer and sendguard built from this tree (the embedded
+# store, the default; config from the harness's genconfig.py, every limit out
+# of reach), 2 alternating rounds (~8 min), then writes bench/compare-MIXNAME.md
+# (the table, ratios to the floor, the load average), .png (latency vs rate)
+# and .jsonl (the harness's raw results). MIX=bench/mixes/unique.json: every
+# allowed message text unique. BENCH_PORT: the first of 3 gRPC ports.
+BENCH_HARNESS ?= $(CURDIR)/../shared/bench
+MIX           ?= $(BENCH_HARNESS)/mixes/default.json
+BENCH_PORT    ?= 9191
+BENCH_TMP     ?= $(CURDIR)/.run/bench-compare
+BENCH_NAME    ?= compare-$(basename $(notdir $(MIX)))
+bench-compare:
+	@test -x "$(BENCH_HARNESS)/compare.sh" || { echo "bench-compare: no harness at $(BENCH_HARNESS) (the shared bench/ beside the repository); set BENCH_HARNESS=DIR" >&2; exit 1; }
+	@test -f "$(MIX)" || { echo "bench-compare: no mix file $(MIX)" >&2; exit 1; }
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/sendguard ./cmd/benchcompare
+	rm -rf $(BENCH_TMP) && mkdir -p $(BENCH_TMP) bench
+	python3 $(BENCH_HARNESS)/sendguard/genconfig.py embedded $(BENCH_TMP)/sendguard.yaml $(BENCH_TMP)/sendguard.db
+	echo 'inbound: {routes: []}' >> $(BENCH_TMP)/sendguard.yaml  # genconfig predates inbound.signature's check
+	cat /proc/loadavg > $(BENCH_TMP)/loadavg-start
+	RESULTS=$(BENCH_TMP)/results.jsonl MIX=$(abspath $(MIX)) BASE_PORT=$(BENCH_PORT) $(BENCH_HARNESS)/compare.sh noop opa \
+		'sendguard=$(CURDIR)/bin/sendguard serve --config $(BENCH_TMP)/sendguard.yaml --grpc-addr $$ADDR --admin-addr 127.0.0.1:0 --log-level error'
+	cp $(BENCH_TMP)/results.jsonl bench/$(BENCH_NAME).jsonl
+	./bin/benchcompare report -results bench/$(BENCH_NAME).jsonl -md bench/$(BENCH_NAME).md -png bench/$(BENCH_NAME).png \
+		-loadavg-start "$$(cat $(BENCH_TMP)/loadavg-start)" -mix $(patsubst $(CURDIR)/%,%,$(abspath $(MIX)))
 
 # bench-suppressions imports 1,000,000 suppressions into a fresh embedded
 # store with the real binary and starts serve on it: import time, file size,
