@@ -86,8 +86,8 @@ type seenDoc struct {
 	index      int
 	kind       string // "" for kinds it does not remember
 	ns, name   string
-	workload   Workload          // a judged workload's, as Replicas sees it
-	target     autoscaleTarget   // an HPA's
+	workload   Workload        // a judged workload's, as Replicas sees it
+	target     autoscaleTarget // an HPA's
 	maxReplica int32
 }
 
