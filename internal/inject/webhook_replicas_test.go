@@ -495,3 +495,61 @@ func TestWebhookRefusesPerNodeAndJobs(t *testing.T) {
 		})
 	}
 }
+
+// DaemonSets, Jobs and CronJobs from many goroutines, with multilingual
+// names, through one webhook whose objectSelector every request shares:
+// each gets its own decision.
+func TestWebhookPerNodeAndJobsConcurrent(t *testing.T) {
+	sel, err := metav1.LabelSelectorAsSelector(&metav1.LabelSelector{MatchLabels: map[string]string{"team": "messaging"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions("")
+	opts.ObjectSelector = sel
+	h := Webhook(opts, nil, quiet())
+	names := []string{"مرسل", "प्रेषक", "gönderici", "relay-😀", "e\u0301metteur"}
+	opted := map[string]string{AnnotationInject: "true"}
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Go(func() {
+			name := names[i%len(names)]
+			selected := i%2 == 0
+			var body []byte
+			var kind string
+			switch i % 3 {
+			case 0:
+				l := map[string]string{}
+				if selected {
+					l["team"] = "messaging"
+				}
+				kind, body = "DaemonSet", admission(t, daemonsets, "", admissionv1.Create, name, daemonSetJSON(name, opted, l), nil)
+			case 1:
+				j := jobJSON(name, 3, 0, opted)
+				if selected {
+					j["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"] = map[string]any{"team": "messaging"}
+				}
+				kind, body = "Job", admission(t, jobs, "", admissionv1.Create, name, j, nil)
+			default:
+				c := cronJobJSON(name, 2, 0, opted)
+				if selected {
+					c["spec"].(map[string]any)["jobTemplate"].(map[string]any)["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"] = map[string]any{"team": "messaging"}
+				}
+				kind, body = "CronJob", admission(t, cronjobs, "", admissionv1.Create, name, c, nil)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/inject", bytes.NewReader(body)))
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
+				t.Errorf("%s %s: %d %s", kind, name, rec.Code, rec.Body)
+				return
+			}
+			if out.Response.Allowed == selected {
+				t.Errorf("%s %s selected %v: allowed %v", kind, name, selected, out.Response.Allowed)
+			}
+			if !out.Response.Allowed && !strings.Contains(out.Response.Result.Message, kind+" messaging/"+name+": ") {
+				t.Errorf("%s %s: refusal %q does not name it", kind, name, out.Response.Result.Message)
+			}
+		})
+	}
+	wg.Wait()
+}
