@@ -50,7 +50,20 @@ var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 //     nothing more);
 //   - an autoscaling/v2 HorizontalPodAutoscaler (CREATE, UPDATE) by its
 //     maxReplicas, when it targets an apps/v1 Deployment, StatefulSet or
-//     ReplicaSet (read through get); other targets are allowed.
+//     ReplicaSet (read through get); other targets are allowed;
+//   - an apps/v1 DaemonSet (CREATE, UPDATE) whatever its size: one pod per
+//     node, a count unknown at admission;
+//   - a batch/v1 Job (CREATE, UPDATE) by the pods it runs at once
+//     (parallelism, or completions when fewer), a CronJob by its
+//     jobTemplate's; a Job its CronJob controls is left to the CronJob's
+//     check.
+//
+// With opts.ObjectSelector (the pod webhook's objectSelector; the chart
+// registers this webhook without one, since the API server would match it
+// against the workload's own labels and a Scale has none), a workload
+// whose pod template's labels it does not select is allowed, as its pods
+// would not be injected; one it selects is judged whatever its own labels,
+// its scales and HPAs included.
 //
 // An UPDATE (or a scale) of a workload that was already refusable is
 // allowed unless it asks for more replicas than before: objects that
