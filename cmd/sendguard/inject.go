@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/sendguard/sendguard/internal/inject"
 	"github.com/sendguard/sendguard/internal/webhookcert"
@@ -37,9 +41,16 @@ options:
   --per-pod-limits refuse|accept
                         a Deployment, StatefulSet or ReplicaSet (or its scale,
                         or an HPA) of more than one injected replica on the
-                        embedded store, whose pod template has no
-                        sendguard.io/per-pod-limits annotation: refused
-                        (default) or accepted
+                        embedded store, a DaemonSet on it, a Job or CronJob
+                        running more than one pod at once on it, whose pod
+                        template has no sendguard.io/per-pod-limits
+                        annotation: refused (default) or accepted
+serve only:
+  --object-selector JSON
+                        the pod webhook's objectSelector (a LabelSelector,
+                        the chart's injector.objectSelector): workloads are
+                        judged for per-pod limits only when their pod
+                        template's labels match it
 `
 
 // injectCmd runs `sendguard inject`: manual injection of manifests, or the
@@ -67,7 +78,7 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&o.Namespace, "namespace", env("SENDGUARD_INJECT_NAMESPACE", ""), "the injector's own namespace, never injected (env SENDGUARD_INJECT_NAMESPACE)")
 	fs.StringVar(&o.Version, "injector-version", env("SENDGUARD_INJECT_VERSION", ""), "value of the sendguard.io/status annotation (env SENDGUARD_INJECT_VERSION)")
 	fs.StringVar(&o.PerPodLimits, "per-pod-limits", env("SENDGUARD_INJECT_PER_POD_LIMITS", inject.PerPodRefuse), "refuse or accept more than one replica on the embedded store when the pod template does not say (env SENDGUARD_INJECT_PER_POD_LIMITS)")
-	var file, addr, cert, key, level string
+	var file, addr, cert, key, level, objectSelector string
 	var self selfSignedTLS
 	if serving {
 		fs.StringVar(&self.secret, "self-signed-secret", env("SENDGUARD_INJECT_SELF_SIGNED_SECRET", ""), "NAMESPACE/NAME of the Secret keeping a generated CA and serving certificate (env SENDGUARD_INJECT_SELF_SIGNED_SECRET)")
@@ -80,6 +91,7 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fs.StringVar(&addr, "addr", env("SENDGUARD_INJECT_ADDR", ":9443"), "HTTPS listen address (env SENDGUARD_INJECT_ADDR)")
 		fs.StringVar(&cert, "tls-cert", env("SENDGUARD_INJECT_TLS_CERT", ""), "serving certificate, PEM; re-read when it changes (env SENDGUARD_INJECT_TLS_CERT)")
 		fs.StringVar(&key, "tls-key", env("SENDGUARD_INJECT_TLS_KEY", ""), "its private key, PEM (env SENDGUARD_INJECT_TLS_KEY)")
+		fs.StringVar(&objectSelector, "object-selector", env("SENDGUARD_INJECT_OBJECT_SELECTOR", ""), "the pod webhook's objectSelector, a JSON LabelSelector: per-pod limits judge only workloads whose pod template matches it (env SENDGUARD_INJECT_OBJECT_SELECTOR)")
 		fs.StringVar(&level, "log-level", env("SENDGUARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SENDGUARD_LOG_LEVEL)")
 	} else {
 		fs.StringVar(&file, "f", "", "manifest file, or - for stdin")
@@ -94,6 +106,11 @@ func injectCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("--per-pod-limits %q: want %s or %s", o.PerPodLimits, inject.PerPodRefuse, inject.PerPodAccept)
 	}
 	if serving {
+		sel, err := parseObjectSelector(objectSelector)
+		if err != nil {
+			return err
+		}
+		o.ObjectSelector = sel
 		files, generated := cert != "" || key != "", self.secret != "" || self.webhook != ""
 		switch {
 		case files && generated:
@@ -284,4 +301,30 @@ func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	}
 	k.current, k.mod = &c, mod
 	return k.current, nil
+}
+
+// parseObjectSelector reads --object-selector: a metav1.LabelSelector in
+// JSON (unknown fields refused). Empty, or a selector with no
+// requirements: nil, every template.
+func parseObjectSelector(s string) (labels.Selector, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var ls metav1.LabelSelector
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ls); err != nil {
+		return nil, fmt.Errorf("--object-selector %q: %w", s, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("--object-selector %q: more than one JSON value", s)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&ls)
+	if err != nil {
+		return nil, fmt.Errorf("--object-selector %q: %w", s, err)
+	}
+	if sel.Empty() {
+		return nil, nil
+	}
+	return sel, nil
 }

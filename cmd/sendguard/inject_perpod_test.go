@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // perPodRefusal is the message of testdata/inject/per-pod.in.yaml's
@@ -83,5 +85,68 @@ func TestInjectRefusesPerPodReplicas(t *testing.T) {
 	var errb2 bytes.Buffer
 	if err := run(context.Background(), []string{"inject", "-f", "testdata/inject/per-pod.in.yaml", "--per-pod-limits", "allow"}, noenv, nil, &bytes.Buffer{}, &errb2); err == nil || !strings.Contains(err.Error(), "--per-pod-limits") {
 		t.Errorf("--per-pod-limits allow = %v, want refused", err)
+	}
+}
+
+// TestInjectObjectSelector: `inject serve --object-selector` (or its
+// variable) takes the chart's injector.objectSelector as JSON; an empty
+// selector selects everything (nil), a bad one stops inject serve before
+// it serves.
+func TestInjectObjectSelector(t *testing.T) {
+	team := labels.Set{"team": "messaging", "app": "مرسل"}
+	batch := labels.Set{"team": "messaging", "tier": "batch"}
+	other := labels.Set{"app": "sender"}
+	for _, tc := range []struct {
+		in                string
+		nilSel            bool
+		team, batch, othr bool
+		bad               string
+	}{
+		{in: "", nilSel: true},
+		{in: "{}", nilSel: true},
+		{in: `{"matchLabels":{"team":"messaging"}}`, team: true, batch: true},
+		{in: `{"matchLabels":{"team":"messaging"},"matchExpressions":[{"key":"tier","operator":"NotIn","values":["batch","x"]}]}`, team: true},
+		{in: `{"matchExpressions":[{"key":"tier","operator":"In","values":["प्रेषक"]}]}`, bad: "a valid label must be"},
+		{in: `{"matchExpressions":[{"key":"team","operator":"DoesNotExist"}]}`, othr: true},
+		{in: `{"matchLabel":{"team":"messaging"}}`, bad: "unknown field"},
+		{in: `team=messaging`, bad: "invalid character"},
+		{in: `{"matchExpressions":[{"key":"team","operator":"Bogus"}]}`, bad: "not a valid label selector operator"},
+		{in: `{} {}`, bad: "more than one JSON value"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			sel, err := parseObjectSelector(tc.in)
+			if tc.bad != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.bad) || !strings.Contains(err.Error(), "--object-selector") {
+					t.Fatalf("parseObjectSelector(%q) = %v, %v; want an error about %q", tc.in, sel, err, tc.bad)
+				}
+				var errb bytes.Buffer
+				args := append([]string{"inject", "serve", "--tls-cert", "none", "--tls-key", "none"}, injectFlags...)
+				if err := run(context.Background(), append(args, "--object-selector", tc.in), noenv, nil, io.Discard, &errb); err == nil || !strings.Contains(err.Error(), "--object-selector") {
+					t.Errorf("inject serve --object-selector %q = %v, want it refused", tc.in, err)
+				}
+				env := map[string]string{"SENDGUARD_INJECT_OBJECT_SELECTOR": tc.in}
+				if err := run(context.Background(), args, func(k string) string { return env[k] }, nil, io.Discard, &errb); err == nil || !strings.Contains(err.Error(), "--object-selector") {
+					t.Errorf("inject serve with SENDGUARD_INJECT_OBJECT_SELECTOR=%q = %v, want it refused", tc.in, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseObjectSelector(%q) = %v", tc.in, err)
+			}
+			if (sel == nil) != tc.nilSel {
+				t.Fatalf("parseObjectSelector(%q) = %v, want nil %v", tc.in, sel, tc.nilSel)
+			}
+			if sel == nil {
+				return
+			}
+			for _, c := range []struct {
+				set  labels.Set
+				want bool
+			}{{team, tc.team}, {batch, tc.batch}, {other, tc.othr}} {
+				if got := sel.Matches(c.set); got != c.want {
+					t.Errorf("parseObjectSelector(%q).Matches(%v) = %v, want %v", tc.in, c.set, got, c.want)
+				}
+			}
+		})
 	}
 }

@@ -161,6 +161,13 @@ func helmTemplate(t *testing.T, release, ns string, set ...string) string {
 // when the test ends. set are more chart values.
 func register(t *testing.T, env *k8stest.Env, name string, in *injector, policy string, probeNS string, set ...string) {
 	t.Helper()
+	registerProbe(t, env, name, in, policy, probeNS, annotatedPod("probe"), set...)
+}
+
+// registerProbe is register, waiting until probe (which must match the
+// configuration's selectors) comes back injected.
+func registerProbe(t *testing.T, env *k8stest.Env, name string, in *injector, policy string, probeNS string, probe *corev1.Pod, set ...string) {
+	t.Helper()
 	mwc := chartWebhook(t, append([]string{"injector.failurePolicy=" + policy}, set...)...)
 	mwc.Name = name
 	if len(mwc.Webhooks) != 2 {
@@ -178,7 +185,7 @@ func register(t *testing.T, env *k8stest.Env, name string, in *injector, policy 
 	// The API server picks the configuration up from its watch a moment
 	// later: wait until a dry-run annotated pod comes back injected.
 	k8stest.WaitFor(t, "webhook "+name+" in effect", func() bool {
-		pod, status, _ := createPod(t, env, probeNS, annotatedPod("probe"), true)
+		pod, status, _ := createPod(t, env, probeNS, probe, true)
 		return status == http.StatusCreated && count(pod, inject.SendguardContainer) == 1
 	})
 }

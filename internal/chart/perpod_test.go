@@ -2,6 +2,7 @@ package chart
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -12,25 +13,33 @@ import (
 
 // TestChartWorkloadWebhook: in injector mode the chart's
 // MutatingWebhookConfiguration has, besides the pod webhook, the per-pod
-// limits webhook: apps/v1 Deployments, StatefulSets and ReplicaSets
-// (CREATE, UPDATE), their scale subresource (UPDATE) and autoscaling/v2
-// HPAs (CREATE, UPDATE), served by the same injector, with the pods'
-// failurePolicy, timeout and selectors, never reinvoked (it does not
-// mutate). The injector runs with --per-pod-limits from
-// injector.perPodLimits and mounts its token; a ClusterRole gives it get,
-// and only get, on the three workload kinds, bound to its ServiceAccount,
-// with either TLS setup.
+// limits webhook: apps/v1 Deployments, StatefulSets, ReplicaSets and
+// DaemonSets (CREATE, UPDATE), the scale subresource of the first three
+// (UPDATE), autoscaling/v2 HPAs and batch/v1 Jobs and CronJobs (CREATE,
+// UPDATE), served by the same injector, with the pods' failurePolicy,
+// timeout and namespaceSelector, never reinvoked (it does not mutate). It
+// has no objectSelector even when the pods' has one (the API server would
+// match it against a workload's own labels, and a Scale has none): the
+// injector gets it as --object-selector and matches pod templates. The
+// injector runs with --per-pod-limits from injector.perPodLimits and
+// mounts its token; a ClusterRole gives it get, and only get, on the three
+// scalable kinds (DaemonSets, Jobs and CronJobs carry their template in
+// the request), bound to its ServiceAccount, with either TLS setup.
 func TestChartWorkloadWebhook(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		args   []string
 		policy admissionregistrationv1.FailurePolicyType
 		perPod string
+		objSel string // the injector's --object-selector argument, "" none
 	}{
-		{"defaults", nil, admissionregistrationv1.Fail, "refuse"},
+		{"defaults", nil, admissionregistrationv1.Fail, "refuse", ""},
 		{"ignore, accept, selectors", []string{"--set", "injector.failurePolicy=Ignore", "--set", "injector.perPodLimits=accept",
-			"--set", "injector.objectSelector.matchLabels.team=messaging", "--set", "injector.namespaceSelector.matchLabels.env=prod"}, admissionregistrationv1.Ignore, "accept"},
-		{"cert-manager", []string{"--set", "injector.tls.certManager.enabled=true"}, admissionregistrationv1.Fail, "refuse"},
+			"--set", "injector.objectSelector.matchLabels.team=messaging", "--set", "injector.namespaceSelector.matchLabels.env=prod"}, admissionregistrationv1.Ignore, "accept",
+			`--object-selector={"matchLabels":{"team":"messaging"}}`},
+		{"expressions", []string{"--set-json", `injector.objectSelector={"matchExpressions":[{"key":"tier","operator":"NotIn","values":["batch","bulk"]}]}`},
+			admissionregistrationv1.Fail, "refuse", `--object-selector={"matchExpressions":[{"key":"tier","operator":"NotIn","values":["batch","bulk"]}]}`},
+		{"cert-manager", []string{"--set", "injector.tls.certManager.enabled=true"}, admissionregistrationv1.Fail, "refuse", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := render(t, tc.args...)
@@ -54,7 +63,7 @@ func TestChartWorkloadWebhook(t *testing.T) {
 					t.Errorf("rule %+v: want one group, namespaced", r)
 					continue
 				}
-				v := map[string]string{"apps": "v1", "autoscaling": "v2"}[r.APIGroups[0]]
+				v := map[string]string{"apps": "v1", "autoscaling": "v2", "batch": "v1"}[r.APIGroups[0]]
 				if !slices.Equal(r.APIVersions, []string{v}) {
 					t.Errorf("rule %+v: versions %v, want [%s]", r, r.APIVersions, v)
 				}
@@ -62,9 +71,10 @@ func TestChartWorkloadWebhook(t *testing.T) {
 			}
 			create, update := admissionregistrationv1.Create, admissionregistrationv1.Update
 			want := []rule{
-				{[]admissionregistrationv1.OperationType{create, update}, "apps", []string{"deployments", "statefulsets", "replicasets"}},
+				{[]admissionregistrationv1.OperationType{create, update}, "apps", []string{"deployments", "statefulsets", "replicasets", "daemonsets"}},
 				{[]admissionregistrationv1.OperationType{update}, "apps", []string{"deployments/scale", "statefulsets/scale", "replicasets/scale"}},
 				{[]admissionregistrationv1.OperationType{create, update}, "autoscaling", []string{"horizontalpodautoscalers"}},
+				{[]admissionregistrationv1.OperationType{create, update}, "batch", []string{"jobs", "cronjobs"}},
 			}
 			if d := cmp.Diff(want, got, cmp.AllowUnexported(rule{})); d != "" {
 				t.Errorf("workload webhook rules (-want +got):\n%s", d)
@@ -83,8 +93,11 @@ func TestChartWorkloadWebhook(t *testing.T) {
 			if d := cmp.Diff(pods.NamespaceSelector, wl.NamespaceSelector); d != "" || pods.NamespaceSelector == nil {
 				t.Errorf("namespaceSelector (-pods +workloads):\n%s", d)
 			}
-			if d := cmp.Diff(pods.ObjectSelector, wl.ObjectSelector); d != "" {
-				t.Errorf("objectSelector (-pods +workloads):\n%s", d)
+			if wl.ObjectSelector != nil {
+				t.Errorf("workload webhook objectSelector %+v, want none (the injector matches pod templates)", wl.ObjectSelector)
+			}
+			if (pods.ObjectSelector != nil) != (tc.objSel != "") {
+				t.Errorf("pod webhook objectSelector %+v, want one only when injector.objectSelector is set", pods.ObjectSelector)
 			}
 
 			dep := find(objs, "Deployment", release+"-sendguard-injector")
@@ -94,6 +107,15 @@ func TestChartWorkloadWebhook(t *testing.T) {
 			spec := dep.Typed.(*appsv1.Deployment).Spec.Template.Spec
 			if !slices.Contains(spec.Containers[0].Args, "--per-pod-limits="+tc.perPod) {
 				t.Errorf("injector args %q, want --per-pod-limits=%s", spec.Containers[0].Args, tc.perPod)
+			}
+			var objSel []string
+			for _, a := range spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--object-selector") {
+					objSel = append(objSel, a)
+				}
+			}
+			if want := []string{tc.objSel}; (tc.objSel == "" && objSel != nil) || (tc.objSel != "" && !slices.Equal(objSel, want)) {
+				t.Errorf("injector --object-selector args %q, want %q", objSel, tc.objSel)
 			}
 
 			cr := find(objs, "ClusterRole", release+"-sendguard-injector-"+ns+"-workloads")

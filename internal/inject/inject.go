@@ -21,8 +21,9 @@
 // keeps them in the pod: Replicas refuses a workload of more than one
 // injected replica on it unless its pod template accepts per-pod limits
 // (AnnotationPerPodLimits). The webhook applies it to Deployments,
-// StatefulSets, ReplicaSets, their scale subresource and
-// HorizontalPodAutoscalers; Manifests to the documents it reads.
+// StatefulSets, ReplicaSets, their scale subresource,
+// HorizontalPodAutoscalers, DaemonSets, Jobs and CronJobs; Manifests to
+// the documents it reads.
 package inject
 
 import (
@@ -34,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
@@ -135,6 +137,13 @@ type Options struct {
 	// does with a workload of more than one replica on the embedded store
 	// whose pod template has no AnnotationPerPodLimits.
 	PerPodLimits string
+	// ObjectSelector is the pod webhook's objectSelector (the chart's
+	// injector.objectSelector; nil: none). The API server matches it
+	// against each pod, but against a workload's own labels, and a Scale
+	// has none, so the workload webhook is registered without it and
+	// Replicas matches it against the pod template's labels instead: a
+	// workload whose pods would not be injected is not refused.
+	ObjectSelector labels.Selector
 
 	ListenPort      int32 // Envoy's listener (port sendguard-http); default 10000
 	GRPCPort        int32 // sendguard ext_authz on 127.0.0.1; default 9191

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -31,11 +29,13 @@ const maxManifest = 64 << 20
 // unknown field is an error. On error nothing is written. It returns how
 // many documents it injected.
 //
-// It refuses what the webhook refuses (see Replicas): a Deployment,
-// StatefulSet or ReplicaSet with more than one replica on the embedded
-// store, and an autoscaling/v1 or v2 HorizontalPodAutoscaler with
-// maxReplicas above 1 whose target is such a workload in the same input
-// (a target elsewhere is not known here: the webhook checks it).
+// It refuses what the webhook refuses (see Replicas), with the same
+// decision: a Deployment, StatefulSet or ReplicaSet with more than one
+// replica on the embedded store, a DaemonSet on it, a Job or CronJob
+// running more than one pod at once on it, and an autoscaling/v1 or v2
+// HorizontalPodAutoscaler with maxReplicas above 1 whose target is such a
+// workload in the same input (a target elsewhere is not known here: the
+// webhook checks it).
 func Manifests(in io.Reader, out io.Writer, opts Options) (int, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(io.LimitReader(in, maxManifest+1)))
 	var buf bytes.Buffer
@@ -86,8 +86,8 @@ type seenDoc struct {
 	index      int
 	kind       string // "" for kinds it does not remember
 	ns, name   string
-	template   map[string]string // a workload's pod template annotations
-	target     autoscaleTarget   // an HPA's
+	workload   Workload        // a judged workload's, as Replicas sees it
+	target     autoscaleTarget // an HPA's
 	maxReplica int32
 }
 
@@ -110,9 +110,9 @@ func checkAutoscalers(seen []seenDoc, opts Options) error {
 			if w.kind != h.target.Kind || w.name != h.target.Name || w.ns != h.ns {
 				continue
 			}
-			err := Replicas(Workload{Kind: w.kind, Namespace: w.ns, Name: w.name, Replicas: h.maxReplica, Field: "maxReplicas", Annotations: w.template,
-				By: "HorizontalPodAutoscaler " + h.name}, opts)
-			if err != nil {
+			hw := withReplicas(w.workload, h.maxReplica)
+			hw.Field, hw.By = "maxReplicas", "HorizontalPodAutoscaler "+h.name
+			if err := Replicas(hw, opts); err != nil {
 				return fmt.Errorf("document %d: %w", h.index, err)
 			}
 		}
@@ -122,27 +122,12 @@ func checkAutoscalers(seen []seenDoc, opts Options) error {
 
 // isApps reports whether apiVersion is the apps group's.
 func isApps(apiVersion string) bool {
-	g, _, ok := strings.Cut(apiVersion, "/")
-	return ok && g == "apps"
-}
-
-// controlledByDeployment reports whether a ReplicaSet belongs to a
-// Deployment: the Deployment's replicas were judged, and its controller
-// sizes the ReplicaSet (a rollout briefly runs old and new pods side by
-// side; refusing that would only stall it).
-func controlledByDeployment(refs []metav1.OwnerReference) bool {
-	for _, o := range refs {
-		if o.Controller != nil && *o.Controller && o.Kind == "Deployment" && isApps(o.APIVersion) {
-			return true
-		}
-	}
-	return false
+	return apiGroup(apiVersion) == "apps"
 }
 
 // Document injects one YAML or JSON document. It returns doc itself when
 // nothing changes, otherwise the re-encoded YAML object, and whether it
-// injected. A Deployment, StatefulSet or ReplicaSet that Replicas refuses
-// is an error.
+// injected. A workload that Replicas refuses is an error.
 func Document(doc []byte, opts Options) ([]byte, bool, error) {
 	out, ok, _, err := document(doc, opts)
 	return out, ok, err
@@ -155,10 +140,9 @@ func document(doc []byte, opts Options) ([]byte, bool, seenDoc, error) {
 		return nil, false, info, err
 	}
 	var (
-		obj      any
-		meta     *metav1.ObjectMeta
-		tpl      *corev1.PodTemplateSpec
-		replicas **int32 // the workloads Replicas judges
+		obj  any
+		meta *metav1.ObjectMeta
+		tpl  *corev1.PodTemplateSpec
 	)
 	switch tm.APIVersion + " " + tm.Kind {
 	case "v1 Pod":
@@ -166,16 +150,16 @@ func document(doc []byte, opts Options) ([]byte, bool, seenDoc, error) {
 		obj, meta, tpl = o, &o.ObjectMeta, nil
 	case "apps/v1 Deployment":
 		o := &appsv1.Deployment{}
-		obj, meta, tpl, replicas = o, &o.ObjectMeta, &o.Spec.Template, &o.Spec.Replicas
+		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
 	case "apps/v1 StatefulSet":
 		o := &appsv1.StatefulSet{}
-		obj, meta, tpl, replicas = o, &o.ObjectMeta, &o.Spec.Template, &o.Spec.Replicas
+		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
 	case "apps/v1 DaemonSet":
 		o := &appsv1.DaemonSet{}
 		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
 	case "apps/v1 ReplicaSet":
 		o := &appsv1.ReplicaSet{}
-		obj, meta, tpl, replicas = o, &o.ObjectMeta, &o.Spec.Template, &o.Spec.Replicas
+		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
 	case "batch/v1 Job":
 		o := &batchv1.Job{}
 		obj, meta, tpl = o, &o.ObjectMeta, &o.Spec.Template
@@ -202,19 +186,23 @@ func document(doc []byte, opts Options) ([]byte, bool, seenDoc, error) {
 		pod := obj.(*corev1.Pod)
 		ok, err = Template(&pod.ObjectMeta, &pod.Spec, pod.Namespace, opts)
 	} else {
-		info = seenDoc{kind: tm.Kind, ns: meta.Namespace, name: meta.Name, template: maps.Clone(tpl.Annotations)}
+		info = seenDoc{kind: tm.Kind, ns: meta.Namespace, name: meta.Name}
 		ok, err = Template(&tpl.ObjectMeta, &tpl.Spec, meta.Namespace, opts)
 	}
 	if err != nil {
 		return nil, false, info, fmt.Errorf("%s %s: %w", tm.Kind, meta.Name, err)
 	}
-	if replicas != nil && !(tm.Kind == "ReplicaSet" && controlledByDeployment(meta.OwnerReferences)) {
-		n := int32(1) // the API server's default
-		if *replicas != nil {
-			n = **replicas
+	if judged[tm.Kind] != "" {
+		// What the webhook reads of the object as sent (before injection).
+		var wo workloadObject
+		if err := yaml.Unmarshal(doc, &wo); err != nil {
+			return nil, false, info, fmt.Errorf("%s: %w", tm.Kind, err)
 		}
-		if err := Replicas(Workload{Kind: tm.Kind, Namespace: meta.Namespace, Name: meta.Name, Replicas: n, Field: "replicas", Annotations: info.template}, opts); err != nil {
-			return nil, false, info, err
+		info.workload = wo.workloadOf(tm.Kind)
+		if !managed(tm.Kind, meta.OwnerReferences) {
+			if err := Replicas(info.workload, opts); err != nil {
+				return nil, false, info, err
+			}
 		}
 	}
 	if !ok {

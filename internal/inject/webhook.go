@@ -50,7 +50,20 @@ var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 //     nothing more);
 //   - an autoscaling/v2 HorizontalPodAutoscaler (CREATE, UPDATE) by its
 //     maxReplicas, when it targets an apps/v1 Deployment, StatefulSet or
-//     ReplicaSet (read through get); other targets are allowed.
+//     ReplicaSet (read through get); other targets are allowed;
+//   - an apps/v1 DaemonSet (CREATE, UPDATE) whatever its size: one pod per
+//     node, a count unknown at admission;
+//   - a batch/v1 Job (CREATE, UPDATE) by the pods it runs at once
+//     (parallelism, or completions when fewer), a CronJob by its
+//     jobTemplate's; a Job its CronJob controls is left to the CronJob's
+//     check.
+//
+// With opts.ObjectSelector (the pod webhook's objectSelector; the chart
+// registers this webhook without one, since the API server would match it
+// against the workload's own labels and a Scale has none), a workload
+// whose pod template's labels it does not select is allowed, as its pods
+// would not be injected; one it selects is judged whatever its own labels,
+// its scales and HPAs included.
 //
 // An UPDATE (or a scale) of a workload that was already refusable is
 // allowed unless it asks for more replicas than before: objects that
@@ -134,12 +147,12 @@ func admit(ctx context.Context, req *admissionv1.AdmissionRequest, opts Options,
 			return allow, nil
 		}
 		return admitPod(req, opts, log), nil
-	case req.Resource.Group == "apps" && req.Resource.Version == "v1" && workloadKinds[req.Resource.Resource] != "":
-		switch {
+	case workloadResources[req.Resource] != "":
+		switch kind := workloadResources[req.Resource]; {
 		case req.SubResource == "" && (req.Operation == admissionv1.Create || req.Operation == admissionv1.Update):
-			return admitWorkload(req, opts, log), nil
-		case req.SubResource == "scale" && req.Operation == admissionv1.Update:
-			return admitScale(ctx, req, opts, get, log)
+			return admitWorkload(req, kind, opts, log), nil
+		case req.SubResource == "scale" && req.Operation == admissionv1.Update && scalable[kind]:
+			return admitScale(ctx, req, kind, opts, get, log)
 		}
 	case req.Resource == hpaResource && req.SubResource == "" && (req.Operation == admissionv1.Create || req.Operation == admissionv1.Update):
 		return admitAutoscaler(ctx, req, opts, get, log)
@@ -181,34 +194,23 @@ func admitPod(req *admissionv1.AdmissionRequest, opts Options, log *slog.Logger)
 	return allow
 }
 
-// workloadKinds are the apps/v1 resources whose replicas are judged, and
+// workloadResources are the resources whose objects Replicas judges, and
 // their kinds.
-var workloadKinds = map[string]string{"deployments": "Deployment", "statefulsets": "StatefulSet", "replicasets": "ReplicaSet"}
+var workloadResources = map[metav1.GroupVersionResource]string{
+	{Group: "apps", Version: "v1", Resource: "deployments"}:  "Deployment",
+	{Group: "apps", Version: "v1", Resource: "statefulsets"}: "StatefulSet",
+	{Group: "apps", Version: "v1", Resource: "replicasets"}:  "ReplicaSet",
+	{Group: "apps", Version: "v1", Resource: "daemonsets"}:   "DaemonSet",
+	{Group: "batch", Version: "v1", Resource: "jobs"}:        "Job",
+	{Group: "batch", Version: "v1", Resource: "cronjobs"}:    "CronJob",
+}
 
 var hpaResource = metav1.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
 
-// workloadObject is what the refusal reads of a Deployment, StatefulSet
-// or ReplicaSet (all three have these fields).
-type workloadObject struct {
-	Metadata metav1.ObjectMeta `json:"metadata"`
-	Spec     struct {
-		Replicas *int32 `json:"replicas"`
-		Template struct {
-			Metadata metav1.ObjectMeta `json:"metadata"`
-		} `json:"template"`
-	} `json:"spec"`
-}
-
-// replicas is spec.replicas, or the API server's default, 1.
-func (o *workloadObject) replicas() int32 {
-	if o.Spec.Replicas == nil {
-		return 1
-	}
-	return *o.Spec.Replicas
-}
-
-func (o *workloadObject) workload(kind string, replicas int32) Workload {
-	return Workload{Kind: kind, Namespace: o.Metadata.Namespace, Name: o.Metadata.Name, Replicas: replicas, Field: "replicas", Annotations: o.Spec.Template.Metadata.Annotations}
+// withReplicas is w running n pods (a scale's, an HPA's maxReplicas).
+func withReplicas(w Workload, n int32) Workload {
+	w.Replicas = n
+	return w
 }
 
 // refuse is the answer to a workload Replicas refuses.
@@ -231,9 +233,8 @@ func ratchet(oldErr error, oldReplicas, newReplicas int32) bool {
 	return oldErr != nil && newReplicas <= oldReplicas
 }
 
-func admitWorkload(req *admissionv1.AdmissionRequest, opts Options, log *slog.Logger) *admissionv1.AdmissionResponse {
+func admitWorkload(req *admissionv1.AdmissionRequest, kind string, opts Options, log *slog.Logger) *admissionv1.AdmissionResponse {
 	allow := &admissionv1.AdmissionResponse{Allowed: true}
-	kind := workloadKinds[req.Resource.Resource]
 	if len(req.Object.Raw) == 0 {
 		return malformed(req, fmt.Errorf("request carries no %s", kind), log)
 	}
@@ -244,10 +245,11 @@ func admitWorkload(req *admissionv1.AdmissionRequest, opts Options, log *slog.Lo
 	if obj.Metadata.Namespace == "" {
 		obj.Metadata.Namespace = req.Namespace
 	}
-	if obj.Metadata.DeletionTimestamp != nil || (kind == "ReplicaSet" && controlledByDeployment(obj.Metadata.OwnerReferences)) {
+	if obj.Metadata.DeletionTimestamp != nil || managed(kind, obj.Metadata.OwnerReferences) {
 		return allow
 	}
-	err := Replicas(obj.workload(kind, obj.replicas()), opts)
+	w := obj.workloadOf(kind)
+	err := Replicas(w, opts)
 	if err == nil {
 		return allow
 	}
@@ -255,7 +257,8 @@ func admitWorkload(req *admissionv1.AdmissionRequest, opts Options, log *slog.Lo
 		var old workloadObject
 		if json.Unmarshal(req.OldObject.Raw, &old) == nil {
 			old.Metadata.Namespace = obj.Metadata.Namespace
-			if ratchet(Replicas(old.workload(kind, old.replicas()), opts), old.replicas(), obj.replicas()) {
+			ow := old.workloadOf(kind)
+			if ratchet(Replicas(ow, opts), ow.Replicas, w.Replicas) {
 				return allow
 			}
 		}
@@ -285,7 +288,7 @@ func lookup(ctx context.Context, get Getter, resource, ns, name string) (obj wor
 	return obj, true, nil
 }
 
-func admitScale(ctx context.Context, req *admissionv1.AdmissionRequest, opts Options, get Getter, log *slog.Logger) (*admissionv1.AdmissionResponse, error) {
+func admitScale(ctx context.Context, req *admissionv1.AdmissionRequest, kind string, opts Options, get Getter, log *slog.Logger) (*admissionv1.AdmissionResponse, error) {
 	allow := &admissionv1.AdmissionResponse{Allowed: true}
 	var scale autoscalingv1.Scale
 	if len(req.Object.Raw) == 0 {
@@ -297,25 +300,25 @@ func admitScale(ctx context.Context, req *admissionv1.AdmissionRequest, opts Opt
 	if scale.Spec.Replicas <= 1 {
 		return allow, nil // no need to read the workload
 	}
-	resource, kind := req.Resource.Resource, workloadKinds[req.Resource.Resource]
-	obj, found, err := lookup(ctx, get, resource, req.Namespace, req.Name)
+	obj, found, err := lookup(ctx, get, req.Resource.Resource, req.Namespace, req.Name)
 	if err != nil {
 		return nil, err
 	}
-	if !found || obj.Metadata.DeletionTimestamp != nil || (kind == "ReplicaSet" && controlledByDeployment(obj.Metadata.OwnerReferences)) {
+	if !found || obj.Metadata.DeletionTimestamp != nil || managed(kind, obj.Metadata.OwnerReferences) {
 		return allow, nil
 	}
-	w := obj.workload(kind, scale.Spec.Replicas)
+	current := obj.workloadOf(kind)
+	w := withReplicas(current, scale.Spec.Replicas)
 	w.By = "scale"
 	if err := Replicas(w, opts); err != nil {
 		// The replicas before the scale: the old Scale's, else the
 		// workload's as read.
-		before := obj.replicas()
+		before := current.Replicas
 		var old autoscalingv1.Scale
 		if len(req.OldObject.Raw) > 0 && json.Unmarshal(req.OldObject.Raw, &old) == nil {
 			before = old.Spec.Replicas
 		}
-		if ratchet(Replicas(obj.workload(kind, before), opts), before, scale.Spec.Replicas) {
+		if ratchet(Replicas(withReplicas(current, before), opts), before, scale.Spec.Replicas) {
 			return allow, nil
 		}
 		return refuse(req, err, log), nil
@@ -344,14 +347,14 @@ func admitAutoscaler(ctx context.Context, req *admissionv1.AdmissionRequest, opt
 	}
 	target := h.Spec.ScaleTargetRef
 	resource := strings.ToLower(target.Kind) + "s"
-	if h.Spec.MaxReplicas <= 1 || h.Metadata.DeletionTimestamp != nil || !isApps(target.APIVersion) || workloadKinds[resource] != target.Kind {
+	if h.Spec.MaxReplicas <= 1 || h.Metadata.DeletionTimestamp != nil || !isApps(target.APIVersion) || !scalable[target.Kind] {
 		return allow, nil
 	}
 	obj, found, err := lookup(ctx, get, resource, req.Namespace, target.Name)
 	if err != nil {
 		return nil, err
 	}
-	if !found || (target.Kind == "ReplicaSet" && controlledByDeployment(obj.Metadata.OwnerReferences)) {
+	if !found || managed(target.Kind, obj.Metadata.OwnerReferences) {
 		// Not there yet: the scales the HPA asks for are judged when they
 		// come (the scale subresource).
 		return allow, nil
@@ -360,12 +363,13 @@ func admitAutoscaler(ctx context.Context, req *admissionv1.AdmissionRequest, opt
 	if name == "" {
 		name = req.Name
 	}
-	w := obj.workload(target.Kind, h.Spec.MaxReplicas)
+	current := obj.workloadOf(target.Kind)
+	w := withReplicas(current, h.Spec.MaxReplicas)
 	w.Field, w.By = "maxReplicas", "HorizontalPodAutoscaler "+name
 	if err := Replicas(w, opts); err != nil {
 		var old autoscaler
 		if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 && json.Unmarshal(req.OldObject.Raw, &old) == nil && old.Spec.ScaleTargetRef == target {
-			if ratchet(Replicas(obj.workload(target.Kind, old.Spec.MaxReplicas), opts), old.Spec.MaxReplicas, h.Spec.MaxReplicas) {
+			if ratchet(Replicas(withReplicas(current, old.Spec.MaxReplicas), opts), old.Spec.MaxReplicas, h.Spec.MaxReplicas) {
 				return allow, nil
 			}
 		}

@@ -306,3 +306,250 @@ func TestWebhookReplicasConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+var (
+	daemonsets = metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
+	jobs       = metav1.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	cronjobs   = metav1.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}
+)
+
+// daemonSetJSON is a DaemonSet of annotated template pods labelled app=name
+// and labels.
+func daemonSetJSON(name string, ann, labels map[string]string) map[string]any {
+	l := map[string]any{"app": name}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return map[string]any{
+		"apiVersion": "apps/v1", "kind": "DaemonSet",
+		"metadata": map[string]any{"name": name, "namespace": "messaging"},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]any{"app": name}},
+			"template": map[string]any{"metadata": map[string]any{"labels": l, "annotations": ann}, "spec": map[string]any{}},
+		},
+	}
+}
+
+// jobSpecJSON is a Job's spec; parallelism or completions 0 leave them out.
+func jobSpecJSON(parallelism, completions int32, ann map[string]string) map[string]any {
+	s := map[string]any{"template": map[string]any{"metadata": map[string]any{"annotations": ann}, "spec": map[string]any{"restartPolicy": "Never"}}}
+	if parallelism != 0 {
+		s["parallelism"] = parallelism
+	}
+	if completions != 0 {
+		s["completions"] = completions
+	}
+	return s
+}
+
+func jobJSON(name string, parallelism, completions int32, ann map[string]string) map[string]any {
+	return map[string]any{"apiVersion": "batch/v1", "kind": "Job", "metadata": map[string]any{"name": name, "namespace": "messaging"}, "spec": jobSpecJSON(parallelism, completions, ann)}
+}
+
+func cronJobJSON(name string, parallelism, completions int32, ann map[string]string) map[string]any {
+	return map[string]any{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": map[string]any{"name": name, "namespace": "messaging"},
+		"spec": map[string]any{"schedule": "0 9 * * *", "jobTemplate": map[string]any{"spec": jobSpecJSON(parallelism, completions, ann)}}}
+}
+
+// TestWebhookRefusesPerNodeAndJobs: DaemonSets (whatever their node
+// count), Jobs and CronJobs running more than one pod at once, with the
+// same decision as the apps workloads; and, with the pod webhook's
+// objectSelector, a workload (its scale, an HPA on it) is judged by its
+// pod template's labels, not its own.
+func TestWebhookRefusesPerNodeAndJobs(t *testing.T) {
+	opted := map[string]string{AnnotationInject: "true"}
+	accept := map[string]string{AnnotationInject: "true", AnnotationPerPodLimits: "accept"}
+	redis := map[string]string{AnnotationInject: "true", AnnotationStore: "redis"}
+	ownedJob := jobJSON("reminders-29400000", 3, 0, opted)
+	ownedJob["metadata"].(map[string]any)["ownerReferences"] = []any{map[string]any{"apiVersion": "batch/v1", "kind": "CronJob", "name": "reminders", "uid": "u", "controller": true}}
+	// A Deployment labelled team=messaging whose template is not, and one
+	// whose template is while the Deployment is not.
+	ownLabels := workloadJSON("Deployment", "owner-labelled", 3, opted)
+	ownLabels["metadata"].(map[string]any)["labels"] = map[string]any{"team": "messaging"}
+	tplLabels := workloadJSON("Deployment", "template-labelled", 3, opted)
+	tplLabels["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"] = map[string]any{"app": "template-labelled", "team": "messaging"}
+	tplLabels1 := workloadJSON("Deployment", "template-labelled", 1, opted)
+	tplLabels1["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"] = map[string]any{"app": "template-labelled", "team": "messaging"}
+	stored := &objects{byPath: map[string]any{
+		"/apis/apps/v1/namespaces/messaging/deployments/template-labelled": tplLabels1,
+		"/apis/apps/v1/namespaces/messaging/deployments/sender":            workloadJSON("Deployment", "sender", 1, opted),
+	}}
+	sel, err := metav1.LabelSelectorAsSelector(&metav1.LabelSelector{MatchLabels: map[string]string{"team": "messaging"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		body     func(t *testing.T) []byte
+		selected bool // with the objectSelector team=messaging
+		want     string
+	}{
+		{"DaemonSet", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Create, "relay", daemonSetJSON("relay", opted, nil), nil)
+		}, false, "DaemonSet messaging/relay: one pod per node on sendguard's embedded store"},
+		{"DaemonSet accepted", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Create, "relay", daemonSetJSON("relay", accept, nil), nil)
+		}, false, ""},
+		{"DaemonSet on Redis", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Create, "relay", daemonSetJSON("relay", redis, nil), nil)
+		}, false, ""},
+		{"DaemonSet unannotated", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Create, "relay", daemonSetJSON("relay", nil, nil), nil)
+		}, false, ""},
+		{"DaemonSet update dropping acceptance", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Update, "relay", daemonSetJSON("relay", opted, nil), daemonSetJSON("relay", accept, nil))
+		}, false, "DaemonSet messaging/relay: one pod per node"},
+		{"DaemonSet update of a refusable one", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Update, "relay", daemonSetJSON("relay", opted, map[string]string{"v": "2"}), daemonSetJSON("relay", opted, nil))
+		}, false, ""},
+		{"Job parallelism 3", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Create, "campaign", jobJSON("campaign", 3, 0, opted), nil)
+		}, false, "Job messaging/campaign: parallelism 3"},
+		{"Job parallelism 3, 1 completion", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Create, "campaign", jobJSON("campaign", 3, 1, opted), nil)
+		}, false, ""},
+		{"Job parallelism 4, 2 completions", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Create, "campaign", jobJSON("campaign", 4, 2, opted), nil)
+		}, false, "Job messaging/campaign: completions 2"},
+		{"Job default parallelism", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Create, "campaign", jobJSON("campaign", 0, 5, opted), nil)
+		}, false, ""},
+		{"Job accepted", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Create, "campaign", jobJSON("campaign", 3, 0, accept), nil)
+		}, false, ""},
+		{"Job update raising parallelism", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Update, "campaign", jobJSON("campaign", 3, 0, opted), jobJSON("campaign", 1, 0, opted))
+		}, false, "parallelism 3"},
+		{"Job update of a refusable one, lower", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Update, "campaign", jobJSON("campaign", 2, 0, opted), jobJSON("campaign", 3, 0, opted))
+		}, false, ""},
+		{"Job of a CronJob", func(t *testing.T) []byte {
+			return admission(t, jobs, "", admissionv1.Create, "reminders-29400000", ownedJob, nil)
+		}, false, ""},
+		{"Job status", func(t *testing.T) []byte {
+			return admission(t, jobs, "status", admissionv1.Update, "campaign", jobJSON("campaign", 3, 0, opted), nil)
+		}, false, ""},
+		{"CronJob parallelism 2", func(t *testing.T) []byte {
+			return admission(t, cronjobs, "", admissionv1.Create, "reminders", cronJobJSON("reminders", 2, 0, opted), nil)
+		}, false, "CronJob messaging/reminders: parallelism 2"},
+		{"CronJob parallelism 1", func(t *testing.T) []byte {
+			return admission(t, cronjobs, "", admissionv1.Create, "reminders", cronJobJSON("reminders", 1, 0, opted), nil)
+		}, false, ""},
+		{"CronJob on Redis", func(t *testing.T) []byte {
+			return admission(t, cronjobs, "", admissionv1.Create, "reminders", cronJobJSON("reminders", 2, 0, redis), nil)
+		}, false, ""},
+		{"CronJob not a CronJob", func(t *testing.T) []byte {
+			return admission(t, cronjobs, "", admissionv1.Create, "reminders", map[string]any{"spec": map[string]any{"jobTemplate": "x"}}, nil)
+		}, false, "decode CronJob"},
+		{"batch/v1 jobs scale is no such thing", func(t *testing.T) []byte {
+			return admission(t, jobs, "scale", admissionv1.Update, "campaign", scaleJSON("campaign", 3), nil)
+		}, false, ""},
+
+		{"selector: the Deployment's own labels do not count", func(t *testing.T) []byte {
+			return admission(t, deployments, "", admissionv1.Create, "owner-labelled", ownLabels, nil)
+		}, true, ""},
+		{"selector: its template's do", func(t *testing.T) []byte {
+			return admission(t, deployments, "", admissionv1.Create, "template-labelled", tplLabels, nil)
+		}, true, "Deployment messaging/template-labelled: replicas 3"},
+		{"selector: scale of a selected template", func(t *testing.T) []byte {
+			return admission(t, deployments, "scale", admissionv1.Update, "template-labelled", scaleJSON("template-labelled", 3), scaleJSON("template-labelled", 1))
+		}, true, "scale of Deployment messaging/template-labelled: replicas 3"},
+		{"selector: scale of an unselected template", func(t *testing.T) []byte {
+			return admission(t, deployments, "scale", admissionv1.Update, "sender", scaleJSON("sender", 3), scaleJSON("sender", 1))
+		}, true, ""},
+		{"selector: HPA on a selected template", func(t *testing.T) []byte {
+			return admission(t, hpaResource, "", admissionv1.Create, "hpa", hpaJSON("hpa", "Deployment", "template-labelled", 4), nil)
+		}, true, "HorizontalPodAutoscaler hpa of Deployment messaging/template-labelled: maxReplicas 4"},
+		{"selector: DaemonSet unselected", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Create, "relay", daemonSetJSON("relay", opted, nil), nil)
+		}, true, ""},
+		{"selector: DaemonSet selected", func(t *testing.T) []byte {
+			return admission(t, daemonsets, "", admissionv1.Create, "relay", daemonSetJSON("relay", opted, map[string]string{"team": "messaging"}), nil)
+		}, true, "DaemonSet messaging/relay"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions("")
+			if tc.selected {
+				opts.ObjectSelector = sel
+			}
+			rec, resp := post(t, Webhook(opts, stored, quiet()), tc.body(t))
+			if resp == nil {
+				t.Fatalf("response = %d %s, want an AdmissionReview", rec.Code, rec.Body)
+			}
+			if resp.Patch != nil || resp.PatchType != nil {
+				t.Errorf("response has a patch: %s", resp.Patch)
+			}
+			if tc.want == "" {
+				if !resp.Allowed {
+					t.Errorf("response = %s, want allowed", rec.Body)
+				}
+				return
+			}
+			if resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, tc.want) || !strings.HasPrefix(resp.Result.Message, "sendguard: ") {
+				t.Fatalf("response = %s, want denied mentioning %q", rec.Body, tc.want)
+			}
+			if strings.Contains(resp.Result.Message, "per-pod limits") && (resp.Result.Code != http.StatusForbidden || !strings.Contains(resp.Result.Message, `sendguard.io/per-pod-limits: "accept"`)) {
+				t.Errorf("refusal = %d %q, want 403 naming the opt-in", resp.Result.Code, resp.Result.Message)
+			}
+		})
+	}
+}
+
+// DaemonSets, Jobs and CronJobs from many goroutines, with multilingual
+// names, through one webhook whose objectSelector every request shares:
+// each gets its own decision.
+func TestWebhookPerNodeAndJobsConcurrent(t *testing.T) {
+	sel, err := metav1.LabelSelectorAsSelector(&metav1.LabelSelector{MatchLabels: map[string]string{"team": "messaging"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions("")
+	opts.ObjectSelector = sel
+	h := Webhook(opts, nil, quiet())
+	names := []string{"مرسل", "प्रेषक", "gönderici", "relay-😀", "e\u0301metteur"}
+	opted := map[string]string{AnnotationInject: "true"}
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Go(func() {
+			name := names[i%len(names)]
+			selected := i%2 == 0
+			var body []byte
+			var kind string
+			switch i % 3 {
+			case 0:
+				l := map[string]string{}
+				if selected {
+					l["team"] = "messaging"
+				}
+				kind, body = "DaemonSet", admission(t, daemonsets, "", admissionv1.Create, name, daemonSetJSON(name, opted, l), nil)
+			case 1:
+				j := jobJSON(name, 3, 0, opted)
+				if selected {
+					j["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"] = map[string]any{"team": "messaging"}
+				}
+				kind, body = "Job", admission(t, jobs, "", admissionv1.Create, name, j, nil)
+			default:
+				c := cronJobJSON(name, 2, 0, opted)
+				if selected {
+					c["spec"].(map[string]any)["jobTemplate"].(map[string]any)["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"] = map[string]any{"team": "messaging"}
+				}
+				kind, body = "CronJob", admission(t, cronjobs, "", admissionv1.Create, name, c, nil)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/inject", bytes.NewReader(body)))
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
+				t.Errorf("%s %s: %d %s", kind, name, rec.Code, rec.Body)
+				return
+			}
+			if out.Response.Allowed == selected {
+				t.Errorf("%s %s selected %v: allowed %v", kind, name, selected, out.Response.Allowed)
+			}
+			if !out.Response.Allowed && !strings.Contains(out.Response.Result.Message, kind+" messaging/"+name+": ") {
+				t.Errorf("%s %s: refusal %q does not name it", kind, name, out.Response.Result.Message)
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -327,8 +327,8 @@ func TestChartInstallAndUpgrade(t *testing.T) {
 // TestChartNotesPerPodLimits: NOTES (rendered by helm install --dry-run
 // against the API server) tells an injector user what happens to more
 // than one replica on the embedded store, and how to accept it, for each
-// injector.perPodLimits; and warns when an objectSelector keeps scales
-// from being checked.
+// injector.perPodLimits, DaemonSets and Jobs included; and, with an
+// objectSelector, that pod templates (not workloads) are matched.
 func TestChartNotesPerPodLimits(t *testing.T) {
 	env := k8stest.Start(t)
 	env.Namespace(t, "sg-notes", nil)
@@ -338,9 +338,9 @@ func TestChartNotesPerPodLimits(t *testing.T) {
 		want []string
 		not  []string
 	}{
-		{"refuse", nil, []string{"refuses the sender's", `sendguard.io/per-pod-limits: "accept"`, `sendguard.io/store: "redis"`}, []string{"objectSelector is set"}},
+		{"refuse", nil, []string{"refuses the sender's", "its DaemonSet (one pod per node)", "Job or CronJob running more than one pod at once", `sendguard.io/per-pod-limits: "accept"`, `sendguard.io/store: "redis"`}, []string{"objectSelector is set"}},
 		{"accept", []string{"--set", "injector.perPodLimits=accept"}, []string{"accepts (injector.perPodLimits=accept)", `sendguard.io/per-pod-limits: "refuse"`}, []string{"refuses the sender's"}},
-		{"object selector", []string{"--set", "injector.objectSelector.matchLabels.team=messaging"}, []string{"objectSelector is set", "never a scale"}, nil},
+		{"object selector", []string{"--set", "injector.objectSelector.matchLabels.team=messaging"}, []string{"objectSelector is set", "pod template labels", "their scales and HPAs too"}, []string{"never a scale"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, err := helm(t, env.Kubeconfig, append([]string{"install", "sg", chartDir, "--namespace", "sg-notes", "--dry-run=server"}, c.set...)...)

@@ -99,9 +99,9 @@ store:
 {{- if or (eq .Values.mode "standalone") (eq .Values.mode "istio") -}}true{{- end -}}
 {{- end -}}
 
-{{/* The injector webhooks' namespaceSelector and objectSelector: the
-     values', never kube-system or the release namespace. */}}
-{{- define "sendguard.injectorSelectors" -}}
+{{/* The injector webhooks' namespaceSelector: the values', never
+     kube-system or the release namespace. */}}
+{{- define "sendguard.injectorNamespaceSelector" -}}
 namespaceSelector:
   {{- with .Values.injector.namespaceSelector.matchLabels }}
   matchLabels:
@@ -114,8 +114,4 @@ namespaceSelector:
   {{- with .Values.injector.namespaceSelector.matchExpressions }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- with .Values.injector.objectSelector }}
-objectSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
 {{- end -}}
