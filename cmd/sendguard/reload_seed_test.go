@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // TestReloadKeepsOperatorChanges: the config's seeds (paused: true, the
@@ -24,13 +19,12 @@ import (
 // operator lifted through the admin API stay so across an unrelated edit
 // (here a new key); a pause and a suppression the edit adds take effect.
 func TestReloadKeepsOperatorChanges(t *testing.T) {
-	raw, err := os.ReadFile("../devstack/sendguard.yaml")
+	cfgPath := devstackConfig(t, t.TempDir(), "reload: {watch_interval: 100ms}\n")
+	raw, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	base := strings.Replace(string(raw), "path: .run/sendguard.db", "path: "+filepath.Join(dir, "state.db"), 1) + "reload: {watch_interval: 100ms}\n"
-	cfgPath := filepath.Join(dir, "sendguard.yaml")
+	base := string(raw)
 	write := func(cfg string) {
 		t.Helper()
 		tmp := cfgPath + ".tmp"
@@ -41,24 +35,8 @@ func TestReloadKeepsOperatorChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(base)
-
-	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	logw := &syncWriter{w: &bytes.Buffer{}}
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfgPath, "--grpc-addr", grpcAddr, "--admin-addr", adminAddr}, noenv, nil, io.Discard, logw)
-	}()
-	defer func() { cancel(); <-done }()
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	waitServing(t, ctx, healthpb.NewHealthClient(conn), logw.String)
-	ac := authv3.NewAuthorizationClient(conn)
+	srv := serveFor(t, cfgPath, nil)
+	adminAddr, logw, ctx, ac := srv.adminAddr, srv.logs, context.Background(), srv.client
 
 	n := 0
 	decide := func(instance, to string) string {

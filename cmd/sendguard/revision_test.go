@@ -1,20 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
@@ -30,30 +23,14 @@ import (
 // config then applies, moves only the config's loaded_at, and /readyz's
 // reload is ok again while last_refused is kept.
 func TestRevisionEndpoint(t *testing.T) {
-	raw, err := os.ReadFile("../devstack/sendguard.yaml")
+	cfgPath := devstackConfig(t, t.TempDir(), "reload: {watch_interval: 100ms}\n")
+	raw, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	base := strings.Replace(string(raw), "path: .run/sendguard.db", "path: "+filepath.Join(dir, "state.db"), 1) + "reload: {watch_interval: 100ms}\n"
-	cfgPath := filepath.Join(dir, "sendguard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(base), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	logw := &syncWriter{w: &bytes.Buffer{}}
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfgPath, "--grpc-addr", grpcAddr, "--admin-addr", adminAddr}, noenv, nil, io.Discard, logw)
-	}()
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	waitServing(t, ctx, healthpb.NewHealthClient(conn), logw.String)
+	base := string(raw)
+	srv := serveFor(t, cfgPath, nil)
+	adminAddr, logw := srv.adminAddr, srv.logs
 
 	get := func(path, token string) (int, []byte) {
 		t.Helper()
@@ -179,8 +156,5 @@ func TestRevisionEndpoint(t *testing.T) {
 		t.Errorf("/readyz after an applied reload = %+v, want reload ok", r)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("serve returned %v", err)
-	}
+	srv.stop() // fails the test if serve returns an error
 }

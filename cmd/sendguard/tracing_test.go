@@ -88,10 +88,11 @@ func startCollector(t *testing.T) (*collector, string) {
 
 // served is one `sendguard serve` run in the process.
 type served struct {
-	t      *testing.T
-	client authv3.AuthorizationClient
-	logs   *syncWriter
-	stop   func()
+	t         *testing.T
+	client    authv3.AuthorizationClient
+	adminAddr string
+	logs      *syncWriter
+	stop      func()
 }
 
 // serveFor runs serve on cfg with env until stop (or the test's end), and
@@ -111,7 +112,7 @@ func serveFor(t *testing.T, cfg string, env map[string]string) *served {
 		t.Fatal(err)
 	}
 	var once sync.Once
-	s := &served{t: t, client: authv3.NewAuthorizationClient(conn), logs: logs}
+	s := &served{t: t, client: authv3.NewAuthorizationClient(conn), adminAddr: adminAddr, logs: logs}
 	s.stop = func() {
 		once.Do(func() {
 			conn.Close()
