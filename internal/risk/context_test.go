@@ -53,6 +53,13 @@ func TestScanContext(t *testing.T) {
 		{"free delivery id", "Gratis ongkir sudah diterapkan pada pesanan #123. Total Rp 95.000.", words{}},
 		{"cashback credited en", "Your cashback of SAR 15 from the October promotion has been credited to your wallet.", words{}},
 		{"code not applied", "Use code SAVE50 for 50% off everything today only", words{Promo: 2, Discount: 2}},
+		// The settled scope is the anchor's sentence and a next one
+		// without a call to action; an abbreviation ends no sentence.
+		{"totals line after applied", "Coupon WELCOME10 applied to order #9001. Total after discount: SAR 180.", words{Transactional: 1}},
+		{"upsell after applied en", "Coupon applied to order 5512. Mega sale this weekend only, shop now", words{Promo: 3, Transactional: 1}},
+		{"upsell after applied pt", "Cupom aplicado ao pedido 7712. Aproveite: desconto de 30% só hoje, compre agora!", words{Promo: 2, Transactional: 1}},
+		{"upsell two sentences on", "Coupon applied. Thanks. Huge savings on every brand", words{Promo: 2}},
+		{"abbreviation", "Coupon ONAM15 bill no. 7712 il apply aayi: discount ₹300.", words{}},
 		{"offer far from applied", "Coupon applied to order 5512 and your parcel ships tomorrow morning from our warehouse in Jebel Ali. Mega sale this weekend only, huge savings on every brand",
 			words{Promo: 5, Transactional: 1}},
 
@@ -112,4 +119,18 @@ func TestContextVocabularyExtends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzScan: any text, settled anchors and sentence marks included, scans
+// without panicking, and the same twice.
+func FuzzScan(f *testing.F) {
+	for _, m := range append(marked, "Coupon applied. Total after discount: SAR 180.", "applied.\n.!؟ ", "تم تطبيق الخصم. شكرا", "applied . . no. 5 Sale!") {
+		f.Add(m)
+	}
+	s := New(Options{})
+	f.Fuzz(func(t *testing.T, msg string) {
+		if a, b := s.Scan(msg), s.Scan(msg); a != b {
+			t.Errorf("Scan(%q) = %+v, then %+v", msg, a, b)
+		}
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	ahocorasick "github.com/BobuSumisu/aho-corasick"
 	"golang.org/x/text/unicode/norm"
@@ -292,6 +293,21 @@ func (s *Scanner) Scan(msg string) Signals {
 			}
 		}
 	}
+	// The settled scope: the anchor's sentence, and a sentence next to it
+	// that has no call to action ("Coupon X applied. Total after
+	// discount: …" settles; "… applied. Mega sale, shop now" does not).
+	var sc scope
+	if len(settled) > 0 {
+		sc.sentence = s.sentences(msg, len(words))
+		if sc.sentence != nil {
+			sc.cta = make([]bool, sc.sentence[len(sc.sentence)-1]+1)
+			for _, h := range hits {
+				if h.cat == catCTA {
+					sc.cta[sc.sentence[h.word]] = true
+				}
+			}
+		}
+	}
 	var anchors [nCategories][]int // word index just after each anchor match
 	for _, h := range hits {
 		if slices.ContainsFunc(neutral, func(n [2]int) bool { return n[0] <= h.start && h.end <= n[1] }) {
@@ -299,7 +315,7 @@ func (s *Scanner) Scan(msg string) Signals {
 		}
 		switch h.cat {
 		case catPromo:
-			if !near(settled, h.word) && !denied(negated, h.word) {
+			if !sc.near(settled, h.word) && !denied(negated, h.word) {
 				sig.PromoTerms++
 			}
 		case catCTA:
@@ -315,7 +331,7 @@ func (s *Scanner) Scan(msg string) Signals {
 				sig.Political++
 			}
 		case catDiscountAnchor:
-			if !near(settled, h.word) {
+			if !sc.near(settled, h.word) {
 				anchors[h.cat] = append(anchors[h.cat], h.next)
 			}
 		default:
@@ -376,15 +392,72 @@ func stripMarks(s string) string {
 
 func isMark(r rune) bool { return r >= 0x300 && unicode.Is(unicode.Mn, r) }
 
+// scope is the sentences of a message with a settled anchor.
+type scope struct {
+	sentence []int  // sentence of each word; nil: the message is one sentence
+	cta      []bool // by sentence: it has a call to action
+}
+
 // near reports whether a settled anchor starts within SettledWindow words
-// of word w.
-func near(settled []int, w int) bool {
+// of word w, in w's sentence or in the one before or after it when w's has
+// no call to action.
+func (sc scope) near(settled []int, w int) bool {
 	for _, a := range settled {
-		if a-SettledWindow <= w && w <= a+SettledWindow {
+		if w < a-SettledWindow || w > a+SettledWindow {
+			continue
+		}
+		if sc.sentence == nil {
+			return true
+		}
+		switch d := sc.sentence[w] - sc.sentence[a]; {
+		case d == 0:
+			return true
+		case (d == 1 || d == -1) && !sc.cta[sc.sentence[w]]:
 			return true
 		}
 	}
 	return false
+}
+
+// sentences returns the sentence index of each of msg's n normalised
+// words: a sentence ends at a line break, "!", "?", "؟", "।" or "。", or
+// at a "." before white space and a word that is neither a number nor in
+// lower case. It returns nil when the sentences' words do
+// not add up to n (normalisation joined or split words across a
+// boundary): the caller then reads the message as one sentence.
+// Only messages with a settled anchor take this path.
+func (s *Scanner) sentences(msg string, n int) []int {
+	out := make([]int, 0, n)
+	k, start := 0, 0
+	flush := func(end int) {
+		_, _, text := s.links(msg[start:end])
+		for range strings.Fields(fold(text)) {
+			out = append(out, k)
+		}
+		k++
+		start = end
+	}
+	for i, r := range msg {
+		switch r {
+		case '\n', '!', '?', '؟', '।', '。':
+			flush(i + utf8.RuneLen(r))
+		case '.':
+			// Before white space, and not an abbreviation before a
+			// number or a lower-case word ("no. 7712", "Rs. 870").
+			rest := msg[i+1:]
+			next := strings.TrimLeft(rest, " \t")
+			if len(next) < len(rest) && next != "" {
+				if r, _ := utf8.DecodeRuneInString(next); !unicode.IsDigit(r) && !unicode.IsLower(r) {
+					flush(i + 1)
+				}
+			}
+		}
+	}
+	flush(len(msg))
+	if len(out) != n || n == 0 {
+		return nil
+	}
+	return out
 }
 
 // denied reports whether a negation ends at most one word before word w.
