@@ -431,8 +431,14 @@ func (s *Scanner) sentences(msg string, n int) []int {
 	k, start := 0, 0
 	flush := func(end int) {
 		_, _, text := s.links(msg[start:end])
-		for range strings.Fields(fold(text)) {
-			out = append(out, k)
+		in := false
+		for _, r := range fold(text) {
+			if unicode.IsSpace(r) {
+				in = false
+			} else if !in {
+				in = true
+				out = append(out, k)
+			}
 		}
 		k++
 		start = end
