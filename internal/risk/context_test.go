@@ -50,6 +50,8 @@ func TestScanContext(t *testing.T) {
 		{"free shipping applied es", "Envío gratis aplicado a tu pedido #123. Total a pagar: 89 AED.", words{Transactional: 1}},
 		{"voucher redeemed de", "Gutschein WILLKOMMEN10 eingelöst: Zwischensumme 89,00 €, Rabatt 8,90 €, bezahlt 80,10 €.", words{}},
 		{"staff discount ar", "تم تطبيق خصم كبار السن 25% حسب النظام على فاتورة العلاج.", words{}},
+		{"free delivery hi-latn", "Aapke order 5521 par free delivery lag gayi hai. Total ₹640.", words{Transactional: 1}},
+		{"free delivery bn", "Order 5521 e free delivery apply hoye geche. Mot 640 taka.", words{Transactional: 1}},
 		{"free delivery id", "Gratis ongkir sudah diterapkan pada pesanan #123. Total Rp 95.000.", words{}},
 		{"cashback credited en", "Your cashback of SAR 15 from the October promotion has been credited to your wallet.", words{}},
 		{"code not applied", "Use code SAVE50 for 50% off everything today only", words{Promo: 2, Discount: 2}},
