@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	ahocorasick "github.com/BobuSumisu/aho-corasick"
 	"golang.org/x/text/unicode/norm"
@@ -70,7 +71,31 @@ type Vocabulary struct {
 	TransactionalAnchor []string `json:"transactional_anchor" yaml:"transactional_anchor"`
 	CodeAnchor          []string `json:"code_anchor" yaml:"code_anchor"`
 	DiscountAnchor      []string `json:"discount_anchor" yaml:"discount_anchor"`
+
+	// InternalAnchor names an audience inside one organisation: its staff,
+	// its members, its shareholders ("staff", "RR. HH.", "الموظفين"). A
+	// message that has one is about the organisation's own affairs: a staff
+	// raffle's result, a staff council vote, an AGM. Prize and political
+	// terms in it do not count.
+	InternalAnchor []string `json:"internal_anchor" yaml:"internal_anchor"`
+	// SettledAnchor states that money off was already applied, credited or
+	// refunded ("applied", "aplicado", "تم تطبيق", "diterapkan"). A promo
+	// term or discount code within SettledWindow words of one reports a
+	// settled amount, not an offer, and does not count.
+	SettledAnchor []string `json:"settled_anchor" yaml:"settled_anchor"`
+	// Neutral phrases contain a listed word without its listed meaning
+	// ("offer letter", "free of charge", "savings account"): a match inside
+	// one does not count.
+	Neutral []string `json:"neutral" yaml:"neutral"`
+	// Negation words ("no hay", "kein", "without") deny the promo or prize
+	// term right after them (at most one word between): "there is no
+	// prize draw" offers none.
+	Negation []string `json:"negation" yaml:"negation"`
 }
+
+// SettledWindow is how many words either side of a settled anchor a promo
+// term or discount code is taken to be the amount it settles.
+const SettledWindow = 10
 
 //go:embed vocab.json
 var builtinVocab []byte
@@ -92,6 +117,8 @@ func (v Vocabulary) Merge(extra Vocabulary) Vocabulary {
 		Prize: cat(v.Prize, extra.Prize), ColdOutreach: cat(v.ColdOutreach, extra.ColdOutreach),
 		Political: cat(v.Political, extra.Political), TransactionalAnchor: cat(v.TransactionalAnchor, extra.TransactionalAnchor),
 		CodeAnchor: cat(v.CodeAnchor, extra.CodeAnchor), DiscountAnchor: cat(v.DiscountAnchor, extra.DiscountAnchor),
+		InternalAnchor: cat(v.InternalAnchor, extra.InternalAnchor), SettledAnchor: cat(v.SettledAnchor, extra.SettledAnchor),
+		Neutral: cat(v.Neutral, extra.Neutral), Negation: cat(v.Negation, extra.Negation),
 	}
 }
 
@@ -123,6 +150,10 @@ const (
 	catTxAnchor
 	catCodeAnchor
 	catDiscountAnchor
+	catInternal
+	catSettled
+	catNeutral
+	catNegation
 	nCategories
 )
 
@@ -146,7 +177,8 @@ func New(opts Options) *Scanner {
 	if opts.Vocabulary != nil {
 		v = *opts.Vocabulary
 	}
-	lists := [nCategories][]string{v.Promo, v.CallToAction, v.Prize, v.ColdOutreach, v.Political, v.TransactionalAnchor, v.CodeAnchor, v.DiscountAnchor}
+	lists := [nCategories][]string{v.Promo, v.CallToAction, v.Prize, v.ColdOutreach, v.Political, v.TransactionalAnchor, v.CodeAnchor, v.DiscountAnchor,
+		v.InternalAnchor, v.SettledAnchor, v.Neutral, v.Negation}
 	index := map[string]int{}
 	s := &Scanner{shorteners: map[string]bool{}}
 	var strs []string
@@ -163,7 +195,11 @@ func New(opts Options) *Scanner {
 				strs = append(strs, n)
 				s.patterns = append(s.patterns, pattern{words: len(strings.Fields(n))})
 			}
-			s.patterns[i].cats = append(s.patterns[i].cats, category(c))
+			// A term in two languages' lists ("gratis", "premio") is one
+			// term: it counts once, not once per list.
+			if !slices.Contains(s.patterns[i].cats, category(c)) {
+				s.patterns[i].cats = append(s.patterns[i].cats, category(c))
+			}
 		}
 	}
 	s.trie = ahocorasick.NewTrieBuilder().AddStrings(strs).Build()
@@ -222,29 +258,84 @@ func (s *Scanner) Scan(msg string) Signals {
 		starts[i] = off
 		off += len(w) + 1
 	}
-	var anchors [nCategories][]int // word index just after each anchor match
+	// First pass: every match on word boundaries, and the context they
+	// are read in (neutral phrases, an internal audience, settled amounts).
+	type hit struct {
+		cat        category
+		start, end int // bytes in norm
+		word, next int // word index of the match and just after it
+	}
+	var buf [24]hit
+	hits := buf[:0]
+	var neutral [][2]int // byte spans of neutral phrases
+	var settled []int    // word index of each settled anchor
+	var negated []int    // word index just after each negation
+	internal := false
 	for _, m := range s.trie.MatchString(norm) {
 		start, end := int(m.Pos()), int(m.Pos())+len(m.Match())
 		if start > 0 && norm[start-1] != ' ' || end < len(norm) && norm[end] != ' ' {
 			continue // not on word boundaries
 		}
 		p := s.patterns[m.Pattern()]
+		w, _ := slices.BinarySearch(starts, start) // start is on a word boundary
 		for _, c := range p.cats {
 			switch c {
-			case catPromo:
-				sig.PromoTerms++
-			case catCTA:
-				sig.CallsToAction++
-			case catPrize:
-				sig.PrizeClaims++
-			case catCold:
-				sig.ColdOutreach++
-			case catPolitical:
-				sig.Political++
+			case catNeutral:
+				neutral = append(neutral, [2]int{start, end})
+			case catInternal:
+				internal = true
+			case catSettled:
+				settled = append(settled, w)
+			case catNegation:
+				negated = append(negated, w+p.words)
 			default:
-				w, _ := slices.BinarySearch(starts, start) // start is on a word boundary
-				anchors[c] = append(anchors[c], w+p.words)
+				hits = append(hits, hit{cat: c, start: start, end: end, word: w, next: w + p.words})
 			}
+		}
+	}
+	// The settled scope: the anchor's sentence, and a sentence next to it
+	// that has no call to action ("Coupon X applied. Total after
+	// discount: …" settles; "… applied. Mega sale, shop now" does not).
+	var sc scope
+	if len(settled) > 0 {
+		sc.sentence = s.sentences(msg, len(words))
+		if sc.sentence != nil {
+			sc.cta = make([]bool, sc.sentence[len(sc.sentence)-1]+1)
+			for _, h := range hits {
+				if h.cat == catCTA {
+					sc.cta[sc.sentence[h.word]] = true
+				}
+			}
+		}
+	}
+	var anchors [nCategories][]int // word index just after each anchor match
+	for _, h := range hits {
+		if slices.ContainsFunc(neutral, func(n [2]int) bool { return n[0] <= h.start && h.end <= n[1] }) {
+			continue // "offer" in "offer letter"
+		}
+		switch h.cat {
+		case catPromo:
+			if !sc.near(settled, h.word) && !denied(negated, h.word) {
+				sig.PromoTerms++
+			}
+		case catCTA:
+			sig.CallsToAction++
+		case catPrize:
+			if !internal && !denied(negated, h.word) {
+				sig.PrizeClaims++
+			}
+		case catCold:
+			sig.ColdOutreach++
+		case catPolitical:
+			if !internal {
+				sig.Political++
+			}
+		case catDiscountAnchor:
+			if !sc.near(settled, h.word) {
+				anchors[h.cat] = append(anchors[h.cat], h.next)
+			}
+		default:
+			anchors[h.cat] = append(anchors[h.cat], h.next)
 		}
 	}
 	sig.Transactional = evidence(words, anchors[catTxAnchor], 3, isReference) + evidence(words, anchors[catCodeAnchor], 4, isOneTimeCode)
@@ -300,6 +391,90 @@ func stripMarks(s string) string {
 }
 
 func isMark(r rune) bool { return r >= 0x300 && unicode.Is(unicode.Mn, r) }
+
+// scope is the sentences of a message with a settled anchor.
+type scope struct {
+	sentence []int  // sentence of each word; nil: the message is one sentence
+	cta      []bool // by sentence: it has a call to action
+}
+
+// near reports whether a settled anchor starts within SettledWindow words
+// of word w, in w's sentence or in the one before or after it when w's has
+// no call to action.
+func (sc scope) near(settled []int, w int) bool {
+	for _, a := range settled {
+		if w < a-SettledWindow || w > a+SettledWindow {
+			continue
+		}
+		if sc.sentence == nil {
+			return true
+		}
+		switch d := sc.sentence[w] - sc.sentence[a]; {
+		case d == 0:
+			return true
+		case (d == 1 || d == -1) && !sc.cta[sc.sentence[w]]:
+			return true
+		}
+	}
+	return false
+}
+
+// sentences returns the sentence index of each of msg's n normalised
+// words: a sentence ends at a line break, "!", "?", "؟", "।" or "。", or
+// at a "." before white space and a word that is neither a number nor in
+// lower case. It returns nil when the sentences' words do
+// not add up to n (normalisation joined or split words across a
+// boundary): the caller then reads the message as one sentence.
+// Only messages with a settled anchor take this path.
+func (s *Scanner) sentences(msg string, n int) []int {
+	out := make([]int, 0, n)
+	k, start := 0, 0
+	flush := func(end int) {
+		_, _, text := s.links(msg[start:end])
+		in := false
+		for _, r := range fold(text) {
+			if unicode.IsSpace(r) {
+				in = false
+			} else if !in {
+				in = true
+				out = append(out, k)
+			}
+		}
+		k++
+		start = end
+	}
+	for i, r := range msg {
+		switch r {
+		case '\n', '!', '?', '؟', '।', '。':
+			flush(i + utf8.RuneLen(r))
+		case '.':
+			// Before white space, and not an abbreviation before a
+			// number or a lower-case word ("no. 7712", "Rs. 870").
+			rest := msg[i+1:]
+			next := strings.TrimLeft(rest, " \t")
+			if len(next) < len(rest) && next != "" {
+				if r, _ := utf8.DecodeRuneInString(next); !unicode.IsDigit(r) && !unicode.IsLower(r) {
+					flush(i + 1)
+				}
+			}
+		}
+	}
+	flush(len(msg))
+	if len(out) != n || n == 0 {
+		return nil
+	}
+	return out
+}
+
+// denied reports whether a negation ends at most one word before word w.
+func denied(negated []int, w int) bool {
+	for _, n := range negated {
+		if n <= w && w <= n+1 {
+			return true
+		}
+	}
+	return false
+}
 
 // evidence counts anchors followed, within span words, by a word that
 // passes ok (each anchor counts once).
