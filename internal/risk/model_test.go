@@ -130,3 +130,25 @@ func FuzzNormalizeWords(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkScanWithModelMultilingual is Scan with the content model over
+// texts of bench/mixes/unique.json's kind (Arabic, Hindi, Turkish, emoji).
+func BenchmarkScanWithModelMultilingual(b *testing.B) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(Options{Model: m})
+	msgs := []string{
+		"فاتورتك رقم INV-100080 جاهزة للتنزيل من صفحة حسابك.",
+		"आपका भुगतान ₹402.31 प्राप्त हो गया है। धन्यवाद 🙏 रसीद 100560",
+		"✅ Ödemeniz alındı: 359.70 TL. Teşekkür ederiz 🙏 (işlem 100240)",
+		"📦 Your parcel #100000 is out for delivery today ✅",
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Scan(msgs[i%len(msgs)])
+		i++
+	}
+}
