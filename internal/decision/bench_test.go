@@ -10,7 +10,9 @@ import (
 
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/internal/store"
 	"github.com/sendguard/sendguard/internal/store/redistest"
 )
@@ -204,4 +206,97 @@ func BenchmarkDecideParallelAbuseRedis(b *testing.B) {
 	}
 	defer st.Close()
 	benchParallelAbuse(b, st, st)
+}
+
+// uniqueTemplates are the shapes of bench/mixes/unique.json's allowed
+// texts: each send fills in a number of its own, so no two texts repeat.
+var uniqueTemplates = []string{
+	"📦 Your parcel #%d is out for delivery today ✅",
+	"فاتورتك رقم INV-%d جاهزة للتنزيل من صفحة حسابك.",
+	"تم شحن طلبك رقم %d وسيصل خلال يومين. شكراً لك.",
+	"आपका भुगतान ₹%d प्राप्त हो गया है। धन्यवाद 🙏",
+	"✅ Ödemeniz alındı: %d TL. Teşekkür ederiz 🙏",
+	"Merhaba Emre, destek talebiniz #%d güncellendi. Yardım için bu mesajı yanıtlayın.",
+	"Your verification code is %d. It expires in 10 minutes.",
+	"Café reçu n° %d: merci ! e\u0301te\u0301 👍🏽",
+}
+
+// asciiTemplates are English texts of the default mix's kind (all ASCII,
+// as every text of ../shared/bench/mixes/default.json is).
+var asciiTemplates = []string{
+	"Your parcel #%d is out for delivery today.",
+	"Your invoice INV-%d is ready to download from your account page.",
+	"Your order %d has shipped and will arrive within two days. Thank you.",
+	"We received your payment of %d USD. Thank you.",
+	"Hello Emre, your support ticket #%d was updated. Reply to this message for help.",
+	"Your verification code is %d. It expires in 10 minutes.",
+}
+
+// BenchmarkDecideParallelUnique* are BenchmarkDecideParallelEmbedded as
+// serve runs it (the content model, the store's abuse counters): every
+// message text unique (bench/mixes/unique.json's shape) or one text per
+// template repeated, multilingual or ASCII. Compare them with each other
+// in one run: uniqueness against repetition, script against script. They
+// report the policy memo's hit rate.
+func BenchmarkDecideParallelUnique(b *testing.B) {
+	benchTexts(b, func(i int64) string {
+		return fmt.Sprintf(uniqueTemplates[i%int64(len(uniqueTemplates))], 100000+i)
+	})
+}
+
+func BenchmarkDecideParallelUniqueRepeated(b *testing.B) {
+	benchTexts(b, func(i int64) string {
+		return fmt.Sprintf(uniqueTemplates[i%int64(len(uniqueTemplates))], 100000)
+	})
+}
+
+func BenchmarkDecideParallelUniqueASCII(b *testing.B) {
+	benchTexts(b, func(i int64) string {
+		return fmt.Sprintf(asciiTemplates[i%int64(len(asciiTemplates))], 100000+i)
+	})
+}
+
+func benchTexts(b *testing.B, text func(i int64) string) {
+	st, err := store.OpenEmbedded(filepath.Join(b.TempDir(), "state.db"), store.EmbeddedOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	f := newFixture(b)
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		b.Fatal(err)
+	}
+	engine, err := policy.New(context.Background(), policy.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.d.opts.Policy = engine
+	f.d.opts.Scanner = risk.New(risk.Options{Model: m})
+	f.d.opts.State, f.d.opts.Abuse = st, st
+	f.d.opts.Now = time.Now
+	for i := range 16 {
+		id := fmt.Sprintf("shop-%d", i)
+		f.d.opts.Instances[id] = Instance{ID: id, Account: "demo", Plan: "starter", Abuse: benchAbuse,
+			Limits: limiter.Limits{Daily: 1 << 50, Monthly: 1 << 50, Rate: 1e12, Burst: 1 << 40}}
+	}
+	var n atomic.Int64
+	ctx := context.Background()
+	b.SetParallelism(64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			msg := text(i)
+			req := Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo,
+				Body: send(fmt.Sprintf("shop-%d", i%16), recipient, msg, "transactional")}
+			res, err := f.d.Decide(ctx, req)
+			if err != nil || !res.Allowed {
+				b.Fatalf("Decide(%q) = %s %v, want allowed", msg, res.Body, err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+	b.ReportMetric(engine.MemoStats().HitRate(), "memo-hits")
 }

@@ -69,7 +69,12 @@ type span struct {
 // joined into one word.
 func prepare(dst []byte, text string, despace bool) []byte {
 	dst = optout.AppendNormalized(dst[:0], text)
-	n := string(dst) // one copy: dst is rewritten below
+	return prepareNormalized(dst, string(dst), despace) // one copy: dst is rewritten
+}
+
+// prepareNormalized is prepare for n, optout.Normalize's output; n must
+// not share memory with dst.
+func prepareNormalized(dst []byte, n string, despace bool) []byte {
 	dst = append(dst[:0], ' ')
 	if !despace {
 		dst = append(dst, n...)

@@ -102,8 +102,32 @@ func (m *Model) Predict(text string, dst []float64) []float64 {
 	return dst
 }
 
+// PredictNormalized is Predict for text already through the opt-out
+// normaliser: PredictNormalized(optout.Normalize(s), dst) equals
+// Predict(s, dst), bit for bit, without normalising s a second time (a
+// caller that needs the normalised text itself, as the risk scanner does,
+// pays for it once). The normaliser is idempotent, so this holds; n must
+// be its output.
+func (m *Model) PredictNormalized(n string, dst []float64) []float64 {
+	sc, _ := m.pool.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	sc.text = prepareNormalized(sc.text, n, m.Spec.Despace)
+	dst = m.score(sc, dst)
+	if cap(sc.text) <= 64<<10 {
+		m.pool.Put(sc)
+	}
+	return dst
+}
+
 func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
 	sc.text = prepare(sc.text, text, m.Spec.Despace)
+	return m.score(sc, dst)
+}
+
+// score is the class probabilities of sc.text, prepared.
+func (m *Model) score(sc *scratch, dst []float64) []float64 {
 	sc.feats = m.Spec.extract(sc.feats[:0], sc.text, nil)
 	var acc [MaxClasses]int64
 	k := m.k

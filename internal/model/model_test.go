@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -272,4 +273,23 @@ func FuzzPredict(f *testing.F) {
 		}
 		m.Explain(s, 0, 3)
 	})
+}
+
+// PredictNormalized of the normalised text is Predict of the text, bit for
+// bit, on multilingual text, marks, bidi controls and invalid UTF-8.
+func TestPredictNormalized(t *testing.T) {
+	m, err := Embedded(Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{
+		"Flash sale! 50% off everything", "تم شحن طلبك رقم 5521 وسيصل غدا", "मुझे और संदेश मत भेजो",
+		"İPTAL 🙏🙏", "e\u0301te\u0301 ça suffit", "S T O P now", "\u200f\u200e", "", "a\xff\xfe b", "ÇIKIŞ",
+	} {
+		want := m.Predict(msg, nil)
+		got := m.PredictNormalized(optout.Normalize(msg), nil)
+		if !slices.Equal(got, want) {
+			t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", msg, got, want)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 )
 
 // memo is the decision memo: a bounded, sharded map from the memo key to
@@ -27,9 +28,11 @@ type memo struct {
 const memoShards = 64
 
 type memoShard struct {
-	mu sync.RWMutex
-	m  map[string]Decision
-	_  [40]byte // keep shards on separate cache lines
+	mu     sync.RWMutex
+	m      map[string]Decision
+	hits   atomic.Uint64 // Gets that found their key
+	misses atomic.Uint64 // Gets that did not
+	_      [24]byte      // keep shards on separate cache lines
 }
 
 func newMemo(entries int) *memo {
@@ -50,6 +53,11 @@ func (m *memo) Get(key []byte) (Decision, bool) {
 	s.mu.RLock()
 	d, ok := s.m[string(key)]
 	s.mu.RUnlock()
+	if ok {
+		s.hits.Add(1)
+	} else {
+		s.misses.Add(1)
+	}
 	return d, ok
 }
 
@@ -67,6 +75,19 @@ func (m *memo) Set(key []byte, d Decision) {
 		s.m[string(key)] = d
 	}
 	s.mu.Unlock()
+}
+
+// Stats adds up the shards' counts: Gets that hit, Gets that missed, and
+// entries. Each is read on its own, so under load they are approximate.
+func (m *memo) Stats() MemoStats {
+	var st MemoStats
+	for i := range m.shards {
+		s := &m.shards[i]
+		st.Hits += s.hits.Load()
+		st.Misses += s.misses.Load()
+	}
+	st.Entries = m.Len()
+	return st
 }
 
 // Len is the number of entries.

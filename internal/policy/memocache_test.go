@@ -58,3 +58,25 @@ func BenchmarkMemoCacheGetParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestMemoStats(t *testing.T) {
+	m := newMemo(1 << 10)
+	if st := m.Stats(); st != (MemoStats{}) {
+		t.Fatalf("fresh memo Stats = %+v, want zero", st)
+	}
+	m.Get([]byte("a")) // miss
+	m.Set([]byte("a"), Decision{Allow: true})
+	m.Get([]byte("a")) // hit
+	m.Get([]byte("a")) // hit
+	m.Get([]byte("b")) // miss
+	want := MemoStats{Hits: 2, Misses: 2, Entries: 1}
+	if st := m.Stats(); st != want {
+		t.Errorf("Stats = %+v, want %+v", st, want)
+	}
+	if r := want.HitRate(); r != 0.5 {
+		t.Errorf("HitRate = %v, want 0.5", r)
+	}
+	if r := (MemoStats{}).HitRate(); r != 0 {
+		t.Errorf("HitRate of no lookups = %v, want 0", r)
+	}
+}

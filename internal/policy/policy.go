@@ -160,6 +160,31 @@ func (e *Engine) Memoized() (bool, []string) {
 	return p.memo != nil, p.fields.names()
 }
 
+// MemoStats counts the decision memo's lookups since the running policies
+// were prepared (Reload starts a fresh memo, and fresh counts).
+type MemoStats struct {
+	Hits    uint64 // decisions answered from the memo
+	Misses  uint64 // decisions that paid an OPA evaluation (first-seen inputs)
+	Entries int    // decisions held
+}
+
+// HitRate is Hits / (Hits + Misses), 0 before any lookup.
+func (s MemoStats) HitRate() float64 {
+	if s.Hits+s.Misses == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Hits+s.Misses)
+}
+
+// MemoStats reports the memo's counts; the zero value when the memo is off.
+func (e *Engine) MemoStats() MemoStats {
+	p := e.cur.Load()
+	if p.memo == nil {
+		return MemoStats{}
+	}
+	return p.memo.Stats()
+}
+
 // merge places v at dir (slash-separated, "." for the root) inside data.
 func merge(data map[string]any, dir string, v map[string]any) error {
 	node := data

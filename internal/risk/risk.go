@@ -248,7 +248,18 @@ func (s *Scanner) Scan(msg string) Signals {
 	var text string
 	sig.Links, sig.ShortenerLinks, text = s.links(msg)
 
-	norm := fold(text)
+	// The model reads the whole message normalised. Without links, text
+	// is msg's words joined by single spaces, which the normaliser reads as
+	// msg (it turns every run of non-word runes into one space;
+	// FuzzNormalizeWords): normalise once for both. The normaliser is most
+	// of a multilingual message's cost.
+	var normMsg, norm string
+	if sig.Links == 0 {
+		normMsg = optout.Normalize(msg)
+		norm = foldNormalized(normMsg)
+	} else {
+		norm = fold(text)
+	}
 	words := strings.Fields(norm)
 	// Word start offsets, ascending, to turn byte matches into word
 	// positions (norm has single spaces between words).
@@ -342,7 +353,12 @@ func (s *Scanner) Scan(msg string) Signals {
 	sig.DiscountCodes = evidence(words, anchors[catDiscountAnchor], 2, isDiscountCode)
 	if s.model != nil {
 		var buf [model.MaxClasses]float64
-		p := s.model.Predict(msg, buf[:0])
+		var p []float64
+		if sig.Links == 0 {
+			p = s.model.PredictNormalized(normMsg, buf[:0])
+		} else {
+			p = s.model.Predict(msg, buf[:0])
+		}
 		pct := func(i int) int {
 			if i < 0 {
 				return 0
@@ -364,8 +380,10 @@ func (s *Scanner) Model() *model.Model { return s.model }
 // step is a stateless function, so fold is safe for concurrent use. (It
 // was one package-level transform.Chain, whose buffers every request
 // shared: concurrent Arabic messages corrupted them and panicked.)
-func fold(s string) string {
-	n := optout.Normalize(s)
+func fold(s string) string { return foldNormalized(optout.Normalize(s)) }
+
+// foldNormalized is fold for n, optout.Normalize's output.
+func foldNormalized(n string) string {
 	for i := 0; i < len(n); i++ {
 		if n[i] >= 0x80 {
 			return stripMarks(n)
