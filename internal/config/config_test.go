@@ -141,6 +141,8 @@ func TestLoadRefusesValuesThatCannotWork(t *testing.T) {
 		{"store: {type: redis, redis: {addr: 'localhost:6379', timeout: -1s}}", "store.redis.timeout -1s"},
 		{"store: {type: redis, redis: {addr: localhost}}", `store.redis.addr "localhost": must be host:port`},
 		{"store: {type: redis, redis: {addr: 'localhost:6379', db: -1}}", "store.redis.db -1"},
+		{"response: {failure_statuses: [500, 200]}", "response.failure_statuses[1] 200: must be 400 to 599"},
+		{"response: {failure_statuses: [600]}", "response.failure_statuses[0] 600: must be 400 to 599"},
 		{"listen: {grpc: 9191}", `listen.grpc "9191": must be host:port`},
 		{"listen: {admin: 'localhost:'}", `listen.admin "localhost:": must be host:port`},
 	}

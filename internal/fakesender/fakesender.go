@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -50,6 +51,13 @@ type Recorder struct {
 	// Set it before the Recorder serves its first request.
 	OnRequest func(Request)
 
+	// Fault, when set, is called with a copy of every readable request
+	// after OnRequest; a non-zero Fault it returns is how the request is
+	// answered instead of the acknowledgement (it is recorded all the
+	// same). It may be called concurrently. Set it before the Recorder
+	// serves its first request.
+	Fault func(Request) Fault
+
 	mu   sync.Mutex
 	reqs []Request
 }
@@ -84,11 +92,48 @@ func (rec *Recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"success":false,"error":"unreadable_request_body"}`)
 		return
 	}
+	if rec.Fault != nil {
+		if f := rec.Fault(got.clone()); f != (Fault{}) {
+			f.answer(w, r)
+			return
+		}
+	}
 	if r.Method == http.MethodGet && r.URL.Path == "/api/status" {
 		io.WriteString(w, `{"success":true,"status":"ok"}`)
 		return
 	}
 	fmt.Fprintf(w, `{"success":true,"message_id":"msg_%d","status":"queued"}`, n)
+}
+
+// Fault is a failing answer of the sender (see Recorder.Fault). Exactly
+// one of its fields is meant to be set.
+type Fault struct {
+	// Status answers this status with Body (content-type application/json).
+	Status int
+	Body   string
+	// Reset closes the connection without answering, with an RST (SO_LINGER 0).
+	Reset bool
+	// Hang answers nothing until the client goes away.
+	Hang bool
+}
+
+func (f Fault) answer(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case f.Reset:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(http.ErrAbortHandler) // HTTP/2: aborts the stream
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		conn.Close()
+	case f.Hang:
+		<-r.Context().Done()
+	default:
+		w.WriteHeader(f.Status)
+		io.WriteString(w, f.Body)
+	}
 }
 
 // Len reports how many requests were received since the last Reset.
