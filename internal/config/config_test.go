@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -349,5 +350,28 @@ func TestInboundSecrets(t *testing.T) {
 		if got, err := tc.s.Secrets(getenv); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Secrets(%+v) = %q, %v; want an error naming %s", tc.s, got, err, tc.want)
 		}
+	}
+}
+
+func TestResponseFailures(t *testing.T) {
+	off := false
+	tests := []struct {
+		name   string
+		r      Response
+		on     bool
+		status []int
+	}{
+		{"absent: the defaults", Response{}, true, []int{500, 502, 503, 504}},
+		{"named", Response{FailureStatuses: []int{500, 429}}, true, []int{500, 429}},
+		{"empty: none", Response{FailureStatuses: []int{}}, true, []int{}},
+		{"off", Response{ReplaceFailures: &off}, false, []int{500, 502, 503, 504}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			on, got := tc.r.Failures()
+			if on != tc.on || !slices.Equal(got, tc.status) {
+				t.Errorf("Failures() = %v, %v, want %v, %v", on, got, tc.on, tc.status)
+			}
+		})
 	}
 }
