@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sendguard/sendguard/internal/catalog"
 	"github.com/sendguard/sendguard/internal/fakesender"
@@ -23,6 +24,10 @@ func senderFault(r fakesender.Request) fakesender.Fault {
 		return fakesender.Fault{Reset: true}
 	case bytes.HasPrefix(rest, []byte("hang")):
 		return fakesender.Fault{Hang: true}
+	case bytes.HasPrefix(rest, []byte("slow")):
+		// Slower than ext_proc's gRPC timeout: the stream must open at
+		// the response, not at the request.
+		return fakesender.Fault{Status: 500, Body: senderFaultBody(500), Delay: 1200 * time.Millisecond}
 	}
 	var st int
 	fmt.Sscanf(string(rest), "%d", &st)
@@ -53,7 +58,7 @@ func TestResponsePath(t *testing.T) {
 		}
 	}
 
-	for _, fault := range []string{"500", "502", "503", "504", "reset", "hang"} {
+	for _, fault := range []string{"500", "502", "503", "504", "slow", "reset", "hang"} {
 		t.Run("sender "+fault, func(t *testing.T) {
 			before := s.rec.Len()
 			r := s.send("key-demo", sendBody("inst_12345", recipient, "Your order shipped fault:"+fault, "transactional"))
@@ -135,7 +140,7 @@ func TestResponsePath(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{
-			`sendguard_send_failures_total{by="sender",status="500"} 10`,
+			`sendguard_send_failures_total{by="sender",status="500"} 11`,
 			`sendguard_send_failures_total{by="sender",status="502"} 1`,
 			`sendguard_send_failures_total{by="sender",status="503"} 9`,
 			`sendguard_send_failures_total{by="sender",status="504"} 1`,

@@ -41,7 +41,8 @@ func (r Request) clone() Request {
 //
 // where n counts the requests received since the last Reset, starting at 1,
 // or {"success":true,"status":"ok"} for GET /api/status. Only a body it
-// cannot read gets another answer; see MaxBodyBytes.
+// cannot read (see MaxBodyBytes) and a request its Fault fails get another
+// answer.
 //
 // The zero value is ready to use. A Recorder is safe for concurrent use; it
 // must not be copied after first use.
@@ -105,8 +106,8 @@ func (rec *Recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"success":true,"message_id":"msg_%d","status":"queued"}`, n)
 }
 
-// Fault is a failing answer of the sender (see Recorder.Fault). Exactly
-// one of its fields is meant to be set.
+// Fault is a failing answer of the sender (see Recorder.Fault): set one of
+// Status (with Body, and Delay for a slow one), Reset or Hang.
 type Fault struct {
 	// Status answers this status with Body (content-type application/json).
 	Status int
@@ -115,6 +116,9 @@ type Fault struct {
 	Reset bool
 	// Hang answers nothing until the client goes away.
 	Hang bool
+	// Delay, with Status, waits this long first (or until the client goes
+	// away): a slow sender.
+	Delay time.Duration
 }
 
 func (f Fault) answer(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +135,15 @@ func (f Fault) answer(w http.ResponseWriter, r *http.Request) {
 	case f.Hang:
 		<-r.Context().Done()
 	default:
+		if f.Delay > 0 {
+			t := time.NewTimer(f.Delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		w.WriteHeader(f.Status)
 		io.WriteString(w, f.Body)
 	}
