@@ -125,3 +125,18 @@ func TestResponseServerConcurrent(t *testing.T) {
 		t.Errorf("sendguard_send_failures_total{by=sender,status=500} = %v, want 32", n)
 	}
 }
+
+// BenchmarkResponseServerAnswer is sendguard's side of the response path
+// per allowed send: a 200 passed on, and a 500 replaced.
+func BenchmarkResponseServerAnswer(b *testing.B) {
+	s := NewResponseServer([]int{500, 502, 503, 504}, nil).WithMetrics(prometheus.NewRegistry())
+	for _, status := range []string{"200", "500"} {
+		req := responseHeaders(status, "01a21d62-26cb-738b-922e-158cc2527454", "via_upstream", true)
+		b.Run(status, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.answer(b.Context(), req)
+			}
+		})
+	}
+}
