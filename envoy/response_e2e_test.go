@@ -134,6 +134,18 @@ func TestResponsePath(t *testing.T) {
 		}
 	})
 
+	t.Run("only a 5xx asks sendguard", func(t *testing.T) {
+		stats, err := get(fmt.Sprintf("http://127.0.0.1:%d/stats?filter=ext_proc.streams_started", s.envoyAdmin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 7 single failures, the forged id, 16 of the 32, and the 500 of
+		// POST /api/other; never the 200s nor the 422.
+		if want := "http.ingress.ext_proc.streams_started: 25\n"; !strings.Contains(stats, want) {
+			t.Errorf("envoy stats %q, want %q", stats, want)
+		}
+	})
+
 	t.Run("the sender's statuses are counted, not shown", func(t *testing.T) {
 		m, err := get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.admin))
 		if err != nil {
@@ -169,8 +181,11 @@ func TestResponsePathFailsOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stats, "http.ingress.ext_proc.failure_mode_allowed: 2") {
-		t.Errorf("envoy ext_proc stats:\n%s\nwant failure_mode_allowed: 2", stats)
+	// The 200 never asked (only a 5xx does); the 500 asked and was let through.
+	for _, want := range []string{"http.ingress.ext_proc.failure_mode_allowed: 1\n", "http.ingress.ext_proc.streams_started: 1\n"} {
+		if !strings.Contains(stats, want) {
+			t.Errorf("envoy ext_proc stats:\n%s\nwant %q", stats, want)
+		}
 	}
 }
 

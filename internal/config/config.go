@@ -71,7 +71,8 @@ type Response struct {
 	// on an allowed send: sendguard's ext_proc service (envoy/sidecar.yaml)
 	// replaces such a response with the documented 502
 	// gateway_send_failed JSON, keeping the decision id, and logs and
-	// counts the sender's status. Each is 400 to 599. Default (absent):
+	// counts the sender's status. Each is 500 to 599 (the sidecar asks
+	// sendguard about a 5xx only). Default (absent):
 	// 500, 502, 503, 504. An empty list replaces nothing. A change takes
 	// a restart.
 	FailureStatuses []int `yaml:"failure_statuses"`
@@ -546,8 +547,8 @@ func (c *Config) validate() error {
 		}
 	}
 	for i, st := range c.Response.FailureStatuses {
-		if st < 400 || st > 599 {
-			bad("response.failure_statuses[%d] %d: must be 400 to 599", i, st)
+		if st < 500 || st > 599 {
+			bad("response.failure_statuses[%d] %d: must be 500 to 599 (the sidecar asks about a 5xx only)", i, st)
 		}
 	}
 	if c.Admin.Token != "" {

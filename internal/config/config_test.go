@@ -142,8 +142,9 @@ func TestLoadRefusesValuesThatCannotWork(t *testing.T) {
 		{"store: {type: redis, redis: {addr: 'localhost:6379', timeout: -1s}}", "store.redis.timeout -1s"},
 		{"store: {type: redis, redis: {addr: localhost}}", `store.redis.addr "localhost": must be host:port`},
 		{"store: {type: redis, redis: {addr: 'localhost:6379', db: -1}}", "store.redis.db -1"},
-		{"response: {failure_statuses: [500, 200]}", "response.failure_statuses[1] 200: must be 400 to 599"},
-		{"response: {failure_statuses: [600]}", "response.failure_statuses[0] 600: must be 400 to 599"},
+		{"response: {failure_statuses: [500, 200]}", "response.failure_statuses[1] 200: must be 500 to 599"},
+		{"response: {failure_statuses: [429]}", "response.failure_statuses[0] 429: must be 500 to 599"},
+		{"response: {failure_statuses: [600]}", "response.failure_statuses[0] 600: must be 500 to 599"},
 		{"listen: {grpc: 9191}", `listen.grpc "9191": must be host:port`},
 		{"listen: {admin: 'localhost:'}", `listen.admin "localhost:": must be host:port`},
 	}
@@ -362,7 +363,7 @@ func TestResponseFailures(t *testing.T) {
 		status []int
 	}{
 		{"absent: the defaults", Response{}, true, []int{500, 502, 503, 504}},
-		{"named", Response{FailureStatuses: []int{500, 429}}, true, []int{500, 429}},
+		{"named", Response{FailureStatuses: []int{500, 507}}, true, []int{500, 507}},
 		{"empty: none", Response{FailureStatuses: []int{}}, true, []int{}},
 		{"off", Response{ReplaceFailures: &off}, false, []int{500, 502, 503, 504}},
 	}
