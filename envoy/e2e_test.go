@@ -122,6 +122,13 @@ func startStack(t *testing.T, edits ...func(cfg string) string) *stack {
 // before the edits.
 func startStackWith(t *testing.T, extra string, edits ...func(cfg string) string) *stack {
 	t.Helper()
+	return startStackFault(t, nil, extra, edits...)
+}
+
+// startStackFault is startStackWith with the fake sender's Fault set
+// (nil: none) before it serves anything.
+func startStackFault(t *testing.T, fault func(fakesender.Request) fakesender.Fault, extra string, edits ...func(cfg string) string) *stack {
+	t.Helper()
 	envoyBin := envoyBinary(t)
 	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t), webhookPort: freePort(t)}
 	s.events = startEventReceiver(t)
@@ -134,7 +141,7 @@ func startStackWith(t *testing.T, extra string, edits ...func(cfg string) string
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.rec = &fakesender.Recorder{}
+	s.rec = &fakesender.Recorder{Fault: fault}
 	s.startSender()
 	s.webhook = &fakesender.Recorder{}
 	wl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.webhookPort))

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -453,6 +454,9 @@ func restartOnly(old, next *config.Config) error {
 	if !reflect.DeepEqual(old.Tracing, next.Tracing) {
 		what = append(what, "tracing")
 	}
+	if !reflect.DeepEqual(old.Response.FailureStatuses, next.Response.FailureStatuses) || !reflect.DeepEqual(old.Response.ReplaceFailures, next.Response.ReplaceFailures) {
+		what = append(what, "response.failure_statuses or response.replace_failures")
+	}
 	if len(what) > 0 {
 		return fmt.Errorf("%s changed: that takes a restart; nothing was applied", strings.Join(what, ", "))
 	}
@@ -567,6 +571,11 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	lv.dec.Store(&deciderBox{logged(a)})
 	srv := authz.NewServer(&lv, log).WithMetrics(reg).WithTracing(tracer, prop)
 	authv3.RegisterAuthorizationServer(gs, srv)
+	// The response path (ext_proc, envoy/sidecar.yaml): a failed send
+	// answers gateway_send_failed. Unregistered, Envoy fails open.
+	if on, statuses := a.cfg.Response.Failures(); on {
+		extprocv3.RegisterExternalProcessorServer(gs, authz.NewResponseServer(statuses, log).WithMetrics(reg))
+	}
 	healthpb.RegisterHealthServer(gs, hs)
 
 	var ready atomic.Bool

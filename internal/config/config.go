@@ -67,6 +67,33 @@ type Response struct {
 	// limit (draft-ietf-httpapi-ratelimit-headers), as denials by a quota
 	// always do. Default false: allowed responses are unchanged.
 	RateLimitHeaders bool `yaml:"ratelimit_headers"`
+	// FailureStatuses are the sender's statuses that mean "not delivered"
+	// on an allowed send: sendguard's ext_proc service (envoy/sidecar.yaml)
+	// replaces such a response with the documented 502
+	// gateway_send_failed JSON, keeping the decision id, and logs and
+	// counts the sender's status. Each is 500 to 599 (the sidecar asks
+	// sendguard about a 5xx only). Default (absent):
+	// 500, 502, 503, 504. An empty list replaces nothing. A change takes
+	// a restart.
+	FailureStatuses []int `yaml:"failure_statuses"`
+	// ReplaceFailures: false leaves the ext_proc service unregistered, so
+	// Envoy's ext_proc filter fails open (failure_mode_allow) and every
+	// response passes unchanged. Default true. A change takes a restart.
+	ReplaceFailures *bool `yaml:"replace_failures"`
+}
+
+// DefaultFailureStatuses are Response.FailureStatuses when the config
+// names none.
+var DefaultFailureStatuses = []int{500, 502, 503, 504}
+
+// Failures reports whether failed sends are replaced and the statuses that
+// count as failed (the defaults when the config names none).
+func (r Response) Failures() (bool, []int) {
+	on := r.ReplaceFailures == nil || *r.ReplaceFailures
+	if r.FailureStatuses == nil {
+		return on, append([]int(nil), DefaultFailureStatuses...)
+	}
+	return on, append([]int(nil), r.FailureStatuses...)
 }
 
 // Reload is how `sendguard serve` notices edits to its config file and its
@@ -517,6 +544,11 @@ func (c *Config) validate() error {
 	for _, l := range []struct{ key, addr string }{{"listen.grpc", c.Listen.GRPC}, {"listen.admin", c.Listen.Admin}} {
 		if _, port, err := net.SplitHostPort(l.addr); err != nil || port == "" {
 			bad("%s %q: must be host:port", l.key, l.addr)
+		}
+	}
+	for i, st := range c.Response.FailureStatuses {
+		if st < 500 || st > 599 {
+			bad("response.failure_statuses[%d] %d: must be 500 to 599 (the sidecar asks about a 5xx only)", i, st)
 		}
 	}
 	if c.Admin.Token != "" {

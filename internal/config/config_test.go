@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,9 @@ func TestLoadRefusesValuesThatCannotWork(t *testing.T) {
 		{"store: {type: redis, redis: {addr: 'localhost:6379', timeout: -1s}}", "store.redis.timeout -1s"},
 		{"store: {type: redis, redis: {addr: localhost}}", `store.redis.addr "localhost": must be host:port`},
 		{"store: {type: redis, redis: {addr: 'localhost:6379', db: -1}}", "store.redis.db -1"},
+		{"response: {failure_statuses: [500, 200]}", "response.failure_statuses[1] 200: must be 500 to 599"},
+		{"response: {failure_statuses: [429]}", "response.failure_statuses[0] 429: must be 500 to 599"},
+		{"response: {failure_statuses: [600]}", "response.failure_statuses[0] 600: must be 500 to 599"},
 		{"listen: {grpc: 9191}", `listen.grpc "9191": must be host:port`},
 		{"listen: {admin: 'localhost:'}", `listen.admin "localhost:": must be host:port`},
 	}
@@ -347,5 +351,28 @@ func TestInboundSecrets(t *testing.T) {
 		if got, err := tc.s.Secrets(getenv); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Secrets(%+v) = %q, %v; want an error naming %s", tc.s, got, err, tc.want)
 		}
+	}
+}
+
+func TestResponseFailures(t *testing.T) {
+	off := false
+	tests := []struct {
+		name   string
+		r      Response
+		on     bool
+		status []int
+	}{
+		{"absent: the defaults", Response{}, true, []int{500, 502, 503, 504}},
+		{"named", Response{FailureStatuses: []int{500, 507}}, true, []int{500, 507}},
+		{"empty: none", Response{FailureStatuses: []int{}}, true, []int{}},
+		{"off", Response{ReplaceFailures: &off}, false, []int{500, 502, 503, 504}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			on, got := tc.r.Failures()
+			if on != tc.on || !slices.Equal(got, tc.status) {
+				t.Errorf("Failures() = %v, %v, want %v, %v", on, got, tc.on, tc.status)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -40,7 +41,8 @@ func (r Request) clone() Request {
 //
 // where n counts the requests received since the last Reset, starting at 1,
 // or {"success":true,"status":"ok"} for GET /api/status. Only a body it
-// cannot read gets another answer; see MaxBodyBytes.
+// cannot read (see MaxBodyBytes) and a request its Fault fails get another
+// answer.
 //
 // The zero value is ready to use. A Recorder is safe for concurrent use; it
 // must not be copied after first use.
@@ -49,6 +51,13 @@ type Recorder struct {
 	// is recorded and before it is answered. It may be called concurrently.
 	// Set it before the Recorder serves its first request.
 	OnRequest func(Request)
+
+	// Fault, when set, is called with a copy of every readable request
+	// after OnRequest; a non-zero Fault it returns is how the request is
+	// answered instead of the acknowledgement (it is recorded all the
+	// same). It may be called concurrently. Set it before the Recorder
+	// serves its first request.
+	Fault func(Request) Fault
 
 	mu   sync.Mutex
 	reqs []Request
@@ -84,11 +93,60 @@ func (rec *Recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"success":false,"error":"unreadable_request_body"}`)
 		return
 	}
+	if rec.Fault != nil {
+		if f := rec.Fault(got.clone()); f != (Fault{}) {
+			f.answer(w, r)
+			return
+		}
+	}
 	if r.Method == http.MethodGet && r.URL.Path == "/api/status" {
 		io.WriteString(w, `{"success":true,"status":"ok"}`)
 		return
 	}
 	fmt.Fprintf(w, `{"success":true,"message_id":"msg_%d","status":"queued"}`, n)
+}
+
+// Fault is a failing answer of the sender (see Recorder.Fault): set one of
+// Status (with Body, and Delay for a slow one), Reset or Hang.
+type Fault struct {
+	// Status answers this status with Body (content-type application/json).
+	Status int
+	Body   string
+	// Reset closes the connection without answering, with an RST (SO_LINGER 0).
+	Reset bool
+	// Hang answers nothing until the client goes away.
+	Hang bool
+	// Delay, with Status, waits this long first (or until the client goes
+	// away): a slow sender.
+	Delay time.Duration
+}
+
+func (f Fault) answer(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case f.Reset:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(http.ErrAbortHandler) // HTTP/2: aborts the stream
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		conn.Close()
+	case f.Hang:
+		<-r.Context().Done()
+	default:
+		if f.Delay > 0 {
+			t := time.NewTimer(f.Delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.WriteHeader(f.Status)
+		io.WriteString(w, f.Body)
+	}
 }
 
 // Len reports how many requests were received since the last Reset.

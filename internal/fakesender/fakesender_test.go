@@ -193,3 +193,36 @@ func TestBodyLimit(t *testing.T) {
 		t.Errorf("recorded %d bytes, more than MaxBodyBytes", len(r[0].Body))
 	}
 }
+
+func TestFaults(t *testing.T) {
+	rec := Recorder{Fault: func(r Request) Fault {
+		switch {
+		case bytes.Contains(r.Body, []byte("500")):
+			return Fault{Status: 500, Body: `{"oops":"سيرفر"}`}
+		case bytes.Contains(r.Body, []byte("reset")):
+			return Fault{Reset: true}
+		case bytes.Contains(r.Body, []byte("hang")):
+			return Fault{Hang: true}
+		}
+		return Fault{}
+	}}
+	srv := httptest.NewServer(&rec)
+	defer srv.Close()
+
+	if status, got, _ := post(t, srv.URL+"/api/send-message", `{"m":"500"}`, nil); status != 500 || got != `{"oops":"سيرفر"}` {
+		t.Errorf("Fault{Status: 500} answered %d %s", status, got)
+	}
+	if status, got, _ := post(t, srv.URL+"/api/send-message", `{"m":"ok"}`, nil); status != 200 || !strings.Contains(got, `"msg_2"`) {
+		t.Errorf("no fault answered %d %s, want the acknowledgement msg_2", status, got)
+	}
+	if _, err := http.Post(srv.URL+"/api/send-message", "application/json", strings.NewReader(`{"m":"reset"}`)); err == nil {
+		t.Error("Fault{Reset: true}: the client got an answer, want a connection error")
+	}
+	c := http.Client{Timeout: 300 * time.Millisecond}
+	if _, err := c.Post(srv.URL+"/api/send-message", "application/json", strings.NewReader(`{"m":"hang"}`)); err == nil {
+		t.Error("Fault{Hang: true}: the client got an answer within its timeout")
+	}
+	if n := rec.Len(); n != 4 {
+		t.Errorf("recorded %d requests, want 4 (faults are recorded)", n)
+	}
+}
