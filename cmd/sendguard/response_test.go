@@ -7,10 +7,12 @@ import (
 	"github.com/sendguard/sendguard/internal/config"
 )
 
-// TestRestartOnlyResponseFailures: the ext_proc service is registered at
-// start, so a reload that changes which responses it replaces is refused
-// (naming the keys), and one that changes only ratelimit_headers is not.
-func TestRestartOnlyResponseFailures(t *testing.T) {
+// TestRestartOnlyBlocks: what is built once at start cannot change on a
+// reload. The tracing exporter and the gRPC server's stats handler, and
+// the ext_proc service (which responses it replaces), are built at start,
+// so a reload that changes them is refused, naming them; a reload that
+// keeps them and changes something else is not.
+func TestRestartOnlyBlocks(t *testing.T) {
 	parse := func(yaml string) *config.Config {
 		t.Helper()
 		c, err := config.Parse([]byte("inbound: {routes: []}\n" + yaml))
@@ -19,13 +21,28 @@ func TestRestartOnlyResponseFailures(t *testing.T) {
 		}
 		return c
 	}
-	base := parse("response: {failure_statuses: [500, 503]}\n")
-	if err := restartOnly(base, parse("response: {failure_statuses: [500, 503], ratelimit_headers: true}\n")); err != nil {
-		t.Errorf("restartOnly(ratelimit_headers only) = %v, want nil", err)
+	tests := []struct {
+		name, base, same, want string
+		changed                []string
+	}{
+		{"tracing", "tracing: {otlp_endpoint: 'c:4317', sample_ratio: 0.5}\n",
+			"tracing: {otlp_endpoint: 'c:4317', sample_ratio: 0.5}\nshadow: true\n", "tracing changed",
+			[]string{"", "tracing: {otlp_endpoint: 'c:4317', sample_ratio: 0.25}\n", "tracing: {otlp_endpoint: 'd:4317', sample_ratio: 0.5}\n"}},
+		{"response failures", "response: {failure_statuses: [500, 503]}\n",
+			"response: {failure_statuses: [500, 503], ratelimit_headers: true}\n", "response.failure_statuses",
+			[]string{"", "response: {failure_statuses: [500]}\n", "response: {failure_statuses: [500, 503], replace_failures: false}\n"}},
 	}
-	for _, next := range []string{"", "response: {failure_statuses: [500]}\n", "response: {failure_statuses: [500, 503], replace_failures: false}\n"} {
-		if err := restartOnly(base, parse(next)); err == nil || !strings.Contains(err.Error(), "response.failure_statuses") {
-			t.Errorf("restartOnly(response → %q) = %v, want response.failure_statuses named", next, err)
-		}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := parse(tc.base)
+			if err := restartOnly(base, parse(tc.same)); err != nil {
+				t.Errorf("restartOnly(%q → %q) = %v, want nil", tc.base, tc.same, err)
+			}
+			for _, next := range tc.changed {
+				if err := restartOnly(base, parse(next)); err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("restartOnly(%q → %q) = %v, want %q named", tc.base, next, err, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -26,7 +26,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/tracing"
 )
 
@@ -513,27 +512,4 @@ func TestServeTracingConcurrent(t *testing.T) {
 		t.Errorf("%d traces for %d decisions", len(traces), workers*each)
 	}
 	noSecrets(t, spans, append(texts, "demo-key-starter", "+9665098", "9665098")...)
-}
-
-// TestRestartOnlyTracing: a reload that changes the tracing block is
-// refused (the exporter and the gRPC server's stats handler are built at
-// the start), naming it; the same block reloads.
-func TestRestartOnlyTracing(t *testing.T) {
-	parse := func(yaml string) *config.Config {
-		t.Helper()
-		c, err := config.Parse([]byte("inbound: {routes: []}\n" + yaml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	on := parse("tracing: {otlp_endpoint: 'c:4317', sample_ratio: 0.5}\n")
-	if err := restartOnly(on, parse("tracing: {otlp_endpoint: 'c:4317', sample_ratio: 0.5}\nshadow: true\n")); err != nil {
-		t.Errorf("restartOnly(same tracing) = %v, want nil", err)
-	}
-	for _, next := range []string{"", "tracing: {otlp_endpoint: 'c:4317', sample_ratio: 0.25}\n", "tracing: {otlp_endpoint: 'd:4317', sample_ratio: 0.5}\n"} {
-		if err := restartOnly(on, parse(next)); err == nil || !strings.Contains(err.Error(), "tracing changed") {
-			t.Errorf("restartOnly(tracing → %q) = %v, want tracing named", next, err)
-		}
-	}
 }
