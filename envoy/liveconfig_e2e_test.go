@@ -360,6 +360,77 @@ func TestLiveConfigUnderLoadThroughEnvoy(t *testing.T) {
 		t.Errorf("the sender received %q %d times, want once (before the policy edit; the refused send never)", shouting, reached)
 	}
 
+	// 2b. An instance, a suppression seed, a word of the risk lists and a
+	// send route added in one edit of the config (the load, on inst_live,
+	// goes on untouched). One-off sends through the same Envoy show each
+	// before and after.
+	const word = "Your zorbulax is ready for pickup at the front desk."
+	const seeded = "+966507778888"
+	v2 := fmt.Sprintf("http://127.0.0.1:%d/api/v2/send", port)
+	postV2 := func() reply {
+		t.Helper()
+		resp, err := http.Post(v2, "application/json", strings.NewReader(sendBody("inst_12345", recipient, "v2", "transactional")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return reply{resp.StatusCode, resp.Header, b}
+	}
+	invalidInstance := catalog.Body(catalog.InvalidInstance, catalog.Details{})
+	for _, c := range []struct {
+		what string
+		r    reply
+		code int
+		body []byte
+	}{
+		{"a send on an instance not yet added", load.send("key-demo", sendBody("inst_added", recipient, "Order update", "transactional")), 0, invalidInstance},
+		{"a send to a recipient not yet suppressed", load.send("key-demo", sendBody("inst_12345", seeded, "Order update", "transactional")), 200, nil},
+		{"a send with a word not yet on the lists", load.send("key-demo", sendBody("inst_12345", recipient, word, "transactional")), 200, nil},
+		{"an unsigned POST to a path not yet a send route", postV2(), 200, nil},
+	} {
+		if c.body != nil && !bytes.Equal(c.r.body, c.body) || c.code != 0 && c.r.status != c.code {
+			t.Errorf("before the edit, %s = %d %s", c.what, c.r.status, c.r.body)
+		}
+	}
+	v2Before := 0
+	for _, req := range s.rec.Requests() {
+		if bytes.Contains(req.Body, []byte(`"v2"`)) {
+			v2Before++
+		}
+	}
+	grown := bytes.Replace(base, []byte("instances:\n"), []byte("instances:\n  - {id: inst_added, account: demo, plan: starter}\n"), 1)
+	grown = bytes.Replace(grown, []byte("suppressions:\n"), []byte("suppressions:\n  - {instance: inst_12345, phone: \"+966 50 777 8888\", reason: manual_block}\n"), 1)
+	grown = append(grown, []byte("risk: {extra: {promo: [zorbulax]}}\nsend_routes:\n  - {method: POST, path: /api/send-message}\n  - {method: POST, path: /api/v2/send}\n")...)
+	if bytes.Count(grown, []byte("inst_added")) != 1 || !bytes.Contains(grown, []byte("+966 50 777 8888")) {
+		t.Fatal("the e2e config no longer has the instances and suppressions lists this edit extends")
+	}
+	apply(&liveConfigEdit{name: "an instance, a seed, a word and a route added"}, s.cfgPath, grown, func(rv admin.Revisions) bool {
+		return rv.Config.Revision == config.RevisionOf(grown)
+	})
+	if r := load.send("key-demo", sendBody("inst_added", recipient, "Order update", "transactional")); r.status != 200 {
+		t.Errorf("after the edit, a send on the added instance = %d %s, want 200", r.status, r.body)
+	}
+	if r, want := load.send("key-demo", sendBody("inst_12345", seeded, "Order update", "transactional")), catalog.Body(catalog.RecipientSuppressed, catalog.Details{}); r.status != 403 || !bytes.Equal(r.body, want) {
+		t.Errorf("after the edit, a send to the seeded recipient = %d %s, want 403 %s", r.status, r.body, want)
+	}
+	r = load.send("key-demo", sendBody("inst_12345", recipient, word, "transactional"))
+	if m := riskScoreField.FindSubmatch(r.body); r.status != 403 || m == nil || !bytes.Contains(r.body, []byte(`"policy_violation"`)) {
+		t.Errorf("after the edit, %q = %d %s, want 403 policy_violation (a promo word under block_threshold 10)", word, r.status, r.body)
+	}
+	if r, want := postV2(), catalog.Body(catalog.InvalidAPIKey, catalog.Details{}); r.status != 401 || !bytes.Equal(r.body, want) {
+		t.Errorf("after the edit, an unsigned POST to the added send route = %d %s, want 401 %s", r.status, r.body, want)
+	}
+	v2After := 0
+	for _, req := range s.rec.Requests() {
+		if bytes.Contains(req.Body, []byte(`"v2"`)) {
+			v2After++
+		}
+	}
+	if v2Before != 1 || v2After != 1 {
+		t.Errorf("the sender received the POST to /api/v2/send %d times before the edit and %d after, want once (before)", v2Before, v2After)
+	}
+
 	// 3. The plan's daily limit below the usage.
 	used := s.usage("inst_live").Daily.Used
 	if used <= 5 {
