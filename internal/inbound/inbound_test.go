@@ -3,6 +3,8 @@ package inbound
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +118,70 @@ func TestStaleStartDoesNotLiftNewerStop(t *testing.T) {
 	}
 	if _, err := st.Suppression(ctx, "line", from); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("suppression after a newer START: %v, want none", err)
+	}
+}
+
+// TestRecordConcurrent: 32 goroutines record STOPs in Arabic, Hindi and
+// English with emoji for 64 recipients, then, all at once, replays of
+// STARTs written before each STOP and, for every other recipient, a START
+// written after it. Only the later STARTs lift: the replays leave their
+// recipients suppressed whatever the order the goroutines ran in.
+func TestRecordConcurrent(t *testing.T) {
+	ctx := context.Background()
+	r, st := recorder(t)
+	t0 := time.Date(2026, 5, 8, 8, 0, 0, 0, time.UTC)
+	stops := []string{"ايقاف", "बंद करो", "STOP 🛑", "stop ✋"}
+	starts := []string{"START", "ابدأ", "start 👍"}
+	const n = 64
+	phone := func(i int) string { return fmt.Sprintf("+96650123%04d", i) }
+	run := func(msgs []Message) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, len(msgs))
+		work := make(chan Message)
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for m := range work {
+					if _, err := r.Record(ctx, m); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		for _, m := range msgs {
+			work <- m
+		}
+		close(work)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	var msgs []Message
+	for i := range n {
+		msgs = append(msgs, Message{InstanceID: "line", From: phone(i), Text: stops[i%len(stops)], Timestamp: t0})
+	}
+	run(msgs)
+	msgs = msgs[:0]
+	for i := range n {
+		for k := range 3 { // the same old START replayed three times
+			msgs = append(msgs, Message{InstanceID: "line", From: phone(i), Text: starts[(i+k)%len(starts)], Timestamp: t0.Add(-time.Minute)})
+		}
+		if i%2 == 0 {
+			msgs = append(msgs, Message{InstanceID: "line", From: phone(i), Text: starts[i%len(starts)], Timestamp: t0.Add(time.Minute)})
+		}
+	}
+	run(msgs)
+	for i := range n {
+		_, err := st.Suppression(ctx, "line", phone(i))
+		switch {
+		case i%2 == 0 && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("%s: STOP then a later START, suppression lookup = %v, want none", phone(i), err)
+		case i%2 == 1 && err != nil:
+			t.Errorf("%s: STOP then only replayed older STARTs, suppression lookup = %v, want the STOP kept", phone(i), err)
+		}
 	}
 }
