@@ -25,6 +25,11 @@ type revisions struct {
 func (r *revisions) set(a *app, configPath string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.setLocked(a, configPath, now)
+}
+
+// setLocked is set with r.mu held.
+func (r *revisions) setLocked(a *app, configPath string, now time.Time) {
 	keep := func(old admin.Loaded, next admin.Loaded) admin.Loaded {
 		if old.Revision == next.Revision && old.Source == next.Source && !old.LoadedAt.IsZero() {
 			return old
@@ -43,9 +48,9 @@ func (r *revisions) set(a *app, configPath string, now time.Time) {
 
 // applied records a reload that was applied: a is now in force.
 func (r *revisions) applied(trigger string, a *app, configPath string, now time.Time) {
-	r.set(a, configPath, now)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.setLocked(a, configPath, now) // one critical section: a reader never sees the new parts with the old last_reload
 	r.cur.LastReload = &admin.Reload{Result: admin.ReloadApplied, Trigger: trigger, ConfigRevision: a.cfg.Revision, PolicyRevision: a.engine.Revision(), At: now}
 }
 
