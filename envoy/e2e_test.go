@@ -42,6 +42,16 @@ var buildOnce struct {
 	err  error
 }
 
+// TestMain removes the sendguard binary built for the package's tests (about
+// 100 MB with -race) when they end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.path != "" {
+		os.RemoveAll(filepath.Dir(buildOnce.path))
+	}
+	os.Exit(code)
+}
+
 // sendguardBinary builds cmd/sendguard once per test binary.
 func sendguardBinary(t *testing.T) string {
 	t.Helper()

@@ -34,7 +34,13 @@ import (
 	"github.com/sendguard/sendguard/internal/k8stest"
 )
 
-func TestMain(m *testing.M) { k8stest.Main(m) }
+func TestMain(m *testing.M) {
+	k8stest.Main(m, func() {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+	})
+}
 
 // injectorNamespace is the release namespace the chart is rendered for in
 // the injection tests (TestSelfSignedInjector uses sendguard-system, whose

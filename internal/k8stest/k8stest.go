@@ -84,11 +84,15 @@ var (
 )
 
 // Main runs the tests and then stops the environment if one was started.
-// Call it from TestMain: func TestMain(m *testing.M) { k8stest.Main(m) }.
-func Main(m *testing.M) {
+// Call it from TestMain: func TestMain(m *testing.M) { k8stest.Main(m) }; cleanups
+// run after the tests, before the process exits.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
+	}
+	for _, f := range cleanups {
+		f()
 	}
 	os.Exit(code)
 }
