@@ -324,6 +324,7 @@ type page struct {
 	CSRF    string
 	Full    bool   // phones unmasked
 	Notice  string // after a change
+	Error   string // what was wrong with the request
 	Data    any
 }
 

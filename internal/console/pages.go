@@ -110,7 +110,7 @@ func (c *Console) recipient(w http.ResponseWriter, r *http.Request, s *session, 
 	e164, ok := cfg.Phones.E164(q)
 	if !ok {
 		c.render(w, r, http.StatusUnprocessableEntity, "recipient", page{Title: "Recipient", Session: s, Data: d,
-			Notice: "That is not a valid phone number."})
+			Error: "That is not a valid phone number."})
 		return
 	}
 	d.Phone = e164
