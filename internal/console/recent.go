@@ -84,8 +84,11 @@ func (r *Recent) Add(instance string, d Decision) {
 	}
 	h := d.Time.Unix() / 3600
 	hc := &ir.hours[h%24]
-	if hc.hour != h || hc.codes == nil {
-		hc.hour, hc.codes = h, map[string]int{}
+	switch {
+	case hc.codes == nil || h > hc.hour:
+		hc.hour, hc.codes = h, map[string]int{} // the slot held a day ago (or nothing)
+	case h < hc.hour:
+		return // a day or more older than what the slot counts: out of any window it serves
 	}
 	hc.codes[d.Code]++
 }
