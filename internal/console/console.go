@@ -154,23 +154,46 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	rw := &recordingWriter{ResponseWriter: w}
 	defer func() {
 		p := recover()
-		if p == nil || p == http.ErrAbortHandler {
-			if p != nil {
-				panic(p)
-			}
+		if p == nil {
 			return
+		}
+		if p == http.ErrAbortHandler {
+			panic(p)
 		}
 		c.opts.Log.ErrorContext(r.Context(), "console handler panicked", "method", r.Method, "path", r.URL.Path,
 			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		if c.opts.Panics != nil {
 			c.opts.Panics.Inc()
 		}
-		panic(http.ErrAbortHandler) // the response may have begun: cut it
+		if rw.wrote {
+			panic(http.ErrAbortHandler) // half a page must not pass for a whole one: cut it
+		}
+		http.Error(w, "The page failed; see the logs.", http.StatusInternalServerError)
 	}()
-	c.mux.ServeHTTP(w, r)
+	c.mux.ServeHTTP(rw, r)
 }
+
+// recordingWriter notes whether the response has started.
+type recordingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Roles.
 const (

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -626,5 +627,36 @@ func TestConcurrentConsole(t *testing.T) {
 	}
 	if got := len(f.audit.Entries(func(e Entry) bool { return e.Action == "block" })); got != n {
 		t.Errorf("audit has %d blocks, want %d", got, n)
+	}
+}
+
+type panicCount struct{ n atomic.Int64 }
+
+func (p *panicCount) Inc() { p.n.Add(1) }
+
+// TestPanicRecovered: a panic in a page answers 500, is counted, and the
+// console goes on serving.
+func TestPanicRecovered(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	var panics panicCount
+	f.c.opts.Panics = &panics
+	var boom atomic.Bool
+	f.c.opts.Counters = func() (map[string]float64, map[string]float64) {
+		if boom.Load() {
+			panic("counters exploded")
+		}
+		return nil, nil
+	}
+	c := f.client()
+	c.signin(adminTok)
+	boom.Store(true)
+	if r := c.get("/console/"); r.status != http.StatusInternalServerError || !strings.Contains(r.body, "see the logs") {
+		t.Errorf("overview that panics = %d %q, want 500 pointing at the logs", r.status, r.body)
+	}
+	if panics.n.Load() != 1 {
+		t.Errorf("panics counted = %d, want 1", panics.n.Load())
+	}
+	if r := c.get("/console/audit"); r.status != http.StatusOK {
+		t.Errorf("audit after a panic = %d, want 200", r.status)
 	}
 }
