@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -33,7 +34,8 @@ type Audit struct {
 	keep    int
 }
 
-// OpenAudit opens (creating it, mode 0600) the audit file at path and
+// OpenAudit opens (creating it, mode 0600, and its directory, 0700) the
+// audit file at path and
 // reads the entries it holds; path "" keeps the trail in memory. A line
 // that does not parse (a torn last write) is skipped.
 func OpenAudit(path string, keep int) (*Audit, error) {
@@ -43,6 +45,9 @@ func OpenAudit(path string, keep int) (*Audit, error) {
 	a := &Audit{keep: keep}
 	if path == "" {
 		return a, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("console audit directory: %w", err)
 	}
 	if r, err := os.Open(path); err == nil {
 		sc := bufio.NewScanner(r)

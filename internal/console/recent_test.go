@@ -148,7 +148,7 @@ func TestEvents(t *testing.T) {
 // TestAuditFile: entries survive a reopen, a torn last line is skipped, and
 // only the newest keep are shown.
 func TestAuditFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	path := filepath.Join(t.TempDir(), "new", "dir", "audit.jsonl")
 	a, err := OpenAudit(path, 3)
 	if err != nil {
 		t.Fatal(err)
