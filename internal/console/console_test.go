@@ -280,7 +280,7 @@ func TestEmptyStates(t *testing.T) {
 		status int
 		want   []string
 	}{
-		{"overview with no instances", fixtureOpts{instances: map[string]Instance{}}, "/console/", 200, []string{`id="no-instances"`, `id="decisions"`}},
+		{"overview with no instances", fixtureOpts{instances: map[string]Instance{}}, "/console/", 200, []string{`id="no-instances"`, `id="decisions"`, `aria-current="page">Overview`}},
 		{"recipient before a lookup", fixtureOpts{}, "/console/recipients", 200, []string{`id="lookup-hint"`}},
 		{"recipient suppressed nowhere", fixtureOpts{}, "/console/recipients?phone=0500000000", 200, []string{"not suppressed", `id="no-events"`, `id="block-inst_a"`}},
 		{"recipient with no instances", fixtureOpts{instances: map[string]Instance{}}, "/console/recipients?phone=0500000000", 200, []string{"No instances are configured."}},
