@@ -18,7 +18,9 @@ import (
 //	sendguard_decision_log_dropped_total  records dropped: the buffer was full, or
 //	                                      the HTTP collector fell behind
 //	sendguard_decision_log_errors_total   sink writes that failed
-func openDecisionLog(cfg *config.Config, engine *policy.Engine, getenv func(string) string, stdout io.Writer, reg prometheus.Registerer, log *slog.Logger) (*decisionlog.Logger, error) {
+//
+// observe, when set, sees each record after the sink (decisionlog.Options.Observe).
+func openDecisionLog(cfg *config.Config, engine *policy.Engine, getenv func(string) string, stdout io.Writer, reg prometheus.Registerer, log *slog.Logger, observe func(*decisionlog.Record)) (*decisionlog.Logger, error) {
 	dl := cfg.DecisionLog
 	if dl.Sink == "" {
 		return nil, nil
@@ -54,7 +56,7 @@ func openDecisionLog(cfg *config.Config, engine *policy.Engine, getenv func(stri
 	l, err := decisionlog.New(decisionlog.Options{
 		Sink: sink, Buffer: dl.Buffer, Phone: dl.Phone, PhoneKey: key, Message: dl.Message,
 		PolicyRevision: engine.Revision, ConfigRevision: cfg.Revision,
-		Dropped: dropped, Errors: failed, Log: log,
+		Dropped: dropped, Errors: failed, Log: log, Observe: observe,
 	})
 	if err != nil {
 		sink.Close()

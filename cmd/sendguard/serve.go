@@ -36,6 +36,7 @@ import (
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/config"
+	"github.com/sendguard/sendguard/internal/console"
 	"github.com/sendguard/sendguard/internal/decision"
 	"github.com/sendguard/sendguard/internal/decisionlog"
 	"github.com/sendguard/sendguard/internal/events"
@@ -62,6 +63,9 @@ type app struct {
 	scanner    *risk.Scanner
 	admin      admin.Options
 	models     models // the classifiers, with their versions
+
+	consoleToken string             // the console's read-only token; "": none
+	inbound      *notifyingRecorder // serve sets its after (the console's events)
 }
 
 // stateStore is the state sendguard serves from: what the decision and the
@@ -208,6 +212,10 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", f.config, err)
 	}
+	consoleToken, err := cfg.ConsoleToken(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", f.config, err)
+	}
 	var prevModels *models
 	if prev != nil {
 		prevModels = &prev.models
@@ -301,6 +309,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 			return string(r.Intent), r.Matched
 		},
 	}
+	notify := &notifyingRecorder{r: recorder}
 	inRoutes := make([]decision.Route, len(cfg.Inbound.Routes))
 	for i, r := range cfg.Inbound.Routes {
 		inRoutes[i] = decision.Route{Method: strings.ToUpper(r.Method), Path: r.Path}
@@ -338,7 +347,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		Scanner:   scanner,
 		Abuse:     st, // the store's abuse counters: shared by replicas on Redis
 		AutoPause: autoPause,
-		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: recorder,
+		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: notify,
 			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}, Signature: inSig},
 		Keys:            keys.NewKeyring(entries),
 		Instances:       instances,
@@ -359,8 +368,9 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 	}
 	return &app{
 		cfg: cfg, engine: engine, decider: d, store: st, phones: phones, dispatcher: disp, scanner: scanner, models: ms,
+		consoleToken: consoleToken, inbound: notify,
 		admin: admin.Options{
-			Inbound:   recorder.Record,
+			Inbound:   notify.Record,
 			Token:     adminToken,
 			Instances: adminInstances,
 			State:     st,
@@ -553,7 +563,25 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	gs := grpc.NewServer(gopts...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dlog, err := openDecisionLog(a.cfg, a.engine, getenv, stdout, reg, log)
+	// The console: its audit trail, sign-in key, recent decisions and
+	// events live as long as the process; a reload swaps its Config.
+	audit, err := console.OpenAudit(a.cfg.Admin.ConsoleAuditFile, 1000)
+	if err != nil {
+		grpcLis.Close()
+		adminLis.Close()
+		return err
+	}
+	defer audit.Close()
+	if !audit.Durable() {
+		log.Warn("admin.console_audit_file is not set: the console's audit trail is kept in memory only, and a restart forgets it")
+	}
+	var recent *console.Recent
+	var observe func(*decisionlog.Record)
+	if a.cfg.DecisionLog.Sink != "" {
+		recent = console.NewRecent(100)
+		observe = observeDecisions(recent, a.cfg.DecisionLog.Phone != decisionlog.PhoneOmit)
+	}
+	dlog, err := openDecisionLog(a.cfg, a.engine, getenv, stdout, reg, log, observe)
 	if err != nil {
 		grpcLis.Close()
 		adminLis.Close()
@@ -597,9 +625,43 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		return &h
 	}
 	lv.admin.Store(adminHandler(a))
-	hsrv := &http.Server{Handler: &lv, ReadHeaderTimeout: 5 * time.Second}
+	recipientEvents := console.NewEvents(0)
+	onInbound := func(m inbound.Message, out inbound.Outcome) {
+		recipientEvents.Add(console.RecipientEvent{Time: time.Now().UTC(), Instance: m.InstanceID, Phone: out.Phone,
+			Intent: out.Intent, Matched: out.Matched, Changed: out.Changed, EventID: out.EventID})
+	}
+	a.inbound.after = onInbound
+	rates := console.NewRates(time.Minute)
+	cons, err := console.New(console.Options{Audit: audit, Recent: recent, Events: recipientEvents, Rates: rates,
+		Counters:  func() (map[string]float64, map[string]float64) { return counterTotals(reg) },
+		Revisions: consoleRevisions(&revs), Log: log, Panics: srv.Panics("console"),
+	}, consoleConfig(a))
+	if err != nil {
+		grpcLis.Close()
+		adminLis.Close()
+		return err
+	}
+	adminMux := http.NewServeMux()
+	adminMux.Handle("/console/", cons)
+	adminMux.Handle("/", &lv)
+	hsrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		// The console's decisions per second: the counters' totals every
+		// 5s, so that a page shows the rate over the last minute.
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			d, _ := counterTotals(reg)
+			rates.Sample(time.Now(), d)
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
 	g.Go(func() error {
 		// ErrServerStopped: the shutdown below ran before Serve began (a
 		// cancel during start-up), which is a clean stop too.
@@ -704,10 +766,12 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 			return
 		}
 		next.decider.SetTracer(tracer)
+		next.inbound.after = onInbound
 		old := cur
 		cur = next
 		lv.dec.Store(&deciderBox{logged(next)})
 		lv.admin.Store(adminHandler(next))
+		cons.Set(consoleConfig(next))
 		stopDispatch()
 		dispatch(next.dispatcher)
 		if old.phones != next.phones {

@@ -256,6 +256,16 @@ type Admin struct {
 	// admin port, with the admin token, and turns on mutex and block
 	// profiling. Off by default.
 	Pprof bool `yaml:"pprof"`
+	// ConsoleTokenEnv names the environment variable holding the console's
+	// read-only token (default SENDGUARD_CONSOLE_TOKEN): a sign-in with it
+	// sees every console page and changes nothing. There is no key for the
+	// token itself, so that it stays out of config files; unset or empty,
+	// only the admin token signs in.
+	ConsoleTokenEnv string `yaml:"console_token_env"`
+	// ConsoleAuditFile is where the console's audit trail is kept, one
+	// JSON line per change (created 0600, appended and synced per entry).
+	// Empty: kept in memory only, and a restart forgets it.
+	ConsoleAuditFile string `yaml:"console_audit_file"`
 }
 
 // Store chooses where state lives. See README.md#state for what each type
@@ -428,6 +438,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Listen.Admin == "" {
 		c.Listen.Admin = "127.0.0.1:9192"
+	}
+	if c.Admin.ConsoleTokenEnv == "" {
+		c.Admin.ConsoleTokenEnv = "SENDGUARD_CONSOLE_TOKEN"
 	}
 	if c.Admin.TokenEnv == "" {
 		c.Admin.TokenEnv = "SENDGUARD_ADMIN_TOKEN"
@@ -773,6 +786,28 @@ func (c *Config) AdminToken(getenv func(string) string) (string, error) {
 	}
 	if err := checkToken(tok); err != nil {
 		return "", fmt.Errorf("admin token from %s (admin.token_env): %w", c.Admin.TokenEnv, err)
+	}
+	return tok, nil
+}
+
+// ConsoleToken returns the console's read-only token from the variable
+// admin.console_token_env names, through getenv; "" when unset. A token no
+// sign-in could carry, or one equal to the admin token (a read-only
+// sign-in would then be an admin one), is an error.
+func (c *Config) ConsoleToken(getenv func(string) string) (string, error) {
+	tok := getenv(c.Admin.ConsoleTokenEnv)
+	if tok == "" {
+		return "", nil
+	}
+	if err := checkToken(tok); err != nil {
+		return "", fmt.Errorf("console token from %s (admin.console_token_env): %w", c.Admin.ConsoleTokenEnv, err)
+	}
+	admin, err := c.AdminToken(getenv)
+	if err != nil {
+		return "", err
+	}
+	if tok == admin {
+		return "", fmt.Errorf("console token from %s (admin.console_token_env) is the admin token; the read-only token must differ", c.Admin.ConsoleTokenEnv)
 	}
 	return tok, nil
 }

@@ -87,6 +87,52 @@ func TestAdminTokenFromEnvironment(t *testing.T) {
 	}
 }
 
+// TestConsoleToken: the console's read-only token comes only from the
+// variable admin.console_token_env names (default SENDGUARD_CONSOLE_TOKEN);
+// one no sign-in could carry, or equal to the admin token, is an error
+// naming the variable.
+func TestConsoleToken(t *testing.T) {
+	c, err := Parse([]byte(signed + "admin: {token_env: ADMIN_SECRET}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Admin.ConsoleTokenEnv != "SENDGUARD_CONSOLE_TOKEN" || c.Admin.ConsoleAuditFile != "" {
+		t.Errorf("admin console defaults = %q, %q; want SENDGUARD_CONSOLE_TOKEN and no audit file", c.Admin.ConsoleTokenEnv, c.Admin.ConsoleAuditFile)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{"unset", map[string]string{"ADMIN_SECRET": "a"}, "", ""},
+		{"set", map[string]string{"ADMIN_SECRET": "a", "SENDGUARD_CONSOLE_TOKEN": "ro-token"}, "ro-token", ""},
+		{"without an admin token", map[string]string{"SENDGUARD_CONSOLE_TOKEN": "ro-token"}, "ro-token", ""},
+		{"trailing newline", map[string]string{"SENDGUARD_CONSOLE_TOKEN": "ro-token\n"}, "", "SENDGUARD_CONSOLE_TOKEN"},
+		{"not ASCII", map[string]string{"SENDGUARD_CONSOLE_TOKEN": "jeton-réservé"}, "", "SENDGUARD_CONSOLE_TOKEN"},
+		{"the admin token", map[string]string{"ADMIN_SECRET": "same", "SENDGUARD_CONSOLE_TOKEN": "same"}, "", "the read-only token must differ"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := c.ConsoleToken(env(tc.env))
+			if got != tc.want || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("ConsoleToken(%v) = %q, %v; want %q, error with %q", tc.env, got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+	named, err := Parse([]byte(signed + "admin: {console_token_env: RO, console_audit_file: /var/lib/sendguard/audit.jsonl}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := named.ConsoleToken(env(map[string]string{"RO": "r"})); got != "r" || err != nil {
+		t.Errorf("ConsoleToken with console_token_env: RO = %q, %v; want r", got, err)
+	}
+	if named.Admin.ConsoleAuditFile != "/var/lib/sendguard/audit.jsonl" {
+		t.Errorf("admin.console_audit_file = %q", named.Admin.ConsoleAuditFile)
+	}
+}
+
 // TestLoadRefusesValuesThatCannotWork: a value that can never work is
 // refused when the file is loaded, with a message naming the key, instead
 // of being found out (or not) at run time.

@@ -46,6 +46,11 @@ type Options struct {
 	Errors interface{ Inc() }
 	Log    *slog.Logger // sink failures; nil: discard
 	Now    func() time.Time
+
+	// Observe, when set, sees every record the sink took, after the sink,
+	// on the writer goroutine (never on a deciding one): the operator
+	// console keeps its last decisions from it. It must not keep r.
+	Observe func(r *Record)
 }
 
 // Sink takes encoded records. It is used from one goroutine at a time.
@@ -232,6 +237,9 @@ func (l *Logger) drain(spare []Record) []Record {
 		for j := range recs {
 			l.line = l.encode(l.line[:0], &recs[j])
 			l.check(l.opts.Sink.Add(l.line, &recs[j]))
+			if l.opts.Observe != nil {
+				l.opts.Observe(&recs[j])
+			}
 			l.written.Add(1)
 			recs[j] = Record{} // let the results go
 		}

@@ -400,3 +400,41 @@ func TestAppendString(t *testing.T) {
 		}
 	}
 }
+
+// TestObserveSeesEveryWrittenRecord: Options.Observe sees each record the
+// sink took, once, on the writer goroutine; records logged from many
+// goroutines all arrive.
+func TestObserveSeesEveryWrittenRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.log")
+	sink, err := NewFileSink(path, 1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{} // only the writer goroutine touches it
+	l, err := New(Options{Sink: sink, Buffer: 1000, PhoneKey: []byte("k"), Observe: func(r *Record) { seen[r.Result.ID]++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				l.Log(Record{Time: time.Unix(int64(i), 0), Result: decision.Result{ID: fmt.Sprintf("d%d-%d", g, i), Send: true, Instance: "inst_a"}})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 400 {
+		t.Errorf("Observe saw %d distinct records, want 400", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("Observe saw %s %d times, want once", id, n)
+		}
+	}
+}
