@@ -70,6 +70,18 @@ type ResponseServer struct {
 	m        *responseMetrics
 	refunds  Refunder
 	now      func() time.Time
+	dlog     RefundLog
+}
+
+// RefundLog records refunds in the decision log (decisionlog.Logger).
+type RefundLog interface {
+	LogRefund(at time.Time, decisionID, instance, result string, status int, by string, err error)
+}
+
+// WithRefundLog records each refund in l too (nil: none).
+func (s *ResponseServer) WithRefundLog(l RefundLog) *ResponseServer {
+	s.dlog = l
+	return s
 }
 
 // Refunder gives back what an allowed send took (store.Memory,
@@ -143,7 +155,8 @@ func (s *ResponseServer) refund(ctx context.Context, instance, id string, status
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	res, err := s.refunds.Refund(ctx, instance, id, s.now())
+	now := s.now()
+	res, err := s.refunds.Refund(ctx, instance, id, now)
 	result := res.String()
 	if err != nil {
 		result = "error"
@@ -153,6 +166,9 @@ func (s *ResponseServer) refund(ctx context.Context, instance, id string, status
 	}
 	if s.m != nil {
 		s.m.refunds.WithLabelValues(result).Inc()
+	}
+	if s.dlog != nil {
+		s.dlog.LogRefund(now, id, instance, result, status, by, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,8 +74,12 @@ func TestResponseServerRefunds(t *testing.T) {
 			st := store.NewMemory(limiter.Calendar{})
 			takeSend(t, st, "shop", "d1")
 			takeSend(t, st, "other", "d2")
-			s := NewResponseServer([]int{500, 502, 503}, nil).WithRefunds(st, func() time.Time { return refundNow }).WithMetrics(prometheus.NewRegistry())
+			var dlog refundLines
+			s := NewResponseServer([]int{500, 502, 503}, nil).WithRefunds(st, func() time.Time { return refundNow }).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
 			s.answer(t.Context(), withInstance(tc.status, tc.id, tc.instance, tc.det))
+			if tc.result == "" && len(dlog.lines) != 0 || tc.result != "" && (len(dlog.lines) != 1 || !strings.Contains(dlog.lines[0], " "+tc.result+" "+tc.status+" ")) {
+				t.Errorf("answer(%s): decision log %q, want one refund line with %q", tc.name, dlog.lines, tc.result)
+			}
 			if got := dailyUsed(t, st, "shop"); got != tc.used {
 				t.Errorf("answer(%s): shop used %d, want %d", tc.name, got, tc.used)
 			}
@@ -103,6 +108,18 @@ func TestResponseServerRefunds(t *testing.T) {
 	}
 }
 
+// refundLines records LogRefund calls as "id instance result status by".
+type refundLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *refundLines) LogRefund(_ time.Time, id, instance, result string, status int, by string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, fmt.Sprintf("%s %s %s %d %s %v", id, instance, result, status, by, err))
+}
+
 type brokenRefunds struct{}
 
 func (brokenRefunds) Refund(context.Context, string, string, time.Time) (store.RefundResult, error) {
@@ -112,8 +129,12 @@ func (brokenRefunds) Refund(context.Context, string, string, time.Time) (store.R
 // TestResponseServerRefundError: a refund the store fails is counted as
 // an error, and the client still gets the documented 502.
 func TestResponseServerRefundError(t *testing.T) {
-	s := NewResponseServer([]int{500}, nil).WithRefunds(brokenRefunds{}, nil).WithMetrics(prometheus.NewRegistry())
+	var dlog refundLines
+	s := NewResponseServer([]int{500}, nil).WithRefunds(brokenRefunds{}, nil).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
 	resp := s.answer(t.Context(), withInstance("500", "d1", "shop", "via_upstream"))
+	if want := []string{"d1 shop error 500 sender store down"}; fmt.Sprint(dlog.lines) != fmt.Sprint(want) {
+		t.Errorf("decision log %q, want %q", dlog.lines, want)
+	}
 	if resp.GetImmediateResponse().GetStatus().GetCode() != 502 {
 		t.Errorf("answer with the store down = %v, want the 502", resp)
 	}

@@ -577,7 +577,11 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	if on, statuses := a.cfg.Response.Failures(); on {
 		// A failed send also gives back what it took (the store's receipt
 		// of its decision): the store is fixed for the process's life.
-		extprocv3.RegisterExternalProcessorServer(gs, authz.NewResponseServer(statuses, log).WithRefunds(a.store, nil).WithMetrics(reg))
+		rs := authz.NewResponseServer(statuses, log).WithRefunds(a.store, nil).WithMetrics(reg)
+		if dlog != nil {
+			rs.WithRefundLog(dlog)
+		}
+		extprocv3.RegisterExternalProcessorServer(gs, rs)
 	}
 	healthpb.RegisterHealthServer(gs, hs)
 
