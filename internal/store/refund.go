@@ -31,10 +31,12 @@ import (
 const ReceiptTTL = 2 * time.Minute
 
 // MaxReceipts bounds the receipts the memory and embedded stores keep per
-// instance: at ReceiptTTL, 2,000 allowed sends a second per instance
-// before the oldest receipts go early (about 120 bytes each, 30 MB per
-// instance at the bound).
-const MaxReceipts = 250_000
+// instance: at ReceiptTTL, 833 allowed sends a second per instance before
+// the oldest receipts go early (their refunds then find none: unknown).
+// A receipt takes about 400 bytes of heap with its decision id and its
+// abuse undo (TestReceiptsBounded), so 40 MB
+// per instance at the bound.
+const MaxReceipts = 100_000
 
 // RefundResult is what a Refund did.
 type RefundResult uint8
