@@ -303,6 +303,7 @@ func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
 	type kv struct{ k, v []byte }
 	recs := make([]kv, 0, len(ids))
 	var rcs []kv // v nil: delete
+	var arena []byte
 	type taken struct {
 		st  *instanceState
 		ids []string
@@ -317,9 +318,18 @@ func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
 		ch := st.rc.changed
 		st.rc.changed = nil
 		for _, rid := range ch {
-			k := receiptKey(id, rid)
+			// Keys and values go into one arena: bbolt keeps them until
+			// the commit, and a busy checkpoint writes thousands.
+			if cap(arena)-len(arena) < len(id)+1+len(rid)+receiptLen {
+				arena = make([]byte, 0, max(64<<10, len(id)+1+len(rid)+receiptLen))
+			}
+			start := len(arena)
+			arena = append(append(append(arena, id...), 0), rid...)
+			k := arena[start:len(arena):len(arena)]
 			if r, ok := st.rc.m[rid]; ok {
-				rcs = append(rcs, kv{k, appendReceipt(make([]byte, 0, receiptLen), r)})
+				start = len(arena)
+				arena = appendReceipt(arena, r)
+				rcs = append(rcs, kv{k, arena[start:len(arena):len(arena)]})
 			} else {
 				rcs = append(rcs, kv{k, nil})
 			}
@@ -360,14 +370,6 @@ func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
 		}
 	}
 	return err
-}
-
-// receiptKey is a receipt's key in bReceipts.
-func receiptKey(instance, id string) []byte {
-	k := make([]byte, 0, len(instance)+1+len(id))
-	k = append(k, instance...)
-	k = append(k, 0)
-	return append(k, id...)
 }
 
 // recoverReceipt keeps a receipt read from the file or the log (at open:
