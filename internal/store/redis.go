@@ -346,17 +346,20 @@ func (r *Redis) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abus
 	if a.FanOut() {
 		fanWindow = a.FanOutWindow.Microseconds()
 	}
-	keys := []string{r.quotaKey(s.Instance), r.quotaKey(abuse.SlowLaneID(s.Instance)), r.fanKey(s.Instance, s.Body), r.pairKey(s.Instance, s.Phone), r.receiptKey(s.Instance, s.Decision)}
-	receiptTTL := int64(0)
+	quota, fan := r.quotaKey(s.Instance), r.fanKey(s.Instance, s.Body)
+	// Without a decision id no receipt is written: KEYS[5] is then only a
+	// name in the instance's slot.
+	receipt, receiptTTL := quota, "0"
 	if s.Decision != "" {
-		receiptTTL = ReceiptTTL.Milliseconds()
+		receipt, receiptTTL = r.receiptKey(s.Instance, s.Decision), receiptTTLms
 	}
+	keys := []string{quota, r.quotaKey(abuse.SlowLaneID(s.Instance)), fan, r.pairKey(s.Instance, s.Phone), receipt}
 	res, err := sendScript.Run(ctx, r.c, keys,
 		r.o.Calendar.Day(now), r.o.Calendar.Month(now), micros,
 		s.Quota.Daily, s.Quota.Monthly, strconv.FormatFloat(s.Quota.Rate, 'g', -1, 64), s.Quota.Burst, r.expireAt(now),
 		slowOn, s.SlowLane.Daily, s.SlowLane.Monthly, strconv.FormatFloat(s.SlowLane.Rate, 'g', -1, 64), s.SlowLane.Burst,
 		max(a.PairPerMinute, 0), s.Phone, fanWindow, max(a.FanOutThrottle, 0), max(a.FanOutBlock, 0),
-		r.nonce+strconv.FormatUint(r.seq.Add(1), 36), receiptTTL, hex.EncodeToString(s.Body[:]),
+		r.nonce+strconv.FormatUint(r.seq.Add(1), 36), receiptTTL, fan[len(fan)-2*len(s.Body):], // the body's hex
 	).Slice()
 	if err != nil {
 		return abuse.Outcome{}, fmt.Errorf("redis take send %s: %w", s.Instance, err)
@@ -767,6 +770,9 @@ func (r *Redis) Pending(ctx context.Context) (int, error) {
 	}
 	return int(n), nil
 }
+
+// receiptTTLms is ReceiptTTL as the take script's ARGV[20].
+var receiptTTLms = strconv.FormatInt(ReceiptTTL.Milliseconds(), 10)
 
 // receiptKey is the refund receipt of decision id of instance: in the
 // instance's slot, so the take and the refund scripts may write it.
