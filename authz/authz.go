@@ -57,6 +57,10 @@ const (
 	// HeaderPhone is the recipient sendguard checked, in E.164: a sender
 	// that sends to it sends to exactly the number that was checked.
 	HeaderPhone = "x-sendguard-phone"
+	// HeaderInstance is the instance an allowed send was decided for: with
+	// the decision id it names the refund receipt on the response path
+	// (see ResponseServer and AttrInstance).
+	HeaderInstance = "x-sendguard-instance-id"
 	// headerPartialBody is set by Envoy when with_request_body cut the body.
 	headerPartialBody = "x-envoy-auth-partial-body"
 )
@@ -371,7 +375,7 @@ func setOverwrite(o *corev3.HeaderValueOption, v *corev3.HeaderValue, key, value
 	return o
 }
 
-var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone, HeaderShadowDecision}
+var ourHeaders = []string{HeaderDecisionID, HeaderRiskScore, HeaderPurpose, HeaderPhone, HeaderInstance, HeaderShadowDecision}
 
 // The parts every response of a kind shares, built once. gRPC only reads
 // a response (it marshals it, and protobuf's size cache is atomic), so
@@ -394,9 +398,9 @@ type allowed struct {
 	resp    authv3.CheckResponse
 	oneof   authv3.CheckResponse_OkResponse
 	ok      authv3.OkHttpResponse
-	opts    [5]corev3.HeaderValueOption
-	values  [5]corev3.HeaderValue
-	headers [6]*corev3.HeaderValueOption
+	opts    [6]corev3.HeaderValueOption
+	values  [6]corev3.HeaderValue
+	headers [7]*corev3.HeaderValueOption
 }
 
 func allow(res decision.Result) *authv3.CheckResponse {
@@ -409,12 +413,13 @@ func allow(res decision.Result) *authv3.CheckResponse {
 		a.headers[2] = setOverwrite(&a.opts[1], &a.values[1], HeaderRiskScore, strconv.Itoa(res.RiskScore))
 		a.headers[3] = setOverwrite(&a.opts[2], &a.values[2], HeaderPurpose, res.Purpose)
 		a.headers[4] = setOverwrite(&a.opts[3], &a.values[3], HeaderPhone, res.Phone)
-		a.ok.Headers = a.headers[1:5:5]
+		a.headers[5] = setOverwrite(&a.opts[4], &a.values[4], HeaderInstance, res.Instance)
+		a.ok.Headers = a.headers[1:6:6]
 		if res.Shadow {
 			// A would-be denial forwarded in shadow mode: the sender
 			// learns the code (see shadow.go).
-			a.headers[5] = setOverwrite(&a.opts[4], &a.values[4], HeaderShadowDecision, string(res.Code))
-			a.ok.Headers = a.headers[1:6:6]
+			a.headers[6] = setOverwrite(&a.opts[5], &a.values[5], HeaderShadowDecision, string(res.Code))
+			a.ok.Headers = a.headers[1:7:7]
 		}
 		if len(res.Headers) > 0 && !res.Shadow {
 			// A shadowed denial's headers (Retry-After, RateLimit of a

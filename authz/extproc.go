@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -16,6 +17,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/sendguard/sendguard/internal/catalog"
+	"github.com/sendguard/sendguard/internal/store"
 )
 
 // AttrDecisionID is the ext_proc response attribute (a CEL expression
@@ -26,6 +28,12 @@ import (
 // path) or removes (any other path) this one, so a client cannot forge it:
 // a response whose request carries it belongs to an allowed send.
 const AttrDecisionID = "request.headers['x-sendguard-decision-id']"
+
+// AttrInstance is the ext_proc response attribute that carries the
+// instance of an allowed send (the x-sendguard-instance-id request header
+// Check set, unforgeable as AttrDecisionID is): a refund's receipt is the
+// instance's and the decision id's together.
+const AttrInstance = "request.headers['x-sendguard-instance-id']"
 
 // AttrCodeDetails is the ext_proc response attribute telling the sender's
 // answer ("via_upstream") from Envoy's own local reply (an upstream
@@ -47,15 +55,44 @@ const extProcAttrs = "envoy.filters.http.ext_proc"
 // warn, with the decision id) and counted, never shown to the client. Any
 // other response passes unchanged. A ResponseServer is safe for concurrent
 // use and holds no state between streams.
+//
+// With refunds on (WithRefunds), a failed send, the sender's failure
+// status or Envoy's own 5xx local reply (connect failure, reset, timeout),
+// also gives back what its decision took: Refund on the store, keyed by
+// the instance and the decision id, both set by Check and unforgeable. It
+// runs before the answer (so a client retrying at once finds its quota),
+// detached from the stream's cancellation (Envoy giving up on the stream
+// does not cut a refund short), and is logged and counted by result.
 type ResponseServer struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	failures []int // sorted; read only after NewResponseServer
 	log      *slog.Logger
 	m        *responseMetrics
+	refunds  Refunder
+	now      func() time.Time
+	dlog     RefundLog
+}
+
+// RefundLog records refunds in the decision log (decisionlog.Logger).
+type RefundLog interface {
+	LogRefund(at time.Time, decisionID, instance, result string, status int, by string, err error)
+}
+
+// WithRefundLog records each refund in l too (nil: none).
+func (s *ResponseServer) WithRefundLog(l RefundLog) *ResponseServer {
+	s.dlog = l
+	return s
+}
+
+// Refunder gives back what an allowed send took (store.Memory,
+// store.Embedded and store.Redis implement it).
+type Refunder interface {
+	Refund(ctx context.Context, instance, decisionID string, now time.Time) (store.RefundResult, error)
 }
 
 type responseMetrics struct {
 	replaced *prometheus.CounterVec
+	refunds  *prometheus.CounterVec
 }
 
 // NewResponseServer returns a ResponseServer replacing the responses whose
@@ -66,7 +103,17 @@ func NewResponseServer(failures []int, log *slog.Logger) *ResponseServer {
 	}
 	f := slices.Clone(failures)
 	slices.Sort(f)
-	return &ResponseServer{failures: f, log: log}
+	return &ResponseServer{failures: f, log: log, now: time.Now}
+}
+
+// WithRefunds makes a failed send give back what its decision took, from
+// r, at now (nil: time.Now).
+func (s *ResponseServer) WithRefunds(r Refunder, now func() time.Time) *ResponseServer {
+	if now == nil {
+		now = time.Now
+	}
+	s.refunds, s.now = r, now
+	return s
 }
 
 // WithMetrics registers on reg:
@@ -76,16 +123,53 @@ func NewResponseServer(failures []int, log *slog.Logger) *ResponseServer {
 //	        failure status (replaced by gateway_send_failed); by="envoy",
 //	        Envoy's own upstream failure (connect, reset, timeout: its local
 //	        reply already answered gateway_send_failed)
+//	sendguard_refunds_total{result}  refunds of failed sends: refunded (given
+//	        back), unknown (no receipt: expired, or an id that took
+//	        nothing), duplicate (refunded before), error (the store failed:
+//	        the send stays counted; the log has its decision id)
 func (s *ResponseServer) WithMetrics(reg prometheus.Registerer) *ResponseServer {
 	s.m = &responseMetrics{replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sendguard_send_failures_total",
 		Help: "Allowed sends that failed, answered 502 gateway_send_failed: by=sender, the sender answered a failure status (response.failure_statuses); by=envoy, Envoy could not reach the sender, was reset or timed out. status is the status Envoy passed on.",
 	}, []string{"by", "status"})}
+	s.m.refunds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sendguard_refunds_total",
+		Help: "Refunds of allowed sends that failed, by result: refunded (quota, tokens and abuse counts given back), unknown (no receipt), duplicate (refunded before), error (the store failed; the send stays counted).",
+	}, []string{"result"})
 	for _, st := range s.failures {
 		s.m.replaced.WithLabelValues("sender", strconv.Itoa(st)) // export zeros
 	}
-	reg.MustRegister(s.m.replaced)
+	for _, r := range []string{refundResult(store.Refunded), refundResult(store.RefundUnknown), refundResult(store.RefundDuplicate), "error"} {
+		s.m.refunds.WithLabelValues(r) // export zeros: an alert on increase() sees the first error
+	}
+	reg.MustRegister(s.m.replaced, s.m.refunds)
 	return s
+}
+
+func refundResult(r store.RefundResult) string { return r.String() }
+
+// refund gives back what decision id of instance took, logs and counts
+// the result.
+func (s *ResponseServer) refund(ctx context.Context, instance, id string, status int, by string) {
+	if s.refunds == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	now := s.now()
+	res, err := s.refunds.Refund(ctx, instance, id, now)
+	result := res.String()
+	if err != nil {
+		result = "error"
+		s.log.ErrorContext(ctx, "refund failed: the failed send stays counted", "decision_id", id, "instance_id", instance, "status", status, "by", by, "err", err)
+	} else {
+		s.log.InfoContext(ctx, "refund", "decision_id", id, "instance_id", instance, "status", status, "by", by, "result", result)
+	}
+	if s.m != nil {
+		s.m.refunds.WithLabelValues(result).Inc()
+	}
+	if s.dlog != nil {
+		s.dlog.LogRefund(now, id, instance, result, status, by, err)
+	}
 }
 
 // Process serves one ext_proc stream (one HTTP request). It answers every
@@ -116,19 +200,23 @@ func (s *ResponseServer) answer(ctx context.Context, req *extprocv3.ProcessingRe
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		id := decisionIDOf(req)
 		st := statusOf(r.ResponseHeaders.GetHeaders())
-		if id == "" || !s.failed(st) {
+		details := attr(req, AttrCodeDetails)
+		envoy := details != "" && details != "via_upstream"
+		if id == "" || !(s.failed(st) || envoy && st >= 500) {
 			return continueResponseHeaders
 		}
-		if details := attr(req, AttrCodeDetails); details != "" && details != "via_upstream" {
+		if envoy {
 			// Envoy's own answer: the sender could not be reached, reset
 			// or timed out. The local reply mapper already answered the
-			// documented 502; count it, change nothing.
+			// documented 502; refund and count it, change nothing.
 			s.log.WarnContext(ctx, "send failed before the sender answered", "decision_id", id, "status", st, "envoy_details", details)
 			s.count("envoy", st)
+			s.refund(ctx, attr(req, AttrInstance), id, st, "envoy")
 			return continueResponseHeaders
 		}
 		s.log.WarnContext(ctx, "send failed at the sender: answered gateway_send_failed", "decision_id", id, "sender_status", st)
 		s.count("sender", st)
+		s.refund(ctx, attr(req, AttrInstance), id, st, "sender")
 		return sendFailed(id)
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}

@@ -283,7 +283,7 @@ func TestSendRouteMethodsEndToEnd(t *testing.T) {
 func TestClientSendguardHeadersEndToEnd(t *testing.T) {
 	s := startStack(t)
 	spoof := []string{"X-Sendguard-Anything: x", "x-sendguard-risk-score: 0", "X-SENDGUARD-PURPOSE: marketing",
-		"x-sendguard-decision-id: spoofed", "X-SendGuard-Allowed: true", "x-sendguard-phone: +966500000000", "X-Custom: kept"}
+		"x-sendguard-decision-id: spoofed", "X-SendGuard-Allowed: true", "x-sendguard-phone: +966500000000", "x-sendguard-instance-id: inst_theirs", "X-Custom: kept"}
 	tests := []struct {
 		name, method, path string
 		header             []string
@@ -294,7 +294,7 @@ func TestClientSendguardHeadersEndToEnd(t *testing.T) {
 		{name: "allowed send", method: "POST", path: "/api/send-message",
 			header: []string{"Content-Type: application/json", "Authorization: Bearer key-demo"},
 			body:   sendBody("inst_12345", recipient, okMessage, "transactional"),
-			ours:   map[string]bool{"X-Sendguard-Decision-Id": true, "X-Sendguard-Risk-Score": true, "X-Sendguard-Purpose": true, "X-Sendguard-Phone": true}},
+			ours:   map[string]bool{"X-Sendguard-Decision-Id": true, "X-Sendguard-Risk-Score": true, "X-Sendguard-Purpose": true, "X-Sendguard-Phone": true, "X-Sendguard-Instance-Id": true}},
 		{name: "another POST route", method: "POST", path: "/api/other", header: []string{"Content-Type: application/json"}, body: `{"a":1}`},
 		{name: "read route", method: "GET", path: "/api/status"},
 		{name: "read of the send path", method: "GET", path: "/api/send-message"},
@@ -329,7 +329,7 @@ func TestClientSendguardHeadersEndToEnd(t *testing.T) {
 				return
 			}
 			id := r.header.Get("X-Sendguard-Decision-Id")
-			for name, want := range map[string]string{"X-Sendguard-Decision-Id": id, "X-Sendguard-Purpose": "transactional", "X-Sendguard-Risk-Score": "", "X-Sendguard-Phone": "+966501234567"} {
+			for name, want := range map[string]string{"X-Sendguard-Decision-Id": id, "X-Sendguard-Purpose": "transactional", "X-Sendguard-Risk-Score": "", "X-Sendguard-Phone": "+966501234567", "X-Sendguard-Instance-Id": "inst_12345"} {
 				v := got.Values(name)
 				if len(v) != 1 || (want != "" && v[0] != want) || v[0] == "spoofed" {
 					t.Errorf("upstream saw %s = %q, want exactly sendguard's value %q", name, v, want)

@@ -76,6 +76,7 @@ type stateStore interface {
 	Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error)
 	ResetViolations(ctx context.Context, instance string) error
 	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
+	Refund(ctx context.Context, instance, decisionID string, now time.Time) (store.RefundResult, error)
 	Suppressed(ctx context.Context, instance, phone string) (bool, error)
 	Suppression(ctx context.Context, instance, phone string) (store.Suppression, error)
 	PutSuppression(ctx context.Context, s store.Suppression) error
@@ -602,7 +603,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	// The response path (ext_proc, envoy/sidecar.yaml): a failed send
 	// answers gateway_send_failed. Unregistered, Envoy fails open.
 	if on, statuses := a.cfg.Response.Failures(); on {
-		extprocv3.RegisterExternalProcessorServer(gs, authz.NewResponseServer(statuses, log).WithMetrics(reg))
+		// A failed send also gives back what it took (the store's receipt
+		// of its decision): the store is fixed for the process's life.
+		rs := authz.NewResponseServer(statuses, log).WithRefunds(a.store, nil).WithMetrics(reg)
+		if dlog != nil {
+			rs.WithRefundLog(dlog)
+		}
+		extprocv3.RegisterExternalProcessorServer(gs, rs)
 	}
 	healthpb.RegisterHealthServer(gs, hs)
 

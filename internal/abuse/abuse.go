@@ -55,6 +55,11 @@ type Send struct {
 	Abuse    Limits
 	Quota    limiter.Limits // the instance's quotas and bucket
 	SlowLane limiter.Limits // the slow-lane bucket (risky content); zero Rate: none
+	// Decision is the id of the decision this send belongs to. A store
+	// that takes an allowed send keeps a receipt under it (instance and
+	// id), so that a failed delivery can give back exactly what the send
+	// took (the stores' Refund); "" keeps none.
+	Decision string
 }
 
 // Outcome of TakeSend.
@@ -207,6 +212,26 @@ func (t *Tracker) TakeSend(ctx context.Context, s Send, now time.Time, take Quot
 	}
 	return out, err
 }
+
+// TakeSendUndo is TakeSend for a store that keeps receipts: take also
+// receives undo, which takes this send's abuse counts back, so that a
+// refund can call it later. TakeSend still calls it when take refuses or
+// fails. undo is safe to call long after (a record already out of its
+// window or evicted is left as it is) but must be called at most once.
+func (t *Tracker) TakeSendUndo(ctx context.Context, s Send, now time.Time, take UndoQuotaFunc) (Outcome, error) {
+	v, retry, undo := t.reserve(s, now)
+	if v != OK {
+		return Outcome{Verdict: v, RetryAfter: retry}, nil
+	}
+	out, err := take(ctx, s, now, undo)
+	if err != nil || !out.Allowed() {
+		undo()
+	}
+	return out, err
+}
+
+// UndoQuotaFunc is a QuotaFunc that also receives the abuse counts' undo.
+type UndoQuotaFunc func(ctx context.Context, s Send, now time.Time, undo func()) (Outcome, error)
 
 // QuotaFunc takes a send's slow lane and quotas, as TakeQuota does.
 type QuotaFunc func(ctx context.Context, s Send, now time.Time) (Outcome, error)

@@ -487,7 +487,9 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 	// Checked and counted with the slow lane and the quotas in one atomic
 	// step (one round trip on Redis); counted only when all allow.
-	snd := abuse.Send{Instance: inst.ID, Body: abuse.BodyKey(req.message), Phone: req.e164, Abuse: inst.Abuse, Quota: inst.Limits}
+	// The receipt under the decision id lets a failed delivery give back
+	// what this send takes (the response path's Refund).
+	snd := abuse.Send{Instance: inst.ID, Body: abuse.BodyKey(req.message), Phone: req.e164, Abuse: inst.Abuse, Quota: inst.Limits, Decision: res.ID}
 	if pd.Throttle {
 		snd.SlowLane = inst.SlowLane
 	}

@@ -75,6 +75,33 @@ type Record struct {
 	Total  time.Duration
 	Policy string // policy revision
 	Config string // config revision; empty: the Logger's
+	// Refund, when set, makes the record a refund on the response path
+	// (LogRefund) rather than a decision: Result holds only the id.
+	Refund *Refund
+}
+
+// Refund is what the response path did for a failed send's decision.
+type Refund struct {
+	Instance string
+	Result   string // refunded, unknown, duplicate or error
+	Status   int    // the status the failed send answered (the sender's, or Envoy's own)
+	By       string // sender or envoy
+	Err      error  // the store's, with result error
+}
+
+// LogRefund hands the refund of decision id to the writer without
+// waiting, as Log does: a line with result "refund", the decision id, the
+// instance and what the refund did.
+func (l *Logger) LogRefund(at time.Time, id, instance, result string, status int, by string, err error) {
+	l.Log(Record{Time: at, Result: decision.Result{ID: id}, Refund: &Refund{Instance: instance, Result: result, Status: status, By: by, Err: err}})
+}
+
+// recordResult is the "result" of r's line.
+func recordResult(r *Record) string {
+	if r.Refund != nil {
+		return "refund"
+	}
+	return result(r.Result, r.Err)
 }
 
 type decider interface {
@@ -277,6 +304,9 @@ func result(res decision.Result, err error) string {
 
 // encode appends r's JSON line to b.
 func (l *Logger) encode(b []byte, r *Record) []byte {
+	if r.Refund != nil {
+		return l.encodeRefund(b, r)
+	}
 	res := &r.Result
 	b = append(b, '{')
 	b = appendTime(b, "time", r.Time)
@@ -341,6 +371,28 @@ func (l *Logger) encode(b []byte, r *Record) []byte {
 	}
 	b = appendInt(b, "store_ns", int64(res.StoreTime))
 	b = appendInt(b, "total_ns", int64(r.Total))
+	return append(b, '}', '\n')
+}
+
+// encodeRefund appends the JSON line of a refund record to b.
+func (l *Logger) encodeRefund(b []byte, r *Record) []byte {
+	rf := r.Refund
+	b = append(b, '{')
+	b = appendTime(b, "time", r.Time)
+	b = appendStr(b, "decision_id", r.Result.ID)
+	b = appendStr(b, "result", "refund")
+	b = appendStr(b, "refund_result", rf.Result)
+	if rf.Instance != "" {
+		b = appendStr(b, "instance_id", rf.Instance)
+	}
+	b = appendInt(b, "status", int64(rf.Status))
+	b = appendStr(b, "by", rf.By)
+	if rf.Err != nil {
+		b = appendStr(b, "error", rf.Err.Error())
+	}
+	if c := cmp.Or(r.Config, l.opts.ConfigRevision); c != "" {
+		b = appendStr(b, "config_revision", c)
+	}
 	return append(b, '}', '\n')
 }
 

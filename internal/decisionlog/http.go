@@ -106,8 +106,10 @@ func (s *httpSink) Add(line []byte, r *Record) error {
 	b = appendStr(b, "path", "sendguard/decision/result")
 	b = append(appendKey(b, "input"), bytes.TrimSuffix(line, []byte{'\n'})...)
 	b = append(appendKey(b, "result"), '{')
-	b = appendStr(b, "result", result(r.Result, r.Err))
-	if r.Err == nil && r.Result.Code != "" {
+	b = appendStr(b, "result", recordResult(r))
+	if r.Refund != nil {
+		b = appendStr(b, "code", r.Refund.Result)
+	} else if r.Err == nil && r.Result.Code != "" {
 		b = appendStr(b, "code", string(r.Result.Code))
 	}
 	b = append(b, '}')

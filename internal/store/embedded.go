@@ -140,6 +140,9 @@ var (
 	bPaused = []byte("paused")
 	bOutbox = []byte("outbox")
 	bMeta   = []byte("meta")
+	// bReceipts holds the refund receipts (instance NUL decision id ->
+	// receipt) a checkpoint covers; see Refund.
+	bReceipts = []byte("receipts")
 	// kWALGen in bMeta is the first log generation the bbolt file does not
 	// hold: log files of older generations are covered by a checkpoint.
 	kWALGen = []byte("wal_gen")
@@ -172,7 +175,7 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		db.MaxBatchSize = o.MaxBatchSize
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox, bMeta} {
+		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox, bMeta, bReceipts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -216,12 +219,24 @@ func (e *Embedded) recover() error {
 		if v := tx.Bucket(bMeta).Get(kWALGen); len(v) == 8 {
 			covered = binary.BigEndian.Uint64(v)
 		}
-		return tx.Bucket(bQuota).ForEach(func(k, v []byte) error {
+		err := tx.Bucket(bQuota).ForEach(func(k, v []byte) error {
 			s, err := decodeState(v)
 			if err != nil {
 				return fmt.Errorf("%w: quota of %q: %v", ErrCorrupt, k, err)
 			}
-			e.quota[string(k)] = &instanceState{s: s}
+			e.quota[string(k)] = &instanceState{s: s, rc: receipts{track: true}}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bReceipts).ForEach(func(k, v []byte) error {
+			inst, id, ok := bytes.Cut(k, []byte{0})
+			r, err := decodeReceipt(v)
+			if !ok || err != nil {
+				return fmt.Errorf("%w: receipt %q: %v", ErrCorrupt, k, err)
+			}
+			e.recoverReceipt(string(inst), string(id), r)
 			return nil
 		})
 	})
@@ -244,16 +259,22 @@ func (e *Embedded) recover() error {
 		err := replayWAL(name, func(id string, s limiter.State) {
 			st := e.quota[id]
 			if st == nil {
-				st = &instanceState{}
+				st = &instanceState{rc: receipts{track: true}}
 				e.quota[id] = st
 			}
 			st.s = s
 			replayed[id] = struct{}{}
+		}, func(instance, id string, r *receipt) {
+			e.recoverReceipt(instance, id, r)
+			replayed[instance] = struct{}{}
 		})
 		if err != nil {
 			return err
 		}
 		next = g + 1
+	}
+	for _, st := range e.quota {
+		st.rc.requeue()
 	}
 	if len(replayed) > 0 {
 		if err := e.commit(replayed, next); err != nil {
@@ -274,28 +295,96 @@ func (e *Embedded) recover() error {
 
 // commit writes the current states of ids into the bbolt file, and gen as
 // the first log generation it does not cover, in one fsync'd transaction.
+//
+// With the states go the receipts of those ids (instances) that changed
+// since the last checkpoint: kept ones written, dropped ones deleted. When
+// the commit fails, they are noted as changed again for the next one.
 func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
 	type kv struct{ k, v []byte }
 	recs := make([]kv, 0, len(ids))
+	var rcs []kv // v nil: delete
+	var arena []byte
+	type taken struct {
+		st  *instanceState
+		ids []string
+	}
+	var changed []taken
 	for id := range ids {
 		e.mu.RLock()
 		st := e.quota[id]
 		e.mu.RUnlock()
 		st.mu.Lock()
 		v := encodeState(st.s)
+		ch := st.rc.changed
+		st.rc.changed = nil
+		for _, rid := range ch {
+			// Keys and values go into one arena: bbolt keeps them until
+			// the commit, and a busy checkpoint writes thousands.
+			if cap(arena)-len(arena) < len(id)+1+len(rid)+receiptLen {
+				arena = make([]byte, 0, max(64<<10, len(id)+1+len(rid)+receiptLen))
+			}
+			start := len(arena)
+			arena = append(append(append(arena, id...), 0), rid...)
+			k := arena[start:len(arena):len(arena)]
+			if r, ok := st.rc.m[rid]; ok {
+				start = len(arena)
+				arena = appendReceipt(arena, r)
+				rcs = append(rcs, kv{k, arena[start:len(arena):len(arena)]})
+			} else {
+				rcs = append(rcs, kv{k, nil})
+			}
+		}
 		st.mu.Unlock()
+		if len(ch) > 0 {
+			changed = append(changed, taken{st, ch})
+		}
 		recs = append(recs, kv{[]byte(id), v})
 	}
 	slices.SortFunc(recs, func(a, b kv) int { return bytes.Compare(a.k, b.k) }) // sequential inserts into the B+tree
-	return e.db.Update(func(tx *bolt.Tx) error {
+	err := e.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bQuota)
 		for _, r := range recs {
 			if err := b.Put(r.k, r.v); err != nil {
 				return err
 			}
 		}
+		rb := tx.Bucket(bReceipts)
+		for _, r := range rcs {
+			var err error
+			if r.v == nil {
+				err = rb.Delete(r.k)
+			} else {
+				err = rb.Put(r.k, r.v)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bMeta).Put(kWALGen, binary.BigEndian.AppendUint64(nil, gen))
 	})
+	if err != nil {
+		for _, c := range changed {
+			c.st.mu.Lock()
+			c.st.rc.changed = append(c.st.rc.changed, c.ids...)
+			c.st.mu.Unlock()
+		}
+	}
+	return err
+}
+
+// recoverReceipt keeps a receipt read from the file or the log (at open:
+// no lock needed); the queue is rebuilt once all are read.
+func (e *Embedded) recoverReceipt(instance, id string, r *receipt) {
+	st := e.quota[instance]
+	if st == nil {
+		st = &instanceState{rc: receipts{track: true}}
+		e.quota[instance] = st
+	}
+	if st.rc.m == nil {
+		st.rc.m = make(map[string]*receipt)
+	}
+	st.rc.m[id] = r
+	st.rc.touch(id)
 }
 
 // run fsyncs the log every interval (SyncInterval) and checkpoints every
@@ -395,9 +484,19 @@ func (e *Embedded) fail(err error) {
 // appendLog writes one record of entries to the log with one write(2) and
 // returns the log position after it.
 func (e *Embedded) appendLog(entries ...walEntry) (int64, error) {
+	return e.appendLogRc(entries, nil)
+}
+
+// appendLogRc is appendLog of states and receipts in one record.
+func (e *Embedded) appendLogRc(entries []walEntry, rcs []walReceipt) (int64, error) {
 	for _, en := range entries {
 		if len(en.id) > maxIDLen {
 			return 0, fmt.Errorf("id of %d bytes: longer than %d", len(en.id), maxIDLen)
+		}
+	}
+	for _, r := range rcs {
+		if len(r.id) > maxIDLen {
+			return 0, fmt.Errorf("decision id of %d bytes: longer than %d", len(r.id), maxIDLen)
 		}
 	}
 	e.walMu.Lock()
@@ -405,7 +504,7 @@ func (e *Embedded) appendLog(entries ...walEntry) (int64, error) {
 	if e.walErr != nil {
 		return 0, e.walErr
 	}
-	e.walBuf = appendRecord(e.walBuf[:0], entries...)
+	e.walBuf = appendRecordRc(e.walBuf[:0], entries, rcs)
 	n, err := e.wal.Write(e.walBuf)
 	if err != nil {
 		// A torn record would hide every record after it from replay:
@@ -421,6 +520,9 @@ func (e *Embedded) appendLog(entries ...walEntry) (int64, error) {
 	e.written += int64(n)
 	for _, en := range entries {
 		e.dirty[en.id] = struct{}{}
+	}
+	for _, r := range rcs {
+		e.dirty[r.instance] = struct{}{}
 	}
 	return e.written, nil
 }
@@ -527,7 +629,7 @@ func (e *Embedded) instance(id string) *instanceState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if st = e.quota[id]; st == nil {
-		st = &instanceState{}
+		st = &instanceState{rc: receipts{track: true}}
 		e.quota[id] = st
 	}
 	return st
@@ -562,10 +664,12 @@ func (e *Embedded) Take(_ context.Context, instance string, l limiter.Limits, no
 // and quotas in one log record (both or neither), and takes the abuse
 // counts back unless both allowed.
 func (e *Embedded) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
-	return e.abuse.TakeSend(ctx, s, now, e.takeQuota)
+	return e.abuse.TakeSendUndo(ctx, s, now, e.takeQuota)
 }
 
-func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+// takeQuota takes the slow lane and the quotas; an allowed send with a
+// decision id writes its receipt in the same log record as its states.
+func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time, undo func()) (abuse.Outcome, error) {
 	st := e.instance(s.Instance)
 	st.mu.Lock() // always the instance before its slow lane
 	var slow *instanceState
@@ -586,15 +690,28 @@ func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time) (ab
 	var at int64
 	var err error
 	if out.Verdict == limiter.Allowed {
+		var ents [2]walEntry
+		var rcs [1]walReceipt
+		entries := append(ents[:0], walEntry{s.Instance, next})
 		if slow != nil {
-			at, err = e.appendLog(walEntry{s.Instance, next}, walEntry{slowID, slowNext})
+			entries = append(entries, walEntry{slowID, slowNext})
+		}
+		var r *receipt
+		if s.Decision != "" {
+			r = newReceipt(next, s.Quota.Burst, slow != nil, s.SlowLane.Burst, now)
+			rcs[0] = walReceipt{s.Instance, s.Decision, r}
+			at, err = e.appendLogRc(entries, rcs[:])
 		} else {
-			at, err = e.appendLog(walEntry{s.Instance, next})
+			at, err = e.appendLogRc(entries, nil)
 		}
 		if err == nil {
 			st.s = next
 			if slow != nil {
 				slow.s = slowNext
+			}
+			if r != nil {
+				r.undo = undo
+				st.rc.put(s.Decision, r, now.UnixNano())
 			}
 		}
 	}
@@ -609,6 +726,66 @@ func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time) (ab
 		return abuse.Outcome{}, fmt.Errorf("embedded take %s: %w", s.Instance, err)
 	}
 	return abuse.Outcome{Taken: out}, nil
+}
+
+// Refund gives back what the allowed send of decision id took from
+// instance, as Memory.Refund does, and returns once the new states and the
+// refunded receipt are in the log (one record, with one write(2); fsync'd
+// under SyncAlways): a refund acknowledged survives a kill -9, and so does
+// the mark that makes a repeated one a duplicate. The abuse counts, kept
+// in the process, are given back too.
+func (e *Embedded) Refund(_ context.Context, instance, id string, now time.Time) (RefundResult, error) {
+	e.mu.RLock()
+	st := e.quota[instance]
+	e.mu.RUnlock()
+	if st == nil || strings.HasSuffix(instance, slowSuffix) {
+		return RefundUnknown, nil
+	}
+	st.mu.Lock()
+	r, ok := st.rc.get(id, now.UnixNano())
+	switch {
+	case !ok:
+		st.mu.Unlock()
+		return RefundUnknown, nil
+	case r.done:
+		st.mu.Unlock()
+		return RefundDuplicate, nil
+	}
+	var ents [2]walEntry
+	entries := append(ents[:0], walEntry{instance, giveBack(st.s, r.day, r.month, r.burst)})
+	var slow *instanceState
+	if r.slow {
+		slow = e.instance(abuse.SlowLaneID(instance))
+		slow.mu.Lock()
+		entries = append(entries, walEntry{abuse.SlowLaneID(instance), giveBack(slow.s, r.day, r.month, r.slowBurst)})
+	}
+	done := *r
+	done.done, done.undo = true, nil
+	at, err := e.appendLogRc(entries, []walReceipt{{instance, id, &done}})
+	var undo func()
+	if err == nil {
+		st.s = entries[0].s
+		if slow != nil {
+			slow.s = entries[1].s
+		}
+		undo = r.undo
+		r.done, r.undo = true, nil
+		st.rc.touch(id)
+	}
+	if slow != nil {
+		slow.mu.Unlock()
+	}
+	st.mu.Unlock()
+	if err == nil {
+		err = e.durable(at)
+	}
+	if err != nil {
+		return RefundUnknown, fmt.Errorf("embedded refund %s: %w", instance, err)
+	}
+	if undo != nil {
+		undo()
+	}
+	return Refunded, nil
 }
 
 // Violation counts one violation of instance and returns how many fell in

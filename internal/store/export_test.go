@@ -1,6 +1,10 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // Crash abandons e as a kill -9 would: the log file and the bbolt file are
 // closed with no checkpoint and no fsync, and nothing more is written.
@@ -29,4 +33,17 @@ func WALFiles(path string) ([]string, error) {
 		names = append(names, walName(path, g))
 	}
 	return names, err
+}
+
+// ReceiptsInFile counts the refund receipts in e's bbolt file.
+func ReceiptsInFile(t interface{ Fatal(...any) }, e *Embedded) int {
+	var n int
+	err := e.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bReceipts).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

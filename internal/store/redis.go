@@ -103,7 +103,7 @@ func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	}
 	// Load the scripts now, so the first burst of decisions does not all
 	// miss EVALSHA and resend the script bodies.
-	for _, sc := range []*redis.Script{takeScript, sendScript, violationScript, appendScript, leaseScript, releaseScript} {
+	for _, sc := range []*redis.Script{takeScript, sendScript, violationScript, appendScript, leaseScript, releaseScript, refundScript} {
 		if err := sc.Load(pctx, c).Err(); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("redis %s: load script: %w", o.Addr, err)
@@ -274,7 +274,9 @@ func (r *Redis) expireAt(now time.Time) int64 {
 // µs} on an abuse refusal, else {0, 0, slow lane refused (0/1), and the
 // refusing or the quota bucket's state before consumption as takeScript}.
 // Each sorted set expires a window after its last write, so Redis holds
-// only the counts of the last window.
+// only the counts of the last window. An allowed send with a decision id
+// (ARGV[20], the receipt's time to live in ms, not 0) also writes its
+// refund receipt, KEYS[5] (see Refund), in the same script.
 var sendScript = redis.NewScript(luaBucket + `
 local pairLimit, phone = tonumber(ARGV[14]), ARGV[15]
 local win, thr, blk = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
@@ -314,9 +316,16 @@ if ok then
     redis.call('ZADD', KEYS[4], now, ARGV[19])
     redis.call('PEXPIRE', KEYS[4], 60000)
   end
+  local fprev = false
   if fan then
+    fprev = redis.call('ZSCORE', KEYS[3], phone)
     redis.call('ZADD', KEYS[3], now, phone)
     redis.call('PEXPIRE', KEYS[3], math.ceil(win / 1000))
+  end
+  if ARGV[20] ~= '0' then
+    redis.call('HSET', KEYS[5], 'd', q[1], 'm', q[3], 's', slow and 1 or 0, 'b', ARGV[7], 'sb', ARGV[13],
+      'fb', fan and ARGV[21] or '', 'fp', fprev or '', 'ph', phone, 'pm', pairLimit > 0 and ARGV[19] or '', 'at', ARGV[3])
+    redis.call('PEXPIRE', KEYS[5], ARGV[20])
   end
 end
 return {0, 0, 0, q[1], q[2], q[3], q[4], string.format('%.17g', q[5])}
@@ -337,13 +346,20 @@ func (r *Redis) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abus
 	if a.FanOut() {
 		fanWindow = a.FanOutWindow.Microseconds()
 	}
-	keys := []string{r.quotaKey(s.Instance), r.quotaKey(abuse.SlowLaneID(s.Instance)), r.fanKey(s.Instance, s.Body), r.pairKey(s.Instance, s.Phone)}
+	quota, fan := r.quotaKey(s.Instance), r.fanKey(s.Instance, s.Body)
+	// Without a decision id no receipt is written: KEYS[5] is then only a
+	// name in the instance's slot.
+	receipt, receiptTTL := quota, "0"
+	if s.Decision != "" {
+		receipt, receiptTTL = r.receiptKey(s.Instance, s.Decision), receiptTTLms
+	}
+	keys := []string{quota, r.quotaKey(abuse.SlowLaneID(s.Instance)), fan, r.pairKey(s.Instance, s.Phone), receipt}
 	res, err := sendScript.Run(ctx, r.c, keys,
 		r.o.Calendar.Day(now), r.o.Calendar.Month(now), micros,
 		s.Quota.Daily, s.Quota.Monthly, strconv.FormatFloat(s.Quota.Rate, 'g', -1, 64), s.Quota.Burst, r.expireAt(now),
 		slowOn, s.SlowLane.Daily, s.SlowLane.Monthly, strconv.FormatFloat(s.SlowLane.Rate, 'g', -1, 64), s.SlowLane.Burst,
 		max(a.PairPerMinute, 0), s.Phone, fanWindow, max(a.FanOutThrottle, 0), max(a.FanOutBlock, 0),
-		r.nonce+strconv.FormatUint(r.seq.Add(1), 36),
+		r.nonce+strconv.FormatUint(r.seq.Add(1), 36), receiptTTL, fan[len(fan)-2*len(s.Body):], // the body's hex
 	).Slice()
 	if err != nil {
 		return abuse.Outcome{}, fmt.Errorf("redis take send %s: %w", s.Instance, err)
@@ -753,4 +769,80 @@ func (r *Redis) Pending(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("redis pending: %w", err)
 	}
 	return int(n), nil
+}
+
+// receiptTTLms is ReceiptTTL as the take script's ARGV[20].
+var receiptTTLms = strconv.FormatInt(ReceiptTTL.Milliseconds(), 10)
+
+// receiptKey is the refund receipt of decision id of instance: in the
+// instance's slot, so the take and the refund scripts may write it.
+func (r *Redis) receiptKey(instance, id string) string {
+	return r.o.Prefix + "{" + instance + "}:rcpt:" + id
+}
+
+// refundScript gives back what the receipt KEYS[1] says its send took
+// from the quota bucket KEYS[2], the slow lane KEYS[3], the fan-out set
+// KEYS[4] and the pair set KEYS[5], and marks the receipt refunded, in one
+// script. It returns 0 (no receipt, or one taken ReceiptTTL (ARGV[2], µs)
+// or more before now (ARGV[1], µs)), 1 (refunded) or 2 (refunded before).
+// A day or month count is given back only while the bucket still counts
+// the receipt's day or month; a token never beyond the receipt's burst; a
+// fan-out or pair record only while it is still the send's own.
+var refundScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'd', 'm', 's', 'b', 'sb', 'fb', 'fp', 'ph', 'pm', 'at', 'x')
+if not r[1] or tonumber(ARGV[1]) - tonumber(r[10]) >= tonumber(ARGV[2]) then return 0 end
+if r[11] then return 2 end
+local function give(key, burst)
+  local s = redis.call('HMGET', key, 'd', 'dc', 'm', 'mc', 't', 'r')
+  if not s[6] then return end
+  if tonumber(s[1]) == tonumber(r[1]) and tonumber(s[2]) > 0 then redis.call('HSET', key, 'dc', tonumber(s[2]) - 1) end
+  if tonumber(s[3]) == tonumber(r[2]) and tonumber(s[4]) > 0 then redis.call('HSET', key, 'mc', tonumber(s[4]) - 1) end
+  local t = tonumber(s[5])
+  if t then redis.call('HSET', key, 't', string.format('%.17g', math.min(tonumber(burst), t + 1))) end
+end
+give(KEYS[2], r[4])
+if r[3] == '1' then give(KEYS[3], r[5]) end
+if r[6] ~= '' then
+  local cur = redis.call('ZSCORE', KEYS[4], r[8])
+  if cur and tonumber(cur) == tonumber(r[10]) then
+    if r[7] ~= '' then redis.call('ZADD', KEYS[4], r[7], r[8]) else redis.call('ZREM', KEYS[4], r[8]) end
+  end
+end
+if r[9] ~= '' then redis.call('ZREM', KEYS[5], r[9]) end
+redis.call('HSET', KEYS[1], 'x', 1)
+return 1
+`)
+
+// Refund gives back what the allowed send of decision id took from
+// instance: its quota units, its tokens and its abuse counts, as one
+// script (atomic across replicas), when the instance holds a receipt for
+// it that has not been refunded; see RefundResult. It reads the receipt
+// first, for the names of the abuse keys it touches (one more round trip,
+// on a failed send only); the script checks the receipt again.
+func (r *Redis) Refund(ctx context.Context, instance, id string, now time.Time) (RefundResult, error) {
+	ctx, cancel := r.call(ctx)
+	defer cancel()
+	rk := r.receiptKey(instance, id)
+	v, err := r.c.HMGet(ctx, rk, "fb", "ph").Result()
+	if err != nil {
+		return RefundUnknown, fmt.Errorf("redis refund %s: %w", instance, err)
+	}
+	fb, _ := v[0].(string)
+	ph, _ := v[1].(string)
+	var body [16]byte
+	if b, err := hex.DecodeString(fb); err == nil && len(b) == len(body) {
+		copy(body[:], b)
+	}
+	keys := []string{rk, r.quotaKey(instance), r.quotaKey(abuse.SlowLaneID(instance)), r.fanKey(instance, body), r.pairKey(instance, ph)}
+	n, err := refundScript.Run(ctx, r.c, keys, now.UnixMicro(), ReceiptTTL.Microseconds()).Int()
+	if err != nil {
+		return RefundUnknown, fmt.Errorf("redis refund %s: %w", instance, err)
+	}
+	switch n {
+	case 1:
+		return Refunded, nil
+	case 2:
+		return RefundDuplicate, nil
+	}
+	return RefundUnknown, nil
 }

@@ -94,6 +94,7 @@ type Memory struct {
 type instanceState struct {
 	mu sync.Mutex
 	s  limiter.State
+	rc receipts // the instance's (never a slow lane's)
 }
 
 type suppressKey struct{ instance, phone string }
@@ -142,10 +143,10 @@ func (m *Memory) Take(_ context.Context, instance string, l limiter.Limits, now 
 // and quotas: the slow lane and the quotas are consumed together or not at
 // all, and the abuse counts are taken back unless both allowed.
 func (m *Memory) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
-	return m.abuse.TakeSend(ctx, s, now, m.takeQuota)
+	return m.abuse.TakeSendUndo(ctx, s, now, m.takeQuota)
 }
 
-func (m *Memory) takeQuota(_ context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+func (m *Memory) takeQuota(_ context.Context, s abuse.Send, now time.Time, undo func()) (abuse.Outcome, error) {
 	st := m.instance(s.Instance)
 	st.mu.Lock() // always the instance before its slow lane
 	defer st.mu.Unlock()
@@ -166,8 +167,51 @@ func (m *Memory) takeQuota(_ context.Context, s abuse.Send, now time.Time) (abus
 		if slow != nil {
 			slow.s = slowNext
 		}
+		if s.Decision != "" {
+			r := newReceipt(next, s.Quota.Burst, slow != nil, s.SlowLane.Burst, now)
+			r.undo = undo
+			st.rc.put(s.Decision, r, now.UnixNano())
+		}
 	}
 	return abuse.Outcome{Taken: out}, nil
+}
+
+// Refund gives back what the allowed send of decision id took from
+// instance (its quota units, its tokens and its abuse counts), when the
+// instance holds a receipt for it that has not been refunded; see
+// RefundResult. It is atomic under the instance's lock.
+func (m *Memory) Refund(_ context.Context, instance, id string, now time.Time) (RefundResult, error) {
+	m.mu.RLock()
+	st := m.instances[instance]
+	m.mu.RUnlock()
+	if st == nil {
+		return RefundUnknown, nil
+	}
+	st.mu.Lock()
+	r, ok := st.rc.get(id, now.UnixNano())
+	switch {
+	case !ok:
+		st.mu.Unlock()
+		return RefundUnknown, nil
+	case r.done:
+		st.mu.Unlock()
+		return RefundDuplicate, nil
+	}
+	if r.slow {
+		slow := m.instance(abuse.SlowLaneID(instance))
+		slow.mu.Lock()
+		slow.s = giveBack(slow.s, r.day, r.month, r.slowBurst)
+		slow.mu.Unlock()
+	}
+	st.s = giveBack(st.s, r.day, r.month, r.burst)
+	r.done = true
+	undo := r.undo
+	r.undo = nil
+	st.mu.Unlock()
+	if undo != nil {
+		undo()
+	}
+	return Refunded, nil
 }
 
 // Violation counts one violation of instance and returns how many fell in

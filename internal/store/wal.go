@@ -31,6 +31,15 @@ import (
 // record that is short or fails its checksum: that is the tail a process
 // or power loss cut, and no record after it was acknowledged as durable
 // (writes are sequential).
+//
+// A record that also carries refund receipts (an allowed TakeSend with a
+// decision id, or a Refund) has a payload that starts with the byte 0xFF
+// (never a count of states), then the states as above, then m uint8 and m
+// × (instance length uint16, instance, decision id length uint16, id,
+// receipt receiptLen bytes): the states and the receipts of one decision
+// are applied together or not at all. (A sendguard older than refunds
+// reads such a record as a torn tail: do not downgrade onto a log that
+// holds one; a clean Close leaves no log.)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -45,15 +54,42 @@ type walEntry struct {
 	s  limiter.State
 }
 
+// walReceipt is one refund receipt in a record.
+type walReceipt struct {
+	instance, id string
+	r            *receipt
+}
+
+// withReceipts marks a payload that carries receipts after its states.
+const withReceipts = 0xFF
+
 // appendRecord appends the record of entries to buf.
 func appendRecord(buf []byte, entries ...walEntry) []byte {
+	return appendRecordRc(buf, entries, nil)
+}
+
+// appendRecordRc appends the record of entries and receipts rcs to buf.
+func appendRecordRc(buf []byte, entries []walEntry, rcs []walReceipt) []byte {
 	start := len(buf)
 	buf = append(buf, make([]byte, walHeaderLen)...)
+	if len(rcs) > 0 {
+		buf = append(buf, withReceipts)
+	}
 	buf = append(buf, byte(len(entries)))
 	for _, e := range entries {
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(e.id)))
 		buf = append(buf, e.id...)
 		buf = appendState(buf, e.s)
+	}
+	if len(rcs) > 0 {
+		buf = append(buf, byte(len(rcs)))
+		for _, r := range rcs {
+			buf = binary.BigEndian.AppendUint16(buf, uint16(len(r.instance)))
+			buf = append(buf, r.instance...)
+			buf = binary.BigEndian.AppendUint16(buf, uint16(len(r.id)))
+			buf = append(buf, r.id...)
+			buf = appendReceipt(buf, r.r)
+		}
 	}
 	payload := buf[start+walHeaderLen:]
 	binary.BigEndian.PutUint32(buf[start:], uint32(len(payload)))
@@ -65,6 +101,12 @@ func appendRecord(buf []byte, entries ...walEntry) []byte {
 // in order, and returns how many bytes they span. It stops at the first
 // short or damaged record.
 func readRecords(b []byte, fn func(id string, s limiter.State)) int {
+	return readRecordsRc(b, fn, nil)
+}
+
+// readRecordsRc is readRecords that also calls rfn (when not nil) with
+// each record's receipts, after its states.
+func readRecordsRc(b []byte, fn func(id string, s limiter.State), rfn func(instance, id string, r *receipt)) int {
 	off := 0
 	for len(b)-off >= walHeaderLen {
 		n := int(binary.BigEndian.Uint32(b[off:]))
@@ -76,41 +118,87 @@ func readRecords(b []byte, fn func(id string, s limiter.State)) int {
 		if crc32.Checksum(payload, crcTable) != sum {
 			break
 		}
-		entries, ok := decodePayload(payload)
+		entries, rcs, ok := decodePayload(payload)
 		if !ok {
 			break
 		}
 		for _, e := range entries {
 			fn(e.id, e.s)
 		}
+		if rfn != nil {
+			for _, r := range rcs {
+				rfn(r.instance, r.id, r.r)
+			}
+		}
 		off += walHeaderLen + n
 	}
 	return off
 }
 
-func decodePayload(p []byte) ([]walEntry, bool) {
+func decodePayload(p []byte) ([]walEntry, []walReceipt, bool) {
 	if len(p) < 1 {
-		return nil, false
+		return nil, nil, false
+	}
+	hasRc := p[0] == withReceipts
+	if hasRc {
+		p = p[1:]
+		if len(p) < 1 {
+			return nil, nil, false
+		}
 	}
 	count := int(p[0])
 	p = p[1:]
 	out := make([]walEntry, 0, count)
 	for range count {
 		if len(p) < 2 {
-			return nil, false
+			return nil, nil, false
 		}
 		l := int(binary.BigEndian.Uint16(p))
 		if len(p) < 2+l+stateLen {
-			return nil, false
+			return nil, nil, false
 		}
 		s, err := decodeState(p[2+l : 2+l+stateLen])
 		if err != nil {
-			return nil, false
+			return nil, nil, false
 		}
 		out = append(out, walEntry{id: string(p[2 : 2+l]), s: s})
 		p = p[2+l+stateLen:]
 	}
-	return out, len(p) == 0
+	if !hasRc {
+		return out, nil, len(p) == 0
+	}
+	if len(p) < 1 {
+		return nil, nil, false
+	}
+	m := int(p[0])
+	p = p[1:]
+	rcs := make([]walReceipt, 0, m)
+	str := func() (string, bool) {
+		if len(p) < 2 {
+			return "", false
+		}
+		l := int(binary.BigEndian.Uint16(p))
+		if len(p) < 2+l {
+			return "", false
+		}
+		v := string(p[2 : 2+l])
+		p = p[2+l:]
+		return v, true
+	}
+	for range m {
+		inst, ok1 := str()
+		id, ok2 := str()
+		if !ok1 || !ok2 || len(p) < receiptLen {
+			return nil, nil, false
+		}
+		r, err := decodeReceipt(p[:receiptLen])
+		if err != nil {
+			return nil, nil, false
+		}
+		rcs = append(rcs, walReceipt{inst, id, r})
+		p = p[receiptLen:]
+	}
+	return out, rcs, len(p) == 0
 }
 
 // walName is the log file of generation gen for the store at path.
@@ -144,12 +232,12 @@ func walFiles(path string) ([]uint64, error) {
 }
 
 // replayWAL applies the intact records of one log file to fn.
-func replayWAL(name string, fn func(id string, s limiter.State)) error {
+func replayWAL(name string, fn func(id string, s limiter.State), rfn func(instance, id string, r *receipt)) error {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return fmt.Errorf("read write-ahead log %s: %w", name, err)
 	}
-	readRecords(b, fn)
+	readRecordsRc(b, fn, rfn)
 	return nil
 }
 

@@ -30,6 +30,7 @@ type Store interface {
 	Violation(ctx context.Context, instance string, window time.Duration, now time.Time) (int, error)
 	ResetViolations(ctx context.Context, instance string) error
 	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
+	Refund(ctx context.Context, instance, decisionID string, now time.Time) (store.RefundResult, error)
 
 	Suppressed(ctx context.Context, instance, phone string) (bool, error)
 	Suppression(ctx context.Context, instance, phone string) (store.Suppression, error)
@@ -78,6 +79,14 @@ func Run(t *testing.T, h Harness) {
 		{"AddSuppressionsRefusesInvalid", addInvalid},
 		{"AddSuppressionsConcurrent", addConcurrent},
 		{"Pause", pause},
+		{"RefundGivesBackWhatWasTaken", refundGivesBack},
+		{"RefundIsKeyedByInstanceAndID", refundForeign},
+		{"RefundAfterRollover", refundRollover},
+		{"RefundNeverOverfillsTheBucket", refundBurst},
+		{"RefundAbuseCounts", refundAbuse},
+		{"RefundExpires", refundExpires},
+		{"RefundConcurrent", refundConcurrent},
+		{"RefundDurable", refundDurable},
 		{"OutboxLeaseAckRelease", outbox},
 		{"OutboxLeaseIsExclusive", outboxExclusive},
 		{"Durable", durable},
@@ -90,7 +99,7 @@ func Run(t *testing.T, h Harness) {
 		{"AbuseViolations", abuseViolations},
 	}
 	for _, tt := range tests {
-		if tt.name == "Durable" && h.Reopen == nil {
+		if (tt.name == "Durable" || tt.name == "RefundDurable") && h.Reopen == nil {
 			continue // the memory store forgets by design
 		}
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

@@ -1,0 +1,179 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sendguard/sendguard/internal/abuse"
+	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/store"
+)
+
+var refundNow = time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
+
+var refundPlan = limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1.0 / 60, Burst: 100}
+
+// withInstance is responseHeaders with the instance attribute set.
+func withInstance(status, id, instance, details string) *extprocv3.ProcessingRequest {
+	req := responseHeaders(status, id, details, false)
+	if instance != "" {
+		req.Attributes[extProcAttrs].Fields[AttrInstance] = structpb.NewStringValue(instance)
+	}
+	return req
+}
+
+func takeSend(t *testing.T, st *store.Memory, instance, id string) {
+	t.Helper()
+	out, err := st.TakeSend(context.Background(), abuse.Send{Instance: instance, Body: abuse.BodyKey("تم شحن طلبك"), Phone: "+966501234567", Quota: refundPlan, Decision: id}, refundNow)
+	if err != nil || !out.Allowed() {
+		t.Fatalf("TakeSend(%s, %s) = %+v, %v", instance, id, out, err)
+	}
+}
+
+func dailyUsed(t *testing.T, st *store.Memory, instance string) int64 {
+	t.Helper()
+	u, err := st.Usage(context.Background(), instance, refundPlan, refundNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.DailyUsed
+}
+
+// TestResponseServerRefunds: a failed send (the sender's failure status,
+// or Envoy's own 5xx even outside the failure statuses) gives back what
+// its decision took, once; a delivered send, a 4xx, a foreign instance or
+// an id that took nothing gives back nothing. Each is counted by result.
+func TestResponseServerRefunds(t *testing.T) {
+	tests := []struct {
+		name                      string
+		status, id, instance, det string
+		used                      int64  // shop's daily use after, from 1
+		result                    string // counted under result ("": no refund asked)
+	}{
+		{name: "sender 500", status: "500", id: "d1", instance: "shop", det: "via_upstream", used: 0, result: "refunded"},
+		{name: "envoy reset, outside the failure statuses", status: "504", id: "d1", instance: "shop", det: "upstream_reset_before_response_started{connection_termination}", used: 0, result: "refunded"},
+		{name: "sender 200", status: "200", id: "d1", instance: "shop", det: "via_upstream", used: 1},
+		{name: "sender 422", status: "422", id: "d1", instance: "shop", det: "via_upstream", used: 1},
+		{name: "sender 501 not in the set", status: "501", id: "d1", instance: "shop", det: "via_upstream", used: 1},
+		{name: "another instance's id", status: "500", id: "d1", instance: "other", det: "via_upstream", used: 1, result: "unknown"},
+		{name: "an id that took nothing", status: "500", id: "forged", instance: "shop", det: "via_upstream", used: 1, result: "unknown"},
+		{name: "no instance", status: "500", id: "d1", det: "via_upstream", used: 1, result: "unknown"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := store.NewMemory(limiter.Calendar{})
+			takeSend(t, st, "shop", "d1")
+			takeSend(t, st, "other", "d2")
+			var dlog refundLines
+			s := NewResponseServer([]int{500, 502, 503}, nil).WithRefunds(st, func() time.Time { return refundNow }).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
+			s.answer(t.Context(), withInstance(tc.status, tc.id, tc.instance, tc.det))
+			if tc.result == "" && len(dlog.lines) != 0 || tc.result != "" && (len(dlog.lines) != 1 || !strings.Contains(dlog.lines[0], " "+tc.result+" "+tc.status+" ")) {
+				t.Errorf("answer(%s): decision log %q, want one refund line with %q", tc.name, dlog.lines, tc.result)
+			}
+			if got := dailyUsed(t, st, "shop"); got != tc.used {
+				t.Errorf("answer(%s): shop used %d, want %d", tc.name, got, tc.used)
+			}
+			if got := dailyUsed(t, st, "other"); got != 1 {
+				t.Errorf("answer(%s): other used %d, want 1", tc.name, got)
+			}
+			for _, r := range []string{"refunded", "unknown", "duplicate", "error"} {
+				want := 0.0
+				if r == tc.result {
+					want = 1
+				}
+				if n := testutil.ToFloat64(s.m.refunds.WithLabelValues(r)); n != want {
+					t.Errorf("answer(%s): sendguard_refunds_total{result=%q} = %v, want %v", tc.name, r, n, want)
+				}
+			}
+			if tc.result == "refunded" { // Envoy (or a retry) asks again: nothing more
+				s.answer(t.Context(), withInstance(tc.status, tc.id, tc.instance, tc.det))
+				if got := dailyUsed(t, st, "shop"); got != 0 {
+					t.Errorf("a second failure of %s: shop used %d, want 0", tc.id, got)
+				}
+				if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("duplicate")); n != 1 {
+					t.Errorf("sendguard_refunds_total{result=duplicate} = %v, want 1", n)
+				}
+			}
+		})
+	}
+}
+
+// refundLines records LogRefund calls as "id instance result status by".
+type refundLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *refundLines) LogRefund(_ time.Time, id, instance, result string, status int, by string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, fmt.Sprintf("%s %s %s %d %s %v", id, instance, result, status, by, err))
+}
+
+type brokenRefunds struct{}
+
+func (brokenRefunds) Refund(context.Context, string, string, time.Time) (store.RefundResult, error) {
+	return store.RefundUnknown, errors.New("store down")
+}
+
+// TestResponseServerRefundError: a refund the store fails is counted as
+// an error, and the client still gets the documented 502.
+func TestResponseServerRefundError(t *testing.T) {
+	var dlog refundLines
+	s := NewResponseServer([]int{500}, nil).WithRefunds(brokenRefunds{}, nil).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
+	resp := s.answer(t.Context(), withInstance("500", "d1", "shop", "via_upstream"))
+	if want := []string{"d1 shop error 500 sender store down"}; fmt.Sprint(dlog.lines) != fmt.Sprint(want) {
+		t.Errorf("decision log %q, want %q", dlog.lines, want)
+	}
+	if resp.GetImmediateResponse().GetStatus().GetCode() != 502 {
+		t.Errorf("answer with the store down = %v, want the 502", resp)
+	}
+	if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("error")); n != 1 {
+		t.Errorf("sendguard_refunds_total{result=error} = %v, want 1", n)
+	}
+}
+
+// TestResponseServerRefundsConcurrent: 64 streams at once, multilingual
+// instance ids, half failing (some failing twice): exactly the failed
+// ones are given back, once each.
+func TestResponseServerRefundsConcurrent(t *testing.T) {
+	st := store.NewMemory(limiter.Calendar{})
+	instances := []string{"متجر", "दुकान", "dükkân", "shop-📦"}
+	for i := range 64 {
+		takeSend(t, st, instances[i/2%len(instances)], fmt.Sprintf("d%d", i))
+	}
+	s := NewResponseServer([]int{500, 503}, nil).WithRefunds(st, func() time.Time { return refundNow }).WithMetrics(prometheus.NewRegistry())
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			status := []string{"200", "500", "200", "503"}[i%4]
+			inst := instances[i/2%len(instances)]
+			s.answer(context.Background(), withInstance(status, fmt.Sprintf("d%d", i), inst, "via_upstream"))
+			if i%8 == 1 {
+				s.answer(context.Background(), withInstance(status, fmt.Sprintf("d%d", i), inst, "via_upstream"))
+			}
+		})
+	}
+	wg.Wait()
+	for _, inst := range instances {
+		if got := dailyUsed(t, st, inst); got != 8 {
+			t.Errorf("%s used %d, want 8 (16 sends, 8 failed)", inst, got)
+		}
+	}
+	if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("refunded")); n != 32 {
+		t.Errorf("refunded = %v, want 32", n)
+	}
+	if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("duplicate")); n != 8 {
+		t.Errorf("duplicate = %v, want 8", n)
+	}
+}
