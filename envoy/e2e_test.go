@@ -32,56 +32,67 @@ import (
 	"github.com/sendguard/sendguard/internal/testport"
 )
 
-func envoyBinary(t *testing.T) string { return envoytest.Binary(t) }
+func envoyBinary(t testing.TB) string { return envoytest.Binary(t) }
 
-func freePort(t *testing.T) int { t.Helper(); return testport.Get(t) }
+func freePort(t testing.TB) int { t.Helper(); return testport.Get(t) }
 
-var buildOnce struct {
+type build struct {
 	sync.Once
 	path string
 	err  error
 }
 
+// buildOnce is the -race build every test runs; plainOnce the optimised
+// build the benchmarks run (a race build measures the race detector).
+var buildOnce, plainOnce build
+
 // TestMain removes the sendguard binary built for the package's tests (about
 // 100 MB with -race) when they end.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildOnce.path != "" {
-		os.RemoveAll(filepath.Dir(buildOnce.path))
+	for _, b := range []*build{&buildOnce, &plainOnce} {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
 	}
 	os.Exit(code)
 }
 
-// sendguardBinary builds cmd/sendguard once per test binary.
-func sendguardBinary(t *testing.T) string {
+// sendguardBinary builds cmd/sendguard with -race once per test binary.
+func sendguardBinary(t testing.TB) string { t.Helper(); return buildOnce.get(t, "-race") }
+
+// get builds cmd/sendguard with flags once.
+func (b *build) get(t testing.TB, flags ...string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b.Do(func() {
 		dir, err := os.MkdirTemp("", "sendguard-e2e")
 		if err != nil {
-			buildOnce.err = err
+			b.err = err
 			return
 		}
-		buildOnce.path = filepath.Join(dir, "sendguard")
-		out, err := exec.Command("go", "build", "-race", "-o", buildOnce.path, "../cmd/sendguard").CombinedOutput()
+		b.path = filepath.Join(dir, "sendguard")
+		args := append(append([]string{"build"}, flags...), "-o", b.path, "../cmd/sendguard")
+		out, err := exec.Command("go", args...).CombinedOutput()
 		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildOnce.path
+	return b.path
 }
 
 // stack is one running Envoy + sendguard + fake sender.
 type stack struct {
-	t                                       *testing.T
+	t                                       testing.TB
 	dir                                     string
 	listen, grpc, admin, sender, envoyAdmin int
 	webhookPort                             int
 	sendguard                               *exec.Cmd
 	cfgPath                                 string
 	senderSrv                               *http.Server
+	bin                                     string // the sendguard binary
 	rec                                     *fakesender.Recorder
 	webhook                                 *fakesender.Recorder // the customer's inbound webhook
 	events                                  *eventReceiver
@@ -123,24 +134,43 @@ inbound:
 
 // startStack starts Envoy, sendguard and the fake sender. Each edit, when
 // given, rewrites the sendguard config (e2eConfig, filled in) first.
-func startStack(t *testing.T, edits ...func(cfg string) string) *stack {
+func startStack(t testing.TB, edits ...func(cfg string) string) *stack {
 	t.Helper()
 	return startStackWith(t, "", edits...)
 }
 
 // startStackWith is startStack with extra YAML appended to e2eConfig
 // before the edits.
-func startStackWith(t *testing.T, extra string, edits ...func(cfg string) string) *stack {
+func startStackWith(t testing.TB, extra string, edits ...func(cfg string) string) *stack {
 	t.Helper()
 	return startStackFault(t, nil, extra, edits...)
 }
 
 // startStackFault is startStackWith with the fake sender's Fault set
 // (nil: none) before it serves anything.
-func startStackFault(t *testing.T, fault func(fakesender.Request) fakesender.Fault, extra string, edits ...func(cfg string) string) *stack {
+func startStackFault(t testing.TB, fault func(fakesender.Request) fakesender.Fault, extra string, edits ...func(cfg string) string) *stack {
 	t.Helper()
+	return startStackOpts(t, stackOpts{fault: fault, extra: extra, edits: edits})
+}
+
+// stackOpts are startStackOpts's choices; the zero value is startStack's.
+type stackOpts struct {
+	fault     func(fakesender.Request) fakesender.Fault // the fake sender's; nil: none
+	extra     string                                    // YAML appended to e2eConfig
+	edits     []func(cfg string) string                 // rewrite the sendguard config
+	envoyEdit func(yaml string) string                  // rewrites the rendered Envoy config
+	sendguard string                                    // the sendguard binary; "": the -race build
+}
+
+// startStackOpts starts Envoy, sendguard and the fake sender as o says.
+func startStackOpts(t testing.TB, o stackOpts) *stack {
+	t.Helper()
+	fault, extra, edits := o.fault, o.extra, o.edits
 	envoyBin := envoyBinary(t)
-	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t), webhookPort: freePort(t)}
+	s := &stack{t: t, dir: t.TempDir(), listen: freePort(t), grpc: freePort(t), admin: freePort(t), sender: freePort(t), envoyAdmin: freePort(t), webhookPort: freePort(t), bin: o.sendguard}
+	if s.bin == "" {
+		s.bin = sendguardBinary(t)
+	}
 	s.events = startEventReceiver(t)
 
 	cfg := fmt.Sprintf(e2eConfig, s.grpc, s.admin, filepath.Join(s.dir, "state.db"), s.events.url(), keys.Hash("key-demo"), keys.Hash("key-revoked"), keys.Hash("key-other")) + extra
@@ -167,6 +197,9 @@ func startStackFault(t *testing.T, fault func(fakesender.Request) fakesender.Fau
 	yaml, err := envoy.Render(envoy.Ports{Listen: s.listen, GRPC: s.grpc, Sender: s.sender, Webhook: s.webhookPort, Admin: s.envoyAdmin}, envoy.Options{ListenAddress: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.envoyEdit != nil {
+		yaml = o.envoyEdit(yaml)
 	}
 	envoyCfg := filepath.Join(s.dir, "envoy.yaml")
 	if err := os.WriteFile(envoyCfg, []byte(yaml), 0o600); err != nil {
@@ -215,7 +248,7 @@ func (s *stack) stopSender() { s.senderSrv.Close() }
 
 func (s *stack) startSendguard(cfgPath string) {
 	out, _ := os.Create(filepath.Join(s.dir, "sendguard.log"))
-	s.sendguard = exec.Command(sendguardBinary(s.t), "serve", "--config", cfgPath)
+	s.sendguard = exec.Command(s.bin, "serve", "--config", cfgPath)
 	// inbound.signature's variables (e2eConfig): the webhook's signing
 	// secret and, mid-rotation, the next one.
 	s.sendguard.Env = append(os.Environ(), "E2E_INBOUND_SECRET="+inboundSecret, "E2E_INBOUND_SECRET_NEXT="+inboundSecretNext)

@@ -23,7 +23,7 @@ import (
 // records what it accepted, and can be taken down and brought back on the
 // same port.
 type eventReceiver struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	srv  *http.Server
 	mu   sync.Mutex
@@ -37,7 +37,7 @@ type receivedEvent struct {
 	ev   events.Recipient
 }
 
-func startEventReceiver(t *testing.T) *eventReceiver {
+func startEventReceiver(t testing.TB) *eventReceiver {
 	r := &eventReceiver{t: t, port: freePort(t)}
 	r.up()
 	t.Cleanup(r.down)
