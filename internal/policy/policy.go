@@ -264,7 +264,11 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 	if deterministic && entries > 0 {
 		p.fields = fields
 		p.memo = newMemo[Decision](int(entries))
-		if p.rules, err = newRules(folded, int(entries)); err != nil {
+		// An eighth of the decisions' bound: a rule's value (the content
+		// breakdown, an object of some 20 numbers) is larger than a
+		// decision, and a decision input adds a handful of rule values at
+		// most (6 each over bench/mixes/unique.json), most of them shared.
+		if p.rules, err = newRules(folded, max(int(entries)/8, 1024)); err != nil {
 			return nil, err
 		}
 	}
