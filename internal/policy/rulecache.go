@@ -150,79 +150,92 @@ func newRules(modules map[string]*ast.Module, entries int) (*rules, error) {
 // lookupPath is lookup for a path known to be all strings.
 func (t *refTrie) lookupPath(path ast.Ref) (int, bool) { return t.lookup(path) }
 
-// key appends the shared key of topdown's cache key ref to dst: a rule's
-// path (data.sendguard.risk.score), or a function call's (the function's
-// path as one term, then its arguments). It reports false for a key that
-// is not shared: a partial rule's single element, a rule inside a
-// `with`, a call with an argument other than a string, number, boolean or
-// null.
-func (r *rules) key(dst []byte, ref ast.Ref, in *Input) ([]byte, int, bool) {
-	if len(ref) == 0 {
-		return dst, 0, false
-	}
-	if op, ok := ref[0].Value.(ast.Ref); ok {
-		id, ok := r.index.lookup(op)
-		if !ok || !r.fn[id] {
-			return dst, 0, false
-		}
-		dst = binary.AppendUvarint(dst, uint64(id))
-		dst = r.fields[id].key(dst, *in)
-		for _, arg := range ref[1:] {
-			switch v := arg.Value.(type) {
-			case ast.String:
-				dst = append(dst, 's')
-				dst = binary.AppendUvarint(dst, uint64(len(v)))
-				dst = append(dst, v...)
-			case ast.Number:
-				dst = append(dst, 'n')
-				dst = binary.AppendUvarint(dst, uint64(len(v)))
-				dst = append(dst, v...)
-			case ast.Boolean:
-				if v {
-					dst = append(dst, 't')
-				} else {
-					dst = append(dst, 'f')
-				}
-			case ast.Null:
-				dst = append(dst, 'z')
-			default:
-				return dst, 0, false
-			}
-		}
-		return dst, id, true
-	}
-	id, ok := r.index.lookup(ref)
-	if !ok || r.fn[id] {
-		return dst, 0, false
-	}
+// ruleKey appends rule id's shared key for in to dst.
+func (r *rules) ruleKey(dst []byte, id int, in *Input) []byte {
 	dst = binary.AppendUvarint(dst, uint64(id))
-	return r.fields[id].key(dst, *in), id, true
+	return r.fields[id].key(dst, *in)
 }
 
-// evalCache is one evaluation's virtual-document cache: topdown's own, in
-// front of the shared rule values. Values computed inside a `with` (a
-// frame pushed) are the override's, not the input's, and are neither
-// taken from nor given to the shared ones; the values an evaluation
-// computed are shared only once it has succeeded (commit), so a rule
-// conflict or a cancelled evaluation leaves nothing behind.
+// callKey appends the shared key of a function call to dst: topdown's
+// cache key for it is the function's path as one term, then the
+// arguments. It reports false for a call that is not shared: not to a
+// function of the policies, or with an argument other than a string,
+// number, boolean or null.
+func (r *rules) callKey(dst []byte, ref ast.Ref, in *Input) ([]byte, bool) {
+	op, ok := ref[0].Value.(ast.Ref)
+	if !ok {
+		return dst, false
+	}
+	id, ok := r.index.lookup(op)
+	if !ok || !r.fn[id] {
+		return dst, false
+	}
+	dst = r.ruleKey(dst, id, in)
+	for _, arg := range ref[1:] {
+		switch v := arg.Value.(type) {
+		case ast.String:
+			dst = append(dst, 's')
+			dst = binary.AppendUvarint(dst, uint64(len(v)))
+			dst = append(dst, v...)
+		case ast.Number:
+			dst = append(dst, 'n')
+			dst = binary.AppendUvarint(dst, uint64(len(v)))
+			dst = append(dst, v...)
+		case ast.Boolean:
+			if v {
+				dst = append(dst, 't')
+			} else {
+				dst = append(dst, 'f')
+			}
+		case ast.Null:
+			dst = append(dst, 'z')
+		default:
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// ruleID is the id of the (non-function) rule whose path is exactly ref:
+// the key topdown caches a complete rule's value, or a partial rule's
+// whole extent, under.
+func (r *rules) ruleID(ref ast.Ref) (int, bool) {
+	id, ok := r.index.lookup(ref)
+	return id, ok && !r.fn[id]
+}
+
+// evalCache is one evaluation's virtual-document cache, in front of the
+// shared rule values: rule values in a slice by rule id (topdown's own
+// cache, a tree of hash maps, allocates a node per key), everything else
+// in topdown's. Values computed inside a `with` (a frame pushed) are the
+// override's, not the input's: there topdown's cache alone answers, as it
+// would without this one. The values an evaluation computed are shared
+// only once it has succeeded (commit), so a rule conflict or a cancelled
+// evaluation leaves nothing behind.
 type evalCache struct {
 	topdown.VirtualCache
 	r       *rules
 	in      *Input
 	depth   int
+	local   []localValue // by rule id
 	buf     []byte
-	keys    []byte // the pending values' keys, end to end
-	pending []pendingRule
-	hits    int
+	keys    []byte // the pending calls' keys, end to end
+	pending []pendingValue
 }
 
-type pendingRule struct {
-	from, to int       // its key in keys
+type localValue struct {
+	set   bool
+	value *ast.Term // nil: undefined
+}
+
+type pendingValue struct {
+	id       int // a rule's; -1 for a call, whose key is keys[from:to]
+	from, to int
 	value    *ast.Term // nil: undefined
 }
 
 func (r *rules) newEvalCache(in *Input) *evalCache {
-	return &evalCache{VirtualCache: topdown.NewVirtualCache(), r: r, in: in}
+	return &evalCache{VirtualCache: topdown.NewVirtualCache(), r: r, in: in, local: make([]localValue, len(r.fields))}
 }
 
 // Push enters a `with` frame.
@@ -233,32 +246,52 @@ func (c *evalCache) Pop() { c.depth--; c.VirtualCache.Pop() }
 
 // Get answers from this evaluation's values, then from the shared ones.
 func (c *evalCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if v, undefined := c.VirtualCache.Get(ref); v != nil || undefined || c.depth > 0 {
+	if c.depth > 0 || len(ref) == 0 {
+		return c.VirtualCache.Get(ref)
+	}
+	if id, ok := c.r.ruleID(ref); ok {
+		if l := c.local[id]; l.set {
+			return l.value, l.value == nil
+		}
+		c.buf = c.r.ruleKey(c.buf[:0], id, c.in)
+		v, ok := c.r.memo.Get(c.buf)
+		if !ok {
+			return nil, false
+		}
+		c.local[id] = localValue{true, v}
+		return v, v == nil
+	}
+	if v, undefined := c.VirtualCache.Get(ref); v != nil || undefined {
 		return v, undefined
 	}
 	var ok bool
-	if c.buf, _, ok = c.r.key(c.buf[:0], ref, c.in); !ok {
+	if c.buf, ok = c.r.callKey(c.buf[:0], ref, c.in); !ok {
 		return nil, false
 	}
 	v, ok := c.r.memo.Get(c.buf)
 	if !ok {
 		return nil, false
 	}
-	c.hits++
 	c.VirtualCache.Put(ref, v)
 	return v, v == nil
 }
 
 // Put records a value this evaluation computed.
 func (c *evalCache) Put(ref ast.Ref, v *ast.Term) {
-	c.VirtualCache.Put(ref, v)
-	if c.depth > 0 {
+	if c.depth > 0 || len(ref) == 0 {
+		c.VirtualCache.Put(ref, v)
 		return
 	}
+	if id, ok := c.r.ruleID(ref); ok {
+		c.local[id] = localValue{true, v}
+		c.pending = append(c.pending, pendingValue{id: id, value: v})
+		return
+	}
+	c.VirtualCache.Put(ref, v)
 	start := len(c.keys)
 	var ok bool
-	if c.keys, _, ok = c.r.key(c.keys, ref, c.in); ok {
-		c.pending = append(c.pending, pendingRule{start, len(c.keys), v})
+	if c.keys, ok = c.r.callKey(c.keys, ref, c.in); ok {
+		c.pending = append(c.pending, pendingValue{id: -1, from: start, to: len(c.keys), value: v})
 	} else {
 		c.keys = c.keys[:start]
 	}
@@ -267,6 +300,11 @@ func (c *evalCache) Put(ref ast.Ref, v *ast.Term) {
 // commit shares the values of a successful evaluation.
 func (c *evalCache) commit() {
 	for _, p := range c.pending {
-		c.r.memo.Set(c.keys[p.from:p.to], p.value)
+		if p.id >= 0 {
+			c.buf = c.r.ruleKey(c.buf[:0], p.id, c.in)
+			c.r.memo.Set(c.buf, p.value)
+		} else {
+			c.r.memo.Set(c.keys[p.from:p.to], p.value)
+		}
 	}
 }
