@@ -15,10 +15,10 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash/maphash"
-	"strings"
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/optout"
@@ -168,29 +168,50 @@ func (t *Tracker) Len() int {
 // digits and capitalised words after the first (names, mostly) masked, so
 // "Hi Sara, your code 1234" and "Hi Omar, your code 9876" are one body.
 func BodyKey(msg string) [16]byte {
-	words := strings.Fields(msg)
-	for i, w := range words {
-		r := []rune(w)
-		if i > 0 && len(r) > 0 && unicode.IsUpper(r[0]) {
-			words[i] = "@"
+	// One pass over msg into one buffer (on the stack for a message of up
+	// to 512 bytes), the words as strings.Fields splits them.
+	var stack [512]byte
+	buf := stack[:0]
+	word := 0
+	for i := 0; i < len(msg); {
+		r, n := utf8.DecodeRuneInString(msg[i:])
+		if unicode.IsSpace(r) {
+			i += n
 			continue
 		}
-		var b strings.Builder
+		end := i + n
+		for end < len(msg) {
+			r, n := utf8.DecodeRuneInString(msg[end:])
+			if unicode.IsSpace(r) {
+				break
+			}
+			end += n
+		}
+		w := msg[i:end]
+		i = end
+		if word > 0 {
+			buf = append(buf, ' ')
+		}
+		if first, _ := utf8.DecodeRuneInString(w); word > 0 && unicode.IsUpper(first) {
+			buf = append(buf, '@')
+			word++
+			continue
+		}
+		word++
 		inDigits := false
 		for _, r := range w {
 			if unicode.IsDigit(r) {
 				if !inDigits {
-					b.WriteByte('#') // a run of digits is one mask
+					buf = append(buf, '#') // a run of digits is one mask
 				}
 				inDigits = true
 				continue
 			}
 			inDigits = false
-			b.WriteRune(r)
+			buf = utf8.AppendRune(buf, r)
 		}
-		words[i] = b.String()
 	}
-	sum := sha256.Sum256([]byte(optout.Normalize(strings.Join(words, " "))))
+	sum := sha256.Sum256([]byte(optout.Normalize(string(buf))))
 	var k [16]byte
 	copy(k[:], sum[:])
 	return k

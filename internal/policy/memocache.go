@@ -19,36 +19,36 @@ import (
 // A full shard evicts an arbitrary entry (Go's map iteration order): the
 // working set is a few thousand message templates, far below the bound, so
 // eviction is rare and its policy matters little.
-type memo struct {
+type memo[V any] struct {
 	seed   maphash.Seed
 	max    int // entries per shard
-	shards [memoShards]memoShard
+	shards [memoShards]memoShard[V]
 }
 
 const memoShards = 64
 
-type memoShard struct {
+type memoShard[V any] struct {
 	mu     sync.RWMutex
-	m      map[string]Decision
+	m      map[string]V
 	hits   atomic.Uint64 // Gets that found their key
 	misses atomic.Uint64 // Gets that did not
 	_      [24]byte      // keep shards on separate cache lines
 }
 
-func newMemo(entries int) *memo {
-	m := &memo{seed: maphash.MakeSeed(), max: max(1, entries/memoShards)}
+func newMemo[V any](entries int) *memo[V] {
+	m := &memo[V]{seed: maphash.MakeSeed(), max: max(1, entries/memoShards)}
 	for i := range m.shards {
-		m.shards[i].m = make(map[string]Decision)
+		m.shards[i].m = make(map[string]V)
 	}
 	return m
 }
 
-func (m *memo) shard(key []byte) *memoShard {
+func (m *memo[V]) shard(key []byte) *memoShard[V] {
 	return &m.shards[maphash.Bytes(m.seed, key)%memoShards]
 }
 
 // Get returns the decision memoised for key. It does not allocate.
-func (m *memo) Get(key []byte) (Decision, bool) {
+func (m *memo[V]) Get(key []byte) (V, bool) {
 	s := m.shard(key)
 	s.mu.RLock()
 	d, ok := s.m[string(key)]
@@ -62,7 +62,7 @@ func (m *memo) Get(key []byte) (Decision, bool) {
 }
 
 // Set memoises d for key.
-func (m *memo) Set(key []byte, d Decision) {
+func (m *memo[V]) Set(key []byte, d V) {
 	s := m.shard(key)
 	s.mu.Lock()
 	if _, ok := s.m[string(key)]; !ok {
@@ -79,7 +79,7 @@ func (m *memo) Set(key []byte, d Decision) {
 
 // Stats adds up the shards' counts: Gets that hit, Gets that missed, and
 // entries. Each is read on its own, so under load they are approximate.
-func (m *memo) Stats() MemoStats {
+func (m *memo[V]) Stats() MemoStats {
 	var st MemoStats
 	for i := range m.shards {
 		s := &m.shards[i]
@@ -91,7 +91,7 @@ func (m *memo) Stats() MemoStats {
 }
 
 // Len is the number of entries.
-func (m *memo) Len() int {
+func (m *memo[V]) Len() int {
 	n := 0
 	for i := range m.shards {
 		s := &m.shards[i]

@@ -8,7 +8,7 @@ import (
 
 func TestMemoCacheBoundAndVisibility(t *testing.T) {
 	// A Set is visible to the next Get at once (ristretto's were not).
-	big := newMemo(1 << 16)
+	big := newMemo[Decision](1 << 16)
 	for i := range 1000 {
 		k := []byte(fmt.Sprintf("k%d", i))
 		big.Set(k, Decision{RiskScore: i})
@@ -17,7 +17,7 @@ func TestMemoCacheBoundAndVisibility(t *testing.T) {
 		}
 	}
 	// Concurrent Sets of many distinct keys stay within the bound.
-	m := newMemo(memoShards * 4)
+	m := newMemo[Decision](memoShards * 4)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -43,7 +43,7 @@ func TestMemoCacheBoundAndVisibility(t *testing.T) {
 }
 
 func BenchmarkMemoCacheGetParallel(b *testing.B) {
-	m := newMemo(1 << 16)
+	m := newMemo[Decision](1 << 16)
 	keys := make([][]byte, 256)
 	for i := range keys {
 		keys[i] = []byte(fmt.Sprintf("key-%d", i))
@@ -60,7 +60,7 @@ func BenchmarkMemoCacheGetParallel(b *testing.B) {
 }
 
 func TestMemoStats(t *testing.T) {
-	m := newMemo(1 << 10)
+	m := newMemo[Decision](1 << 10)
 	if st := m.Stats(); st != (MemoStats{}) {
 		t.Fatalf("fresh memo Stats = %+v, want zero", st)
 	}

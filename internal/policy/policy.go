@@ -95,8 +95,9 @@ type prepared struct {
 	pq      rego.PreparedEvalQuery
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet
-	memo    *memo   // nil when off
-	probes  []Probe // answered as expected when this was prepared
+	memo    *memo[Decision] // nil when off
+	rules   *rules          // rule values shared across evaluations; nil with the memo off
+	probes  []Probe         // answered as expected when this was prepared
 	// revision names the tree's content (revisionOf)
 	revision string
 }
@@ -227,7 +228,11 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 	if ss := b.schemaSet(); ss != nil {
 		opts = append(opts, rego.Schemas(ss))
 	}
-	for _, m := range b.modules {
+	folded, err := foldData(b.modules, b.data)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range folded {
 		opts = append(opts, rego.ParsedModule(m))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
@@ -258,7 +263,14 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 	}
 	if deterministic && entries > 0 {
 		p.fields = fields
-		p.memo = newMemo(int(entries))
+		p.memo = newMemo[Decision](int(entries))
+		// An eighth of the decisions' bound: a rule's value (the content
+		// breakdown, an object of some 20 numbers) is larger than a
+		// decision, and a decision input adds a handful of rule values at
+		// most (6 each over bench/mixes/unique.json), most of them shared.
+		if p.rules, err = newRules(folded, max(int(entries)/8, 1024)); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -387,7 +399,17 @@ func InputValue(in Input) ast.Value {
 }
 
 func (p *prepared) eval(ctx context.Context, in Input) (Decision, error) {
-	rs, err := p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
+	var rs rego.ResultSet
+	var err error
+	if p.rules == nil {
+		rs, err = p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
+	} else {
+		vc := p.rules.newEvalCache(&in)
+		rs, err = p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode), rego.EvalVirtualCache(vc))
+		if err == nil {
+			defer vc.commit()
+		}
+	}
 	if err != nil {
 		return Decision{}, err
 	}

@@ -19,40 +19,7 @@ import (
 // memoised answer equals the memo-off engine's, and a second pass, from 8
 // goroutines at once, evaluates nothing.
 func TestMemoUniqueMix(t *testing.T) {
-	raw, err := os.ReadFile("../../bench/mixes/unique.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mix struct {
-		Requests []struct{ Body string }
-	}
-	if err := json.Unmarshal(raw, &mix); err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Embedded(model.Outbound)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := risk.New(risk.Options{Model: m})
-	var ins []Input
-	texts := map[string]bool{}
-	for _, r := range mix.Requests {
-		var b struct {
-			InstanceID string  `json:"instance_id"`
-			Phone      string  `json:"phone"`
-			Message    string  `json:"message"`
-			Purpose    *string `json:"message_purpose"`
-		}
-		if json.Unmarshal([]byte(r.Body), &b) != nil {
-			continue // the mix's malformed bodies never reach the policy
-		}
-		in := Input{InstanceID: b.InstanceID, Plan: "starter", Phone: b.Phone, Signals: sc.Scan(b.Message)}
-		if b.Purpose != nil {
-			in.Purpose, in.PurposePresent = *b.Purpose, true
-		}
-		ins = append(ins, in)
-		texts[b.Message] = true
-	}
+	ins, texts, sc := uniqueMix(t)
 	if len(texts) < 800 {
 		t.Fatalf("the mix has %d distinct texts, want at least 800", len(texts))
 	}
@@ -98,4 +65,46 @@ func TestMemoUniqueMix(t *testing.T) {
 		t.Errorf("a second pass over the same inputs missed the memo %d times", st.Misses-first.Misses)
 	}
 	t.Logf("%d inputs, %d distinct texts: %d memo entries, hit rate %.3f", len(ins), len(texts), on.MemoStats().Entries, on.MemoStats().HitRate())
+}
+
+// uniqueMix reads bench/mixes/unique.json and returns the policy input of
+// each well-formed send in it, scanned with the embedded content model (as
+// serve scans), the distinct texts, and the scanner.
+func uniqueMix(t testing.TB) ([]Input, map[string]bool, *risk.Scanner) {
+	t.Helper()
+	raw, err := os.ReadFile("../../bench/mixes/unique.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mix struct {
+		Requests []struct{ Body string }
+	}
+	if err := json.Unmarshal(raw, &mix); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := risk.New(risk.Options{Model: m})
+	var ins []Input
+	texts := map[string]bool{}
+	for _, r := range mix.Requests {
+		var b struct {
+			InstanceID string  `json:"instance_id"`
+			Phone      string  `json:"phone"`
+			Message    string  `json:"message"`
+			Purpose    *string `json:"message_purpose"`
+		}
+		if json.Unmarshal([]byte(r.Body), &b) != nil {
+			continue // the mix's malformed bodies never reach the policy
+		}
+		in := Input{InstanceID: b.InstanceID, Plan: "starter", Phone: b.Phone, Signals: sc.Scan(b.Message)}
+		if b.Purpose != nil {
+			in.Purpose, in.PurposePresent = *b.Purpose, true
+		}
+		ins = append(ins, in)
+		texts[b.Message] = true
+	}
+	return ins, texts, sc
 }

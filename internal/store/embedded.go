@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"runtime/debug"
@@ -65,6 +66,13 @@ type Embedded struct {
 
 	mu    sync.RWMutex
 	quota map[string]*instanceState
+
+	// paused mirrors the paused bucket, for Paused on every decision
+	// without a bbolt read transaction (whose begin takes the database's
+	// meta lock, a mutex every decision shared). It is replaced, never
+	// modified, under pausedMu, after the bucket's commit.
+	paused   atomic.Pointer[map[string]struct{}]
+	pausedMu sync.Mutex
 
 	// walMu guards the log file and what was written to it. Lock order:
 	// an instance's mu, then walMu; syncMu, then walMu.
@@ -174,13 +182,17 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 	if o.MaxBatchSize > 0 {
 		db.MaxBatchSize = o.MaxBatchSize
 	}
+	paused := map[string]struct{}{}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox, bMeta, bReceipts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		return tx.Bucket(bPaused).ForEach(func(k, _ []byte) error {
+			paused[string(k)] = struct{}{}
+			return nil
+		})
 	})
 	if err != nil {
 		db.Close()
@@ -192,6 +204,7 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		quota: make(map[string]*instanceState), dirty: make(map[string]struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	e.paused.Store(&paused)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -1006,23 +1019,33 @@ func (e *Embedded) Suppressions(_ context.Context, instance string) ([]Suppressi
 
 // Paused reports whether instance is paused for review.
 func (e *Embedded) Paused(_ context.Context, instance string) (bool, error) {
-	var p bool
-	err := e.db.View(func(tx *bolt.Tx) error {
-		p = tx.Bucket(bPaused).Get([]byte(instance)) != nil
-		return nil
-	})
-	return p, err
+	_, p := (*e.paused.Load())[instance]
+	return p, nil
 }
 
-// SetPaused pauses or resumes instance, durably.
+// SetPaused pauses or resumes instance, durably: Paused answers the new
+// state once it is committed.
 func (e *Embedded) SetPaused(_ context.Context, instance string, paused bool) error {
-	return e.db.Batch(func(tx *bolt.Tx) error {
+	e.pausedMu.Lock()
+	defer e.pausedMu.Unlock()
+	err := e.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bPaused)
 		if paused {
 			return b.Put([]byte(instance), []byte{1})
 		}
 		return b.Delete([]byte(instance))
 	})
+	if err != nil {
+		return err
+	}
+	next := maps.Clone(*e.paused.Load())
+	if paused {
+		next[instance] = struct{}{}
+	} else {
+		delete(next, instance)
+	}
+	e.paused.Store(&next)
+	return nil
 }
 
 // Append adds e to the outbox, durably, unless its ID is already there.

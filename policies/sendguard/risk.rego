@@ -26,37 +26,41 @@
 #   - data.sendguard.config: schema.sendguard.config
 package sendguard.risk
 
-counted(n, name) := min([n, data.sendguard.config.risk.caps[name]]) * data.sendguard.config.risk.weights[name]
-
 # breakdown is each signal's contribution to the score, for operators,
-# `sendguard check` and tests.
-breakdown := {
-	"promo_terms": counted(s.promo_terms, "promo_terms"),
-	"calls_to_action": counted(s.calls_to_action, "calls_to_action"),
-	"discount_codes": counted(s.discount_codes, "discount_codes"),
-	"prize_claims": counted(s.prize_claims, "prize_claims"),
-	"cold_outreach": counted(s.cold_outreach, "cold_outreach"),
-	"political": counted(s.political, "political"),
-	"shortener_links": counted(s.shortener_links, "shortener_links"),
-	"links": counted(max([0, s.links - s.shortener_links]), "links"),
-	"caps": c.weights.caps * to_number(s.caps_ratio_pct >= c.caps_ratio_pct),
-	"exclamations": counted(max([0, s.exclamations - c.exclamations_free]), "exclamations"),
-	"emoji": counted(max([0, s.emoji - c.emoji_free]), "emoji"),
-	"percentages": counted(s.percentages, "percentages"),
+# `sendguard check` and tests: the message's own signals and its purpose
+# (content), and the content model's (model).
+breakdown := object.union(content, {"model": model_points})
+
+# content is the contributions of the message's own signals and its
+# declared purpose: the counted signals, transactional evidence as a
+# deduction, and the rest. It is a rule of its own, apart from the model's
+# points, because the engine keeps each rule's value for the input fields
+# it reads: a new message whose content signals were seen before, with new
+# model probabilities, pays only for the model's part (and the reverse).
+content := object.union(counted, {
+	"transactional": 0 - counted.transactional,
+	"caps": data.sendguard.config.risk.weights.caps * to_number(input.signals.caps_ratio_pct >= data.sendguard.config.risk.caps_ratio_pct),
 	"promo_with_call_to_action": promo_with_call_to_action,
-	"transactional": 0 - counted(s.transactional, "transactional"),
 	"purpose": purpose_weight,
-	"model": model_points,
-} if {
-	c := data.sendguard.config.risk
-	s := signals
+})
+
+# counted is each signal that scores per occurrence: its count, up to its
+# cap, times its weight. One comprehension rather than a function per
+# signal: a first-seen input pays OPA's evaluation (the decision memo holds
+# the answers it has seen), and a function call costs several times the
+# arithmetic it wraps.
+counted := {name: points |
+	some name, n in occurrences
+	points := min([n, data.sendguard.config.risk.caps[name]]) * data.sendguard.config.risk.weights[name]
 }
 
-# signals names each input signal the score reads, and no other (length
-# is not one): the engine memoises decisions on exactly the input fields the
-# policies reference, so `s := input.signals` would key the memo on every
-# signal, message length included.
-signals := {
+# occurrences is how many times each signal counts: links other than
+# shorteners, exclamation marks and emoji beyond the free ones. It names
+# each input signal it reads, and no other (length is not one): the engine
+# memoises decisions on exactly the input fields the policies reference, so
+# `s := input.signals` would key the memo on every signal, message length
+# included.
+occurrences := {
 	"promo_terms": input.signals.promo_terms,
 	"calls_to_action": input.signals.calls_to_action,
 	"discount_codes": input.signals.discount_codes,
@@ -64,10 +68,9 @@ signals := {
 	"cold_outreach": input.signals.cold_outreach,
 	"political": input.signals.political,
 	"shortener_links": input.signals.shortener_links,
-	"links": input.signals.links,
-	"caps_ratio_pct": input.signals.caps_ratio_pct,
-	"exclamations": input.signals.exclamations,
-	"emoji": input.signals.emoji,
+	"links": max([0, input.signals.links - input.signals.shortener_links]),
+	"exclamations": max([0, input.signals.exclamations - data.sendguard.config.risk.exclamations_free]),
+	"emoji": max([0, input.signals.emoji - data.sendguard.config.risk.emoji_free]),
 	"percentages": input.signals.percentages,
 	"transactional": input.signals.transactional,
 }
@@ -134,7 +137,11 @@ model_floor := data.sendguard.config.risk.throttle_threshold if {
 	not model_block
 }
 
-score := min([100, max([model_floor, sum([v | some v in breakdown])])])
+# score is the sum of breakdown, held at model_floor at least and 100 at
+# most.
+score := min([100, max([model_floor, content_points + model_points])])
+
+content_points := sum([v | some v in content])
 
 default block := false
 

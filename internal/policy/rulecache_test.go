@@ -1,0 +1,156 @@
+package policy
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// TestRuleFields holds the rule cache's keys to what each rule reads,
+// itself or through the rules and functions it refers to: a key missing a
+// field would answer one input with another's value.
+func TestRuleFields(t *testing.T) {
+	e := engine(t, Options{})
+	r := e.cur.Load().rules
+	if r == nil {
+		t.Fatal("no rule cache with the memo on")
+	}
+	model := []string{"signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam"}
+	content := []string{"purpose", "signals.promo_terms", "signals.calls_to_action", "signals.discount_codes", "signals.prize_claims",
+		"signals.cold_outreach", "signals.political", "signals.transactional", "signals.percentages", "signals.shortener_links",
+		"signals.links", "signals.caps_ratio_pct", "signals.exclamations", "signals.emoji"}
+	tests := []struct {
+		rule string
+		want []string
+	}{
+		{"data.sendguard.pause.paused", []string{"instance.paused"}},
+		{"data.sendguard.purpose.allowed", []string{"purpose"}},
+		{"data.sendguard.risk.model_block", model},
+		{"data.sendguard.risk.model_points", append([]string{"signals.p_transactional"}, model...)},
+		{"data.sendguard.risk.purpose_weight", []string{"purpose", "signals.links"}},
+		{"data.sendguard.risk.content", content},
+		// score reads content and the model through the rules it refers to.
+		{"data.sendguard.risk.score", append(slices.Clone(content), "signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam")},
+		// deny(code) reads the score and the purpose through its body.
+		{"data.sendguard.decision.deny", append(slices.Clone(content), "signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam")},
+		{"data.sendguard.validation.errors", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule, func(t *testing.T) {
+			ref := ast.MustParseRef(tt.rule)
+			id, ok := r.index.lookup(ref)
+			if !ok {
+				t.Fatalf("%s is not indexed", tt.rule)
+			}
+			got := r.fields[id].names()
+			want := fieldSetOf(t, tt.want).names()
+			if !slices.Equal(got, want) {
+				t.Errorf("fields(%s) = %q, want %q", tt.rule, got, want)
+			}
+		})
+	}
+}
+
+func fieldSetOf(t *testing.T, names []string) fieldSet {
+	t.Helper()
+	var fs fieldSet
+	for _, n := range names {
+		f := covered(strings.Split(n, "."))
+		if f == 0 {
+			t.Fatalf("no field %s", n)
+		}
+		fs |= f
+	}
+	return fs
+}
+
+// TestRuleCacheRandomInputs decides thousands of random inputs, drawn from
+// small ranges so that they share parts (a purpose, model probabilities,
+// counts) in every combination, from 8 goroutines at once with the decision
+// memo bypassed and the rule cache on, and checks each against the same
+// input decided by an engine with neither.
+func TestRuleCacheRandomInputs(t *testing.T) {
+	ctx := context.Background()
+	on := engine(t, Options{})
+	off := engine(t, Options{CacheEntries: -1})
+	p := on.cur.Load()
+	purposes := []string{"transactional", " Authentication ", "marketing", "newsletter", "SUPPORT"}
+	rng := rand.New(rand.NewPCG(11, 11))
+	ins := make([]Input, 4000)
+	for i := range ins {
+		in := Input{InstanceID: "inst", Plan: "starter", Phone: "+966501234567",
+			Paused: rng.IntN(20) == 0, Suppressed: rng.IntN(20) == 0, PurposePresent: rng.IntN(15) != 0}
+		in.Purpose = purposes[rng.IntN(len(purposes))]
+		s := &in.Signals
+		for _, n := range []*int{&s.PromoTerms, &s.CallsToAction, &s.DiscountCodes, &s.PrizeClaims, &s.ColdOutreach, &s.Political,
+			&s.Transactional, &s.Percentages, &s.ShortenerLinks, &s.Links, &s.Exclamations, &s.Emoji} {
+			if rng.IntN(4) == 0 {
+				*n = rng.IntN(4)
+			}
+		}
+		s.CapsRatioPct = []int{0, 29, 30, 100}[rng.IntN(4)]
+		s.Length = rng.IntN(300)
+		for _, n := range []*int{&s.ModelTransactional, &s.ModelPromotional, &s.ModelColdOutreach, &s.ModelPolitical, &s.ModelScam} {
+			*n = 5 * rng.IntN(21)
+		}
+		ins[i] = in
+	}
+	want := make([]Decision, len(ins))
+	for i, in := range ins {
+		var err error
+		if want[i], err = off.Eval(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := g; i < len(ins); i += 8 {
+				if got, err := p.eval(ctx, ins[i]); err != nil || got != want[i] {
+					t.Errorf("eval(%+v) = %+v %v, want %+v", ins[i], got, err, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := p.rules.memo.Stats(); st.Hits == 0 {
+		t.Errorf("rule cache %+v: no evaluation took a rule's value from another", st)
+	}
+}
+
+// TestRuleCacheKeepsNothingFromAFailedEvaluation: a rule that conflicts
+// for some input fails that evaluation, and none of the values it computed
+// before failing is shared (the first body's value, 1, is not the rule's).
+func TestRuleCacheKeepsNothingFromAFailedEvaluation(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"p.rego": `package sendguard.decision
+n := 1 if input.signals.links > 0
+n := 2 if input.signals.emoji > 0
+result := {"allow": true, "error": "", "risk_score": n, "purpose": ""} if n > 0
+else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
+`,
+		ProbesFile: probeFile("allowed"),
+	})
+	e := engine(t, Options{Dir: dir})
+	p := e.cur.Load()
+	in := Input{Signals: Signals{Links: 1, Emoji: 1}}
+	if d, err := p.eval(context.Background(), in); err == nil {
+		t.Fatalf("eval(%+v) = %+v, want a conflict error", in, d)
+	}
+	if n := p.rules.memo.Len(); n != 0 {
+		t.Errorf("a failed evaluation left %d rule values", n)
+	}
+	in.Signals.Emoji = 0
+	if d, err := p.eval(context.Background(), in); err != nil || d.RiskScore != 1 {
+		t.Errorf("eval(%+v) = %+v %v, want risk_score 1", in, d, err)
+	}
+	if n := p.rules.memo.Len(); n == 0 {
+		t.Error("a successful evaluation left no rule values")
+	}
+}
