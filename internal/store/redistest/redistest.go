@@ -18,30 +18,43 @@ import (
 
 // Server is one redis-server process.
 type Server struct {
-	t    testing.TB
-	port int
-	cmd  *exec.Cmd
+	t     testing.TB
+	port  int
+	argv0 []string // before the defaults: a config file, --sentinel
+	args  []string // after the defaults: cluster or replication settings
+	cmd   *exec.Cmd
 }
 
 // Start starts redis-server and waits until it answers PING.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return startWith(t, testport.Get(t))
+}
+
+// startWith starts redis-server on port with args after the defaults.
+func startWith(t testing.TB, port int, args ...string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not on PATH: install it (apt-get install redis-server; .ci/run does)")
 	}
-	s := &Server{t: t, port: testport.Get(t)}
+	s := &Server{t: t, port: port, args: args}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
 }
+
+// Port is the server's port.
+func (s *Server) Port() int { return s.port }
 
 // Addr is host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	args := append(append([]string{}, s.argv0...), "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	args = append(args, s.args...)
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -75,6 +88,9 @@ func (s *Server) Stop() {
 	s.cmd.Wait()
 	s.cmd = nil
 }
+
+// Running reports whether the process was started and not stopped.
+func (s *Server) Running() bool { return s.cmd != nil }
 
 // Restart starts the server again on the same port, empty.
 func (s *Server) Restart() {
