@@ -25,6 +25,7 @@ func newClient(o RedisOptions) redis.UniversalClient {
 		Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB,
 		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 		ContextTimeoutEnabled: true,
+		DialerRetries:         1, // a refused dial fails the call at once: retrying it only spends the timeout
 		MaxRetries:            1,
 		PoolSize:              64,
 		DisableIdentity:       true,
@@ -41,10 +42,47 @@ func newClient(o RedisOptions) redis.UniversalClient {
 		u.DB = 0
 	}
 	c := redis.NewUniversalClient(u)
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadOnFailure{cc})
+	}
 	if o.WaitReplicas > 0 {
 		return &waitClient{UniversalClient: c, n: o.WaitReplicas}
 	}
 	return c
+}
+
+// reloadOnFailure asks the cluster for its slot map again after a call
+// fails without an answer from Redis (a refused connection, a timeout) or
+// with CLUSTERDOWN. go-redis follows MOVED and ASK itself, but on a dead
+// master it only retries, and reloads the map every 10 seconds: after a
+// failover, calls would keep going to the dead node until then. Reloads
+// are coalesced by go-redis (one at a time, 200ms apart).
+type reloadOnFailure struct{ cc *redis.ClusterClient }
+
+func (h reloadOnFailure) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnFailure) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.after(err)
+		return err
+	}
+}
+
+func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.after(err)
+		return err
+	}
+}
+
+func (h reloadOnFailure) after(err error) {
+	var answered redis.Error
+	if err == nil || errors.Is(err, redis.Nil) || (errors.As(err, &answered) && !strings.HasPrefix(err.Error(), "CLUSTERDOWN")) {
+		return
+	}
+	h.cc.ReloadState(context.Background())
 }
 
 // where names the Redis the options point at, for errors.
@@ -106,7 +144,7 @@ func (w *waitClient) waited(ctx context.Context, key string, cmd redis.Cmder, qu
 	}
 	ms := int64(1)
 	if d, ok := ctx.Deadline(); ok {
-		ms = max(time.Until(d).Milliseconds()-5, 1)
+		ms = max(time.Until(d).Milliseconds()-20, 1) // room for the reply
 	}
 	var wait *redis.Cmd
 	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
