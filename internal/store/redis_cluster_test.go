@@ -294,4 +294,3 @@ func invalidation(t *testing.T, a, b *store.Redis, instances []string) {
 		eventually(t, "a sees b's delete of "+inst, func() bool { return !suppressed() })
 	}
 }
-
