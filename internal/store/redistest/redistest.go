@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os/exec"
@@ -21,6 +22,7 @@ type Server struct {
 	t     testing.TB
 	port  int
 	argv0 []string // before the defaults: a config file, --sentinel
+	tls   bool     // the port speaks TLS only
 	args  []string // after the defaults: cluster or replication settings
 	cmd   *exec.Cmd
 }
@@ -38,6 +40,22 @@ func startWith(t testing.TB, port int, args ...string) *Server {
 		t.Fatal("redis-server is not on PATH: install it (apt-get install redis-server; .ci/run does)")
 	}
 	s := &Server{t: t, port: port, args: args}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartTLS starts redis-server speaking TLS only (no plain port), with the
+// PEM certificate and key given, not asking clients for certificates.
+func StartTLS(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
+	port := testport.Get(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not on PATH: install it (apt-get install redis-server; .ci/run does)")
+	}
+	s := &Server{t: t, port: port, tls: true, argv0: nil}
+	s.args = []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", certFile, "--tls-auth-clients", "no"}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -68,7 +86,14 @@ func (s *Server) start() {
 }
 
 func (s *Server) ping() bool {
-	c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+	var c net.Conn
+	var err error
+	if s.tls {
+		// Readiness only: the tests check the certificate themselves.
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: 200 * time.Millisecond}, "tcp", s.Addr(), &tls.Config{InsecureSkipVerify: true})
+	} else {
+		c, err = net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+	}
 	if err != nil {
 		return false
 	}
