@@ -54,8 +54,7 @@ func StartCluster(t testing.TB, masters, replicasPerMaster int) *Cluster {
 			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
 			"--cluster-node-timeout", strconv.Itoa(int(NodeTimeout.Milliseconds())),
 			"--cluster-replica-validity-factor", "0",
-			"--cluster-require-full-coverage", "yes",
-			"--dir", dir)
+			"--cluster-require-full-coverage", "yes")
 		c.Nodes = append(c.Nodes, s)
 		addrs = append(addrs, s.Addr())
 	}

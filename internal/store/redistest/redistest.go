@@ -8,7 +8,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,8 +25,13 @@ type Server struct {
 	port  int
 	argv0 []string // before the defaults: a config file, --sentinel
 	tls   bool     // the port speaks TLS only
-	args  []string // after the defaults: cluster or replication settings
-	cmd   *exec.Cmd
+	// dir is the server's working directory: a replica writes the RDB file
+	// of its full sync there, and a server loads one it finds there at
+	// start. Each server has its own, or a server would start with the
+	// data of an earlier test's replica.
+	dir  string
+	args []string // after the defaults: cluster or replication settings
+	cmd  *exec.Cmd
 }
 
 // Start starts redis-server and waits until it answers PING.
@@ -39,7 +46,7 @@ func startWith(t testing.TB, port int, args ...string) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not on PATH: install it (apt-get install redis-server; .ci/run does)")
 	}
-	s := &Server{t: t, port: port, args: args}
+	s := &Server{t: t, port: port, dir: t.TempDir(), args: args}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -53,7 +60,7 @@ func StartTLS(t testing.TB, certFile, keyFile string) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not on PATH: install it (apt-get install redis-server; .ci/run does)")
 	}
-	s := &Server{t: t, port: port, tls: true, argv0: nil}
+	s := &Server{t: t, port: port, dir: t.TempDir(), tls: true}
 	s.args = []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile, "--tls-key-file", keyFile,
 		"--tls-ca-cert-file", certFile, "--tls-auth-clients", "no"}
 	s.start()
@@ -70,7 +77,7 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 func (s *Server) start() {
 	s.t.Helper()
 	args := append(append([]string{}, s.argv0...), "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", "--dir", s.dir)
 	args = append(args, s.args...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
@@ -117,9 +124,11 @@ func (s *Server) Stop() {
 // Running reports whether the process was started and not stopped.
 func (s *Server) Running() bool { return s.cmd != nil }
 
-// Restart starts the server again on the same port, empty.
+// Restart starts the server again on the same port, empty (an RDB file
+// a replica wrote is removed first).
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	os.Remove(filepath.Join(s.dir, "dump.rdb"))
 	s.start()
 }

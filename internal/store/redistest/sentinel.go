@@ -44,9 +44,8 @@ func StartSentinel(t testing.TB) *Sentinel {
 			t.Fatal(err)
 		}
 		// The config file first: Sentinel rewrites it as it learns.
-		sv := &Server{t: t, port: port}
+		sv := &Server{t: t, port: port, dir: dir}
 		sv.argv0 = []string{conf, "--sentinel"}
-		sv.args = []string{"--dir", dir}
 		sv.start()
 		t.Cleanup(sv.Stop)
 		s.Sentinels = append(s.Sentinels, sv)
