@@ -119,6 +119,8 @@ func combos(t *testing.T) map[string][]string {
 		"standalone bundled":      {"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "redis.bundled=true", "--set", "standalone.hpa.enabled=true"},
 		"standalone bundled pvc":  {"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "redis.bundled=true", "--set", "redis.persistence.enabled=true"},
 		"standalone external":     {"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "redis.addr=redis.example:6379", "--set", "redis.passwordSecret=ext"},
+		"standalone cluster":      {"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "redis.addrs={r-0:6379,r-1:6379,r-2:6379}", "--set", "redis.tls.caSecret=ca", "--set", "standalone.hpa.enabled=true"},
+		"standalone sentinel":     {"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "redis.sentinel.masterName=m", "--set", "redis.sentinel.addrs={s-0:26379,s-1:26379}", "--set", "redis.sentinel.passwordSecret=s"},
 		"standalone per-pod":      {"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "store.acceptPerPodLimits=true"},
 		"istio":                   {"--set", "mode=istio", "--set-file", "config=" + cfg, "--set", "standalone.replicas=1", "--set", "istio.selector.app=sender"},
 		"ci standalone redis":     {"-f", filepath.Join(chartDir, "ci/standalone-redis-values.yaml")},

@@ -288,14 +288,51 @@ type EmbeddedStore struct {
 	SyncInterval time.Duration `yaml:"sync_interval"` // default 10ms; 1ms to 1s
 }
 
-// RedisStore configures the Redis store.
+// RedisStore configures the Redis store: one of Addr (one server), Addrs
+// (Redis Cluster seeds) or Sentinel (a master found through Sentinels).
 type RedisStore struct {
-	Addr        string        `yaml:"addr"` // host:port; required for type redis
+	Addr        string        `yaml:"addr"` // host:port of one server
 	Username    string        `yaml:"username"`
 	PasswordEnv string        `yaml:"password_env"` // the variable holding the password; default SENDGUARD_REDIS_PASSWORD
 	DB          int           `yaml:"db"`
 	Prefix      string        `yaml:"prefix"`  // key prefix; default "sendguard:"
 	Timeout     time.Duration `yaml:"timeout"` // bound on every Redis call; default 150ms, below Envoy's 0.5s
+
+	Addrs    []string      `yaml:"addrs"` // Redis Cluster seeds, host:port each (db must be 0)
+	Sentinel RedisSentinel `yaml:"sentinel"`
+	TLS      RedisTLS      `yaml:"tls"`
+	// WaitReplicas, when positive, makes every write wait (Redis WAIT)
+	// until that many replicas hold it, and the decision fail closed (503)
+	// when they do not within Timeout: no count a failover could lose, at
+	// the price of a replication round trip per decision and of failing
+	// every send while fewer replicas are up. Default 0 (see README.md).
+	WaitReplicas int `yaml:"wait_replicas"`
+}
+
+// RedisSentinel names the master the Sentinels at Addrs watch. Username
+// and the variable PasswordEnv authenticate to the Sentinels (the data
+// nodes use store.redis.username and password_env).
+type RedisSentinel struct {
+	MasterName  string   `yaml:"master_name"`
+	Addrs       []string `yaml:"addrs"`
+	Username    string   `yaml:"username"`
+	PasswordEnv string   `yaml:"password_env"`
+}
+
+// RedisTLS turns on TLS to Redis (and to the Sentinels): Enabled with the
+// system roots, or CAFile (PEM) instead of them; ServerName, when set, is
+// the name the certificate must carry. InsecureSkipVerify accepts any
+// certificate: for tests only.
+type RedisTLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// On reports whether TLS is wanted: enabled, or any of its settings given.
+func (t RedisTLS) On() bool {
+	return t.Enabled || t.CAFile != "" || t.ServerName != "" || t.InsecureSkipVerify
 }
 
 // Quota configures the calendar of the daily and monthly quotas.
@@ -643,11 +680,43 @@ func (c *Config) validate() error {
 	switch c.Store.Type {
 	case "memory", "embedded":
 	case "redis":
-		if c.Store.Redis.Addr == "" {
-			bad("store.redis.addr is required for store type redis")
+		r := c.Store.Redis
+		modes := 0
+		for _, set := range []bool{r.Addr != "", len(r.Addrs) > 0, r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0} {
+			if set {
+				modes++
+			}
 		}
-		if _, port, err := net.SplitHostPort(c.Store.Redis.Addr); c.Store.Redis.Addr != "" && (err != nil || port == "") {
-			bad("store.redis.addr %q: must be host:port", c.Store.Redis.Addr)
+		if modes != 1 {
+			bad("store.redis: set exactly one of addr (one server), addrs (Redis Cluster seeds) or sentinel (master_name and addrs)")
+		}
+		hostPort := func(what, a string) {
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+				bad("%s %q: must be host:port", what, a)
+			}
+		}
+		if r.Addr != "" {
+			hostPort("store.redis.addr", r.Addr)
+		}
+		for i, a := range r.Addrs {
+			hostPort(fmt.Sprintf("store.redis.addrs[%d]", i), a)
+		}
+		if len(r.Addrs) > 0 && r.DB != 0 {
+			bad("store.redis.db %d: a Redis Cluster has only db 0", r.DB)
+		}
+		if r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0 {
+			if r.Sentinel.MasterName == "" {
+				bad("store.redis.sentinel.master_name is required with sentinel.addrs")
+			}
+			if len(r.Sentinel.Addrs) == 0 {
+				bad("store.redis.sentinel.addrs is required with sentinel.master_name")
+			}
+			for i, a := range r.Sentinel.Addrs {
+				hostPort(fmt.Sprintf("store.redis.sentinel.addrs[%d]", i), a)
+			}
+		}
+		if r.WaitReplicas < 0 {
+			bad("store.redis.wait_replicas %d: must not be negative", r.WaitReplicas)
 		}
 		if c.Store.Redis.Timeout <= 0 || c.Store.Redis.Timeout >= 500*time.Millisecond {
 			bad("store.redis.timeout %s: must be positive and below Envoy's ext_authz timeout (0.5s)", c.Store.Redis.Timeout)
@@ -734,6 +803,11 @@ func (c *Config) validate() error {
 			bad("instances[%d]: id is required", i)
 		} else if err := checkID(in.ID); err != nil {
 			bad("instances[%d]: id %q: %v", i, in.ID, err)
+		} else if strings.HasPrefix(in.ID, "}") {
+			// The Redis store's keys are prefix{id}:…: an id that closes the
+			// hash tag at once would spread one instance over several Redis
+			// Cluster slots, which a script may not touch together.
+			bad("instances[%d]: id %q: must not begin with }", i, in.ID)
 		}
 		if instances[in.ID] {
 			bad("instances[%d]: duplicate id %q", i, in.ID)

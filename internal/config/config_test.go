@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -188,6 +189,17 @@ func TestLoadRefusesValuesThatCannotWork(t *testing.T) {
 		{"store: {type: redis, redis: {addr: 'localhost:6379', timeout: -1s}}", "store.redis.timeout -1s"},
 		{"store: {type: redis, redis: {addr: localhost}}", `store.redis.addr "localhost": must be host:port`},
 		{"store: {type: redis, redis: {addr: 'localhost:6379', db: -1}}", "store.redis.db -1"},
+		{"store: {type: redis}", "store.redis: set exactly one of addr (one server), addrs (Redis Cluster seeds) or sentinel (master_name and addrs)"},
+		{"store: {type: redis, redis: {addr: 'r:6379', addrs: ['a:7000']}}", "store.redis: set exactly one of addr"},
+		{"store: {type: redis, redis: {addrs: ['a:7000'], sentinel: {master_name: m, addrs: ['s:26379']}}}", "store.redis: set exactly one of addr"},
+		{"store: {type: redis, redis: {addrs: ['a:7000', 'b']}}", `store.redis.addrs[1] "b": must be host:port`},
+		{"store: {type: redis, redis: {addrs: ['a:7000'], db: 2}}", "store.redis.db 2: a Redis Cluster has only db 0"},
+		{"store: {type: redis, redis: {sentinel: {addrs: ['s:26379']}}}", "store.redis.sentinel.master_name is required"},
+		{"store: {type: redis, redis: {sentinel: {master_name: m}}}", "store.redis.sentinel.addrs is required"},
+		{"store: {type: redis, redis: {sentinel: {master_name: m, addrs: ['s']}}}", `store.redis.sentinel.addrs[0] "s": must be host:port`},
+		{"store: {type: redis, redis: {addr: 'r:6379', wait_replicas: -1}}", "store.redis.wait_replicas -1: must not be negative"},
+		{"store: {type: redis, redis: {addr: 'r:6379', tls: {cafile: x}}}", "field cafile not found"},
+		{acct + "instances: [{id: '}shop', account: a, plan: starter}]", `instances[0]: id "}shop": must not begin with }`},
 		{"response: {failure_statuses: [500, 200]}", "response.failure_statuses[1] 200: must be 500 to 599"},
 		{"response: {failure_statuses: [429]}", "response.failure_statuses[0] 429: must be 500 to 599"},
 		{"response: {failure_statuses: [600]}", "response.failure_statuses[0] 600: must be 500 to 599"},
@@ -418,6 +430,41 @@ func TestResponseFailures(t *testing.T) {
 			on, got := tc.r.Failures()
 			if on != tc.on || !slices.Equal(got, tc.status) {
 				t.Errorf("Failures() = %v, %v, want %v, %v", on, got, tc.on, tc.status)
+			}
+		})
+	}
+}
+
+// TestLoadRedisModes: a Redis Cluster's seeds, a Sentinel group and TLS
+// settings load as written.
+func TestLoadRedisModes(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want RedisStore
+	}{
+		{"store: {type: redis, redis: {addrs: ['r-0:6379', 'r-1:6379'], wait_replicas: 1, tls: {ca_file: /etc/ca.pem, server_name: redis.internal}}}",
+			RedisStore{Addrs: []string{"r-0:6379", "r-1:6379"}, WaitReplicas: 1, TLS: RedisTLS{CAFile: "/etc/ca.pem", ServerName: "redis.internal"}}},
+		{"store: {type: redis, redis: {sentinel: {master_name: mymaster, addrs: ['s-0:26379', 's-1:26379', 's-2:26379'], username: sg, password_env: SENTINEL_PW}, db: 3}}",
+			RedisStore{DB: 3, Sentinel: RedisSentinel{MasterName: "mymaster", Addrs: []string{"s-0:26379", "s-1:26379", "s-2:26379"}, Username: "sg", PasswordEnv: "SENTINEL_PW"}}},
+		{"store: {type: redis, redis: {addr: 'r:6380', tls: {enabled: true}}}", RedisStore{Addr: "r:6380", TLS: RedisTLS{Enabled: true}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.yaml, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "sendguard.yaml")
+			if err := os.WriteFile(p, []byte("inbound: {routes: []}\n"+tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Store.Redis
+			got.PasswordEnv, got.Prefix, got.Timeout = "", "", 0 // defaults, checked elsewhere
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Load(%q).Store.Redis = %+v, want %+v", tc.yaml, got, tc.want)
+			}
+			if !got.TLS.On() != (tc.want.TLS == RedisTLS{}) {
+				t.Errorf("Load(%q).Store.Redis.TLS.On() = %v", tc.yaml, got.TLS.On())
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -40,7 +41,7 @@ import (
 // after Redis ran it has consumed a unit that no one was told was allowed:
 // under failure sendguard errs toward allowing fewer, never more.
 type Redis struct {
-	c      *redis.Client
+	c      redis.UniversalClient
 	o      RedisOptions
 	cache  *ristretto.Cache[string, cached]
 	gen    atomic.Uint64
@@ -57,7 +58,9 @@ type cached struct {
 	gen uint64
 }
 
-// RedisOptions configure the Redis store.
+// RedisOptions configure the Redis store: one server at Addr, a Redis
+// Cluster whose seeds are Addrs, or the master SentinelMaster that the
+// Sentinels at SentinelAddrs name (see newClient).
 type RedisOptions struct {
 	Addr, Username, Password string
 	DB                       int
@@ -66,6 +69,19 @@ type RedisOptions struct {
 	Calendar                 limiter.Calendar
 	CacheEntries             int64         // default 100,000; negative: no cache
 	CacheTTL                 time.Duration // default 1s
+
+	// Addrs are Redis Cluster seeds (DB must be 0); Addr is then unused.
+	Addrs []string
+	// SentinelMaster, when set, is the master the Sentinels at
+	// SentinelAddrs name (authenticating to them as SentinelUsername and
+	// SentinelPassword); Addr is then unused.
+	SentinelMaster                     string
+	SentinelAddrs                      []string
+	SentinelUsername, SentinelPassword string
+	TLS                                *tls.Config // nil: plain TCP
+	// WaitReplicas, when positive, makes every write wait (WAIT) until
+	// that many replicas have it, and fail when they do not within Timeout.
+	WaitReplicas int
 }
 
 // NewRedis connects and subscribes to invalidations. It fails when Redis
@@ -83,14 +99,7 @@ func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = time.Second
 	}
-	c := redis.NewClient(&redis.Options{
-		Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
-		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		PoolSize:              64,
-		DisableIdentity:       true,
-	})
+	c := newClient(o)
 	r := &Redis{c: c, o: o, done: make(chan struct{}), nonce: rand.Text()[:12]}
 	// Start-up (a ping and six script loads) gets its own budget: the
 	// per-call timeout (100ms by default) bounds a decision, and a start on
@@ -99,14 +108,14 @@ func NewRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("redis %s: %w", o.where(), err)
 	}
 	// Load the scripts now, so the first burst of decisions does not all
 	// miss EVALSHA and resend the script bodies.
 	for _, sc := range []*redis.Script{takeScript, sendScript, violationScript, appendScript, leaseScript, releaseScript, refundScript} {
 		if err := sc.Load(pctx, c).Err(); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("redis %s: load script: %w", o.Addr, err)
+			return nil, fmt.Errorf("redis %s: load script: %w", o.where(), err)
 		}
 	}
 	if o.CacheEntries > 0 {

@@ -54,6 +54,32 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* How the chart wires Redis: bundled, addr, cluster (redis.addrs) or
+     sentinel; empty when it wires none. Fails when more than one is set,
+     and on TLS or waitReplicas with nothing to apply them to. */}}
+{{- define "sendguard.redisMode" -}}
+{{- $r := .Values.redis -}}
+{{- $sentinel := or $r.sentinel.masterName $r.sentinel.addrs -}}
+{{- $modes := list -}}
+{{- if $r.bundled }}{{ $modes = append $modes "bundled" }}{{ end -}}
+{{- if $r.addr }}{{ $modes = append $modes "addr" }}{{ end -}}
+{{- if $r.addrs }}{{ $modes = append $modes "cluster" }}{{ end -}}
+{{- if $sentinel }}{{ $modes = append $modes "sentinel" }}{{ end -}}
+{{- if gt (len $modes) 1 -}}
+{{- fail (printf "redis: %s: choose one (redis.bundled, redis.addr, redis.addrs for a Redis Cluster, or redis.sentinel)" (join " and " $modes)) -}}
+{{- end -}}
+{{- if and $sentinel (not (and $r.sentinel.masterName $r.sentinel.addrs)) -}}
+{{- fail "redis.sentinel needs both masterName and addrs" -}}
+{{- end -}}
+{{- if and (or $r.tls.enabled $r.tls.caSecret $r.tls.serverName) (or $r.bundled (not $modes)) -}}
+{{- fail "redis.tls is for an external Redis (redis.addr, redis.addrs or redis.sentinel); the bundled one has no TLS" -}}
+{{- end -}}
+{{- if and (gt (int $r.waitReplicas) 0) (or $r.bundled (not $modes)) -}}
+{{- fail "redis.waitReplicas needs a Redis with replicas (redis.addr, redis.addrs or redis.sentinel); the bundled one has none" -}}
+{{- end -}}
+{{- first $modes | default "" -}}
+{{- end -}}
+
 {{/* The Secret holding the Redis password (key redis-password): the named
      one, or the one generated for the bundled Redis; empty: none. */}}
 {{- define "sendguard.redisSecret" -}}
@@ -69,20 +95,46 @@ app.kubernetes.io/component: {{ .component }}
      the config's own formatting and numbers stay exactly as written. */}}
 {{- define "sendguard.config" -}}
 {{- $addr := include "sendguard.redisAddr" . -}}
-{{- if $addr -}}
+{{- $mode := include "sendguard.redisMode" . -}}
+{{- $r := .Values.redis -}}
+{{- if $mode -}}
 {{- $cfg := fromYaml (.Values.config | default "{}") -}}
 {{- if hasKey $cfg "Error" -}}
 {{- fail (printf "config is not YAML: %s" (get $cfg "Error")) -}}
 {{- end -}}
 {{- if hasKey $cfg "store" -}}
-{{- fail "config sets store, and redis.bundled or redis.addr makes the chart write it: leave store out of config, or leave redis.bundled and redis.addr unset" -}}
+{{- fail "config sets store, and redis.bundled, redis.addr, redis.addrs or redis.sentinel makes the chart write it: leave store out of config, or leave those unset" -}}
 {{- end -}}
 {{ .Values.config | trimSuffix "\n" }}
-# Written by the chart (redis.{{ if .Values.redis.bundled }}bundled{{ else }}addr{{ end }}).
+# Written by the chart (redis.{{ get (dict "bundled" "bundled" "addr" "addr" "cluster" "addrs" "sentinel" "sentinel") $mode }}).
 store:
   type: redis
   redis:
+    {{- if eq $mode "cluster" }}
+    addrs: {{ toJson $r.addrs }}
+    {{- else if eq $mode "sentinel" }}
+    sentinel:
+      master_name: {{ $r.sentinel.masterName | quote }}
+      addrs: {{ toJson $r.sentinel.addrs }}
+      {{- if $r.sentinel.passwordSecret }}
+      password_env: SENDGUARD_REDIS_SENTINEL_PASSWORD
+      {{- end }}
+    {{- else }}
     addr: {{ $addr | quote }}
+    {{- end }}
+    {{- if or $r.tls.enabled $r.tls.caSecret $r.tls.serverName }}
+    tls:
+      enabled: true
+      {{- if $r.tls.caSecret }}
+      ca_file: /etc/sendguard-redis-ca/ca.crt
+      {{- end }}
+      {{- with $r.tls.serverName }}
+      server_name: {{ . | quote }}
+      {{- end }}
+    {{- end }}
+    {{- if gt (int $r.waitReplicas) 0 }}
+    wait_replicas: {{ int $r.waitReplicas }}
+    {{- end }}
 {{- else -}}
 {{ .Values.config }}
 {{- end -}}
