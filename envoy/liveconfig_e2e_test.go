@@ -54,15 +54,7 @@ func startLiveEnvoy(t *testing.T, s *stack, timeout string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []struct{ old, new string }{
-		{"                timeout: 0.5s\n              failure_mode_allow: false", "                timeout: " + timeout + "\n              failure_mode_allow: false"},
-		{"    - timeout: 1s\n      interval: 1s", "    - timeout: " + timeout + "\n      interval: 1s"},
-	} {
-		if strings.Count(yaml, r.old) != 1 {
-			t.Fatalf("the sidecar config no longer has %q once", r.old)
-		}
-		yaml = strings.Replace(yaml, r.old, r.new, 1)
-	}
+	yaml = raiseTimeouts(t, timeout)(yaml)
 	cfg := filepath.Join(s.dir, "envoy-live.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -584,4 +576,22 @@ func when(edits []*liveConfigEdit, r liveResult) string {
 		}
 	}
 	return fmt.Sprintf("%s, took %s", last, r.end.Sub(r.start).Round(time.Millisecond))
+}
+
+// raiseTimeouts returns an edit of the rendered sidecar config that raises
+// the ext_authz call's timeout and the gRPC health check's from 0.5s and 1s
+// to timeout (see startLiveEnvoy for why a test may need that).
+func raiseTimeouts(t testing.TB, timeout string) func(yaml string) string {
+	return func(yaml string) string {
+		for _, r := range []struct{ old, new string }{
+			{"                timeout: 0.5s\n              failure_mode_allow: false", "                timeout: " + timeout + "\n              failure_mode_allow: false"},
+			{"    - timeout: 1s\n      interval: 1s", "    - timeout: " + timeout + "\n      interval: 1s"},
+		} {
+			if strings.Count(yaml, r.old) != 1 {
+				t.Fatalf("the sidecar config no longer has %q once", r.old)
+			}
+			yaml = strings.Replace(yaml, r.old, r.new, 1)
+		}
+		return yaml
+	}
 }
