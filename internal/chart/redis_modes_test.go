@@ -77,3 +77,33 @@ func TestRedisClusterAndSentinel(t *testing.T) {
 		refused(t, "waitReplicas", "--set", "redis.addr=x:1", "--set", "redis.waitReplicas=-1")
 	})
 }
+
+// The console's read-only token reaches the standalone pod from its Secret
+// as SENDGUARD_CONSOLE_TOKEN, the variable admin.console_token_env names by
+// default; without consoleTokenSecret the pod has no such variable.
+func TestConsoleTokenSecret(t *testing.T) {
+	cfg := configFile(t)
+	base := []string{"--set", "mode=standalone", "--set-file", "config=" + cfg}
+	for _, tc := range []struct {
+		name   string
+		set    []string
+		secret string
+	}{
+		{"set", []string{"--set", "consoleTokenSecret=console"}, "console"},
+		{"unset", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := find(render(t, append(slices.Clone(base), tc.set...)...), "Deployment", release+"-sendguard")
+			if d == nil {
+				t.Fatal("no sendguard Deployment")
+			}
+			ref := secretRef(d.PodSpec().Containers[0], "SENDGUARD_CONSOLE_TOKEN")
+			switch {
+			case tc.secret == "" && ref != nil:
+				t.Errorf("SENDGUARD_CONSOLE_TOKEN from %+v without consoleTokenSecret", ref)
+			case tc.secret != "" && (ref == nil || ref.Name != tc.secret || ref.Key != "console-token"):
+				t.Errorf("SENDGUARD_CONSOLE_TOKEN from %+v, want %s/console-token", ref, tc.secret)
+			}
+		})
+	}
+}
