@@ -78,6 +78,30 @@ type Server struct {
 
 	tracer trace.Tracer // nil: tracing off, Check creates nothing
 	prop   propagation.TextMapPropagator
+
+	late *ResponseServer // nil: a decision Envoy gave up on keeps what it took
+}
+
+// WithLateRefunds makes a send that Envoy gave up on before it was decided
+// give back what its decision took, through r's refunds (see
+// ResponseServer.WithRefunds): when Check's context is done by the time the
+// decision is made (Envoy's ext_authz timeout passed; the grpc-timeout it
+// sends is the call's deadline here), Envoy has already answered the client
+// 403 or 503 and will never forward the send, so a decision that counted it
+// (allowed, or failed after the store may have counted it) is refunded at
+// once. A decision answered just before Envoy's own timer fired is not:
+// sendguard's deadline is the later of the two.
+func (s *Server) WithLateRefunds(r *ResponseServer) *Server {
+	s.late = r
+	return s
+}
+
+// lateRefund refunds res when Envoy gave up on it (see WithLateRefunds).
+func (s *Server) lateRefund(ctx context.Context, res decision.Result, failed bool) {
+	if s.late == nil || ctx.Err() == nil || !res.Send || res.Instance == "" || res.ID == "" || !(res.Allowed || failed) {
+		return
+	}
+	s.late.refund(ctx, res.Instance, res.ID, 0, "ext_authz_timeout")
 }
 
 type metrics struct {
@@ -214,6 +238,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	start := time.Now()
 	res, err = s.decider.Decide(ctx, in)
 	s.observe(start, res, err)
+	s.lateRefund(ctx, res, err != nil)
 	if err != nil {
 		failed = true
 		if pe := (*decision.PanicError)(nil); errors.As(err, &pe) {

@@ -48,6 +48,25 @@ func client(t testing.TB) (authv3.AuthorizationClient, *store.Memory, *time.Time
 // decider's options.
 func clientWith(t testing.TB, starter limiter.Limits, edit ...func(*decision.Options)) (authv3.AuthorizationClient, *store.Memory, *time.Time) {
 	t.Helper()
+	d, st, now := newDecider(t, starter, edit...)
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, NewServer(d, nil))
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn), st, now
+}
+
+// newDecider is clientWith's decider, its memory store and its clock.
+func newDecider(t testing.TB, starter limiter.Limits, edit ...func(*decision.Options)) (*decision.Decider, *store.Memory, *time.Time) {
+	t.Helper()
 	ctx := context.Background()
 	engine, err := policy.New(ctx, policy.Options{})
 	if err != nil {
@@ -83,20 +102,7 @@ func clientWith(t testing.TB, starter limiter.Limits, edit ...func(*decision.Opt
 	}
 	_ = st.SetPaused(ctx, "paused", true)
 	_ = st.PutSuppression(ctx, store.Suppression{Instance: "inst_12345", Phone: "+966500000000"})
-
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, NewServer(d, nil))
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn), st, &now
+	return d, st, &now
 }
 
 func checkRequest(method, path, auth, body string) *authv3.CheckRequest {

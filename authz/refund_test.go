@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sendguard/sendguard/internal/abuse"
+	"github.com/sendguard/sendguard/internal/decision"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/store"
 )
@@ -175,5 +178,88 @@ func TestResponseServerRefundsConcurrent(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("duplicate")); n != 8 {
 		t.Errorf("duplicate = %v, want 8", n)
+	}
+}
+
+// TestLateRefund: a send Envoy gave up on (Check's context done by the
+// time it is decided: the ext_authz timeout passed) gives back what its
+// allowed decision took, counted and logged as by="ext_authz_timeout"; a
+// send decided in time keeps its count. Concurrently, with multilingual
+// messages: every late one is refunded, every timely one counted.
+func TestLateRefund(t *testing.T) {
+	// With abuse counters, as serve runs: the path that keeps receipts.
+	d, st, now := newDecider(t, limiter.Limits{Daily: 1000, Monthly: 2000, Rate: 1000, Burst: 1000}, func(o *decision.Options) {
+		inst := o.Instances["inst_12345"]
+		inst.Abuse = abuse.Limits{FanOutWindow: time.Minute, FanOutThrottle: 1000, PairPerMinute: 10}
+		o.Instances["inst_12345"] = inst
+		o.Abuse = o.State.(*store.Memory)
+	})
+	reg := prometheus.NewRegistry()
+	var dlog refundLines
+	rs := NewResponseServer([]int{500, 502, 503, 504}, nil).WithRefunds(st, func() time.Time { return *now }).WithMetrics(reg).WithRefundLog(&dlog)
+	srv := NewServer(d, nil).WithLateRefunds(rs)
+	texts := []string{"تم شحن طلبك رقم %d", "आपका ऑर्डर %d भेज दिया गया है", "Siparişiniz %d kargoya verildi 📦", "Order %d: café ré\u0301sumé ✅"}
+	used := func() int64 {
+		u, err := st.Usage(context.Background(), "inst_12345", limiter.Limits{Daily: 1000, Monthly: 2000, Rate: 1000, Burst: 1000}, *now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.DailyUsed
+	}
+	check := func(ctx context.Context, i int) *authv3.CheckResponse {
+		body := fmt.Sprintf(`{"instance_id":"inst_12345","phone":"+9665012%05d","message":%q,"message_purpose":"transactional"}`, i, fmt.Sprintf(texts[i%len(texts)], i))
+		resp, err := srv.Check(ctx, checkRequest("POST", "/api/send-message", "Bearer key-demo", body))
+		if err != nil {
+			t.Errorf("Check(send %d) = %v", i, err)
+		}
+		return resp
+	}
+	// Each text once in time first: a late decision that misses the
+	// policy memo fails in OPA (its context is done) and takes nothing.
+	for i := range len(texts) {
+		if check(context.Background(), 100+i).GetOkResponse() == nil {
+			t.Fatalf("warm-up send %d not allowed", i)
+		}
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	var wg sync.WaitGroup
+	var lateAllowed atomic.Int64
+	for i := range 64 {
+		wg.Go(func() {
+			if i%2 == 0 {
+				if resp := check(context.Background(), i); resp.GetOkResponse() == nil {
+					t.Errorf("Check(send %d) in time = %v; want allowed", i, resp)
+				}
+				return
+			}
+			// Envoy gave up on the odd ones: allowed (and refunded) or
+			// failed (and nothing taken).
+			if check(done, i).GetOkResponse() != nil {
+				lateAllowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	late := lateAllowed.Load()
+	if late < 16 {
+		t.Fatalf("only %d of 32 late sends were decided allowed; the test needs them", late)
+	}
+	if got, want := used(), int64(len(texts)+32); got != want {
+		t.Errorf("daily use after %d warm-up, 32 timely and 32 late sends (%d allowed) = %d, want %d", len(texts), late, got, want)
+	}
+	if got := testutil.ToFloat64(rs.m.refunds.WithLabelValues("refunded")); got != float64(late) {
+		t.Errorf(`sendguard_refunds_total{result="refunded"} = %v, want %d`, got, late)
+	}
+	dlog.mu.Lock()
+	defer dlog.mu.Unlock()
+	refunded := 0
+	for _, l := range dlog.lines {
+		if strings.Contains(l, " refunded 0 ext_authz_timeout ") {
+			refunded++
+		}
+	}
+	if int64(refunded) != late {
+		t.Errorf("refund log lines %q: %d refunded by ext_authz_timeout, want %d", dlog.lines, refunded, late)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sendguard/sendguard/internal/catalog"
@@ -131,9 +132,16 @@ func TestRefundThroughEnvoy(t *testing.T) {
 				for i := range phones {
 					phones[i] = phone()
 				}
-				// 200 goroutines at once, released together.
+				// 200 goroutines at once, released together. Envoy waits up to
+				// 10s for each decision, but the Redis store keeps its own
+				// call budget (under 0.5s, which config enforces), so on a
+				// loaded machine a few sends may be answered the documented
+				// 503 instead: they reach no sender and must take nothing.
+				// Usage must equal the deliveries, whatever the mix.
+				unavailable := catalog.Body(catalog.PolicyCheckUnavailable, catalog.Details{})
 				start := make(chan struct{})
 				var wg sync.WaitGroup
+				var delivered, refused, refunded atomic.Int64
 				for i := range 200 {
 					wg.Go(func() {
 						<-start
@@ -144,18 +152,31 @@ func TestRefundThroughEnvoy(t *testing.T) {
 						}
 						r := s.send("key-demo", sendBody(inst, phones[i], msg, "transactional"))
 						switch {
+						case r.status == 503 && bytes.Equal(r.body, unavailable):
+							refused.Add(1)
 						case fail && (r.status != 502 || !bytes.Equal(r.body, failed)):
 							t.Errorf("send %d (failing): %d %s, want 502 %s", i, r.status, r.body, failed)
-						case !fail && r.status != 200:
+						case fail:
+							refunded.Add(1)
+						case r.status != 200:
 							t.Errorf("send %d (delivered): %d %s, want 200", i, r.status, r.body)
+						default:
+							delivered.Add(1)
 						}
 					})
 				}
 				close(start)
 				wg.Wait()
-				refunds += 100
-				if after := used(); after != [2]int64{before[0] + 100, before[1] + 100} {
-					t.Errorf("usage after 100 delivered and 100 failed sends = %v, want %v plus 100", after, before)
+				refunds += int(refunded.Load())
+				if n := refused.Load(); n > 0 {
+					t.Logf("%d of 200 sends answered policy_check_unavailable (the store's own budget)", n)
+				}
+				if n := refused.Load(); n > 20 {
+					t.Errorf("%d of 200 sends answered policy_check_unavailable; the test says little about refunds", n)
+				}
+				d := delivered.Load()
+				if after := used(); after != [2]int64{before[0] + d, before[1] + d} {
+					t.Errorf("usage after %d delivered, %d failed and refunded and %d refused sends = %v, want %v plus %d", d, refunded.Load(), refused.Load(), after, before, d)
 				}
 			})
 

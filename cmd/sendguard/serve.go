@@ -609,6 +609,9 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		if dlog != nil {
 			rs.WithRefundLog(dlog)
 		}
+		// A send Envoy gave up on (ext_authz timeout) gives back what it
+		// took too: Envoy never forwards it.
+		srv.WithLateRefunds(rs)
 		extprocv3.RegisterExternalProcessorServer(gs, rs)
 	}
 	healthpb.RegisterHealthServer(gs, hs)

@@ -83,7 +83,7 @@ func TestRedisClusterAndSentinel(t *testing.T) {
 // default; without consoleTokenSecret the pod has no such variable.
 func TestConsoleTokenSecret(t *testing.T) {
 	cfg := configFile(t)
-	base := []string{"--set", "mode=standalone", "--set-file", "config=" + cfg}
+	base := []string{"--set", "mode=standalone", "--set-file", "config=" + cfg, "--set", "standalone.replicas=1"}
 	for _, tc := range []struct {
 		name   string
 		set    []string

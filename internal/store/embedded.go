@@ -597,6 +597,7 @@ func (e *Embedded) Close() error {
 			cerr = os.Remove(walName(e.path, gen))
 		}
 		e.closeErr = errors.Join(err, cerr, e.db.Close())
+		e.paused.Store(nil) // Paused fails from now on, as the file's reads do
 	})
 	return e.closeErr
 }
@@ -1019,7 +1020,11 @@ func (e *Embedded) Suppressions(_ context.Context, instance string) ([]Suppressi
 
 // Paused reports whether instance is paused for review.
 func (e *Embedded) Paused(_ context.Context, instance string) (bool, error) {
-	_, p := (*e.paused.Load())[instance]
+	m := e.paused.Load()
+	if m == nil {
+		return false, errors.New("embedded store is closed")
+	}
+	_, p := (*m)[instance]
 	return p, nil
 }
 
