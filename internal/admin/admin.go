@@ -29,18 +29,17 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/recovery"
 	"github.com/sendguard/sendguard/internal/store"
 )
 
@@ -143,53 +142,13 @@ func Handler(opts Options) http.Handler {
 var errPanic = apiError{http.StatusInternalServerError, "internal_error", "The request failed; see the logs."}
 
 // recoverPanics answers a panic in h with errPanic, logs it with its stack
-// and counts it. When h had already started its response, the connection
-// is cut instead (http.ErrAbortHandler), so that no client reads half a
-// body as a whole one.
+// and counts it (recovery.Handler: a started response is cut instead).
 func (a *api) recoverPanics(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &recordingWriter{ResponseWriter: w}
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			a.Log.ErrorContext(r.Context(), "admin handler panicked", "method", r.Method, "path", r.URL.Path,
-				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if a.Panics != nil {
-				a.Panics.Inc()
-			}
-			if rw.wrote {
-				panic(http.ErrAbortHandler)
-			}
+	return recovery.Handler(h, recovery.Options{Log: a.Log, What: "admin handler", Panics: a.Panics,
+		Fail: func(w http.ResponseWriter) {
 			writeJSON(w, errPanic.status, map[string]string{"error": errPanic.code, "message": errPanic.message})
-		}()
-		h.ServeHTTP(rw, r)
-	})
+		}})
 }
-
-// recordingWriter notes whether the response has started.
-type recordingWriter struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (w *recordingWriter) WriteHeader(code int) {
-	w.wrote = true
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recordingWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the server's writer (flush,
-// deadlines).
-func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type apiError struct {
 	status  int

@@ -14,13 +14,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/recovery"
 	"github.com/sendguard/sendguard/internal/store"
 )
 
@@ -93,6 +93,7 @@ type Console struct {
 	key   []byte // signs cookies and CSRF tokens; drawn at New
 	pages map[string]*template.Template
 	mux   *http.ServeMux
+	h     http.Handler // mux, with panics recovered
 }
 
 // New returns a console serving cfg until Set replaces it.
@@ -139,6 +140,12 @@ func New(opts Options, cfg Config) (*Console, error) {
 		c.fail(w, r, nil, http.StatusNotFound, "No such page.", nil)
 	})
 	c.mux = mux
+	// A panic answers 500 when nothing was written yet; half a page must
+	// not pass for a whole one, so a started page is cut.
+	c.h = recovery.Handler(mux, recovery.Options{Log: c.opts.Log, What: "console handler", Panics: panicsOf{c},
+		Fail: func(w http.ResponseWriter) {
+			http.Error(w, "The page failed; see the logs.", http.StatusInternalServerError)
+		}})
 	return c, nil
 }
 
@@ -154,46 +161,18 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-	rw := &recordingWriter{ResponseWriter: w}
-	defer func() {
-		p := recover()
-		if p == nil {
-			return
-		}
-		if p == http.ErrAbortHandler {
-			panic(p)
-		}
-		c.opts.Log.ErrorContext(r.Context(), "console handler panicked", "method", r.Method, "path", r.URL.Path,
-			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		if c.opts.Panics != nil {
-			c.opts.Panics.Inc()
-		}
-		if rw.wrote {
-			panic(http.ErrAbortHandler) // half a page must not pass for a whole one: cut it
-		}
-		http.Error(w, "The page failed; see the logs.", http.StatusInternalServerError)
-	}()
-	c.mux.ServeHTTP(rw, r)
+	c.h.ServeHTTP(w, r)
 }
 
-// recordingWriter notes whether the response has started.
-type recordingWriter struct {
-	http.ResponseWriter
-	wrote bool
-}
+// panicsOf counts into the console's Options.Panics as it is when the
+// panic happens.
+type panicsOf struct{ c *Console }
 
-func (w *recordingWriter) WriteHeader(code int) {
-	w.wrote = true
-	w.ResponseWriter.WriteHeader(code)
+func (p panicsOf) Inc() {
+	if p.c.opts.Panics != nil {
+		p.c.opts.Panics.Inc()
+	}
 }
-
-func (w *recordingWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Roles.
 const (
