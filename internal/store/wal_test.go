@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -297,6 +298,135 @@ func TestParseSync(t *testing.T) {
 		got, err := store.ParseSync(tc.in)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
 			t.Errorf("ParseSync(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// hangGuard bounds a wait that only a deadlock makes long, so that the
+// regression it guards against fails the test instead of hanging it. It
+// is not a timing assertion.
+const hangGuard = 30 * time.Second
+
+// TestEmbeddedLogWriteOutsideInstanceLock: while the write(2) of an
+// instance's record is stalled, the take it belongs to has not answered,
+// and the instance's lock is free: Usage reads the consumption and a
+// take that the consumption exhausts is denied, without waiting for the
+// write. Once the write returns, the take is allowed, and a crash keeps
+// it. (Before the log was written outside the instance's lock, Usage
+// waited for the stalled write.)
+func TestEmbeddedLogWriteOutsideInstanceLock(t *testing.T) {
+	for _, m := range syncModes {
+		for _, inst := range multilingual {
+			t.Run(m.name+"/"+inst, func(t *testing.T) {
+				ctx := context.Background()
+				p := filepath.Join(t.TempDir(), "state.db")
+				opts := store.EmbeddedOptions{Sync: m.sync, CheckpointInterval: time.Hour}
+				s, err := store.OpenEmbedded(p, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writing, release := make(chan struct{}), make(chan struct{})
+				var once sync.Once
+				s.SetBeforeWrite(func() {
+					once.Do(func() {
+						close(writing)
+						<-release
+					})
+				})
+				released := false
+				defer func() {
+					if !released {
+						close(release)
+					}
+				}()
+				l := limiter.Limits{Daily: 1, Monthly: 100, Rate: 1e6, Burst: 100}
+				type result struct {
+					out limiter.Outcome
+					err error
+				}
+				first := make(chan result, 1)
+				go func() {
+					out, err := s.Take(ctx, inst, l, t0)
+					first <- result{out, err}
+				}()
+				<-writing
+				select {
+				case r := <-first:
+					t.Fatalf("Take(%q) = %v, %v before its record's write(2) returned", inst, r.out, r.err)
+				default:
+				}
+				probe := make(chan result, 1)
+				go func() {
+					u, err := s.Usage(ctx, inst, l, t0)
+					if err != nil || u.DailyUsed != 1 {
+						probe <- result{err: fmt.Errorf("Usage(%q) = %+v, %v, want 1 used", inst, u, err)}
+						return
+					}
+					out, err := s.Take(ctx, inst, l, t0)
+					probe <- result{out, err}
+				}()
+				select {
+				case r := <-probe:
+					if r.err != nil || r.out.Verdict != limiter.DailyExceeded {
+						t.Fatalf("second Take(%q) = %v, %v, want denied (daily)", inst, r.out, r.err)
+					}
+				case <-time.After(hangGuard):
+					t.Fatalf("Usage(%q) and a denied Take waited for the stalled log write of the instance's record", inst)
+				}
+				released = true
+				close(release)
+				if r := <-first; r.err != nil || r.out.Verdict != limiter.Allowed {
+					t.Fatalf("Take(%q) = %v, %v, want allowed", inst, r.out, r.err)
+				}
+				s.Crash()
+				s = openOpts(t, p, opts)
+				if got := used(t, s, inst); got != 1 {
+					t.Errorf("after the crash, used(%q) = %d, want 1", inst, got)
+				}
+			})
+		}
+	}
+}
+
+// TestEmbeddedFailedLogWriteIsSticky: a take whose log write fails is not
+// acknowledged, and every later take, of any instance, fails too (closed)
+// with no new log record; after a restart the log holds what was written
+// before the failure, and nothing of the failed takes.
+func TestEmbeddedFailedLogWriteIsSticky(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "state.db")
+	opts := store.EmbeddedOptions{CheckpointInterval: time.Hour}
+	s, err := store.OpenEmbedded(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	takeN(t, s, multilingual[0], 3)
+	var once sync.Once
+	s.SetBeforeWrite(func() { once.Do(s.CloseLogFile) })
+	if out, err := s.Take(ctx, multilingual[0], unlimited, t0); err == nil {
+		t.Fatalf("Take(%q) = %v, nil after a failed log write, want an error", multilingual[0], out)
+	}
+	var wg sync.WaitGroup
+	for _, inst := range multilingual {
+		wg.Go(func() {
+			if out, err := s.Take(ctx, inst, unlimited, t0); err == nil {
+				t.Errorf("Take(%q) = %v, nil after a failed log write, want an error", inst, out)
+			}
+			if out, err := s.TakeSend(ctx, abuse.Send{Instance: inst, Quota: unlimited}, t0); err == nil {
+				t.Errorf("TakeSend(%q) = %v, nil after a failed log write, want an error", inst, out)
+			}
+		})
+	}
+	wg.Wait()
+	s.Crash()
+	s = openOpts(t, p, opts)
+	for i, inst := range multilingual {
+		want := int64(0)
+		if i == 0 {
+			want = 3
+		}
+		if got := used(t, s, inst); got != want {
+			t.Errorf("after the restart, used(%q) = %d, want %d", inst, got, want)
 		}
 	}
 }
