@@ -39,11 +39,12 @@ import (
 // kill -9 loses nothing that was acknowledged: the kernel holds the bytes.
 // The instance's lock is not held while the log is written: a decision
 // on the same instance computes and appends its state meanwhile, and its
-// record follows in the log. When the log is fsync'd is the Sync option: SyncAlways
-// fsyncs before the answer (concurrent decisions share one fsync: group
-// commit); SyncInterval, the default, fsyncs in the background at least
-// every SyncInterval (10ms), so a power loss or kernel crash (not a process
-// crash) can lose at most that window of allowed sends. Every
+// record follows in the log. When the log is fsync'd is the Sync option:
+// SyncAlways fsyncs before the answer (concurrent decisions share one
+// fsync: group commit); SyncInterval, the default, fsyncs in the
+// background at least every SyncInterval (10ms), so a power loss or kernel
+// crash (not a process crash) can lose at most that window of allowed
+// sends. Every
 // CheckpointInterval (1s) the states written since the last checkpoint go
 // into the bbolt file in one fsync'd transaction and the log files it
 // covers are deleted; OpenEmbedded replays what remains. A denial writes
@@ -470,9 +471,12 @@ func (e *Embedded) checkpoint() error {
 	}
 	e.syncMu.Lock()
 	e.writeMu.Lock()
-	// What was appended before the switch goes into the old file, whose
-	// states the commit below covers. A failed write makes the log error
-	// sticky: the commit is skipped.
+	// What was appended so far goes into the old file. A record appended
+	// between this write and the switch goes into the new one: its
+	// instance is in the dirty set committed below (its state, read from
+	// memory, is at least the record's), and replaying the new file on top
+	// of the commit is last-record-wins. A failed write makes the log
+	// error sticky: the commit is skipped.
 	err = e.flushLocked()
 	if err != nil {
 		e.writeMu.Unlock()
@@ -526,7 +530,7 @@ func (e *Embedded) fail(err error) {
 }
 
 // appendLog appends one record of entries to the log (pending, not yet
-// written) and returns the log position after it: call written with it,
+// written) and returns the log position after it: pass it to durable,
 // after releasing the instance locks, before answering.
 func (e *Embedded) appendLog(entries ...walEntry) (int64, error) {
 	return e.appendLogRc(entries, nil)
