@@ -81,10 +81,9 @@ type Embedded struct {
 	// A decision appends its record to pending under its instance's lock
 	// and walMu (a short critical section that fixes the record's place in
 	// the log), releases both, then waits until write(2) has taken the log
-	// up to its record: whoever holds writeMu writes everything pending with
-	// one write(2) (group write), and the others find their record written
-	// when they get it. No instance lock is held across a write(2) or an
-	// fsync.
+	// up to its record (waitWritten): one decision writes everything
+	// pending with one write(2) (group write) while the others wait for it.
+	// No instance lock is held across a write(2) or an fsync.
 	//
 	// walMu guards the log file, pending and what was written. Lock order:
 	// an instance's mu, then walMu; syncMu, then writeMu, then walMu.
@@ -99,6 +98,7 @@ type Embedded struct {
 	dirty    map[string]struct{} // ids appended since the last checkpoint began
 	walErr   error               // sticky: the log can no longer be trusted
 	wrote    atomic.Int64        // written, for a waiter's check without walMu
+	flushing chan struct{}       // closed when the group write in flight ends; nil: none
 	writeMu  sync.Mutex          // one write(2) of the log at a time
 	synced   atomic.Int64        // written up to here is fsync'd
 	syncMu   sync.Mutex          // one fsync of the log at a time; rotation
@@ -569,18 +569,43 @@ func (e *Embedded) appendLogRc(entries []walEntry, rcs []walReceipt) (int64, err
 
 // waitWritten returns once write(2) has taken the log up to at (the kernel
 // holds the bytes: a kill -9 loses none of them), or with the sticky log
-// error when it cannot. Concurrent callers share one write(2): whoever
-// holds writeMu writes everything pending.
+// error when it cannot. Concurrent callers share one write(2) (group
+// write): when none is in flight, the caller writes everything pending;
+// otherwise it waits for the one in flight to end (all its waiters wake at
+// once) and looks again.
 func (e *Embedded) waitWritten(at int64) error {
-	if e.wrote.Load() >= at {
-		return nil
+	for {
+		if e.wrote.Load() >= at {
+			return nil
+		}
+		e.walMu.Lock()
+		if e.written >= at {
+			e.walMu.Unlock()
+			return nil
+		}
+		if err := e.walErr; err != nil {
+			e.walMu.Unlock()
+			return err
+		}
+		if ch := e.flushing; ch != nil {
+			e.walMu.Unlock()
+			<-ch
+			continue
+		}
+		ch := make(chan struct{})
+		e.flushing = ch
+		e.walMu.Unlock()
+		e.writeMu.Lock()
+		err := e.flushLocked()
+		e.writeMu.Unlock()
+		e.walMu.Lock()
+		e.flushing = nil
+		e.walMu.Unlock()
+		close(ch)
+		if err != nil {
+			return err
+		}
 	}
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	if e.wrote.Load() >= at {
-		return nil
-	}
-	return e.flushLocked()
 }
 
 // flushLocked writes everything pending to the log file with one
