@@ -44,73 +44,101 @@ func used(t *testing.T, s *store.Embedded, instance string) int64 {
 }
 
 // TestEmbeddedCrashKeepsAcknowledged: in both sync modes, a store
-// abandoned mid-load as a kill -9 would (no checkpoint, no fsync, no Close)
-// comes back with every acknowledged take of every instance, from the log
-// alone. Under interval, exactly the acknowledged ones (a take is
-// acknowledged once its write(2) returned); under always, a take whose
+// abandoned mid-load as a kill -9 would (no Close, no final checkpoint or
+// fsync) comes back with every acknowledged take of every instance, from
+// the log alone or from checkpoints taken during the load and the log
+// files after them. Under interval, exactly the acknowledged ones (a take
+// is acknowledged once its write(2) returned); under always, a take whose
 // fsync was cut off may be counted without having been acknowledged.
 func TestEmbeddedCrashKeepsAcknowledged(t *testing.T) {
 	for _, m := range syncModes {
-		t.Run(m.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "state.db")
-			opts := store.EmbeddedOptions{Sync: m.sync, CheckpointInterval: time.Hour}
-			s, err := store.OpenEmbedded(p, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			acked := make([]atomic.Int64, len(multilingual))
-			var total atomic.Int64
-			var wg sync.WaitGroup
-			const workers = 32
-			for w := range workers {
-				wg.Go(func() {
-					ctx := context.Background()
-					for j := 0; ; j++ {
-						i := (w + j) % len(multilingual)
-						var err error
-						var ok bool
-						if j%2 == 0 {
-							var out limiter.Outcome
-							out, err = s.Take(ctx, multilingual[i], unlimited, t0)
-							ok = out.Verdict == limiter.Allowed
-						} else {
-							var out abuse.Outcome
-							out, err = s.TakeSend(ctx, abuse.Send{Instance: multilingual[i], Quota: unlimited, SlowLane: unlimited}, t0)
-							ok = out.Taken.Verdict == limiter.Allowed
-						}
-						if err != nil {
-							return // crashed
-						}
-						if !ok {
-							t.Errorf("take %q denied", multilingual[i])
-							return
-						}
-						acked[i].Add(1)
-						total.Add(1)
-					}
-				})
-			}
-			stopped := make(chan struct{})
-			go func() { wg.Wait(); close(stopped) }()
-		wait:
-			for total.Load() < 2000 {
-				select {
-				case <-stopped:
-					break wait // failed
-				case <-time.After(time.Millisecond):
-				}
-			}
-			s.Crash()
-			<-stopped
+		for _, checkpoints := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/checkpoints=%v", m.name, checkpoints), func(t *testing.T) {
+				testCrashKeepsAcknowledged(t, m.sync, checkpoints)
+			})
+		}
+	}
+}
 
-			s = openOpts(t, p, opts)
-			for i, id := range multilingual {
-				got, want := used(t, s, id), acked[i].Load()
-				if got < want || (m.sync == store.SyncInterval && got != want) || got > want+workers {
-					t.Errorf("after the crash, used(%q) = %d, want %d (acknowledged)", id, got, want)
+func testCrashKeepsAcknowledged(t *testing.T, mode store.Sync, checkpoints bool) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	opts := store.EmbeddedOptions{Sync: mode, CheckpointInterval: time.Hour}
+	s, err := store.OpenEmbedded(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := make([]atomic.Int64, len(multilingual))
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	const workers = 32
+	for w := range workers {
+		wg.Go(func() {
+			ctx := context.Background()
+			for j := 0; ; j++ {
+				i := (w + j) % len(multilingual)
+				var err error
+				var ok bool
+				if j%2 == 0 {
+					var out limiter.Outcome
+					out, err = s.Take(ctx, multilingual[i], unlimited, t0)
+					ok = out.Verdict == limiter.Allowed
+				} else {
+					var out abuse.Outcome
+					out, err = s.TakeSend(ctx, abuse.Send{Instance: multilingual[i], Quota: unlimited, SlowLane: unlimited}, t0)
+					ok = out.Taken.Verdict == limiter.Allowed
 				}
+				if err != nil {
+					return // crashed
+				}
+				if !ok {
+					t.Errorf("take %q denied", multilingual[i])
+					return
+				}
+				acked[i].Add(1)
+				total.Add(1)
 			}
 		})
+	}
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	// With checkpoints, the log is switched and committed repeatedly while
+	// decisions append: at least 3 times before the crash.
+	var nck atomic.Int64
+	ckStop, ckDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ckDone)
+		for checkpoints {
+			select {
+			case <-ckStop:
+				return
+			default:
+			}
+			if err := s.Checkpoint(); err != nil {
+				t.Errorf("Checkpoint() = %v during the load", err)
+				return
+			}
+			nck.Add(1)
+		}
+	}()
+wait:
+	for total.Load() < 2000 || checkpoints && nck.Load() < 3 {
+		select {
+		case <-stopped:
+			break wait // failed
+		case <-time.After(time.Millisecond):
+		}
+	}
+	close(ckStop)
+	<-ckDone
+	s.Crash()
+	<-stopped
+
+	s = openOpts(t, p, opts)
+	for i, id := range multilingual {
+		got, want := used(t, s, id), acked[i].Load()
+		if got < want || (mode == store.SyncInterval && got != want) || got > want+workers {
+			t.Errorf("after the crash, used(%q) = %d, want %d (acknowledged)", id, got, want)
+		}
 	}
 }
 
