@@ -98,7 +98,8 @@ type Embedded struct {
 	dirty    map[string]struct{} // ids appended since the last checkpoint began
 	walErr   error               // sticky: the log can no longer be trusted
 	wrote    atomic.Int64        // written, for a waiter's check without walMu
-	flushing chan struct{}       // closed when the group write in flight ends; nil: none
+	flushing bool                // a group write is in flight
+	flushed  chan struct{}       // closed when it ends; made by its first waiter
 	writeMu  sync.Mutex          // one write(2) of the log at a time
 	synced   atomic.Int64        // written up to here is fsync'd
 	syncMu   sync.Mutex          // one fsync of the log at a time; rotation
@@ -587,21 +588,27 @@ func (e *Embedded) waitWritten(at int64) error {
 			e.walMu.Unlock()
 			return err
 		}
-		if ch := e.flushing; ch != nil {
+		if e.flushing {
+			if e.flushed == nil { // the first to wait for this write
+				e.flushed = make(chan struct{})
+			}
+			ch := e.flushed
 			e.walMu.Unlock()
 			<-ch
 			continue
 		}
-		ch := make(chan struct{})
-		e.flushing = ch
+		e.flushing = true
 		e.walMu.Unlock()
 		e.writeMu.Lock()
 		err := e.flushLocked()
 		e.writeMu.Unlock()
 		e.walMu.Lock()
-		e.flushing = nil
+		ch := e.flushed
+		e.flushing, e.flushed = false, nil
 		e.walMu.Unlock()
-		close(ch)
+		if ch != nil {
+			close(ch)
+		}
 		if err != nil {
 			return err
 		}
