@@ -34,13 +34,17 @@ import (
 //
 // Quota counters and token buckets, the state every allowed send writes,
 // are served from memory. An allowed decision appends its new state to the
-// write-ahead log (<path>.wal-<generation>) with one write(2) before it
-// returns, so a kill -9 loses nothing that was acknowledged: the kernel
-// holds the bytes. When the log is fsync'd is the Sync option: SyncAlways
-// fsyncs before the answer (concurrent decisions share one fsync: group
-// commit); SyncInterval, the default, fsyncs in the background at least
-// every SyncInterval (10ms), so a power loss or kernel crash (not a process
-// crash) can lose at most that window of allowed sends. Every
+// write-ahead log (<path>.wal-<generation>) and returns only once write(2)
+// has taken it (concurrent decisions share one write(2): group write), so a
+// kill -9 loses nothing that was acknowledged: the kernel holds the bytes.
+// The instance's lock is not held while the log is written: a decision
+// on the same instance computes and appends its state meanwhile, and its
+// record follows in the log. When the log is fsync'd is the Sync option:
+// SyncAlways fsyncs before the answer (concurrent decisions share one
+// fsync: group commit); SyncInterval, the default, fsyncs in the
+// background at least every SyncInterval (10ms), so a power loss or kernel
+// crash (not a process crash) can lose at most that window of allowed
+// sends. Every
 // CheckpointInterval (1s) the states written since the last checkpoint go
 // into the bbolt file in one fsync'd transaction and the log files it
 // covers are deleted; OpenEmbedded replays what remains. A denial writes
@@ -74,24 +78,40 @@ type Embedded struct {
 	paused   atomic.Pointer[map[string]struct{}]
 	pausedMu sync.Mutex
 
-	// walMu guards the log file and what was written to it. Lock order:
-	// an instance's mu, then walMu; syncMu, then walMu.
+	// A decision appends its record to pending under its instance's lock
+	// and walMu (a short critical section that fixes the record's place in
+	// the log), releases both, then waits until write(2) has taken the log
+	// up to its record (waitWritten): one decision writes everything
+	// pending with one write(2) (group write) while the others wait for it.
+	// No instance lock is held across a write(2) or an fsync.
+	//
+	// walMu guards the log file, pending and what was written. Lock order:
+	// an instance's mu, then walMu; syncMu, then writeMu, then walMu.
 	walMu    sync.Mutex
 	wal      *os.File
 	walGen   uint64
-	walSize  int64 // bytes in wal
-	written  int64 // bytes appended to the log since open, over all its files
-	walBuf   []byte
-	dirty    map[string]struct{} // ids written since the last checkpoint began
+	walSize  int64               // bytes written to wal
+	appended int64               // bytes appended to the log since open (pending included), over all its files
+	written  int64               // of which write(2) has taken this many
+	pending  []byte              // records appended and not yet written, in log order
+	spare    []byte              // the other buffer of pending's double buffer
+	dirty    map[string]struct{} // ids appended since the last checkpoint began
 	walErr   error               // sticky: the log can no longer be trusted
+	wrote    atomic.Int64        // written, for a waiter's check without walMu
+	flushing bool                // a group write is in flight
+	flushed  chan struct{}       // closed when it ends; made by its first waiter
+	writeMu  sync.Mutex          // one write(2) of the log at a time
 	synced   atomic.Int64        // written up to here is fsync'd
 	syncMu   sync.Mutex          // one fsync of the log at a time; rotation
-	ckMu     sync.Mutex          // one checkpoint at a time
-	retired  []uint64            // log generations a committed checkpoint will cover
-	stop     chan struct{}
-	done     chan struct{}
-	close    sync.Once
-	closeErr error
+	// beforeWrite, when set (by tests), runs before each write(2) of the
+	// log, with writeMu held.
+	beforeWrite func()
+	ckMu        sync.Mutex // one checkpoint at a time
+	retired     []uint64   // log generations a committed checkpoint will cover
+	stop        chan struct{}
+	done        chan struct{}
+	close       sync.Once
+	closeErr    error
 }
 
 // Sync is when the embedded store's write-ahead log is fsync'd.
@@ -451,10 +471,26 @@ func (e *Embedded) checkpoint() error {
 		return err
 	}
 	e.syncMu.Lock()
+	e.writeMu.Lock()
+	// What was appended so far goes into the old file. A record appended
+	// between this write and the switch goes into the new one: its
+	// instance is in the dirty set committed below (its state, read from
+	// memory, is at least the record's), and replaying the new file on top
+	// of the commit is last-record-wins. A failed write makes the log
+	// error sticky: the commit is skipped.
+	err = e.flushLocked()
+	if err != nil {
+		e.writeMu.Unlock()
+		e.syncMu.Unlock()
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	e.walMu.Lock()
 	old, oldGen, dirty, at := e.wal, e.walGen, e.dirty, e.written
 	e.wal, e.walGen, e.walSize, e.dirty = f, gen, 0, make(map[string]struct{}, len(dirty))
 	e.walMu.Unlock()
+	e.writeMu.Unlock()
 	if !e.noSync {
 		err = old.Sync() // the old file's tail, before synced moves past it
 	}
@@ -494,13 +530,16 @@ func (e *Embedded) fail(err error) {
 	e.walMu.Unlock()
 }
 
-// appendLog writes one record of entries to the log with one write(2) and
-// returns the log position after it.
+// appendLog appends one record of entries to the log (pending, not yet
+// written) and returns the log position after it: pass it to durable,
+// after releasing the instance locks, before answering.
 func (e *Embedded) appendLog(entries ...walEntry) (int64, error) {
 	return e.appendLogRc(entries, nil)
 }
 
-// appendLogRc is appendLog of states and receipts in one record.
+// appendLogRc is appendLog of states and receipts in one record. Callers
+// hold the locks of the instances whose states it carries, so records of
+// one instance are appended, and written, in the order of its decisions.
 func (e *Embedded) appendLogRc(entries []walEntry, rcs []walReceipt) (int64, error) {
 	for _, en := range entries {
 		if len(en.id) > maxIDLen {
@@ -517,32 +556,120 @@ func (e *Embedded) appendLogRc(entries []walEntry, rcs []walReceipt) (int64, err
 	if e.walErr != nil {
 		return 0, e.walErr
 	}
-	e.walBuf = appendRecordRc(e.walBuf[:0], entries, rcs)
-	n, err := e.wal.Write(e.walBuf)
-	if err != nil {
-		// A torn record would hide every record after it from replay:
-		// cut it off, or stop writing.
-		if n > 0 {
-			if terr := e.wal.Truncate(e.walSize); terr != nil {
-				e.walErr = fmt.Errorf("write-ahead log unusable after a failed write: %w", terr)
-			}
-		}
-		return 0, fmt.Errorf("write-ahead log: %w", err)
-	}
-	e.walSize += int64(n)
-	e.written += int64(n)
+	n := len(e.pending)
+	e.pending = appendRecordRc(e.pending, entries, rcs)
+	e.appended += int64(len(e.pending) - n)
 	for _, en := range entries {
 		e.dirty[en.id] = struct{}{}
 	}
 	for _, r := range rcs {
 		e.dirty[r.instance] = struct{}{}
 	}
-	return e.written, nil
+	return e.appended, nil
 }
 
-// durable returns once the log is fsync'd up to at, under SyncAlways; at
-// once otherwise (the background fsync covers it within the interval).
+// waitWritten returns once write(2) has taken the log up to at (the kernel
+// holds the bytes: a kill -9 loses none of them), or with the sticky log
+// error when it cannot. Concurrent callers share one write(2) (group
+// write): when none is in flight, the caller writes everything pending;
+// otherwise it waits for the one in flight to end (all its waiters wake at
+// once) and looks again.
+func (e *Embedded) waitWritten(at int64) error {
+	for {
+		if e.wrote.Load() >= at {
+			return nil
+		}
+		e.walMu.Lock()
+		if e.written >= at {
+			e.walMu.Unlock()
+			return nil
+		}
+		if err := e.walErr; err != nil {
+			e.walMu.Unlock()
+			return err
+		}
+		if e.flushing {
+			if e.flushed == nil { // the first to wait for this write
+				e.flushed = make(chan struct{})
+			}
+			ch := e.flushed
+			e.walMu.Unlock()
+			<-ch
+			continue
+		}
+		e.flushing = true
+		e.walMu.Unlock()
+		e.writeMu.Lock()
+		err := e.flushLocked()
+		e.writeMu.Unlock()
+		e.walMu.Lock()
+		ch := e.flushed
+		e.flushing, e.flushed = false, nil
+		e.walMu.Unlock()
+		if ch != nil {
+			close(ch)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// flushLocked writes everything pending to the log file with one
+// write(2). The caller holds writeMu. A failed write makes the log error
+// sticky: the records pending with it (whose states are already in
+// memory) and every later one fail, closed, until a restart, which
+// replays what was written.
+func (e *Embedded) flushLocked() error {
+	e.walMu.Lock()
+	if e.walErr != nil {
+		err := e.walErr
+		e.walMu.Unlock()
+		return err
+	}
+	buf, end, f, size := e.pending, e.appended, e.wal, e.walSize
+	e.pending, e.spare = e.spare[:0], nil
+	e.walMu.Unlock()
+	if len(buf) == 0 {
+		e.spare = buf
+		return nil
+	}
+	if e.beforeWrite != nil {
+		e.beforeWrite()
+	}
+	n, err := f.Write(buf)
+	e.walMu.Lock()
+	defer e.walMu.Unlock()
+	if err != nil {
+		// A torn record would hide every record after it from replay:
+		// cut it off; stop writing either way.
+		err = fmt.Errorf("write-ahead log: %w", err)
+		if n > 0 {
+			if terr := f.Truncate(size); terr != nil {
+				err = fmt.Errorf("write-ahead log unusable after a failed write: %w (truncating: %w)", err, terr)
+			}
+		}
+		if e.walErr == nil {
+			e.walErr = err
+		}
+		return err
+	}
+	e.walSize += int64(n)
+	e.written = end
+	e.wrote.Store(end)
+	if cap(buf) <= 1<<20 { // keep the buffer, unless a burst made it huge
+		e.spare = buf[:0]
+	}
+	return nil
+}
+
+// durable returns once the log is written (write(2)) up to at and, under
+// SyncAlways, fsync'd up to at; under SyncInterval the background fsync
+// covers it within the interval. Call it with no instance lock held.
 func (e *Embedded) durable(at int64) error {
+	if err := e.waitWritten(at); err != nil {
+		return err
+	}
 	if !e.always || e.noSync {
 		return nil
 	}
@@ -584,12 +711,17 @@ func (e *Embedded) Close() error {
 		close(e.stop)
 		<-e.done
 		err := e.checkpoint()
+		e.writeMu.Lock()
+		if ferr := e.flushLocked(); err == nil {
+			err = ferr // what decisions appended since the checkpoint
+		}
 		e.walMu.Lock()
 		f, gen, empty := e.wal, e.walGen, e.walSize == 0 && len(e.dirty) == 0
 		if e.walErr == nil {
 			e.walErr = errors.New("embedded store is closed")
 		}
 		e.walMu.Unlock()
+		e.writeMu.Unlock()
 		e.syncMu.Lock()
 		cerr := f.Close()
 		e.syncMu.Unlock()
@@ -651,7 +783,8 @@ func (e *Embedded) instance(id string) *instanceState {
 
 // Take checks and consumes atomically (under the instance's lock) and
 // returns once the consumption is in the log (and fsync'd, under
-// SyncAlways).
+// SyncAlways). When the log write fails, the consumption stays counted in
+// memory and every later write fails (closed) until a restart.
 func (e *Embedded) Take(_ context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Outcome, error) {
 	st := e.instance(instance)
 	st.mu.Lock()

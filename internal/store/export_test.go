@@ -47,3 +47,15 @@ func ReceiptsInFile(t interface{ Fatal(...any) }, e *Embedded) int {
 	}
 	return n
 }
+
+// SetBeforeWrite makes f run before each write(2) of e's log (with the
+// log's write lock held: f must not write to e).
+func (e *Embedded) SetBeforeWrite(f func()) {
+	e.writeMu.Lock()
+	e.beforeWrite = f
+	e.writeMu.Unlock()
+}
+
+// CloseLogFile closes e's current log file, so that the next write(2)
+// fails; call it from a SetBeforeWrite hook.
+func (e *Embedded) CloseLogFile() { e.wal.Close() }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -43,73 +44,101 @@ func used(t *testing.T, s *store.Embedded, instance string) int64 {
 }
 
 // TestEmbeddedCrashKeepsAcknowledged: in both sync modes, a store
-// abandoned mid-load as a kill -9 would (no checkpoint, no fsync, no Close)
-// comes back with every acknowledged take of every instance, from the log
-// alone. Under interval, exactly the acknowledged ones (a take is
-// acknowledged once its write(2) returned); under always, a take whose
+// abandoned mid-load as a kill -9 would (no Close, no final checkpoint or
+// fsync) comes back with every acknowledged take of every instance, from
+// the log alone or from checkpoints taken during the load and the log
+// files after them. Under interval, exactly the acknowledged ones (a take
+// is acknowledged once its write(2) returned); under always, a take whose
 // fsync was cut off may be counted without having been acknowledged.
 func TestEmbeddedCrashKeepsAcknowledged(t *testing.T) {
 	for _, m := range syncModes {
-		t.Run(m.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "state.db")
-			opts := store.EmbeddedOptions{Sync: m.sync, CheckpointInterval: time.Hour}
-			s, err := store.OpenEmbedded(p, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			acked := make([]atomic.Int64, len(multilingual))
-			var total atomic.Int64
-			var wg sync.WaitGroup
-			const workers = 32
-			for w := range workers {
-				wg.Go(func() {
-					ctx := context.Background()
-					for j := 0; ; j++ {
-						i := (w + j) % len(multilingual)
-						var err error
-						var ok bool
-						if j%2 == 0 {
-							var out limiter.Outcome
-							out, err = s.Take(ctx, multilingual[i], unlimited, t0)
-							ok = out.Verdict == limiter.Allowed
-						} else {
-							var out abuse.Outcome
-							out, err = s.TakeSend(ctx, abuse.Send{Instance: multilingual[i], Quota: unlimited, SlowLane: unlimited}, t0)
-							ok = out.Taken.Verdict == limiter.Allowed
-						}
-						if err != nil {
-							return // crashed
-						}
-						if !ok {
-							t.Errorf("take %q denied", multilingual[i])
-							return
-						}
-						acked[i].Add(1)
-						total.Add(1)
-					}
-				})
-			}
-			stopped := make(chan struct{})
-			go func() { wg.Wait(); close(stopped) }()
-		wait:
-			for total.Load() < 2000 {
-				select {
-				case <-stopped:
-					break wait // failed
-				case <-time.After(time.Millisecond):
-				}
-			}
-			s.Crash()
-			<-stopped
+		for _, checkpoints := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/checkpoints=%v", m.name, checkpoints), func(t *testing.T) {
+				testCrashKeepsAcknowledged(t, m.sync, checkpoints)
+			})
+		}
+	}
+}
 
-			s = openOpts(t, p, opts)
-			for i, id := range multilingual {
-				got, want := used(t, s, id), acked[i].Load()
-				if got < want || (m.sync == store.SyncInterval && got != want) || got > want+workers {
-					t.Errorf("after the crash, used(%q) = %d, want %d (acknowledged)", id, got, want)
+func testCrashKeepsAcknowledged(t *testing.T, mode store.Sync, checkpoints bool) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	opts := store.EmbeddedOptions{Sync: mode, CheckpointInterval: time.Hour}
+	s, err := store.OpenEmbedded(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := make([]atomic.Int64, len(multilingual))
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	const workers = 32
+	for w := range workers {
+		wg.Go(func() {
+			ctx := context.Background()
+			for j := 0; ; j++ {
+				i := (w + j) % len(multilingual)
+				var err error
+				var ok bool
+				if j%2 == 0 {
+					var out limiter.Outcome
+					out, err = s.Take(ctx, multilingual[i], unlimited, t0)
+					ok = out.Verdict == limiter.Allowed
+				} else {
+					var out abuse.Outcome
+					out, err = s.TakeSend(ctx, abuse.Send{Instance: multilingual[i], Quota: unlimited, SlowLane: unlimited}, t0)
+					ok = out.Taken.Verdict == limiter.Allowed
 				}
+				if err != nil {
+					return // crashed
+				}
+				if !ok {
+					t.Errorf("take %q denied", multilingual[i])
+					return
+				}
+				acked[i].Add(1)
+				total.Add(1)
 			}
 		})
+	}
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	// With checkpoints, the log is switched and committed repeatedly while
+	// decisions append: at least 3 times before the crash.
+	var nck atomic.Int64
+	ckStop, ckDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ckDone)
+		for checkpoints {
+			select {
+			case <-ckStop:
+				return
+			default:
+			}
+			if err := s.Checkpoint(); err != nil {
+				t.Errorf("Checkpoint() = %v during the load", err)
+				return
+			}
+			nck.Add(1)
+		}
+	}()
+wait:
+	for total.Load() < 2000 || checkpoints && nck.Load() < 3 {
+		select {
+		case <-stopped:
+			break wait // failed
+		case <-time.After(time.Millisecond):
+		}
+	}
+	close(ckStop)
+	<-ckDone
+	s.Crash()
+	<-stopped
+
+	s = openOpts(t, p, opts)
+	for i, id := range multilingual {
+		got, want := used(t, s, id), acked[i].Load()
+		if got < want || (mode == store.SyncInterval && got != want) || got > want+workers {
+			t.Errorf("after the crash, used(%q) = %d, want %d (acknowledged)", id, got, want)
+		}
 	}
 }
 
@@ -297,6 +326,135 @@ func TestParseSync(t *testing.T) {
 		got, err := store.ParseSync(tc.in)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
 			t.Errorf("ParseSync(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// hangGuard bounds a wait that only a deadlock makes long, so that the
+// regression it guards against fails the test instead of hanging it. It
+// is not a timing assertion.
+const hangGuard = 30 * time.Second
+
+// TestEmbeddedLogWriteOutsideInstanceLock: while the write(2) of an
+// instance's record is stalled, the take it belongs to has not answered,
+// and the instance's lock is free: Usage reads the consumption and a
+// take that the consumption exhausts is denied, without waiting for the
+// write. Once the write returns, the take is allowed, and a crash keeps
+// it. (Before the log was written outside the instance's lock, Usage
+// waited for the stalled write.)
+func TestEmbeddedLogWriteOutsideInstanceLock(t *testing.T) {
+	for _, m := range syncModes {
+		for _, inst := range multilingual {
+			t.Run(m.name+"/"+inst, func(t *testing.T) {
+				ctx := context.Background()
+				p := filepath.Join(t.TempDir(), "state.db")
+				opts := store.EmbeddedOptions{Sync: m.sync, CheckpointInterval: time.Hour}
+				s, err := store.OpenEmbedded(p, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writing, release := make(chan struct{}), make(chan struct{})
+				var once sync.Once
+				s.SetBeforeWrite(func() {
+					once.Do(func() {
+						close(writing)
+						<-release
+					})
+				})
+				released := false
+				defer func() {
+					if !released {
+						close(release)
+					}
+				}()
+				l := limiter.Limits{Daily: 1, Monthly: 100, Rate: 1e6, Burst: 100}
+				type result struct {
+					out limiter.Outcome
+					err error
+				}
+				first := make(chan result, 1)
+				go func() {
+					out, err := s.Take(ctx, inst, l, t0)
+					first <- result{out, err}
+				}()
+				<-writing
+				select {
+				case r := <-first:
+					t.Fatalf("Take(%q) = %v, %v before its record's write(2) returned", inst, r.out, r.err)
+				default:
+				}
+				probe := make(chan result, 1)
+				go func() {
+					u, err := s.Usage(ctx, inst, l, t0)
+					if err != nil || u.DailyUsed != 1 {
+						probe <- result{err: fmt.Errorf("Usage(%q) = %+v, %v, want 1 used", inst, u, err)}
+						return
+					}
+					out, err := s.Take(ctx, inst, l, t0)
+					probe <- result{out, err}
+				}()
+				select {
+				case r := <-probe:
+					if r.err != nil || r.out.Verdict != limiter.DailyExceeded {
+						t.Fatalf("second Take(%q) = %v, %v, want denied (daily)", inst, r.out, r.err)
+					}
+				case <-time.After(hangGuard):
+					t.Fatalf("Usage(%q) and a denied Take waited for the stalled log write of the instance's record", inst)
+				}
+				released = true
+				close(release)
+				if r := <-first; r.err != nil || r.out.Verdict != limiter.Allowed {
+					t.Fatalf("Take(%q) = %v, %v, want allowed", inst, r.out, r.err)
+				}
+				s.Crash()
+				s = openOpts(t, p, opts)
+				if got := used(t, s, inst); got != 1 {
+					t.Errorf("after the crash, used(%q) = %d, want 1", inst, got)
+				}
+			})
+		}
+	}
+}
+
+// TestEmbeddedFailedLogWriteIsSticky: a take whose log write fails is not
+// acknowledged, and every later take, of any instance, fails too (closed)
+// with no new log record; after a restart the log holds what was written
+// before the failure, and nothing of the failed takes.
+func TestEmbeddedFailedLogWriteIsSticky(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "state.db")
+	opts := store.EmbeddedOptions{CheckpointInterval: time.Hour}
+	s, err := store.OpenEmbedded(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	takeN(t, s, multilingual[0], 3)
+	var once sync.Once
+	s.SetBeforeWrite(func() { once.Do(s.CloseLogFile) })
+	if out, err := s.Take(ctx, multilingual[0], unlimited, t0); err == nil {
+		t.Fatalf("Take(%q) = %v, nil after a failed log write, want an error", multilingual[0], out)
+	}
+	var wg sync.WaitGroup
+	for _, inst := range multilingual {
+		wg.Go(func() {
+			if out, err := s.Take(ctx, inst, unlimited, t0); err == nil {
+				t.Errorf("Take(%q) = %v, nil after a failed log write, want an error", inst, out)
+			}
+			if out, err := s.TakeSend(ctx, abuse.Send{Instance: inst, Quota: unlimited}, t0); err == nil {
+				t.Errorf("TakeSend(%q) = %v, nil after a failed log write, want an error", inst, out)
+			}
+		})
+	}
+	wg.Wait()
+	s.Crash()
+	s = openOpts(t, p, opts)
+	for i, inst := range multilingual {
+		want := int64(0)
+		if i == 0 {
+			want = 3
+		}
+		if got := used(t, s, inst); got != want {
+			t.Errorf("after the restart, used(%q) = %d, want %d", inst, got, want)
 		}
 	}
 }
