@@ -342,12 +342,9 @@ func endSpan(span trace.Span, res decision.Result, failed bool) {
 }
 
 // recovered answers a panic in Check outside the decision: the documented
-// 503 under the request's decision id (a fresh one when the decision never
-// named one), logged with the stack and counted.
+// 503 under the request's decision id (Check gives it a fresh one when the
+// decision never named one), logged with the stack and counted.
 func (s *Server) recovered(ctx context.Context, id string, p any) *authv3.CheckResponse {
-	if id == "" {
-		id = newID()
-	}
 	s.log.ErrorContext(ctx, "check panicked", "decision_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	s.countPanic("check")
 	if s.m != nil {

@@ -139,14 +139,12 @@ func (s *ResponseServer) WithMetrics(reg prometheus.Registerer) *ResponseServer 
 	for _, st := range s.failures {
 		s.m.replaced.WithLabelValues("sender", strconv.Itoa(st)) // export zeros
 	}
-	for _, r := range []string{refundResult(store.Refunded), refundResult(store.RefundUnknown), refundResult(store.RefundDuplicate), "error"} {
+	for _, r := range []string{store.Refunded.String(), store.RefundUnknown.String(), store.RefundDuplicate.String(), "error"} {
 		s.m.refunds.WithLabelValues(r) // export zeros: an alert on increase() sees the first error
 	}
 	reg.MustRegister(s.m.replaced, s.m.refunds)
 	return s
 }
-
-func refundResult(r store.RefundResult) string { return r.String() }
 
 // refund gives back what decision id of instance took, logs and counts
 // the result.

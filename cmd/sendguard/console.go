@@ -29,11 +29,8 @@ func (n *notifyingRecorder) Record(ctx context.Context, m inbound.Message) (inbo
 
 // consoleConfig is what the console serves from a (re)built app.
 func consoleConfig(a *app) console.Config {
-	ins := make(map[string]console.Instance, len(a.admin.Instances))
-	for id, in := range a.admin.Instances {
-		ins[id] = console.Instance{ID: in.ID, Name: in.Name, Plan: in.Plan, Limits: in.Limits, Shadow: in.Shadow}
-	}
-	return console.Config{AdminToken: a.admin.Token, ReadOnlyToken: a.consoleToken, Instances: ins,
+	// The console only reads the map: it shares the admin API's.
+	return console.Config{AdminToken: a.admin.Token, ReadOnlyToken: a.consoleToken, Instances: a.admin.Instances,
 		State: a.store, Phones: a.phones, Calendar: a.admin.Calendar}
 }
 

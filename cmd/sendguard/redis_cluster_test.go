@@ -40,30 +40,9 @@ func TestReplicasShareOneQuotaOnClusterAndSentinel(t *testing.T) {
 				cfg, grpcAddr, adminAddr := writeProcessConfig(t, t.TempDir(), cfgText)
 				clients[i] = dial(t, startChild(t, cfg, grpcAddr, adminAddr).grpc)
 			}
-			var allowed, daily, other atomic.Int64
-			var wg sync.WaitGroup
-			for i := range 600 {
-				c := clients[i%2]
-				wg.Go(func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-					defer cancel()
-					resp, err := c.Check(ctx, sendCheck("shop"))
-					switch {
-					case err != nil:
-						t.Error(err)
-					case resp.GetOkResponse() != nil:
-						allowed.Add(1)
-					case resp.GetDeniedResponse().GetStatus().GetCode() == 429:
-						daily.Add(1)
-					default:
-						other.Add(1)
-						t.Logf("unexpected: %v", resp.GetDeniedResponse())
-					}
-				})
-			}
-			wg.Wait()
-			if allowed.Load() != 100 || daily.Load() != 500 || other.Load() != 0 {
-				t.Errorf("600 sends over two replicas on 100/day (%s): %d allowed, %d daily, %d other; want exactly 100 allowed", name, allowed.Load(), daily.Load(), other.Load())
+			allowed, daily, other := sendAcross(t, clients[:], 600)
+			if allowed != 100 || daily != 500 || other != 0 {
+				t.Errorf("600 sends over two replicas on 100/day (%s): %d allowed, %d daily, %d other; want exactly 100 allowed", name, allowed, daily, other)
 			}
 		})
 	}

@@ -41,33 +41,9 @@ func TestReplicasShareOneQuota(t *testing.T) {
 		}
 	}
 
-	var allowed, daily, other atomic.Int64
-	var wg sync.WaitGroup
-	for i := range 1000 {
-		c := a
-		if i%2 == 1 {
-			c = b
-		}
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			resp, err := c.Check(ctx, sendCheck("shop"))
-			switch {
-			case err != nil:
-				t.Error(err)
-			case resp.GetOkResponse() != nil:
-				allowed.Add(1)
-			case resp.GetDeniedResponse().GetStatus().GetCode() == 429:
-				daily.Add(1)
-			default:
-				other.Add(1)
-				t.Logf("unexpected: %v", resp.GetDeniedResponse())
-			}
-		})
-	}
-	wg.Wait()
-	if allowed.Load() != 100 || daily.Load() != 900 || other.Load() != 0 {
-		t.Errorf("1000 sends over two replicas on 100/day: %d allowed, %d daily, %d other; want exactly 100 allowed", allowed.Load(), daily.Load(), other.Load())
+	allowed, daily, other := sendAcross(t, []authv3.AuthorizationClient{a, b}, 1000)
+	if allowed != 100 || daily != 900 || other != 0 {
+		t.Errorf("1000 sends over two replicas on 100/day: %d allowed, %d daily, %d other; want exactly 100 allowed", allowed, daily, other)
 	}
 
 	// An opt-out recorded through replica 0 is effective on replica 1.
@@ -218,4 +194,34 @@ func TestCheckWritesNoAbuseCounters(t *testing.T) {
 	if err != nil || len(keys) != 0 {
 		t.Errorf("check --state store wrote %v (%v), want nothing", keys, err)
 	}
+}
+
+// sendAcross sends n concurrent sends to instance shop, spread over
+// clients in turn, and counts the answers: allowed, refused by the daily
+// limit (429), and anything else (logged).
+func sendAcross(t *testing.T, clients []authv3.AuthorizationClient, n int) (allowed, daily, other int64) {
+	t.Helper()
+	var a, d, o atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		c := clients[i%len(clients)]
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			resp, err := c.Check(ctx, sendCheck("shop"))
+			switch {
+			case err != nil:
+				t.Error(err)
+			case resp.GetOkResponse() != nil:
+				a.Add(1)
+			case resp.GetDeniedResponse().GetStatus().GetCode() == 429:
+				d.Add(1)
+			default:
+				o.Add(1)
+				t.Logf("unexpected: %v", resp.GetDeniedResponse())
+			}
+		})
+	}
+	wg.Wait()
+	return a.Load(), d.Load(), o.Load()
 }

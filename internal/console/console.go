@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/admin"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/recovery"
 	"github.com/sendguard/sendguard/internal/store"
@@ -27,12 +28,9 @@ import (
 //go:embed templates/*.html static/*
 var files embed.FS
 
-// Instance is what the console knows of a configured instance.
-type Instance struct {
-	ID, Name, Plan string
-	Limits         limiter.Limits
-	Shadow         bool
-}
+// Instance is what the console knows of a configured instance: what the
+// admin API knows of it.
+type Instance = admin.Instance
 
 type state interface {
 	Paused(ctx context.Context, instance string) (bool, error)

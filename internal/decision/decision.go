@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -363,14 +362,13 @@ func (d *Decider) startSpan(ctx context.Context, name, instance string) (context
 
 // endSpan ends span (nil: none), marked failed when err is not nil. The
 // error's text stays in the log: a store's may name keys.
-func endSpan(span trace.Span, err error, attrs ...attribute.KeyValue) {
+func endSpan(span trace.Span, err error) {
 	if span == nil {
 		return
 	}
 	if err != nil {
 		span.SetStatus(otelcodes.Error, "failed")
 	}
-	span.SetAttributes(attrs...)
 	span.End()
 }
 

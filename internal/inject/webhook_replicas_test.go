@@ -251,24 +251,7 @@ func TestWebhookRefusesPerPodReplicas(t *testing.T) {
 				}
 				return
 			}
-			if resp == nil {
-				t.Fatalf("response = %d %s, want an AdmissionReview", rec.Code, rec.Body)
-			}
-			if resp.Patch != nil || resp.PatchType != nil {
-				t.Errorf("response has a patch: %s", resp.Patch)
-			}
-			if tc.want == "" {
-				if !resp.Allowed {
-					t.Errorf("response = %s, want allowed", rec.Body)
-				}
-				return
-			}
-			if resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, tc.want) || !strings.HasPrefix(resp.Result.Message, "sendguard: ") {
-				t.Errorf("response = %s, want denied mentioning %q", rec.Body, tc.want)
-			}
-			if strings.Contains(resp.Result.Message, "per-pod limits") && (resp.Result.Code != http.StatusForbidden || !strings.Contains(resp.Result.Message, `sendguard.io/per-pod-limits: "accept"`)) {
-				t.Errorf("refusal = %d %q, want 403 naming the opt-in", resp.Result.Code, resp.Result.Message)
-			}
+			checkWorkloadReview(t, rec, resp, tc.want)
 		})
 	}
 	for _, p := range stored.asked {
@@ -474,24 +457,7 @@ func TestWebhookRefusesPerNodeAndJobs(t *testing.T) {
 				opts.ObjectSelector = sel
 			}
 			rec, resp := post(t, Webhook(opts, stored, quiet()), tc.body(t))
-			if resp == nil {
-				t.Fatalf("response = %d %s, want an AdmissionReview", rec.Code, rec.Body)
-			}
-			if resp.Patch != nil || resp.PatchType != nil {
-				t.Errorf("response has a patch: %s", resp.Patch)
-			}
-			if tc.want == "" {
-				if !resp.Allowed {
-					t.Errorf("response = %s, want allowed", rec.Body)
-				}
-				return
-			}
-			if resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, tc.want) || !strings.HasPrefix(resp.Result.Message, "sendguard: ") {
-				t.Fatalf("response = %s, want denied mentioning %q", rec.Body, tc.want)
-			}
-			if strings.Contains(resp.Result.Message, "per-pod limits") && (resp.Result.Code != http.StatusForbidden || !strings.Contains(resp.Result.Message, `sendguard.io/per-pod-limits: "accept"`)) {
-				t.Errorf("refusal = %d %q, want 403 naming the opt-in", resp.Result.Code, resp.Result.Message)
-			}
+			checkWorkloadReview(t, rec, resp, tc.want)
 		})
 	}
 }
@@ -552,4 +518,30 @@ func TestWebhookPerNodeAndJobsConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// checkWorkloadReview checks the workloads webhook's answer: an
+// AdmissionReview with no patch, allowed when want is empty, else denied
+// with a "sendguard: " message mentioning want, and a per-pod refusal a 403
+// naming the opt-in annotation.
+func checkWorkloadReview(t *testing.T, rec *httptest.ResponseRecorder, resp *admissionv1.AdmissionResponse, want string) {
+	t.Helper()
+	if resp == nil {
+		t.Fatalf("response = %d %s, want an AdmissionReview", rec.Code, rec.Body)
+	}
+	if resp.Patch != nil || resp.PatchType != nil {
+		t.Errorf("response has a patch: %s", resp.Patch)
+	}
+	if want == "" {
+		if !resp.Allowed {
+			t.Errorf("response = %s, want allowed", rec.Body)
+		}
+		return
+	}
+	if resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, want) || !strings.HasPrefix(resp.Result.Message, "sendguard: ") {
+		t.Fatalf("response = %s, want denied mentioning %q", rec.Body, want)
+	}
+	if strings.Contains(resp.Result.Message, "per-pod limits") && (resp.Result.Code != http.StatusForbidden || !strings.Contains(resp.Result.Message, `sendguard.io/per-pod-limits: "accept"`)) {
+		t.Errorf("refusal = %d %q, want 403 naming the opt-in", resp.Result.Code, resp.Result.Message)
+	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -120,14 +121,7 @@ func dataAt(data map[string]any, keys []string) (int, any) {
 func claimed(packages [][]string, path []string) bool {
 	for _, p := range packages {
 		n := min(len(p), len(path))
-		same := true
-		for i := range n {
-			if p[i] != path[i] {
-				same = false
-				break
-			}
-		}
-		if same {
+		if slices.Equal(p[:n], path[:n]) {
 			return true
 		}
 	}

@@ -103,7 +103,7 @@ func newRules(modules map[string]*ast.Module, entries int) (*rules, error) {
 			if vars > refs {
 				n.fields = fAll // input itself, as a value
 			}
-			if id, ok := r.index.lookupPath(n.path); ok {
+			if id, ok := r.index.lookup(n.path); ok {
 				n.id = id // another definition of the same rule
 			} else {
 				n.id = len(r.fields)
@@ -146,9 +146,6 @@ func newRules(modules map[string]*ast.Module, entries int) (*rules, error) {
 	r.memo = newMemo[*ast.Term](entries)
 	return r, nil
 }
-
-// lookupPath is lookup for a path known to be all strings.
-func (t *refTrie) lookupPath(path ast.Ref) (int, bool) { return t.lookup(path) }
 
 // ruleKey appends rule id's shared key for in to dst.
 func (r *rules) ruleKey(dst []byte, id int, in *Input) []byte {

@@ -92,12 +92,11 @@ type Embedded struct {
 	walGen   uint64
 	walSize  int64               // bytes written to wal
 	appended int64               // bytes appended to the log since open (pending included), over all its files
-	written  int64               // of which write(2) has taken this many
 	pending  []byte              // records appended and not yet written, in log order
 	spare    []byte              // the other buffer of pending's double buffer
 	dirty    map[string]struct{} // ids appended since the last checkpoint began
 	walErr   error               // sticky: the log can no longer be trusted
-	wrote    atomic.Int64        // written, for a waiter's check without walMu
+	written  atomic.Int64        // of appended, write(2) has taken this many
 	flushing bool                // a group write is in flight
 	flushed  chan struct{}       // closed when it ends; made by its first waiter
 	writeMu  sync.Mutex          // one write(2) of the log at a time
@@ -437,10 +436,7 @@ func (e *Embedded) run(interval, every time.Duration) {
 		case <-e.stop:
 			return
 		case <-syncs:
-			e.walMu.Lock()
-			w := e.written
-			e.walMu.Unlock()
-			if err := e.syncTo(w); err != nil {
+			if err := e.syncTo(e.written.Load()); err != nil {
 				e.log.Error("embedded store: fsync of the write-ahead log failed; decisions fail closed until a restart", "err", err)
 			}
 		case <-ck.C:
@@ -487,7 +483,7 @@ func (e *Embedded) checkpoint() error {
 		return err
 	}
 	e.walMu.Lock()
-	old, oldGen, dirty, at := e.wal, e.walGen, e.dirty, e.written
+	old, oldGen, dirty, at := e.wal, e.walGen, e.dirty, e.written.Load()
 	e.wal, e.walGen, e.walSize, e.dirty = f, gen, 0, make(map[string]struct{}, len(dirty))
 	e.walMu.Unlock()
 	e.writeMu.Unlock()
@@ -557,7 +553,7 @@ func (e *Embedded) appendLogRc(entries []walEntry, rcs []walReceipt) (int64, err
 		return 0, e.walErr
 	}
 	n := len(e.pending)
-	e.pending = appendRecordRc(e.pending, entries, rcs)
+	e.pending = appendRecord(e.pending, entries, rcs)
 	e.appended += int64(len(e.pending) - n)
 	for _, en := range entries {
 		e.dirty[en.id] = struct{}{}
@@ -576,11 +572,11 @@ func (e *Embedded) appendLogRc(entries []walEntry, rcs []walReceipt) (int64, err
 // once) and looks again.
 func (e *Embedded) waitWritten(at int64) error {
 	for {
-		if e.wrote.Load() >= at {
+		if e.written.Load() >= at {
 			return nil
 		}
 		e.walMu.Lock()
-		if e.written >= at {
+		if e.written.Load() >= at { // again under walMu
 			e.walMu.Unlock()
 			return nil
 		}
@@ -655,8 +651,7 @@ func (e *Embedded) flushLocked() error {
 		return err
 	}
 	e.walSize += int64(n)
-	e.written = end
-	e.wrote.Store(end)
+	e.written.Store(end)
 	if cap(buf) <= 1<<20 { // keep the buffer, unless a burst made it huge
 		e.spare = buf[:0]
 	}
@@ -688,7 +683,7 @@ func (e *Embedded) syncTo(at int64) error {
 		return nil
 	}
 	e.walMu.Lock()
-	f, w, broken := e.wal, e.written, e.walErr
+	f, w, broken := e.wal, e.written.Load(), e.walErr
 	e.walMu.Unlock()
 	if broken != nil {
 		return broken
@@ -838,7 +833,8 @@ func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time, und
 	var err error
 	if out.Verdict == limiter.Allowed {
 		var ents [2]walEntry
-		var rcs [1]walReceipt
+		var rcBuf [1]walReceipt
+		rcs := rcBuf[:0]
 		entries := append(ents[:0], walEntry{s.Instance, next})
 		if slow != nil {
 			entries = append(entries, walEntry{slowID, slowNext})
@@ -846,11 +842,9 @@ func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time, und
 		var r *receipt
 		if s.Decision != "" {
 			r = newReceipt(next, s.Quota.Burst, slow != nil, s.SlowLane.Burst, now)
-			rcs[0] = walReceipt{s.Instance, s.Decision, r}
-			at, err = e.appendLogRc(entries, rcs[:])
-		} else {
-			at, err = e.appendLogRc(entries, nil)
+			rcs = append(rcs, walReceipt{s.Instance, s.Decision, r})
 		}
+		at, err = e.appendLogRc(entries, rcs)
 		if err == nil {
 			st.s = next
 			if slow != nil {
@@ -889,14 +883,10 @@ func (e *Embedded) Refund(_ context.Context, instance, id string, now time.Time)
 		return RefundUnknown, nil
 	}
 	st.mu.Lock()
-	r, ok := st.rc.get(id, now.UnixNano())
-	switch {
-	case !ok:
+	r, res := st.rc.refundable(id, now.UnixNano())
+	if r == nil {
 		st.mu.Unlock()
-		return RefundUnknown, nil
-	case r.done:
-		st.mu.Unlock()
-		return RefundDuplicate, nil
+		return res, nil
 	}
 	var ents [2]walEntry
 	entries := append(ents[:0], walEntry{instance, giveBack(st.s, r.day, r.month, r.burst)})

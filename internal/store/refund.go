@@ -124,13 +124,18 @@ func (rs *receipts) requeue() {
 	slices.SortFunc(rs.q, func(a, b queued) int { return cmp.Compare(a.expires, b.expires) })
 }
 
-// get returns id's receipt unless it is missing or expired at now.
-func (rs *receipts) get(id string, now int64) (*receipt, bool) {
+// refundable returns id's receipt when a refund may still give it back;
+// otherwise nil and what the refund answers: RefundUnknown (missing, or
+// expired at now) or RefundDuplicate (refunded already).
+func (rs *receipts) refundable(id string, now int64) (*receipt, RefundResult) {
 	r, ok := rs.m[id]
-	if !ok || r.expires <= now {
-		return nil, false
+	switch {
+	case !ok || r.expires <= now:
+		return nil, RefundUnknown
+	case r.done:
+		return nil, RefundDuplicate
 	}
-	return r, true
+	return r, Refunded
 }
 
 // giveBack is s with one send of r given back: the day's count only when

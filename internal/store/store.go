@@ -188,14 +188,10 @@ func (m *Memory) Refund(_ context.Context, instance, id string, now time.Time) (
 		return RefundUnknown, nil
 	}
 	st.mu.Lock()
-	r, ok := st.rc.get(id, now.UnixNano())
-	switch {
-	case !ok:
+	r, res := st.rc.refundable(id, now.UnixNano())
+	if r == nil {
 		st.mu.Unlock()
-		return RefundUnknown, nil
-	case r.done:
-		st.mu.Unlock()
-		return RefundDuplicate, nil
+		return res, nil
 	}
 	if r.slow {
 		slow := m.instance(abuse.SlowLaneID(instance))

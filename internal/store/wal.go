@@ -63,13 +63,9 @@ type walReceipt struct {
 // withReceipts marks a payload that carries receipts after its states.
 const withReceipts = 0xFF
 
-// appendRecord appends the record of entries to buf.
-func appendRecord(buf []byte, entries ...walEntry) []byte {
-	return appendRecordRc(buf, entries, nil)
-}
-
-// appendRecordRc appends the record of entries and receipts rcs to buf.
-func appendRecordRc(buf []byte, entries []walEntry, rcs []walReceipt) []byte {
+// appendRecord appends the record of entries and receipts rcs (none: nil)
+// to buf.
+func appendRecord(buf []byte, entries []walEntry, rcs []walReceipt) []byte {
 	start := len(buf)
 	buf = append(buf, make([]byte, walHeaderLen)...)
 	if len(rcs) > 0 {
@@ -98,15 +94,10 @@ func appendRecordRc(buf []byte, entries []walEntry, rcs []walReceipt) []byte {
 }
 
 // readRecords calls fn with each complete, intact record's entries in b,
-// in order, and returns how many bytes they span. It stops at the first
-// short or damaged record.
-func readRecords(b []byte, fn func(id string, s limiter.State)) int {
-	return readRecordsRc(b, fn, nil)
-}
-
-// readRecordsRc is readRecords that also calls rfn (when not nil) with
-// each record's receipts, after its states.
-func readRecordsRc(b []byte, fn func(id string, s limiter.State), rfn func(instance, id string, r *receipt)) int {
+// in order, and rfn (when not nil) with its receipts, after its states, and
+// returns how many bytes they span. It stops at the first short or damaged
+// record.
+func readRecords(b []byte, fn func(id string, s limiter.State), rfn func(instance, id string, r *receipt)) int {
 	off := 0
 	for len(b)-off >= walHeaderLen {
 		n := int(binary.BigEndian.Uint32(b[off:]))
@@ -237,7 +228,7 @@ func replayWAL(name string, fn func(id string, s limiter.State), rfn func(instan
 	if err != nil {
 		return fmt.Errorf("read write-ahead log %s: %w", name, err)
 	}
-	readRecordsRc(b, fn, rfn)
+	readRecords(b, fn, rfn)
 	return nil
 }
 
