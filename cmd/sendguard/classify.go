@@ -18,7 +18,8 @@ import (
 // phrase lists and the model. With --config, the file's optout.extra lists,
 // optout.model path and thresholds apply. probabilities are the model's for
 // every class (also when the lists decided); top are the n-grams that pushed
-// the model's most probable class most.
+// the model's most probable class most. When one clause of the message made
+// it an opt-out, clause is that clause, and probabilities and top are its.
 func classify(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("optout classify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -51,14 +52,19 @@ func classify(args []string, getenv func(string) string, stdin io.Reader, stdout
 			Intent        string               `json:"intent"`
 			Matched       string               `json:"matched"`
 			By            string               `json:"by"`
+			Clause        string               `json:"clause,omitempty"`
 			Probabilities map[string]float64   `json:"probabilities,omitempty"`
 			Top           []model.Contribution `json:"top,omitempty"`
-		}{Text: text, Intent: string(r.Intent), Matched: r.Matched, By: "lists"}
+		}{Text: text, Intent: string(r.Intent), Matched: r.Matched, By: "lists", Clause: r.Clause}
 		if r.Model != nil {
 			out.By = "model"
 		}
 		if m := ms.inbound; m != nil {
-			p := m.Predict(text, nil)
+			scored := text // a clause that decided is what the figures explain
+			if r.Clause != "" {
+				scored = r.Clause
+			}
+			p := m.Predict(scored, nil)
 			out.Probabilities = map[string]float64{}
 			best := 0
 			for c, name := range m.Classes {
@@ -67,7 +73,7 @@ func classify(args []string, getenv func(string) string, stdin io.Reader, stdout
 					best = c
 				}
 			}
-			out.Top = rounded(m.Explain(text, best, *top))
+			out.Top = rounded(m.Explain(scored, best, *top))
 		}
 		if err := enc.Encode(out); err != nil {
 			return err

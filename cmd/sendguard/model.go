@@ -101,7 +101,8 @@ func (ms models) detector(cfg *config.Config) *optout.Detector {
 	if ms.inbound == nil {
 		return d
 	}
-	return d.WithModel(optout.Model{Scorer: ms.inbound, OptOutThreshold: cfg.OptOut.Model.OptOutThreshold, OptInThreshold: cfg.OptOut.Model.OptInThreshold})
+	return d.WithModel(optout.Model{Scorer: ms.inbound, OptOutThreshold: cfg.OptOut.Model.OptOutThreshold, OptInThreshold: cfg.OptOut.Model.OptInThreshold,
+		ClauseThreshold: cfg.OptOut.Model.ClauseThreshold})
 }
 
 // dataFlags collects repeated --data flags.
@@ -194,12 +195,13 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // evalIntent prints the figures of what serve decides: the built-in lists,
-// then the model at the default thresholds.
+// then the model at the default thresholds, on the message and its clauses.
 func evalIntent(m *model.Model, ex []model.Example, w io.Writer) error {
 	d := optout.New(optout.DefaultLists()).WithModel(optout.Model{Scorer: m})
 	classes := model.Classes(model.Inbound)
 	r := model.Evaluate(classes, ex, func(s string) int { return slices.Index(classes, string(d.Classify(s).Intent)) })
-	fmt.Fprintf(w, "\nas serve decides (the lists, then the model at opt_out >= %.2f, opt_in >= %.2f):\n", optout.DefaultOptOutThreshold, optout.DefaultOptInThreshold)
+	fmt.Fprintf(w, "\nas serve decides (the lists, then the model at opt_out >= %.2f, opt_in >= %.2f, a clause's opt_out >= %.2f):\n",
+		optout.DefaultOptOutThreshold, optout.DefaultOptInThreshold, optout.DefaultClauseThreshold)
 	fmt.Fprintf(w, "opt-out recall %.1f%%, false opt-outs %.2f%% of the other replies, false opt-ins %.2f%% of the other replies\n\n",
 		100*r.Recall(0), 100*r.Rate([]int{1, 2}, []int{0}), 100*r.Rate([]int{0, 2}, []int{1}))
 	r.Print(w)

@@ -211,7 +211,11 @@ type OptOutModel struct {
 	Path            string  `yaml:"path"`              // empty: the embedded model
 	OptOutThreshold float64 `yaml:"opt_out_threshold"` // probability of opt_out at which the reply opts out
 	OptInThreshold  float64 `yaml:"opt_in_threshold"`  // probability of opt_in at which it opts back in
-	Disabled        bool    `yaml:"disabled"`          // the lists alone
+	// ClauseThreshold: probability of opt_out at which one clause of a
+	// longer reply makes it an opt-out (optout.DefaultClauseThreshold);
+	// 1 turns the reading of clauses off.
+	ClauseThreshold float64 `yaml:"clause_threshold"`
+	Disabled        bool    `yaml:"disabled"` // the lists alone
 }
 
 // Events configures event delivery.
@@ -647,7 +651,8 @@ func (c *Config) validate() error {
 	for _, t := range []struct {
 		name string
 		v    float64
-	}{{"optout.model.opt_out_threshold", c.OptOut.Model.OptOutThreshold}, {"optout.model.opt_in_threshold", c.OptOut.Model.OptInThreshold}} {
+	}{{"optout.model.opt_out_threshold", c.OptOut.Model.OptOutThreshold}, {"optout.model.opt_in_threshold", c.OptOut.Model.OptInThreshold},
+		{"optout.model.clause_threshold", c.OptOut.Model.ClauseThreshold}} {
 		if t.v < 0 || t.v > 1 {
 			bad("%s %v: a probability, 0 (the default) to 1", t.name, t.v)
 		}

@@ -71,3 +71,25 @@ func intentFloors(t *testing.T, name string, ex []model.Example, floorAccuracy, 
 			name, 100*acc, 100*floorAccuracy, 100*recall, 100*floorOptOutRecall, 100*falseOut, 100*ceilFalseOptOut)
 	}
 }
+
+// TestClauseDecides: a reply whose stop request is one clause of a longer
+// message is an opt-out even when the whole message scores below the
+// threshold, and only through the clause (ClauseThreshold 1 turns that off).
+func TestClauseDecides(t *testing.T) {
+	m, err := model.Embedded(model.Inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const msg = "De la farmacia solo quería la receta, no un mensaje cada día. Quítenme de todo."
+	d := optout.New(optout.DefaultLists())
+	if s := m.Scores(msg); s.OptOut >= optout.DefaultOptOutThreshold {
+		t.Fatalf("the whole message scores opt_out %.3f: pick a message the clause decides", s.OptOut)
+	}
+	got := d.WithModel(optout.Model{Scorer: m}).Classify(msg)
+	if got.Intent != optout.OptOut || got.Clause != "Quítenme de todo" || got.Model == nil || got.Model.OptOut < optout.DefaultClauseThreshold {
+		t.Errorf("Classify(%q) = %+v, want opt_out by the clause %q", msg, got, "Quítenme de todo")
+	}
+	if got := d.WithModel(optout.Model{Scorer: m, ClauseThreshold: 1}).Classify(msg); got.Intent != optout.None || got.Clause != "" {
+		t.Errorf("Classify(%q) with clauses off = %+v, want none", msg, got)
+	}
+}

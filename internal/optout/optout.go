@@ -20,7 +20,12 @@
 // opt_out probability reaches Model.OptOutThreshold, else opt-in when its
 // opt_in probability reaches Model.OptInThreshold, else none. The lists
 // always decide alone where they speak, so carrier keywords stay exact and
-// deterministic.
+// deterministic. When the whole message is not an opt-out, its clauses
+// (Clauses) are read one by one: a clause whose opt_out probability reaches
+// Model.ClauseThreshold makes the message an opt-out, because a request to
+// stop decides a message that also thanks, explains or complains ("Thank
+// you for five years of service. I am closing my account and ask that you
+// do not contact me further.").
 package optout
 
 import (
@@ -81,8 +86,12 @@ type Result struct {
 	Intent  Intent `json:"intent"`
 	Matched string `json:"matched"`
 	// Model is set when the lists said nothing and the model was asked:
-	// its opt_out and opt_in probabilities.
+	// its opt_out and opt_in probabilities for the message, or, when a
+	// clause decided, for that clause.
 	Model *Scores `json:"model,omitempty"`
+	// Clause is the clause that made the message an opt-out, when the
+	// whole message did not.
+	Clause string `json:"clause,omitempty"`
 }
 
 // Scores are a model's probabilities for one message.
@@ -107,17 +116,32 @@ type Scorer interface {
 // opt-in lifts someone's opt-out, as costly, so it needs a confident one
 // (0.7 keeps false opt-ins under 0.5%). A false opt-out only suppresses
 // receipts until the person writes START: the cheaper error.
+//
+// A clause alone must be a confident opt-out (0.9): the model learned that
+// long stories are seldom opt-outs, so the stop request inside one scores
+// low on the whole message, but a clause is short and can be mistaken too.
+// Chosen on writers the model had not seen (each of the last two corpus
+// rounds, scored by the model trained before it): against the whole-message
+// threshold alone, 0.9 caught 2.0 and 4.1 points more opt-outs for 0.65 and
+// 0.55 points more false opt-outs, about twice the opt-outs per false one
+// that lowering OptOutThreshold buys.
 const (
 	DefaultOptOutThreshold = 0.4
 	DefaultOptInThreshold  = 0.7
+	DefaultClauseThreshold = 0.9
 )
 
+// MaxClauses bounds the clauses of one message that are scored.
+const MaxClauses = 16
+
 // Model is a Scorer and the probabilities at which its answer is taken.
-// A zero threshold means its default.
+// A zero threshold means its default; a ClauseThreshold of 1 turns the
+// reading of clauses off.
 type Model struct {
 	Scorer          Scorer
 	OptOutThreshold float64
 	OptInThreshold  float64
+	ClauseThreshold float64
 }
 
 // Detector classifies messages. It is immutable and safe for concurrent use.
@@ -184,6 +208,9 @@ func (d *Detector) WithModel(m Model) *Detector {
 	if m.OptInThreshold <= 0 {
 		m.OptInThreshold = DefaultOptInThreshold
 	}
+	if m.ClauseThreshold <= 0 {
+		m.ClauseThreshold = DefaultClauseThreshold
+	}
 	c.model = m
 	return &c
 }
@@ -200,8 +227,21 @@ func (d *Detector) Classify(text string) Result {
 	switch {
 	case s.OptOut >= d.model.OptOutThreshold:
 		r.Intent = OptOut
+		return r
 	case s.OptIn >= d.model.OptInThreshold:
 		r.Intent = OptIn
+	}
+	if d.model.ClauseThreshold >= 1 {
+		return r
+	}
+	cs := Clauses(text)
+	if len(cs) < 2 {
+		return r
+	}
+	for _, c := range cs[:min(len(cs), MaxClauses)] {
+		if cs := d.model.Scorer.Scores(c); cs.OptOut >= d.model.ClauseThreshold {
+			return Result{Intent: OptOut, Model: &cs, Clause: c}
+		}
 	}
 	return r
 }

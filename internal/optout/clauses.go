@@ -1,0 +1,84 @@
+package optout
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// sentenceEnds end a clause: sentence punctuation in the scripts the
+// corpus covers, and line breaks.
+const sentenceEnds = ".!?;\n…。？！؟؛।॥"
+
+// buts are the words for "but" that start a new clause after a comma
+// ("thanks for the delivery, but no more offers"), in the corpus's
+// languages.
+var buts = map[string]bool{
+	"but": true, "however": true, "pero": true, "mas": true, "mais": true, "aber": true, "но": true,
+	"ama": true, "fakat": true, "tapi": true, "tetapi": true, "لكن": true, "بس": true,
+	"ولكن": true, "लेकिन": true, "पर": true, "मगर": true, "مگر": true, "لیکن": true, "اما": true,
+	"kintu": true, "কিন্তু": true, "ஆனால்": true, "പക്ഷേ": true, "तर": true, "lekin": true, "magar": true,
+}
+
+// Clauses splits a message into the clauses Classify scores one by one:
+// at sentence punctuation and line breaks, at a dash between spaces, and
+// before a "but" that follows a comma. Clauses of fewer than three
+// non-space runes are dropped. A message with one clause returns it alone.
+func Clauses(text string) []string {
+	var out []string
+	add := func(c string) {
+		c = strings.TrimSpace(c)
+		if n := utf8.RuneCountInString(c) - strings.Count(c, " "); n >= 3 {
+			out = append(out, c)
+		}
+	}
+	for _, s := range strings.FieldsFunc(text, func(r rune) bool { return strings.ContainsRune(sentenceEnds, r) }) {
+		for _, part := range splitDashes(s) {
+			splitBut(part, add)
+		}
+	}
+	return out
+}
+
+// splitDashes splits at " - ", " – " and " — ".
+func splitDashes(s string) []string {
+	var out []string
+	for {
+		i := -1
+		for _, d := range []string{" - ", " – ", " — "} {
+			if j := strings.Index(s, d); j >= 0 && (i < 0 || j < i) {
+				i = j
+			}
+		}
+		if i < 0 {
+			return append(out, s)
+		}
+		out = append(out, s[:i])
+		s = strings.TrimLeftFunc(s[i+1:], func(r rune) bool { return r == '-' || r == '–' || r == '—' })
+	}
+}
+
+// splitBut calls add with each part of s, split before a word of buts
+// that follows a comma (Latin, Arabic or ideographic).
+func splitBut(s string, add func(string)) {
+	start := 0
+	for i := 0; i < len(s); {
+		j := strings.IndexAny(s[i:], ",،、")
+		if j < 0 {
+			break
+		}
+		j += i
+		_, size := utf8.DecodeRuneInString(s[j:])
+		rest := strings.TrimLeftFunc(s[j+size:], unicode.IsSpace)
+		w := rest
+		if k := strings.IndexFunc(rest, func(r rune) bool { return unicode.IsSpace(r) || r == ',' }); k >= 0 {
+			w = rest[:k]
+		}
+		if buts[strings.ToLower(w)] {
+			add(s[start:j])
+			start = len(s) - len(rest) + len(w)
+		}
+		i = j + size
+	}
+	add(s[start:])
+}

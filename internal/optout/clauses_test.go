@@ -1,0 +1,105 @@
+package optout
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func TestClauses(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"STOP", []string{"STOP"}},
+		{"ok", nil},
+		{"Thanks for the delivery. Please stop the offers!", []string{"Thanks for the delivery", "Please stop the offers"}},
+		{"thanks for the delivery, but no more offers", []string{"thanks for the delivery", "no more offers"}},
+		{"شكرا على التوصيل، لكن لا ترسلوا عروض", []string{"شكرا على التوصيل", "لا ترسلوا عروض"}},
+		{"धन्यवाद। अब मैसेज बंद करो", []string{"धन्यवाद", "अब मैसेज बंद करो"}},
+		{"ok so driving now - stop the freight updates", []string{"ok so driving now", "stop the freight updates"}},
+		{"line one\nline two", []string{"line one", "line two"}},
+		{"nothing but trouble, nothing", []string{"nothing but trouble, nothing"}},
+		{"a, b", []string{"a, b"}},
+	} {
+		if got := Clauses(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("Clauses(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// clauseScorer scores opt_out 1 for a text holding "STOPME" and opt_in 1
+// for "RESUME", counting its calls.
+type clauseScorer struct{ calls *atomic.Int64 }
+
+func (s clauseScorer) Scores(text string) Scores {
+	s.calls.Add(1)
+	var sc Scores
+	if strings.Contains(text, "STOPME") {
+		sc.OptOut = 1
+	}
+	if strings.Contains(text, "RESUME") {
+		sc.OptIn = 1
+	}
+	if strings.Contains(text, ".") || strings.Contains(text, "\n") {
+		sc.OptOut, sc.OptIn = sc.OptOut/4, sc.OptIn/4 // a long message dilutes both
+	}
+	return sc
+}
+
+func TestClassifyClauses(t *testing.T) {
+	calls := &atomic.Int64{}
+	d := New(DefaultLists()).WithModel(Model{Scorer: clauseScorer{calls}})
+	many := strings.Repeat("thanks. ", 40) + "STOPME now."
+	for _, tc := range []struct {
+		in     string
+		want   Intent
+		clause string
+	}{
+		{"thanks for the delivery. STOPME please.", OptOut, "STOPME please"},
+		{"RESUME them. Actually no, STOPME.", OptOut, "Actually no, STOPME"}, // opt-out wins
+		{"thanks for the delivery. all good.", None, ""},
+		{"STOPME", OptOut, ""},      // the whole message decides; no clause
+		{"unsubscribe", OptOut, ""}, // the lists decide alone
+		{many, None, ""},            // past MaxClauses
+	} {
+		got := d.Classify(tc.in)
+		if got.Intent != tc.want || got.Clause != tc.clause {
+			t.Errorf("Classify(%q) = %+v, want %s (clause %q)", tc.in, got, tc.want, tc.clause)
+		}
+	}
+	calls.Store(0)
+	d.Classify(many)
+	if n := calls.Load(); n != 1+MaxClauses {
+		t.Errorf("Classify of %d clauses scored %d texts, want %d", len(Clauses(many)), n, 1+MaxClauses)
+	}
+}
+
+// TestClassifyClausesConcurrent classifies multilingual replies from many
+// goroutines (under -race in CI) and wants the sequential answers.
+func TestClassifyClausesConcurrent(t *testing.T) {
+	d := New(DefaultLists()).WithModel(Model{Scorer: clauseScorer{&atomic.Int64{}}})
+	msgs := []string{
+		"شكرا على التوصيل، لكن STOPME يا جماعة.", "धन्यवाद। STOPME करो 🙏", "Teşekkürler. STOPME lütfen",
+		"ok 👍. see you", "e\u0301te\u0301. STOPME", "नमस्ते। RESUME करें", "merci, mais STOPME",
+	}
+	want := make([]Result, len(msgs))
+	for i, m := range msgs {
+		want[i] = d.Classify(m)
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := (g + i) % len(msgs)
+				if got := d.Classify(msgs[k]); got.Intent != want[k].Intent || got.Clause != want[k].Clause {
+					t.Errorf("Classify(%q) = %+v, want %+v", msgs[k], got, want[k])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
