@@ -235,6 +235,7 @@ func TestValidationErrors(t *testing.T) {
 		{"suppression of unknown instance", "suppressions: [{instance: x, phone: '+1'}]", "unknown instance"},
 		{"opt-out threshold over 1", "optout: {model: {opt_out_threshold: 1.5}}", "optout.model.opt_out_threshold"},
 		{"negative opt-in threshold", "optout: {model: {opt_in_threshold: -0.1}}", "optout.model.opt_in_threshold"},
+		{"clause threshold over 1", "optout: {model: {clause_threshold: 1.01}}", "optout.model.clause_threshold"},
 		{"NUL in an instance id", "accounts: [{id: a}]\ninstances: [{id: \"\\0shadow\\0i\", account: a, plan: starter}]", "control characters"},
 		{"space in an instance id", "accounts: [{id: a}]\ninstances: [{id: 'inst 1', account: a, plan: starter}]", "spaces"},
 		{"slash in an account id", "accounts: [{id: a/b}]", "slashes"},
