@@ -21,6 +21,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -159,11 +160,19 @@ const (
 
 // Scanner computes Signals.
 type Scanner struct {
+	scratch    sync.Pool // *scanScratch
 	trie       *ahocorasick.Trie
 	patterns   []pattern // by pattern index
 	shorteners map[string]bool
 	model      *model.Model
 	classes    [5]int // index in the model's probabilities of each model signal, -1 when absent
+}
+
+// scanScratch is one Scan's reusable memory.
+type scanScratch struct {
+	text   []byte   // the normalised text, for the trie
+	words  []string // its words
+	starts []int    // their byte offsets
 }
 
 type pattern struct {
@@ -260,15 +269,28 @@ func (s *Scanner) Scan(msg string) Signals {
 	} else {
 		norm = fold(text)
 	}
-	words := strings.Fields(norm)
-	// Word start offsets, ascending, to turn byte matches into word
-	// positions (norm has single spaces between words).
-	starts := make([]int, len(words))
-	off := 0
-	for i, w := range words {
-		starts[i] = off
-		off += len(w) + 1
+	sx, _ := s.scratch.Get().(*scanScratch)
+	if sx == nil {
+		sx = new(scanScratch)
 	}
+	defer s.scratch.Put(sx)
+	// The words of norm and their start offsets, ascending, to turn byte
+	// matches into word positions (norm has single spaces between words).
+	words, starts := sx.words[:0], sx.starts[:0]
+	for off := 0; off < len(norm); {
+		end := strings.IndexByte(norm[off:], ' ')
+		if end < 0 {
+			end = len(norm)
+		} else {
+			end += off
+		}
+		if end > off {
+			words, starts = append(words, norm[off:end]), append(starts, off)
+		}
+		off = end + 1
+	}
+	sx.words, sx.starts = words, starts
+	defer clear(sx.words) // no message text kept alive in the pool
 	// First pass: every match on word boundaries, and the context they
 	// are read in (neutral phrases, an internal audience, settled amounts).
 	type hit struct {
@@ -282,12 +304,13 @@ func (s *Scanner) Scan(msg string) Signals {
 	var settled []int    // word index of each settled anchor
 	var negated []int    // word index just after each negation
 	internal := false
-	for _, m := range s.trie.MatchString(norm) {
-		start, end := int(m.Pos()), int(m.Pos())+len(m.Match())
+	sx.text = append(sx.text[:0], norm...)
+	s.trie.Walk(sx.text, func(last, n, pi int64) bool {
+		start, end := int(last-n+1), int(last+1)
 		if start > 0 && norm[start-1] != ' ' || end < len(norm) && norm[end] != ' ' {
-			continue // not on word boundaries
+			return true // not on word boundaries
 		}
-		p := s.patterns[m.Pattern()]
+		p := s.patterns[pi]
 		w, _ := slices.BinarySearch(starts, start) // start is on a word boundary
 		for _, c := range p.cats {
 			switch c {
@@ -303,7 +326,8 @@ func (s *Scanner) Scan(msg string) Signals {
 				hits = append(hits, hit{cat: c, start: start, end: end, word: w, next: w + p.words})
 			}
 		}
-	}
+		return true
+	})
 	// The settled scope: the anchor's sentence, and a sentence next to it
 	// that has no call to action ("Coupon X applied. Total after
 	// discount: …" settles; "… applied. Mega sale, shop now" does not).
@@ -531,24 +555,46 @@ func isOneTimeCode(w string) bool { d, l := digits(w); return l == 0 && d >= 4 &
 func isDiscountCode(w string) bool { d, l := digits(w); return d > 0 && l > 0 && len(w) >= 4 }
 
 // links counts URL-looking tokens and those whose host is a shortener, and
-// returns msg without them (a URL's words are not the message's words).
+// returns msg without them (a URL's words are not the message's words):
+// its other fields, each followed by a space, or msg itself when it has no
+// link (the same words; FuzzNormalizeWords).
+// The message without its links is built only when it has one: most
+// messages have none, and their tokens are not lower-cased (a link holds
+// a "." or a ":").
 func (s *Scanner) links(msg string) (links, shortened int, rest string) {
+	for tok := range strings.FieldsSeq(msg) {
+		if l, sh := s.link(tok); l {
+			links++
+			if sh {
+				shortened++
+			}
+		}
+	}
+	if links == 0 {
+		return 0, 0, msg
+	}
 	var b strings.Builder
-	for _, tok := range strings.Fields(msg) {
-		host := strings.ToLower(strings.TrimRight(tok, ".,;:!?)"))
-		if i := strings.Index(host, "://"); i >= 0 {
-			host = host[i+3:]
-		} else if !strings.HasPrefix(host, "www.") && !s.shorteners[hostOf(host)] {
+	for tok := range strings.FieldsSeq(msg) {
+		if l, _ := s.link(tok); !l {
 			b.WriteString(tok)
 			b.WriteByte(' ')
-			continue
-		}
-		links++
-		if s.shorteners[hostOf(strings.TrimPrefix(host, "www."))] {
-			shortened++
 		}
 	}
 	return links, shortened, b.String()
+}
+
+// link reports whether tok is a URL and whether its host is a shortener.
+func (s *Scanner) link(tok string) (link, shortener bool) {
+	if !strings.ContainsAny(tok, ".:") {
+		return false, false
+	}
+	host := strings.ToLower(strings.TrimRight(tok, ".,;:!?)"))
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	} else if !strings.HasPrefix(host, "www.") && !s.shorteners[hostOf(host)] {
+		return false, false
+	}
+	return true, s.shorteners[hostOf(strings.TrimPrefix(host, "www."))]
 }
 
 func hostOf(s string) string {
