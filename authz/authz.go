@@ -79,7 +79,8 @@ type Server struct {
 	tracer trace.Tracer // nil: tracing off, Check creates nothing
 	prop   propagation.TextMapPropagator
 
-	late *ResponseServer // nil: a decision Envoy gave up on keeps what it took
+	late         *ResponseServer // nil: a decision Envoy gave up on keeps what it took
+	storeRefunds chan struct{}   // a slot per refund of a failed take in flight
 }
 
 // WithLateRefunds makes a send that Envoy gave up on before it was decided
@@ -92,17 +93,40 @@ type Server struct {
 // once. A decision answered just before Envoy's own timer fired is not:
 // sendguard's deadline is the later of the two.
 func (s *Server) WithLateRefunds(r *ResponseServer) *Server {
-	s.late = r
+	s.late, s.storeRefunds = r, make(chan struct{}, maxStoreRefunds)
 	return s
 }
 
-// lateRefund refunds res when Envoy gave up on it (see WithLateRefunds).
+// lateRefund refunds res when Envoy gave up on it (see WithLateRefunds),
+// and when the store's take failed after it may have counted the send
+// (decision.Result.TakeFailed): the client is answered
+// policy_check_unavailable and may send again, which must not cost twice.
+// That refund runs in the background, at most maxStoreRefunds at once (a
+// store that fails every take is not sent twice the calls), so the 503
+// does not wait for it; one that finds no receipt refunds nothing.
 func (s *Server) lateRefund(ctx context.Context, res decision.Result, failed bool) {
-	if s.late == nil || ctx.Err() == nil || !res.Send || res.Instance == "" || res.ID == "" || !(res.Allowed || failed) {
+	if s.late == nil || !res.Send || res.Instance == "" || res.ID == "" {
 		return
 	}
-	s.late.refund(ctx, res.Instance, res.ID, 0, "ext_authz_timeout")
+	switch {
+	case ctx.Err() != nil && (res.Allowed || failed):
+		s.late.refund(ctx, res.Instance, res.ID, 0, "ext_authz_timeout")
+	case failed && res.TakeFailed:
+		select {
+		case s.storeRefunds <- struct{}{}:
+		default:
+			s.late.skipped("store_error")
+			return
+		}
+		go func() {
+			defer func() { <-s.storeRefunds }()
+			s.late.refund(context.WithoutCancel(ctx), res.Instance, res.ID, 0, "store_error")
+		}()
+	}
 }
+
+// maxStoreRefunds bounds the refunds of failed takes in flight.
+const maxStoreRefunds = 64
 
 type metrics struct {
 	results  *prometheus.CounterVec

@@ -126,7 +126,8 @@ func (s *ResponseServer) WithRefunds(r Refunder, now func() time.Time) *Response
 //	sendguard_refunds_total{result}  refunds of failed sends: refunded (given
 //	        back), unknown (no receipt: expired, or an id that took
 //	        nothing), duplicate (refunded before), error (the store failed:
-//	        the send stays counted; the log has its decision id)
+//	        the send stays counted; the log has its decision id), skipped
+//	        (a failed take's refund not tried: too many in flight)
 func (s *ResponseServer) WithMetrics(reg prometheus.Registerer) *ResponseServer {
 	s.m = &responseMetrics{replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sendguard_send_failures_total",
@@ -134,16 +135,24 @@ func (s *ResponseServer) WithMetrics(reg prometheus.Registerer) *ResponseServer 
 	}, []string{"by", "status"})}
 	s.m.refunds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sendguard_refunds_total",
-		Help: "Refunds of allowed sends that failed, by result: refunded (quota, tokens and abuse counts given back), unknown (no receipt), duplicate (refunded before), error (the store failed; the send stays counted).",
+		Help: "Refunds of allowed sends that failed, of sends Envoy gave up on, and of sends whose store take failed, by result: refunded (quota, tokens and abuse counts given back), unknown (no receipt), duplicate (refunded before), error (the store failed; the send stays counted), skipped (a failed take's refund not tried: too many in flight).",
 	}, []string{"result"})
 	for _, st := range s.failures {
 		s.m.replaced.WithLabelValues("sender", strconv.Itoa(st)) // export zeros
 	}
-	for _, r := range []string{store.Refunded.String(), store.RefundUnknown.String(), store.RefundDuplicate.String(), "error"} {
+	for _, r := range []string{store.Refunded.String(), store.RefundUnknown.String(), store.RefundDuplicate.String(), "error", "skipped"} {
 		s.m.refunds.WithLabelValues(r) // export zeros: an alert on increase() sees the first error
 	}
 	reg.MustRegister(s.m.replaced, s.m.refunds)
 	return s
+}
+
+// skipped counts a refund not tried, and logs it.
+func (s *ResponseServer) skipped(by string) {
+	s.log.Warn("refund skipped: too many in flight; the send may stay counted", "by", by)
+	if s.m != nil {
+		s.m.refunds.WithLabelValues("skipped").Inc()
+	}
 }
 
 // refund gives back what decision id of instance took, logs and counts

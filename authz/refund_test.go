@@ -263,3 +263,78 @@ func TestLateRefund(t *testing.T) {
 		t.Errorf("refund log lines %q: %d refunded by ext_authz_timeout, want %d", dlog.lines, refunded, late)
 	}
 }
+
+// replyLost is a store whose take of a send counts it and then fails, as a
+// Redis script that ran but whose reply missed the timeout does, or a
+// write whose WAIT missed its replicas.
+type replyLost struct{ *store.Memory }
+
+func (r replyLost) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	if _, err := r.Memory.TakeSend(ctx, s, now); err != nil {
+		return abuse.Outcome{}, err
+	}
+	return abuse.Outcome{}, errors.New("reply lost")
+}
+
+// TestStoreErrorRefund: a send whose store take failed after counting it
+// is answered policy_check_unavailable and refunded in the background, so
+// the client's retry does not cost twice. 48 multilingual sends at once.
+func TestStoreErrorRefund(t *testing.T) {
+	limits := limiter.Limits{Daily: 1000, Monthly: 2000, Rate: 1000, Burst: 1000}
+	var mem *store.Memory
+	d, st, now := newDecider(t, limits, func(o *decision.Options) {
+		inst := o.Instances["inst_12345"]
+		inst.Abuse = abuse.Limits{FanOutWindow: time.Minute, FanOutThrottle: 1000, PairPerMinute: 10}
+		o.Instances["inst_12345"] = inst
+		mem = o.State.(*store.Memory)
+		o.Abuse = replyLost{mem}
+	})
+	reg := prometheus.NewRegistry()
+	var dlog refundLines
+	rs := NewResponseServer([]int{500, 502, 503, 504}, nil).WithRefunds(st, func() time.Time { return *now }).WithMetrics(reg).WithRefundLog(&dlog)
+	srv := NewServer(d, nil).WithLateRefunds(rs)
+	texts := []string{"تم شحن طلبك رقم %d", "आपका ऑर्डर %d भेज दिया गया है", "Siparişiniz %d kargoya verildi 📦", "Order %d: café ré\u0301sumé ✅"}
+	const sends = 48
+	var wg sync.WaitGroup
+	for i := range sends {
+		wg.Go(func() {
+			body := fmt.Sprintf(`{"instance_id":"inst_12345","phone":"+9665012%05d","message":%q,"message_purpose":"transactional"}`, i, fmt.Sprintf(texts[i%len(texts)], i))
+			resp, err := srv.Check(context.Background(), checkRequest("POST", "/api/send-message", "Bearer key-demo", body))
+			if err != nil || resp.GetDeniedResponse().GetStatus().GetCode() != 503 {
+				t.Errorf("Check(send %d) = %v, %v; want 503 policy_check_unavailable", i, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+	// The refunds run in the background; each holds a slot until done.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		dlog.mu.Lock()
+		n := len(dlog.lines)
+		dlog.mu.Unlock()
+		if n+int(testutil.ToFloat64(rs.m.refunds.WithLabelValues("skipped"))) == sends && len(srv.storeRefunds) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d refund lines after 10s, want %d", n, sends)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	skipped := int(testutil.ToFloat64(rs.m.refunds.WithLabelValues("skipped")))
+	refunded := int(testutil.ToFloat64(rs.m.refunds.WithLabelValues("refunded")))
+	if refunded+skipped != sends || refunded == 0 {
+		t.Errorf("refunded %d and skipped %d of %d failed takes, want all refunded or skipped", refunded, skipped, sends)
+	}
+	for _, l := range dlog.lines {
+		if !strings.HasSuffix(l, " refunded 0 store_error <nil>") {
+			t.Errorf("refund line %q, want refunded by store_error", l)
+		}
+	}
+	u, err := mem.Usage(context.Background(), "inst_12345", limits, *now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.DailyUsed != int64(skipped) {
+		t.Errorf("daily use after %d failed takes (%d refunds skipped) = %d, want %d", sends, skipped, u.DailyUsed, skipped)
+	}
+}

@@ -235,6 +235,12 @@ type Result struct {
 
 	AutoPaused bool // this answer paused the instance for review
 
+	// TakeFailed is set with an error from the store's take of a send
+	// with a receipt (the abuse path): the store may have counted it
+	// before failing (a Redis reply past the timeout, a WAIT that missed
+	// its replicas), so a refund of ID gives back whatever it took.
+	TakeFailed bool
+
 	// For the decision log: the canonical path decided on; the policy's
 	// input and its own answer (PolicyCode: "" allowed, or its error code;
 	// the final Code may come from a later step), both set when the policy
@@ -496,6 +502,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	res.StoreTime += time.Since(storeStart)
 	endSpan(span, err)
 	if err != nil {
+		res.TakeFailed = true
 		return res, fmt.Errorf("take send of %s: %w", inst.ID, err)
 	}
 	switch {
