@@ -79,7 +79,7 @@ func TestDecideSpans(t *testing.T) {
 	}
 	f.d.SetTracer(nil)
 	off := testing.AllocsPerRun(200, func() { f.d.Decide(ctx, req) })
-	if traced != off {
-		t.Errorf("Decide without a recording span = %.0f allocations, without a tracer %.0f; want equal", traced, off)
+	if traced != off && !(raceEnabled && traced-off <= 1 && off-traced <= 1) {
+		t.Errorf("Decide without a recording span = %.0f allocations, without a tracer %.0f; want equal (within 1 under -race)", traced, off)
 	}
 }
