@@ -45,10 +45,11 @@ func TestMemoUniqueMix(t *testing.T) {
 	// Keyed on the text, nearly every input would miss (919 distinct texts
 	// in 976 inputs); keyed on the scored signals, 310, as many as the
 	// default mix's repeated texts give (312; 2026-11); with the length in
-	// the key, 409.
-	if first.Misses > uint64(len(ins)/3) {
+	// the key, 409. The models retrained on corpus rounds 6 and 7 spread
+	// their probabilities over more 5-point steps: 335.
+	if limit := uint64(len(ins) * 3 / 8); first.Misses > limit {
 		t.Errorf("%d inputs of %d distinct texts: %d memo misses (%d entries), want at most %d: unique texts fall off the memo",
-			len(ins), len(texts), first.Misses, first.Entries, len(ins)/3)
+			len(ins), len(texts), first.Misses, first.Entries, limit)
 	}
 	var wg sync.WaitGroup
 	for g := range 8 {
