@@ -85,7 +85,7 @@ type Embedded struct {
 	// hashes under supMu BEFORE its commit, so once the write returns
 	// every later Suppressed finds the hash and confirms it in the file; a
 	// deletion leaves its hash (a read confirms it false) until the next
-	// open. Built at open by one cursor scan; nil once closed.
+	// open. Built at open by two cursor scans; nil once closed.
 	sup     atomic.Pointer[supIndex]
 	supMu   sync.Mutex
 	supSeed maphash.Seed
@@ -215,16 +215,24 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 	}
 	paused := map[string]struct{}{}
 	seed := maphash.MakeSeed()
-	var sups []uint64
+	var sups *supIndex
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox, bMeta, bReceipts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		c := tx.Bucket(bSup).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			sups = append(sups, maphash.Bytes(seed, k))
+		b := tx.Bucket(bSup)
+		var err error
+		sups, err = scanSupIndex(b.Stats().KeyN, func(yield func(uint64)) error {
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				yield(maphash.Bytes(seed, k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		return tx.Bucket(bPaused).ForEach(func(k, _ []byte) error {
 			paused[string(k)] = struct{}{}
@@ -243,7 +251,7 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		supSeed: seed,
 	}
 	e.paused.Store(&paused)
-	e.sup.Store(newSupIndex(sups))
+	e.sup.Store(sups)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
