@@ -51,9 +51,12 @@ import (
 // covers are deleted; OpenEmbedded replays what remains. A denial writes
 // nothing: its refill arithmetic is recomputed.
 //
-// Suppressions, pauses and the outbox are in the bbolt file only, written
+// Suppressions, pauses and the outbox are in the bbolt file, written
 // through bbolt's group commit (DB.Batch) and fsync'd before the call
 // returns, in both modes: they are rare, and an opt-out must never be lost.
+// Decisions read pauses from a copy in memory, and suppressions through an
+// index in memory (supIndex) that answers a recipient who is not
+// suppressed without reading the file.
 //
 // bbolt locks its file: one process at a time. Replicas share state through
 // the Redis store instead.
