@@ -16,11 +16,11 @@ import (
 // costs a read, never a wrong answer.
 //
 // It is compact, about 2 bytes a suppression: the hash's top b bits pick
-// a bucket (dir holds where each bucket starts in fps, about 32 hashes
+// a bucket (dir holds where each bucket starts in fps; 16 to 32 hashes
 // each at open), and the 16 bits after them are kept in fps, sorted within
 // the bucket. A hash not suppressed matches some fingerprint of its bucket
-// about once in 2,000 lookups (a needless read of the file). The hashes
-// added since the last merge are kept whole in recent, sorted.
+// in at most about one lookup in 2,000 (a needless read of the file). The
+// hashes added since the last merge are kept whole in recent, sorted.
 //
 // A supIndex is never modified once published: writers build the next one
 // (with) and swap the pointer, so lookups take no lock. with merges recent
@@ -44,7 +44,8 @@ const recentMax = 1024
 // bucket and fingerprint of h in an index of b bucket bits.
 func split(h uint64, b uint8) (uint64, uint16) { return h >> (64 - b), uint16(h >> (48 - b)) }
 
-// bucketBits is b for an index of n hashes: about 32 hashes a bucket.
+// bucketBits is b for an index of n hashes: 16 to 32 hashes a bucket
+// (at least 256 buckets).
 func bucketBits(n int) uint8 { return uint8(min(max(8, bits.Len(uint(n/32))), 28)) }
 
 // scanSupIndex builds the index of the hashes scan yields. It calls scan
