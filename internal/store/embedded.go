@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"maps"
@@ -50,9 +51,12 @@ import (
 // covers are deleted; OpenEmbedded replays what remains. A denial writes
 // nothing: its refill arithmetic is recomputed.
 //
-// Suppressions, pauses and the outbox are in the bbolt file only, written
+// Suppressions, pauses and the outbox are in the bbolt file, written
 // through bbolt's group commit (DB.Batch) and fsync'd before the call
 // returns, in both modes: they are rare, and an opt-out must never be lost.
+// Decisions read pauses from a copy in memory, and suppressions through an
+// index in memory (supIndex) that answers a recipient who is not
+// suppressed without reading the file.
 //
 // bbolt locks its file: one process at a time. Replicas share state through
 // the Redis store instead.
@@ -77,6 +81,17 @@ type Embedded struct {
 	// modified, under pausedMu, after the bucket's commit.
 	paused   atomic.Pointer[map[string]struct{}]
 	pausedMu sync.Mutex
+
+	// sup indexes the suppressions bucket (see supIndex), for Suppressed
+	// on every decision without a bbolt read transaction for a recipient
+	// who is not suppressed. Every writer of the bucket adds its keys'
+	// hashes under supMu BEFORE its commit, so once the write returns
+	// every later Suppressed finds the hash and confirms it in the file; a
+	// deletion leaves its hash (a read confirms it false) until the next
+	// open. Built at open by two cursor scans; nil once closed.
+	sup     atomic.Pointer[supIndex]
+	supMu   sync.Mutex
+	supSeed maphash.Seed
 
 	// A decision appends its record to pending under its instance's lock
 	// and walMu (a short critical section that fixes the record's place in
@@ -202,11 +217,25 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		db.MaxBatchSize = o.MaxBatchSize
 	}
 	paused := map[string]struct{}{}
+	seed := maphash.MakeSeed()
+	var sups *supIndex
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bQuota, bSup, bPaused, bOutbox, bMeta, bReceipts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		b := tx.Bucket(bSup)
+		var err error
+		sups, err = scanSupIndex(b.Stats().KeyN, func(yield func(uint64)) error {
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				yield(maphash.Bytes(seed, k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		return tx.Bucket(bPaused).ForEach(func(k, _ []byte) error {
 			paused[string(k)] = struct{}{}
@@ -222,8 +251,10 @@ func OpenEmbedded(path string, o EmbeddedOptions) (*Embedded, error) {
 		log: o.Log, always: o.Sync == SyncAlways, noSync: o.NoSync,
 		quota: make(map[string]*instanceState), dirty: make(map[string]struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}),
+		supSeed: seed,
 	}
 	e.paused.Store(&paused)
+	e.sup.Store(sups)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -725,6 +756,9 @@ func (e *Embedded) Close() error {
 		}
 		e.closeErr = errors.Join(err, cerr, e.db.Close())
 		e.paused.Store(nil) // Paused fails from now on, as the file's reads do
+		e.supMu.Lock()
+		e.sup.Store(nil) // and Suppressed, and the writers of suppressions
+		e.supMu.Unlock()
 	})
 	return e.closeErr
 }
@@ -1023,8 +1057,18 @@ func decodeSup(k, v []byte) (Suppression, error) {
 	return s, nil
 }
 
-// Suppressed reports whether phone is suppressed for instance.
+// Suppressed reports whether phone is suppressed for instance. A
+// recipient who is not suppressed is answered from the in-memory index
+// (sup), without a read of the file and without an allocation; a
+// candidate the index holds is confirmed by a bbolt read.
 func (e *Embedded) Suppressed(_ context.Context, instance, phone string) (bool, error) {
+	x := e.sup.Load()
+	if x == nil {
+		return false, errClosed
+	}
+	if !x.has(supHash(e.supSeed, instance, phone)) {
+		return false, nil
+	}
 	var ok bool
 	err := e.db.View(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bSup).Get(supKey(instance, phone)) != nil
@@ -1049,12 +1093,35 @@ func (e *Embedded) Suppression(_ context.Context, instance, phone string) (Suppr
 	return s, err
 }
 
-// PutSuppression adds or replaces a suppression, durably.
+// PutSuppression adds or replaces a suppression, durably: Suppressed
+// answers true once it returns.
 func (e *Embedded) PutSuppression(_ context.Context, s Suppression) error {
 	v := encodeSup(s)
+	k := supKey(s.Instance, s.Phone)
+	if err := e.index([]uint64{maphash.Bytes(e.supSeed, k)}); err != nil {
+		return err
+	}
 	return e.db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(bSup).Put(supKey(s.Instance, s.Phone), v)
+		return tx.Bucket(bSup).Put(k, v)
 	})
+}
+
+// errClosed is what the in-memory reads return once the store is closed,
+// as the file's reads do.
+var errClosed = errors.New("embedded store is closed")
+
+// index adds hs (sorted) to the suppression index. Call it before the
+// commit that writes their keys, so that the commit is never visible in
+// the file while Suppressed would still answer false from memory.
+func (e *Embedded) index(hs []uint64) error {
+	e.supMu.Lock()
+	defer e.supMu.Unlock()
+	x := e.sup.Load()
+	if x == nil {
+		return errClosed
+	}
+	e.sup.Store(x.with(hs))
+	return nil
 }
 
 // AddSuppressions adds every suppression of sups not in the store yet,
@@ -1083,8 +1150,17 @@ func (e *Embedded) AddSuppressions(_ context.Context, sups []Suppression) (int, 
 		return a.i - b.i
 	})
 	added := 0
+	hs := make([]uint64, 0, min(AddChunk, len(keys)))
 	for start := 0; start < len(keys); start += AddChunk {
 		chunk := keys[start:min(start+AddChunk, len(keys))]
+		hs = hs[:0]
+		for _, kv := range chunk {
+			hs = append(hs, maphash.Bytes(e.supSeed, kv.k))
+		}
+		slices.Sort(hs)
+		if err := e.index(hs); err != nil {
+			return added, fmt.Errorf("add suppressions: %w", err)
+		}
 		n := 0
 		err := e.db.Update(func(tx *bolt.Tx) error {
 			n = 0
@@ -1111,7 +1187,10 @@ func (e *Embedded) AddSuppressions(_ context.Context, sups []Suppression) (int, 
 	return added, nil
 }
 
-// DeleteSuppression removes a suppression, or returns ErrNotFound.
+// DeleteSuppression removes a suppression, or returns ErrNotFound. Its
+// hash stays in the index until the next open (8 bytes; a Suppressed of it
+// reads the file and answers false): taking it out after the commit could
+// race a PutSuppression of the same recipient, whose hash must stay.
 func (e *Embedded) DeleteSuppression(_ context.Context, instance, phone string) error {
 	return e.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bSup)
@@ -1145,7 +1224,7 @@ func (e *Embedded) Suppressions(_ context.Context, instance string) ([]Suppressi
 func (e *Embedded) Paused(_ context.Context, instance string) (bool, error) {
 	m := e.paused.Load()
 	if m == nil {
-		return false, errors.New("embedded store is closed")
+		return false, errClosed
 	}
 	_, p := (*m)[instance]
 	return p, nil

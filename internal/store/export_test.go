@@ -18,6 +18,9 @@ func (e *Embedded) Crash() {
 		e.wal.Close()
 		e.syncMu.Unlock()
 		e.db.Close()
+		e.supMu.Lock()
+		e.sup.Store(nil)
+		e.supMu.Unlock()
 		e.closeErr = errors.New("crashed")
 	})
 }
