@@ -290,7 +290,7 @@ func decodeMessage(b []byte, md protoreflect.MessageDescriptor, depth int, h *ht
 	}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || num > protowire.MaxValidNumber { // an end group: checkField's ConsumeFieldValue rejects it
+		if n < 0 || num > protowire.MaxValidNumber { // an end group too, below
 			return errWire
 		}
 		b = b[n:]
