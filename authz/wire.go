@@ -201,7 +201,34 @@ func decodeRequestField(num protowire.Number, v []byte, depth int, h *httpFields
 	if num != fieldHTTP {
 		return false, nil
 	}
+	if h.headers == nil {
+		if n := countHeaders(v); n > 0 {
+			h.headers = make(map[string]string, n)
+		}
+	}
 	return true, decodeMessage(v, mdHTTP, depth, h, decodeHTTPField)
+}
+
+// countHeaders is how many entries of the headers map the HttpRequest b
+// holds (up to where it is malformed): the size of the map to make.
+func countHeaders(b []byte) int {
+	count := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		if num == fieldHeaders && typ == protowire.BytesType {
+			count++
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+	}
+	return count
 }
 
 func decodeHTTPField(num protowire.Number, v []byte, depth int, h *httpFields) (bool, error) {
@@ -266,8 +293,8 @@ func decodeHeader(b []byte, h *httpFields) error {
 		}
 		b = b[n:]
 	}
-	if h.headers == nil {
-		h.headers = make(map[string]string, 16)
+	if h.headers == nil { // countHeaders found none: malformed data, to be rejected
+		h.headers = make(map[string]string)
 	}
 	h.headers[key] = value
 	return nil
