@@ -1,6 +1,9 @@
 // Package authz is sendguard's Envoy ext_authz v3 gRPC service. It is thin:
 // Check turns a CheckRequest into a decision.Request, decides, and turns the
 // decision.Result into a CheckResponse. Envoy protobuf types stay here.
+// Over gRPC (Register, ServerCodec) the decision.Request is read straight
+// from the wire bytes (decodeCheck, wire.go), not from an unmarshalled
+// CheckRequest; both roads meet before the decision.
 //
 // An allowed send goes upstream with x-sendguard-decision-id,
 // x-sendguard-risk-score, x-sendguard-purpose and x-sendguard-phone (the

@@ -30,10 +30,10 @@ import (
 // in-process callers) and the wire path meet in Server.check, so they
 // cannot decide differently.
 
-// ServerCodec is the grpc.ServerOption a server that Register's the
-// Authorization service on must be built with: it decodes the Check
-// method's request with decodeCheck and hands every other message (the
-// responses, ext_proc, health) to gRPC's proto codec unchanged.
+// ServerCodec is the grpc.ServerOption to build a server for Register
+// with: it decodes the Check method's request with decodeCheck and hands
+// every other message (the responses, ext_proc, health) to gRPC's proto
+// codec unchanged.
 func ServerCodec() grpc.ServerOption {
 	return grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(proto.Name)})
 }
