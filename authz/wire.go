@@ -135,7 +135,7 @@ const (
 )
 
 // httpFields is what decodeCheck collects of the HttpRequest, the fields
-// merged as proto.Unmarshal merges them: a repeated scalar's last value
+// merged as proto.Unmarshal merges them: a scalar field's last value
 // wins, map entries accumulate (a duplicate key's last wins).
 type httpFields struct {
 	method, path, body string
