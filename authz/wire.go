@@ -335,6 +335,11 @@ func decodeMessage(b []byte, md protoreflect.MessageDescriptor, depth int, h *ht
 				continue
 			}
 		}
+		if md == mdHTTP && num == fieldHeaders && h.headers == nil {
+			// proto.Unmarshal makes the map as soon as the field
+			// appears, whatever its wire type: empty, not nil.
+			h.headers = map[string]string{}
+		}
 		n, err := checkField(md.Fields().ByNumber(num), num, typ, b, depth)
 		if err != nil {
 			return err

@@ -234,6 +234,7 @@ func wireCases(t testing.TB) []struct {
 				str(fieldPath, "/api/send-message"),
 				field(fieldHeaders, cat(protowire.AppendVarint(tag(nil, 1, protowire.VarintType), 1), str(2, "v")))))))),
 		},
+		{"headers of the wrong wire type only: an empty map", inHTTP(protowire.AppendFixed64(tag(nil, fieldHeaders, protowire.Fixed64Type), 1))},
 		{"not UTF-8: method", inHTTP(str(fieldMethod, "PO\xffST"))},
 		{"not UTF-8: path", inHTTP(str(fieldPath, "/api/\xc3"))},
 		{"not UTF-8: body", inHTTP(str(fieldBody, "{\"message\":\"\xed\xa0\x80\"}"))},
