@@ -1,6 +1,9 @@
 // Package authz is sendguard's Envoy ext_authz v3 gRPC service. It is thin:
 // Check turns a CheckRequest into a decision.Request, decides, and turns the
 // decision.Result into a CheckResponse. Envoy protobuf types stay here.
+// Over gRPC (Register, ServerCodec) the decision.Request is read straight
+// from the wire bytes (decodeCheck, wire.go), not from an unmarshalled
+// CheckRequest; both roads meet before the decision.
 //
 // An allowed send goes upstream with x-sendguard-decision-id,
 // x-sendguard-risk-score, x-sendguard-purpose and x-sendguard-phone (the
@@ -239,12 +242,18 @@ func NewServer(d decider, log *slog.Logger) *Server {
 // answered the same way (503 policy_check_unavailable), logged with the
 // decision id the client sees and the stack, and counted. With tracing on
 // (WithTracing) it runs in the Check span.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.check(ctx, requestOf(req))
+}
+
+// check is Check of the request in, read from a CheckRequest: by
+// requestOf in the process, by decodeCheck from the gRPC wire (Register).
+func (s *Server) check(ctx context.Context, in decision.Request) (resp *authv3.CheckResponse, err error) {
 	var res decision.Result
 	var span trace.Span
 	failed := false
 	if s.tracer != nil {
-		ctx, span = s.startSpan(ctx, req.GetAttributes().GetRequest().GetHttp().GetHeaders())
+		ctx, span = s.startSpan(ctx, in.Headers)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -258,7 +267,6 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			endSpan(span, res, failed)
 		}
 	}()
-	in := requestOf(req)
 	start := time.Now()
 	res, err = s.decider.Decide(ctx, in)
 	s.observe(start, res, err)
@@ -386,6 +394,8 @@ func (s *Server) countPanic(where string) {
 
 func newID() string { return decision.NewID(time.Now()) }
 
+// requestOf is what sendguard reads of a CheckRequest (decodeCheck reads
+// the same from the wire).
 func requestOf(req *authv3.CheckRequest) decision.Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	path, query, _ := strings.Cut(h.GetPath(), "?")

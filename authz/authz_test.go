@@ -50,8 +50,8 @@ func clientWith(t testing.TB, starter limiter.Limits, edit ...func(*decision.Opt
 	t.Helper()
 	d, st, now := newDecider(t, starter, edit...)
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, NewServer(d, nil))
+	gs := grpc.NewServer(ServerCodec())
+	NewServer(d, nil).Register(gs)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufnet",

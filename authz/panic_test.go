@@ -78,8 +78,8 @@ func panicServer(t *testing.T, dec decider) (authv3.AuthorizationClient, *Server
 	logs := &syncBuffer{}
 	srv := NewServer(dec, slog.New(slog.NewJSONHandler(logs, nil))).WithMetrics(prometheus.NewRegistry())
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, srv)
+	gs := grpc.NewServer(ServerCodec())
+	srv.Register(gs)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufnet",

@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -570,7 +569,9 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	if traces != nil {
 		gopts = append(gopts, grpc.StatsHandler(traces.ServerHandler()))
 	}
-	gs := grpc.NewServer(gopts...)
+	// The Authorization service reads its CheckRequests straight from
+	// the wire (authz.ServerCodec, Server.Register).
+	gs := grpc.NewServer(append(gopts, authz.ServerCodec())...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The console: its audit trail, sign-in key, recent decisions and
@@ -608,7 +609,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	var lv live
 	lv.dec.Store(&deciderBox{logged(a)})
 	srv := authz.NewServer(&lv, log).WithMetrics(reg).WithTracing(tracer, prop)
-	authv3.RegisterAuthorizationServer(gs, srv)
+	srv.Register(gs)
 	// The response path (ext_proc, envoy/sidecar.yaml): a failed send
 	// answers gateway_send_failed. Unregistered, Envoy fails open.
 	if on, statuses := a.cfg.Response.Failures(); on {
