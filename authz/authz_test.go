@@ -49,9 +49,16 @@ func client(t testing.TB) (authv3.AuthorizationClient, *store.Memory, *time.Time
 func clientWith(t testing.TB, starter limiter.Limits, edit ...func(*decision.Options)) (authv3.AuthorizationClient, *store.Memory, *time.Time) {
 	t.Helper()
 	d, st, now := newDecider(t, starter, edit...)
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(ServerCodec())
 	NewServer(d, nil).Register(gs)
+	return authv3.NewAuthorizationClient(serveBufconn(t, gs)), st, now
+}
+
+// serveBufconn serves gs on an in-memory listener until the test ends and
+// returns a client connection to it.
+func serveBufconn(t testing.TB, gs *grpc.Server) *grpc.ClientConn {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufnet",
@@ -61,7 +68,7 @@ func clientWith(t testing.TB, starter limiter.Limits, edit ...func(*decision.Opt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn), st, now
+	return conn
 }
 
 // newDecider is clientWith's decider, its memory store and its clock.

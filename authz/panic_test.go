@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/sendguard/sendguard/internal/decision"
 	"github.com/sendguard/sendguard/internal/keys"
@@ -77,19 +74,9 @@ func panicServer(t *testing.T, dec decider) (authv3.AuthorizationClient, *Server
 	t.Helper()
 	logs := &syncBuffer{}
 	srv := NewServer(dec, slog.New(slog.NewJSONHandler(logs, nil))).WithMetrics(prometheus.NewRegistry())
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(ServerCodec())
 	srv.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn), srv, logs
+	return authv3.NewAuthorizationClient(serveBufconn(t, gs)), srv, logs
 }
 
 func panickyDecider(t *testing.T) *decision.Decider {

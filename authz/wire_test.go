@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,10 +16,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -452,25 +449,14 @@ func TestCheckOverTheWire(t *testing.T) {
 	unlimited := limiter.Limits{Daily: 1 << 62, Monthly: 1 << 62, Rate: 1e12, Burst: 1 << 40}
 	dial := func(wire bool) *grpc.ClientConn {
 		d, _, _ := newDecider(t, unlimited)
-		lis := bufconn.Listen(1 << 20)
-		var gs *grpc.Server
-		if wire {
-			gs = grpc.NewServer(ServerCodec())
-			NewServer(d, nil).Register(gs)
-		} else {
-			gs = grpc.NewServer()
+		if !wire {
+			gs := grpc.NewServer()
 			authv3.RegisterAuthorizationServer(gs, NewServer(d, nil))
+			return serveBufconn(t, gs)
 		}
-		go gs.Serve(lis)
-		t.Cleanup(gs.Stop)
-		conn, err := grpc.NewClient("passthrough:///bufnet",
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
+		gs := grpc.NewServer(ServerCodec())
+		NewServer(d, nil).Register(gs)
+		return serveBufconn(t, gs)
 	}
 	wire, std := dial(true), dial(false)
 	var reqs [][]byte
@@ -567,18 +553,9 @@ func BenchmarkDecodeCheck(b *testing.B) {
 // policy_check_unavailable), never decides from a request it did not read.
 func TestRegisterWithoutServerCodec(t *testing.T) {
 	d, _, _ := newDecider(t, limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 5})
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
 	NewServer(d, nil).Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := serveBufconn(t, gs)
 	req := checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
 	resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), req)
 	if status.Code(err) != codes.Internal {
