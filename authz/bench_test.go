@@ -98,8 +98,12 @@ func TestCheckAllocations(t *testing.T) {
 			s.Check(ctx, tc.req) // warm the policy memo and the counters
 			decide := testing.AllocsPerRun(200, func() { s.decider.Decide(ctx, in) })
 			check := testing.AllocsPerRun(200, func() { s.Check(ctx, tc.req) })
-			if check-decide > 3 {
-				t.Errorf("Check(%s) = %.0f allocations, Decide = %.0f: Check adds %.0f, want at most 3", tc.name, check, decide, check-decide)
+			limit := 3.0
+			if raceEnabled { // the pools' random drops: about one either way
+				limit++
+			}
+			if check-decide > limit {
+				t.Errorf("Check(%s) = %.0f allocations, Decide = %.0f: Check adds %.0f, want at most %.0f", tc.name, check, decide, check-decide, limit)
 			}
 		})
 	}
