@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -68,12 +69,7 @@ func consoleRevisions(revs *revisions) func() []console.Revision {
 			{Part: "policies", Revision: r.Policies.Revision, Source: r.Policies.Source, LoadedAt: r.Policies.LoadedAt},
 			{Part: "config", Revision: r.Config.Revision, Source: r.Config.Source, LoadedAt: r.Config.LoadedAt},
 		}
-		tasks := make([]string, 0, len(r.Models))
-		for t := range r.Models {
-			tasks = append(tasks, t)
-		}
-		sort.Strings(tasks)
-		for _, t := range tasks {
+		for _, t := range slices.Sorted(maps.Keys(r.Models)) {
 			m := r.Models[t]
 			out = append(out, console.Revision{Part: "model (" + t + ")", Revision: m.Revision, Source: m.Source, LoadedAt: m.LoadedAt})
 		}

@@ -239,8 +239,8 @@ func (d *Detector) Classify(text string) Result {
 		return r
 	}
 	for _, c := range cs[:min(len(cs), MaxClauses)] {
-		if cs := d.model.Scorer.Scores(c); cs.OptOut >= d.model.ClauseThreshold {
-			return Result{Intent: OptOut, Model: &cs, Clause: c}
+		if sc := d.model.Scorer.Scores(c); sc.OptOut >= d.model.ClauseThreshold {
+			return Result{Intent: OptOut, Model: &sc, Clause: c}
 		}
 	}
 	return r
