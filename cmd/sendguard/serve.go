@@ -34,6 +34,7 @@ import (
 	"github.com/sendguard/sendguard/authz"
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/admin"
+	"github.com/sendguard/sendguard/internal/attempts"
 	"github.com/sendguard/sendguard/internal/config"
 	"github.com/sendguard/sendguard/internal/console"
 	"github.com/sendguard/sendguard/internal/decision"
@@ -631,7 +632,12 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	var revs revisions
 	revs.set(a, f.config, time.Now().UTC())
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	// Wrong admin and console tokens, counted by client address across
+	// reloads and across the API and the console: 10 in a row, then one
+	// every 6 s.
+	guesses := attempts.New(attempts.Options{})
 	adminHandler := func(a *app) *http.Handler {
+		a.admin.Attempts = guesses
 		a.admin.Panics = srv.Panics("admin")
 		a.admin.Metrics = metrics
 		a.admin.Ready = ready.Load
@@ -654,7 +660,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	rates := console.NewRates(time.Minute)
 	cons, err := console.New(console.Options{Audit: audit, Recent: recent, Events: recipientEvents, Rates: rates,
 		Counters:  func() (map[string]float64, map[string]float64) { return counterTotals(reg) },
-		Revisions: consoleRevisions(&revs), Log: log, Panics: srv.Panics("console"),
+		Revisions: consoleRevisions(&revs), Log: log, Panics: srv.Panics("console"), Attempts: guesses,
 	}, consoleConfig(a))
 	if err != nil {
 		grpcLis.Close()

@@ -33,9 +33,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/attempts"
 	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
@@ -89,6 +91,10 @@ type Options struct {
 	// Ping checks that the state store answers, for /readyz's details
 	// (bounded by readyTimeout); nil: not reported.
 	Ping func(ctx context.Context) error
+	// Attempts throttles wrong admin tokens by client address (shared with
+	// the console's sign-in, so that one budget covers both); nil: not
+	// throttled.
+	Attempts *attempts.Limiter
 	// Revisions reports the revisions in force and the last reloads, for
 	// GET /v1/revision and /readyz's details; nil: /v1/revision answers
 	// 404. It must be safe for concurrent use.
@@ -158,6 +164,7 @@ type apiError struct {
 
 var (
 	errUnauthorized = apiError{http.StatusUnauthorized, "unauthorized", "A valid admin token is required."}
+	errThrottled    = apiError{http.StatusTooManyRequests, "too_many_attempts", "Too many wrong tokens from this address; retry after the Retry-After seconds."}
 	errNoInstance   = apiError{http.StatusNotFound, "instance_not_found", "No such instance."}
 	errBadPhone     = apiError{http.StatusUnprocessableEntity, "invalid_phone_number", "The phone number is not a valid number."}
 	errNotFound     = apiError{http.StatusNotFound, "not_found", "No such suppression."}
@@ -172,18 +179,33 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, e apiError, err error
 	writeJSON(w, e.status, map[string]string{"error": e.code, "message": e.message})
 }
 
-func (a *api) authorized(r *http.Request) bool {
-	tok, ok := keys.BearerToken(r.Header.Get("Authorization"))
-	return a.Token != "" && ok && subtle.ConstantTimeCompare([]byte(tok), []byte(a.Token)) == 1
+// authorized reports whether r carries the admin token, and answers it
+// when not: 401, or 429 with Retry-After when its address sent too many
+// wrong tokens (then even the right one is refused). A request without an
+// Authorization header is not a guess and spends nothing.
+func (a *api) authorized(w http.ResponseWriter, r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := keys.BearerToken(h)
+	right := a.Token != "" && ok && subtle.ConstantTimeCompare([]byte(tok), []byte(a.Token)) == 1
+	if a.Attempts != nil && a.Token != "" && h != "" {
+		if throttled, retry := a.Attempts.Attempt(r.RemoteAddr, right); throttled {
+			a.Log.WarnContext(r.Context(), "admin token refused: too many wrong tokens from this address", "remote", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
+			a.fail(w, r, errThrottled, nil)
+			return false
+		}
+	}
+	if !right {
+		a.fail(w, r, errUnauthorized, nil)
+	}
+	return right
 }
 
 func (a *api) token(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.authorized(r) {
-			a.fail(w, r, errUnauthorized, nil)
-			return
+		if a.authorized(w, r) {
+			h(w, r)
 		}
-		h(w, r)
 	})
 }
 
@@ -228,8 +250,7 @@ func (a *api) postInbound(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) auth(h func(http.ResponseWriter, *http.Request, Instance)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.authorized(r) {
-			a.fail(w, r, errUnauthorized, nil)
+		if !a.authorized(w, r) {
 			return
 		}
 		inst, ok := a.Instances[r.PathValue("instance")]

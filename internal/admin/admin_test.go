@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/attempts"
 	"github.com/sendguard/sendguard/internal/inbound"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/phone"
@@ -217,5 +220,82 @@ func TestPprof(t *testing.T) {
 				t.Errorf("pprof on: GET %s with a wrong token = %d, want 401", path, code)
 			}
 		}
+	}
+}
+
+func TestWrongTokensThrottled(t *testing.T) {
+	phones, err := phone.New(phone.Options{CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
+	l := limiter.Limits{Daily: 100, Monthly: 2000, Rate: 1, Burst: 10}
+	h := Handler(Options{
+		Token:     "secret",
+		Instances: map[string]Instance{"shop": {ID: "shop", Limits: l}},
+		State:     store.NewMemory(limiter.Calendar{}),
+		Phones:    phones,
+		Now:       func() time.Time { return now },
+		Attempts:  attempts.New(attempts.Options{Burst: 3, Interval: 6 * time.Second, Now: func() time.Time { return now }}),
+	})
+	do := func(remote, auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/v1/instances/shop/usage", nil)
+		req.RemoteAddr = remote
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	const guesser = "192.0.2.1:40000"
+	for i, auth := range []string{"Bearer wrong", "Bearer secre", "bearer !"} {
+		if w := do(guesser, auth); w.Code != 401 {
+			t.Fatalf("wrong token %d = %d, want 401", i+1, w.Code)
+		}
+	}
+	want := `{"error":"too_many_attempts","message":"Too many wrong tokens from this address; retry after the Retry-After seconds."}` + "\n"
+	for _, auth := range []string{"Bearer wrong4", "Bearer secret"} {
+		w := do(guesser, auth)
+		if w.Code != 429 || w.Body.String() != want || w.Header().Get("Retry-After") != "6" {
+			t.Fatalf("%q after 3 wrong tokens = %d %q Retry-After %q, want 429 %q 6", auth, w.Code, w.Body, w.Header().Get("Retry-After"), want)
+		}
+	}
+	// Another address, and requests without a token, are not guesses.
+	if w := do("192.0.2.2:1", "Bearer secret"); w.Code != 200 {
+		t.Fatalf("right token from another address = %d, want 200", w.Code)
+	}
+	for range 20 {
+		if w := do("192.0.2.3:1", ""); w.Code != 401 {
+			t.Fatalf("no token = %d, want 401", w.Code)
+		}
+	}
+	if w := do("192.0.2.3:1", "Bearer secret"); w.Code != 200 {
+		t.Fatalf("right token after 20 requests without one = %d, want 200", w.Code)
+	}
+	// Automation with the right token, many calls at once, is never
+	// throttled, while a guesser elsewhere is.
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if w := do("198.51.100.5:1", "Bearer secret"); w.Code != 200 {
+					bad.Add(1)
+				}
+				if g%4 == 0 {
+					do("203.0.113.9:1", "Bearer nope")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of 320 calls with the right token refused, want none", bad.Load())
+	}
+	if w := do("203.0.113.9:1", "Bearer secret"); w.Code != 429 {
+		t.Fatalf("right token from the concurrent guesser = %d, want 429", w.Code)
 	}
 }

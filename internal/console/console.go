@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sendguard/sendguard/internal/admin"
+	"github.com/sendguard/sendguard/internal/attempts"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/recovery"
 	"github.com/sendguard/sendguard/internal/store"
@@ -82,6 +83,9 @@ type Options struct {
 	Panics interface{ Inc() }
 	// SessionTTL is how long a sign-in lasts; default 12 hours.
 	SessionTTL time.Duration
+	// Attempts throttles wrong tokens by client address (the admin API's
+	// limiter, so one budget covers both); nil: not throttled.
+	Attempts *attempts.Limiter
 }
 
 // Console serves the console. Safe for concurrent use.
@@ -387,6 +391,14 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		role, fp = roleAdmin, fingerprint(cfg.AdminToken)
 	case cfg.ReadOnlyToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(cfg.ReadOnlyToken)) == 1:
 		role, fp = roleReadOnly, fingerprint(cfg.ReadOnlyToken)
+	}
+	if c.opts.Attempts != nil && tok != "" {
+		if throttled, retry := c.opts.Attempts.Attempt(r.RemoteAddr, role != ""); throttled {
+			c.opts.Log.WarnContext(r.Context(), "console sign-in refused: too many wrong tokens from this address", "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())))
+			c.signinForm(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong tokens from this address: try again in %d seconds.", int(retry.Seconds())))
+			return
+		}
 	}
 	if role == "" {
 		c.opts.Log.WarnContext(r.Context(), "console sign-in refused", "remote", r.RemoteAddr)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/attempts"
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/phone"
 	"github.com/sendguard/sendguard/internal/store"
@@ -62,6 +63,7 @@ type fixtureOpts struct {
 	tls       bool
 	noLog     bool // the decision log is off: no Recent
 	instances map[string]Instance
+	attempts  func(now func() time.Time) *attempts.Limiter // nil: no throttle
 }
 
 // newFixture serves a console over a real embedded store and the real
@@ -93,7 +95,11 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if ins == nil {
 		ins = testInstances
 	}
-	f.c, err = New(Options{Audit: f.audit, Recent: f.recent, Events: f.events, Rates: NewRates(time.Minute), Now: f.clock,
+	var guesses *attempts.Limiter
+	if o.attempts != nil {
+		guesses = o.attempts(f.clock)
+	}
+	f.c, err = New(Options{Attempts: guesses, Audit: f.audit, Recent: f.recent, Events: f.events, Rates: NewRates(time.Minute), Now: f.clock,
 		Counters: func() (map[string]float64, map[string]float64) {
 			return map[string]float64{"allowed": 7, "recipient_suppressed": 2}, map[string]float64{"failed": 1}
 		},
@@ -658,5 +664,38 @@ func TestPanicRecovered(t *testing.T) {
 	}
 	if r := c.get("/console/audit"); r.status != http.StatusOK {
 		t.Errorf("audit after a panic = %d, want 200", r.status)
+	}
+}
+
+func TestSigninThrottled(t *testing.T) {
+	f := newFixture(t, fixtureOpts{attempts: func(now func() time.Time) *attempts.Limiter {
+		return attempts.New(attempts.Options{Burst: 2, Interval: 6 * time.Second, Now: now})
+	}})
+	try := func(c *client, tok string) resp {
+		return c.post("/console/signin", url.Values{"csrf": {csrfOf(t, c.get("/console/signin").body)}, "token": {tok}})
+	}
+	c := f.client()
+	for _, tok := range []string{"nope", readOnlyTok + "x"} {
+		if r := try(c, tok); r.status != http.StatusUnauthorized {
+			t.Fatalf("sign-in with %q = %d, want 401", tok, r.status)
+		}
+	}
+	// A fresh browser from the same address changes nothing; the right
+	// token is refused too while the address is throttled.
+	for _, tok := range []string{"guess3", adminTok} {
+		r := try(f.client(), tok)
+		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "6" || !strings.Contains(r.body, "Too many wrong tokens from this address: try again in 6 seconds.") {
+			t.Fatalf("sign-in with %q after 2 wrong tokens = %d Retry-After %q, want 429 and 6:\n%s", tok, r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+	if got := c.get("/console/"); got.status != http.StatusSeeOther {
+		t.Fatalf("overview after throttled sign-ins = %d, want 303 to sign-in", got.status)
+	}
+	if n := len(f.audit.Entries(nil)); n != 0 {
+		t.Fatalf("audit holds %d entries after refused sign-ins, want 0", n)
+	}
+	f.advance(6 * time.Second)
+	if r := try(c, adminTok); r.status != http.StatusSeeOther || r.header.Get("Location") != "/console/" {
+		t.Fatalf("sign-in with the admin token 6s later = %d %q, want 303 to /console/", r.status, r.header.Get("Location"))
 	}
 }
