@@ -82,7 +82,7 @@ type stateStore interface {
 	PutSuppression(ctx context.Context, s store.Suppression) error
 	AddSuppressions(ctx context.Context, sups []store.Suppression) (int, error)
 	DeleteSuppression(ctx context.Context, instance, phone string) error
-	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
+	SuppressionPage(ctx context.Context, instance, cursor string, limit int) ([]store.Suppression, string, error)
 	Paused(ctx context.Context, instance string) (bool, error)
 	SetPaused(ctx context.Context, instance string, paused bool) error
 	events.Outbox

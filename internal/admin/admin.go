@@ -56,7 +56,7 @@ type state interface {
 	Paused(ctx context.Context, instance string) (bool, error)
 	SetPaused(ctx context.Context, instance string, paused bool) error
 	Suppression(ctx context.Context, instance, e164 string) (store.Suppression, error)
-	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
+	SuppressionPage(ctx context.Context, instance, cursor string, limit int) ([]store.Suppression, string, error)
 	PutSuppression(ctx context.Context, s store.Suppression) error
 	DeleteSuppression(ctx context.Context, instance, e164 string) error
 	Usage(ctx context.Context, instance string, l limiter.Limits, now time.Time) (limiter.Usage, error)
@@ -317,16 +317,40 @@ func (a *api) setPaused(paused bool) func(http.ResponseWriter, *http.Request, In
 	}
 }
 
+// Pages of GET /v1/instances/{id}/suppressions: limit's default and most.
+const (
+	defaultPage = 1000
+	maxPage     = 10000
+)
+
+// listSuppressions answers a page of instance's suppressions:
+// ?limit= (1 to 10,000, default 1,000) and ?cursor= (next_cursor of the
+// page before; none for the first). A page is built in memory, so a
+// million suppressions never are at once.
 func (a *api) listSuppressions(w http.ResponseWriter, r *http.Request, inst Instance) {
-	list, err := a.State.Suppressions(r.Context(), inst.ID)
-	if err != nil {
+	q := r.URL.Query()
+	limit := defaultPage
+	if v := q.Get("limit"); v != "" || q.Has("limit") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPage {
+			a.fail(w, r, apiError{http.StatusBadRequest, "validation_error", "limit must be a whole number from 1 to 10000."}, nil)
+			return
+		}
+		limit = n
+	}
+	list, next, err := a.State.SuppressionPage(r.Context(), inst.ID, q.Get("cursor"), limit)
+	switch {
+	case errors.Is(err, store.ErrBadCursor):
+		a.fail(w, r, apiError{http.StatusBadRequest, "invalid_cursor", "cursor must be a next_cursor this API returned."}, nil)
+		return
+	case err != nil:
 		a.fail(w, r, errInternal, err)
 		return
 	}
 	if list == nil {
 		list = []store.Suppression{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"suppressions": list})
+	writeJSON(w, http.StatusOK, map[string]any{"suppressions": list, "next_cursor": next})
 }
 
 func (a *api) phone(w http.ResponseWriter, r *http.Request) (string, bool) {

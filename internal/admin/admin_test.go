@@ -3,9 +3,12 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,5 +300,52 @@ func TestWrongTokensThrottled(t *testing.T) {
 	}
 	if w := do("203.0.113.9:1", "Bearer secret"); w.Code != 429 {
 		t.Fatalf("right token from the concurrent guesser = %d, want 429", w.Code)
+	}
+}
+
+// TestSuppressionPages pages through 25 suppressions over HTTP with the
+// cursors the API returns, and refuses limits and cursors it cannot read.
+func TestSuppressionPages(t *testing.T) {
+	srv, st := newAPI(t)
+	ctx := context.Background()
+	for i := range 25 {
+		st.PutSuppression(ctx, store.Suppression{Instance: "shop", Phone: fmt.Sprintf("+9665012345%02d", i), Reason: "manual_block"})
+	}
+	type page struct {
+		Suppressions []store.Suppression `json:"suppressions"`
+		Next         string              `json:"next_cursor"`
+	}
+	var got []string
+	cursor, pages := "", 0
+	for {
+		code, body := call(t, srv, "GET", "/v1/instances/shop/suppressions?limit=10&cursor="+url.QueryEscape(cursor), "secret", "")
+		var p page
+		if err := json.Unmarshal([]byte(body), &p); code != 200 || err != nil {
+			t.Fatalf("page %d = %d %s", pages+1, code, body)
+		}
+		pages++
+		for _, s := range p.Suppressions {
+			got = append(got, s.Phone)
+		}
+		if p.Next == "" {
+			break
+		}
+		cursor = p.Next
+	}
+	if pages != 3 || len(got) != 25 || got[0] != "+966501234500" || got[24] != "+966501234524" || !slices.IsSorted(got) {
+		t.Errorf("limit 10: %d pages, %d phones %v; want 3 pages of the 25 in order", pages, len(got), got)
+	}
+	if code, body := call(t, srv, "GET", "/v1/instances/shop/suppressions", "secret", ""); code != 200 || strings.Count(body, `"phone"`) != 25 || !strings.Contains(body, `"next_cursor":""`) {
+		t.Errorf("no limit = %d %s, want all 25 (default 1000) and an empty next_cursor", code, body)
+	}
+	for _, q := range []string{"limit=0", "limit=10001", "limit=x", "limit=", "limit=-1"} {
+		if code, body := call(t, srv, "GET", "/v1/instances/shop/suppressions?"+q, "secret", ""); code != 400 || !strings.Contains(body, `"error":"validation_error"`) {
+			t.Errorf("?%s = %d %s, want 400 validation_error", q, code, body)
+		}
+	}
+	for _, c := range []string{"nope", "p", "r12", "p%21%21"} {
+		if code, body := call(t, srv, "GET", "/v1/instances/shop/suppressions?cursor="+c, "secret", ""); code != 400 || !strings.Contains(body, `"error":"invalid_cursor"`) {
+			t.Errorf("?cursor=%s = %d %s, want 400 invalid_cursor", c, code, body)
+		}
 	}
 }

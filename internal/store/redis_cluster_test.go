@@ -116,7 +116,7 @@ func TestRedisClusterContract(t *testing.T) {
 		prefix[r] = p
 		return r
 	}
-	storetest.Run(t, storetest.Harness{
+	storetest.Run(t, storetest.Harness{PagesUnordered: true,
 		Open: func(t *testing.T) storetest.Store { return open(t, fmt.Sprintf("c%d:", prefixes.Add(1))) },
 		Reopen: func(t *testing.T, s storetest.Store) storetest.Store {
 			s.Close()
@@ -138,7 +138,7 @@ func TestRedisSentinelContract(t *testing.T) {
 		prefix[r] = p
 		return r
 	}
-	storetest.Run(t, storetest.Harness{
+	storetest.Run(t, storetest.Harness{PagesUnordered: true,
 		Open: func(t *testing.T) storetest.Store { return open(t, fmt.Sprintf("s%d:", prefixes.Add(1))) },
 		Reopen: func(t *testing.T, st storetest.Store) storetest.Store {
 			st.Close()

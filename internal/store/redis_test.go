@@ -34,7 +34,7 @@ func openRedis(t testing.TB, addr, prefix string, timeout time.Duration) *store.
 func TestRedisContract(t *testing.T) {
 	srv := redistest.Start(t)
 	prefix := map[storetest.Store]string{}
-	storetest.Run(t, storetest.Harness{
+	storetest.Run(t, storetest.Harness{PagesUnordered: true,
 		Open: func(t *testing.T) storetest.Store {
 			p := fmt.Sprintf("t%d:", prefixes.Add(1))
 			r := openRedis(t, srv.Addr(), p, exactTimeout)

@@ -38,6 +38,7 @@ type Store interface {
 	AddSuppressions(ctx context.Context, sups []store.Suppression) (int, error)
 	DeleteSuppression(ctx context.Context, instance, phone string) error
 	Suppressions(ctx context.Context, instance string) ([]store.Suppression, error)
+	SuppressionPage(ctx context.Context, instance, cursor string, limit int) ([]store.Suppression, string, error)
 
 	Paused(ctx context.Context, instance string) (bool, error)
 	SetPaused(ctx context.Context, instance string, paused bool) error
@@ -57,6 +58,10 @@ type Store interface {
 type Harness struct {
 	Open   func(t *testing.T) Store
 	Reopen func(t *testing.T, s Store) Store
+	// PagesUnordered: SuppressionPage returns pages in the store's own
+	// order, about limit long, a phone possibly twice (Redis's HSCAN),
+	// instead of ordered by phone and at most limit long.
+	PagesUnordered bool
 }
 
 // Base is the instant the suite's clocks start from: mid-morning on the 8th
@@ -78,6 +83,7 @@ func Run(t *testing.T, h Harness) {
 		{"AddSuppressions", addSuppressions},
 		{"AddSuppressionsRefusesInvalid", addInvalid},
 		{"AddSuppressionsConcurrent", addConcurrent},
+		{"SuppressionPages", suppressionPages},
 		{"Pause", pause},
 		{"RefundGivesBackWhatWasTaken", refundGivesBack},
 		{"RefundIsKeyedByInstanceAndID", refundForeign},
@@ -382,6 +388,63 @@ func addConcurrent(t *testing.T, h Harness) {
 	}
 	if total.Load() != int64(want) {
 		t.Errorf("concurrent AddSuppressions added %d in total, the store holds %d: a suppression was counted twice or lost", total.Load(), want)
+	}
+}
+
+// suppressionPages pages through an instance's suppressions: every one
+// comes, none of another instance, and the last page says so.
+func suppressionPages(t *testing.T, h Harness) {
+	s := open(t, h)
+	at := Base.Truncate(time.Second)
+	var batch []store.Suppression
+	for i := range 300 {
+		batch = append(batch, store.Suppression{Instance: instances[1], Phone: fmt.Sprintf("+9665020%05d", i*7919%100000), Reason: "import", Source: "import", CreatedAt: at})
+	}
+	for i := range 5 { // neighbours, before and after in key order
+		batch = append(batch, store.Suppression{Instance: instances[0], Phone: fmt.Sprintf("+96650300%04d", i), Reason: "import", Source: "import", CreatedAt: at})
+		batch = append(batch, store.Suppression{Instance: instances[5], Phone: fmt.Sprintf("+96650300%04d", i), Reason: "import", Source: "import", CreatedAt: at})
+	}
+	must[int](t)(s.AddSuppressions(ctx, batch))
+	for _, limit := range []int{1, 7, 300, 1000} {
+		seen := map[string]bool{}
+		cursor, pages, last := "", 0, ""
+		for {
+			list, next, err := s.SuppressionPage(ctx, instances[1], cursor, limit)
+			if err != nil {
+				t.Fatalf("SuppressionPage(limit %d, page %d): %v", limit, pages+1, err)
+			}
+			pages++
+			if pages > 400 {
+				t.Fatalf("limit %d: more than 400 pages, the cursor does not advance", limit)
+			}
+			if !h.PagesUnordered && (len(list) > limit || (next != "" && len(list) != limit)) {
+				t.Fatalf("limit %d: page %d holds %d, want %d (next %q)", limit, pages, len(list), limit, next)
+			}
+			for _, sup := range list {
+				if sup.Instance != instances[1] {
+					t.Fatalf("limit %d: page holds %+v of another instance", limit, sup)
+				}
+				if !h.PagesUnordered && (seen[sup.Phone] || sup.Phone <= last) {
+					t.Fatalf("limit %d: %s after %s: pages not ordered by phone, or a phone twice", limit, sup.Phone, last)
+				}
+				seen[sup.Phone], last = true, sup.Phone
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if len(seen) != 300 {
+			t.Errorf("limit %d: %d pages listed %d distinct suppressions, want 300", limit, pages, len(seen))
+		}
+	}
+	if list, next, err := s.SuppressionPage(ctx, "nobody", "", 10); err != nil || len(list) != 0 || next != "" {
+		t.Errorf("SuppressionPage of an unknown instance = %v, %q, %v; want none", list, next, err)
+	}
+	for _, bad := range []string{"x", "p!!", "r", "r-1", "p", "r0", "p" + "\x00"} {
+		if _, _, err := s.SuppressionPage(ctx, instances[1], bad, 10); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("SuppressionPage(cursor %q) error = %v, want ErrBadCursor", bad, err)
+		}
 	}
 }
 
