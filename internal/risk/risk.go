@@ -130,6 +130,11 @@ type Options struct {
 	// Model is the outbound content model (model.Embedded(model.Outbound)
 	// for the shipped one); nil: no model signals, all 0.
 	Model *model.Model
+	// CacheSize is how many messages' Signals the Scanner remembers
+	// (rounded up to a power of two, about 170 bytes each, allocated at
+	// New); 0: none, every Scan scans. A message is cached the second time
+	// it is seen, keyed on a hash of its bytes (see cache).
+	CacheSize int
 }
 
 // DefaultShorteners are common URL shortener hosts.
@@ -166,6 +171,7 @@ type Scanner struct {
 	shorteners map[string]bool
 	model      *model.Model
 	classes    [5]int // index in the model's probabilities of each model signal, -1 when absent
+	cache      *cache // nil: none
 }
 
 // scanScratch is one Scan's reusable memory.
@@ -212,6 +218,7 @@ func New(opts Options) *Scanner {
 		}
 	}
 	s.trie = ahocorasick.NewTrieBuilder().AddStrings(strs).Build()
+	s.cache = newCache(opts.CacheSize)
 	s.model = opts.Model
 	if s.model != nil {
 		for i, c := range [...]string{"transactional", "promotional", "cold_outreach", "political", "scam"} {
@@ -228,8 +235,31 @@ func New(opts Options) *Scanner {
 	return s
 }
 
-// Scan computes the signals of msg.
+// Scan computes the signals of msg. With a cache (Options.CacheSize) a
+// message seen before may be answered from it: the same Signals.
 func (s *Scanner) Scan(msg string) Signals {
+	if s.cache == nil {
+		return s.scan(msg)
+	}
+	k0, k1 := s.cache.key(msg)
+	if sig, ok := s.cache.get(k0, k1); ok {
+		return sig
+	}
+	sig := s.scan(msg)
+	s.cache.put(k0, k1, sig)
+	return sig
+}
+
+// CacheStats returns the cache's counters; all 0 without a cache.
+func (s *Scanner) CacheStats() CacheStats {
+	if s.cache == nil {
+		return CacheStats{}
+	}
+	return s.cache.stats()
+}
+
+// scan is Scan without the cache.
+func (s *Scanner) scan(msg string) Signals {
 	var sig Signals
 	letters, upper := 0, 0
 	prevDigit := false
