@@ -347,6 +347,9 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		Scanner:   scanner,
 		Abuse:     st, // the store's abuse counters: shared by replicas on Redis
 		AutoPause: autoPause,
+		// A text sent again skips the fan-out key's normalisation and
+		// SHA-256 too (about 320 KB).
+		BodyKeyCache: scanCacheSize,
 		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: notify,
 			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}, Signature: inSig},
 		Keys:            keys.NewKeyring(entries),

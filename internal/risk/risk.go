@@ -30,6 +30,7 @@ import (
 
 	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/optout"
+	"github.com/sendguard/sendguard/internal/textcache"
 )
 
 // Signals are counts and ratios over one message.
@@ -133,7 +134,7 @@ type Options struct {
 	// CacheSize is how many messages' Signals the Scanner remembers
 	// (rounded up to a power of two, about 170 bytes each, allocated at
 	// New); 0: none, every Scan scans. A message is cached the second time
-	// it is seen, keyed on a hash of its bytes (see cache).
+	// it is seen, keyed on a hash of its bytes (internal/textcache).
 	CacheSize int
 }
 
@@ -170,8 +171,8 @@ type Scanner struct {
 	patterns   []pattern // by pattern index
 	shorteners map[string]bool
 	model      *model.Model
-	classes    [5]int // index in the model's probabilities of each model signal, -1 when absent
-	cache      *cache // nil: none
+	classes    [5]int                    // index in the model's probabilities of each model signal, -1 when absent
+	cache      *textcache.Cache[Signals] // nil: none
 }
 
 // scanScratch is one Scan's reusable memory.
@@ -218,7 +219,7 @@ func New(opts Options) *Scanner {
 		}
 	}
 	s.trie = ahocorasick.NewTrieBuilder().AddStrings(strs).Build()
-	s.cache = newCache(opts.CacheSize)
+	s.cache = textcache.New[Signals](opts.CacheSize)
 	s.model = opts.Model
 	if s.model != nil {
 		for i, c := range [...]string{"transactional", "promotional", "cold_outreach", "political", "scam"} {
@@ -241,22 +242,17 @@ func (s *Scanner) Scan(msg string) Signals {
 	if s.cache == nil {
 		return s.scan(msg)
 	}
-	k0, k1 := s.cache.key(msg)
-	if sig, ok := s.cache.get(k0, k1); ok {
+	k := s.cache.Key(msg)
+	if sig, ok := s.cache.Get(k); ok {
 		return sig
 	}
 	sig := s.scan(msg)
-	s.cache.put(k0, k1, sig)
+	s.cache.Put(k, sig)
 	return sig
 }
 
 // CacheStats returns the cache's counters; all 0 without a cache.
-func (s *Scanner) CacheStats() CacheStats {
-	if s.cache == nil {
-		return CacheStats{}
-	}
-	return s.cache.stats()
-}
+func (s *Scanner) CacheStats() textcache.Stats { return s.cache.Stats() }
 
 // scan is Scan without the cache.
 func (s *Scanner) scan(msg string) Signals {
