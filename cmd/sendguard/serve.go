@@ -348,7 +348,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		Abuse:     st, // the store's abuse counters: shared by replicas on Redis
 		AutoPause: autoPause,
 		// A text sent again skips the fan-out key's normalisation and
-		// SHA-256 too (about 320 KB).
+		// SHA-256 too (about 0.45 MB).
 		BodyKeyCache: scanCacheSize,
 		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: notify,
 			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}, Signature: inSig},
@@ -387,7 +387,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 }
 
 // scanCacheSize is how many messages' content signals the scanner
-// remembers (risk.Options.CacheSize: about 1.4 MB, allocated at start and
+// remembers (risk.Options.CacheSize: about 1.6 MB, allocated at start and
 // on a reload that builds a new scanner). A text sent again (a fixed
 // notification to many recipients, a retry) skips the scan and the content
 // model; a text that never repeats (one with a code or a name in it) costs
