@@ -121,9 +121,12 @@ func (s *Server) lateRefund(ctx context.Context, res decision.Result, failed boo
 			s.late.skipped("store_error")
 			return
 		}
+		// The goroutine takes the two strings, not res: a closure over res
+		// moved every Check's Result (about 800 bytes) to the heap.
+		instance, id := res.Instance, res.ID
 		go func() {
 			defer func() { <-s.storeRefunds }()
-			s.late.refund(context.WithoutCancel(ctx), res.Instance, res.ID, 0, "store_error")
+			s.late.refund(context.WithoutCancel(ctx), instance, id, 0, "store_error")
 		}()
 	}
 }

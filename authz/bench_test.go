@@ -78,10 +78,12 @@ func BenchmarkCheckServer(b *testing.B) {
 
 // TestCheckAllocations: what Check adds to the decision (request
 // conversion, the response's protobuf, metrics, the debug log that is
-// off, the decision id) is at most 3 allocations, on allows and on
+// off, the decision id) is at most 2 allocations, on allows and on
 // denials: the response is one allocation with the parts every response
-// shares built once, the metric counters are looked up without
-// allocating, and a disabled debug log builds no arguments.
+// shares built once (a denial's body string is the second), the metric
+// counters are looked up without allocating, a disabled debug log builds
+// no arguments, and the late-refund check does not move the Result to the
+// heap (it did: one allocation of about 800 bytes per Check).
 func TestCheckAllocations(t *testing.T) {
 	s := benchServer(t)
 	ctx := context.Background()
@@ -98,7 +100,7 @@ func TestCheckAllocations(t *testing.T) {
 			s.Check(ctx, tc.req) // warm the policy memo and the counters
 			decide := testing.AllocsPerRun(200, func() { s.decider.Decide(ctx, in) })
 			check := testing.AllocsPerRun(200, func() { s.Check(ctx, tc.req) })
-			limit := 3.0
+			limit := 2.0
 			if raceEnabled { // the pools' random drops: about one either way
 				limit++
 			}

@@ -348,6 +348,9 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 		Scanner:   scanner,
 		Abuse:     st, // the store's abuse counters: shared by replicas on Redis
 		AutoPause: autoPause,
+		// A text sent again skips the fan-out key's normalisation and
+		// SHA-256 too (about 0.45 MB).
+		BodyKeyCache: scanCacheSize,
 		Inbound: &decision.Inbound{Routes: inRoutes, Recorder: notify,
 			Fields: decision.Fields{InstanceID: fl.InstanceID, From: fl.From, Text: fl.Text, Timestamp: fl.Timestamp}, Signature: inSig},
 		Keys:            keys.NewKeyring(entries),
@@ -384,6 +387,14 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 	}, nil
 }
 
+// scanCacheSize is how many messages' content signals the scanner
+// remembers (risk.Options.CacheSize: about 1.6 MB, allocated at start and
+// on a reload that builds a new scanner). A text sent again (a fixed
+// notification to many recipients, a retry) skips the scan and the content
+// model; a text that never repeats (one with a code or a name in it) costs
+// two hashes and is never cached, so it evicts nothing.
+const scanCacheSize = 8192
+
 // policiesFor builds the content scanner and the policy engine of cfg.
 // The probes of the policy tree run through the scanner real sends use,
 // the content model included, so a change to either prepares the policies
@@ -401,6 +412,7 @@ func policiesFor(ctx context.Context, f flags, cfg *config.Config, ms models, pr
 		Vocabulary: new(risk.DefaultVocabulary().Merge(cfg.Risk.Extra)),
 		Shorteners: append(append([]string(nil), risk.DefaultShorteners...), cfg.Risk.Shorteners...),
 		Model:      ms.outbound,
+		CacheSize:  scanCacheSize,
 	})
 	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
 	if err != nil {

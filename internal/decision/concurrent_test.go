@@ -61,14 +61,17 @@ var inboundTexts = []string{"STOP", "إيقاف", "الغاء الاشتراك",
 // store, the abuse tracker and the inbound webhook with the opt-out
 // detector. Limits cannot be reached and auto-pause is off, so that the
 // answer to a request does not depend on the requests before it. cold turns
-// the policy memo and the phone cache off, so that every request evaluates
-// Rego and parses its number.
+// the policy memo, the phone cache and the text caches (the scanner's
+// Signals, the fan-out body keys) off, so that every request evaluates Rego,
+// parses its number and scans its text; otherwise they are on as serve
+// runs them.
 func serveDecider(t testing.TB, cold bool) *Decider {
 	t.Helper()
 	ctx := context.Background()
 	popts, phopts := policy.Options{}, phone.Options{DefaultRegion: "SA"}
+	textCache := 8192 // as serve runs it
 	if cold {
-		popts.CacheEntries, phopts.CacheSize = -1, -1
+		popts.CacheEntries, phopts.CacheSize, textCache = -1, -1, 0
 	}
 	engine, err := policy.New(ctx, popts)
 	if err != nil {
@@ -93,8 +96,9 @@ func serveDecider(t testing.TB, cold bool) *Decider {
 	}
 	var n atomic.Int64
 	d, err := New(Options{
-		Scanner: risk.New(risk.Options{}),
-		Abuse:   st,
+		Scanner:      risk.New(risk.Options{CacheSize: textCache}),
+		BodyKeyCache: textCache,
+		Abuse:        st,
 		Inbound: &Inbound{Routes: []Route{{Method: "POST", Path: "/webhooks/inbound"}}, Recorder: recorder, Fields: DefaultFields,
 			Signature: &Signature{Header: "X-Hub-Signature-256", Prefix: "sha256=", Secrets: [][]byte{[]byte(inboundSecret)}}},
 		Keys: keys.NewKeyring([]keys.Entry{
@@ -324,4 +328,66 @@ func FuzzDecideConcurrent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// bodyKeys records the fan-out body key of each decision the store is
+// asked to count.
+type bodyKeys struct {
+	counters
+	mu   sync.Mutex
+	keys map[string][16]byte // by decision id
+}
+
+func (b *bodyKeys) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abuse.Outcome, error) {
+	b.mu.Lock()
+	b.keys[s.Decision] = s.Body
+	b.mu.Unlock()
+	return b.counters.TakeSend(ctx, s, now)
+}
+
+// With the body-key cache, each send is counted under abuse.BodyKey of its
+// own message: from 16 goroutines, over multilingual messages that repeat
+// (cache hits) and that differ only in a digit, a name or case (which
+// BodyKey masks, or not).
+func TestBodyKeyCache(t *testing.T) {
+	d := serveDecider(t, false)
+	rec := &bodyKeys{counters: d.opts.Abuse, keys: map[string][16]byte{}}
+	d.opts.Abuse = rec
+	var msgs []string
+	for _, m := range multilingual {
+		msgs = append(msgs, m, m+" 42", strings.ToUpper(m), "Hi Sara, "+m, "Hi Omar, "+m)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sent := map[string]string{} // message by decision id
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 4 * len(msgs) {
+				m := msgs[(g*7+i)%len(msgs)]
+				res, err := d.Decide(ctx, Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo, Body: send("shop", recipient, m, "transactional")})
+				if err != nil {
+					t.Errorf("Decide(%q): %v", m, err)
+					return
+				}
+				mu.Lock()
+				sent[res.ID] = m
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.keys) < len(msgs) {
+		t.Fatalf("%d sends counted, want at least %d", len(rec.keys), len(msgs))
+	}
+	for id, got := range rec.keys {
+		if want := abuse.BodyKey(sent[id]); got != want {
+			t.Errorf("send of %q counted under body key %x, want %x", sent[id], got, want)
+		}
+	}
+	if st := d.bodyKeys.Stats(); st.Hits == 0 {
+		t.Errorf("body-key cache: %+v, want hits", st)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/sendguard/sendguard/internal/limiter"
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
+	"github.com/sendguard/sendguard/internal/textcache"
 	"github.com/sendguard/sendguard/internal/tracing"
 )
 
@@ -93,6 +94,11 @@ type Options struct {
 
 	Abuse     counters  // fan-out, pair and violation counters (the store); nil: no abuse checks
 	AutoPause AutoPause // zero Violations: never
+	// BodyKeyCache is how many messages' fan-out body keys
+	// (abuse.BodyKey) the Decider remembers, keyed on a hash of the
+	// message (internal/textcache: about 40 bytes each, allocated at New,
+	// a message cached the second time it is seen); 0: none.
+	BodyKeyCache int
 
 	// Shadow puts every send in shadow mode: a denial is decided as usual
 	// but answered as Result.Shadow, to be forwarded. Instance.Shadow and
@@ -114,7 +120,10 @@ type Options struct {
 }
 
 // Decider decides. It is safe for concurrent use.
-type Decider struct{ opts Options }
+type Decider struct {
+	opts     Options
+	bodyKeys *textcache.Cache[[16]byte] // nil: none
+}
 
 // New returns a Decider, or an error naming a missing dependency.
 func New(opts Options) (*Decider, error) {
@@ -173,7 +182,7 @@ func New(opts Options) (*Decider, error) {
 	if opts.MaxMessageRunes == 0 {
 		opts.MaxMessageRunes = 4096
 	}
-	return &Decider{opts: opts}, nil
+	return &Decider{opts: opts, bodyKeys: textcache.New[[16]byte](opts.BodyKeyCache)}, nil
 }
 
 // Request is one HTTP request as Envoy describes it.
@@ -493,7 +502,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	// step (one round trip on Redis); counted only when all allow.
 	// The receipt under the decision id lets a failed delivery give back
 	// what this send takes (the response path's Refund).
-	snd := abuse.Send{Instance: inst.ID, Body: abuse.BodyKey(req.message), Phone: req.e164, Abuse: inst.Abuse, Quota: inst.Limits, Decision: res.ID}
+	snd := abuse.Send{Instance: inst.ID, Body: d.bodyKey(req.message), Phone: req.e164, Abuse: inst.Abuse, Quota: inst.Limits, Decision: res.ID}
 	if pd.Throttle {
 		snd.SlowLane = inst.SlowLane
 	}
@@ -516,6 +525,20 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 		return d.throttled(res, out.Taken.RetryAfter), nil
 	}
 	return d.quota(res, out.Taken, inst.Limits, now), nil
+}
+
+// bodyKey is abuse.BodyKey(msg), from the cache when it holds msg's.
+func (d *Decider) bodyKey(msg string) [16]byte {
+	if d.bodyKeys == nil {
+		return abuse.BodyKey(msg)
+	}
+	k := d.bodyKeys.Key(msg)
+	if b, ok := d.bodyKeys.Get(k); ok {
+		return b
+	}
+	b := abuse.BodyKey(msg)
+	d.bodyKeys.Put(k, b)
+	return b
 }
 
 // take consumes a slow-lane token when the content is risky, then the

@@ -30,6 +30,7 @@ import (
 
 	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/optout"
+	"github.com/sendguard/sendguard/internal/textcache"
 )
 
 // Signals are counts and ratios over one message.
@@ -130,6 +131,11 @@ type Options struct {
 	// Model is the outbound content model (model.Embedded(model.Outbound)
 	// for the shipped one); nil: no model signals, all 0.
 	Model *model.Model
+	// CacheSize is how many messages' Signals the Scanner remembers
+	// (rounded up to a power of two, about 170 bytes each, allocated at
+	// New); 0: none, every Scan scans. A message is cached the second time
+	// it is seen, keyed on a hash of its bytes (internal/textcache).
+	CacheSize int
 }
 
 // DefaultShorteners are common URL shortener hosts.
@@ -165,7 +171,8 @@ type Scanner struct {
 	patterns   []pattern // by pattern index
 	shorteners map[string]bool
 	model      *model.Model
-	classes    [5]int // index in the model's probabilities of each model signal, -1 when absent
+	classes    [5]int                    // index in the model's probabilities of each model signal, -1 when absent
+	cache      *textcache.Cache[Signals] // nil: none
 }
 
 // scanScratch is one Scan's reusable memory.
@@ -212,6 +219,7 @@ func New(opts Options) *Scanner {
 		}
 	}
 	s.trie = ahocorasick.NewTrieBuilder().AddStrings(strs).Build()
+	s.cache = textcache.New[Signals](opts.CacheSize)
 	s.model = opts.Model
 	if s.model != nil {
 		for i, c := range [...]string{"transactional", "promotional", "cold_outreach", "political", "scam"} {
@@ -228,8 +236,26 @@ func New(opts Options) *Scanner {
 	return s
 }
 
-// Scan computes the signals of msg.
+// Scan computes the signals of msg. With a cache (Options.CacheSize) a
+// message seen before may be answered from it: the same Signals.
 func (s *Scanner) Scan(msg string) Signals {
+	if s.cache == nil {
+		return s.scan(msg)
+	}
+	k := s.cache.Key(msg)
+	if sig, ok := s.cache.Get(k); ok {
+		return sig
+	}
+	sig := s.scan(msg)
+	s.cache.Put(k, sig)
+	return sig
+}
+
+// CacheStats returns the cache's counters; all 0 without a cache.
+func (s *Scanner) CacheStats() textcache.Stats { return s.cache.Stats() }
+
+// scan is Scan without the cache.
+func (s *Scanner) scan(msg string) Signals {
 	var sig Signals
 	letters, upper := 0, 0
 	prevDigit := false
