@@ -465,7 +465,7 @@ func TestServeTracingConcurrent(t *testing.T) {
 	col, addr := startCollector(t)
 	cfg := devstackConfig(t, t.TempDir(), fmt.Sprintf("tracing: {otlp_endpoint: %q, insecure: true}\nabuse: {auto_pause: {violations: -1}}\n", addr))
 	s := serveFor(t, cfg, nil)
-	texts := []string{"طلبك رقم 1042 تم شحنه 📦", "आपका ऑर्डर भेज दिया गया है", "Siparişiniz kargoya verildi 🚚", "Café crème — n\u0303 ready ✅"}
+	texts := []string{"طلبك رقم 1042 تم شحنه 📦", "आपका ऑर्डर भेज दिया गया है", "Siparişiniz kargoya verildi 🚚", "Pedido 1042: su café está listo para recoger en la tienda de Espan\u0303a ✅"}
 	type sent struct{ id, trace, parent, result, code string }
 	const workers, each = 32, 4
 	var mu sync.Mutex
