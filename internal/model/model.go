@@ -273,7 +273,7 @@ func Load(b []byte) (*Model, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: header: data after the JSON object", ErrFormat)
 	}
-	if v < 2 && (m.Spec.LenWords) {
+	if v < 2 && m.Spec.LenWords {
 		return nil, fmt.Errorf("%w: format version %d with a version-2 feature spec", ErrFormat, v)
 	}
 	r = r[hl:]
