@@ -127,8 +127,8 @@ func TestConfigCheckLoadsModels(t *testing.T) {
 	}
 }
 
-// model train --task inbound writes the inbound feature spec (length class
-// and edges), and model eval --opt-out-threshold moves the opt-out line:
+// model train --task inbound writes the inbound feature spec (unigrams,
+// and the length class crossed with them), and model eval --opt-out-threshold moves the opt-out line:
 // a higher one never finds more opt-outs.
 func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
 	dir := t.TempDir()
@@ -141,8 +141,8 @@ func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(b[:512], []byte(`"len_words":true,"edges":true`)) {
-		t.Errorf("model train --task inbound: header %q lacks len_words and edges", b[:200])
+	if !bytes.Contains(b[:512], []byte(`"words":1,`)) || !bytes.Contains(b[:512], []byte(`"len_words":true`)) {
+		t.Errorf("model train --task inbound: header %q lacks words 1 and len_words", b[:300])
 	}
 	recall := func(thr string) string {
 		t.Helper()
