@@ -126,6 +126,7 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 	out := fs.String("out", "", "train: the model file to write")
 	buckets := fs.Int("bucket-bits", model.DefaultSpec().BucketBits, "train: hash features into 2^N buckets")
 	epochs := fs.Int("epochs", 0, "train: passes over the data (0: default)")
+	optOutThr := fs.Float64("opt-out-threshold", 0, "eval --task inbound: the model's opt_out threshold, to read the trade-off curve (0: optout.model's default)")
 	modelPath := fs.String("model", "", "eval: the model file (default: the embedded model)")
 	split := fs.String("split", string(model.TestSplit), "eval: test (held out), train or all")
 	policies := fs.String("policies", getenv("SENDGUARD_POLICIES"), "eval --task outbound: Rego policy directory instead of the embedded policies")
@@ -150,7 +151,7 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if *out == "" {
 			return errors.New("--out is required")
 		}
-		spec := model.DefaultSpec()
+		spec := model.TaskSpec(*task)
 		spec.BucketBits = *buckets
 		b, m, err := model.Train(*task, ex, spec, model.Params{Epochs: *epochs})
 		if err != nil {
@@ -188,20 +189,24 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stdout, "\nthe model alone (most probable class):")
 		model.Evaluate(m.Classes, part, m.Argmax).Print(stdout)
 		if *task == model.Inbound {
-			return evalIntent(m, part, stdout)
+			return evalIntent(m, part, *optOutThr, stdout)
 		}
 		return evalContent(ctx, m, part, *policies, stdout)
 	}
 }
 
 // evalIntent prints the figures of what serve decides: the built-in lists,
-// then the model at the default thresholds, on the message and its clauses.
-func evalIntent(m *model.Model, ex []model.Example, w io.Writer) error {
-	d := optout.New(optout.DefaultLists()).WithModel(optout.Model{Scorer: m})
+// then the model at the default thresholds (the opt-out one at
+// optOutThreshold when it is above 0), on the message and its clauses.
+func evalIntent(m *model.Model, ex []model.Example, optOutThreshold float64, w io.Writer) error {
+	d := optout.New(optout.DefaultLists()).WithModel(optout.Model{Scorer: m, OptOutThreshold: optOutThreshold})
+	if optOutThreshold <= 0 {
+		optOutThreshold = optout.DefaultOptOutThreshold
+	}
 	classes := model.Classes(model.Inbound)
 	r := model.Evaluate(classes, ex, func(s string) int { return slices.Index(classes, string(d.Classify(s).Intent)) })
 	fmt.Fprintf(w, "\nas serve decides (the lists, then the model at opt_out >= %.2f, opt_in >= %.2f, a clause's opt_out >= %.2f):\n",
-		optout.DefaultOptOutThreshold, optout.DefaultOptInThreshold, optout.DefaultClauseThreshold)
+		optOutThreshold, optout.DefaultOptInThreshold, optout.DefaultClauseThreshold)
 	fmt.Fprintf(w, "opt-out recall %.1f%%, false opt-outs %.2f%% of the other replies, false opt-ins %.2f%% of the other replies\n\n",
 		100*r.Recall(0), 100*r.Rate([]int{1, 2}, []int{0}), 100*r.Rate([]int{0, 2}, []int{1}))
 	r.Print(w)

@@ -126,3 +126,43 @@ func TestConfigCheckLoadsModels(t *testing.T) {
 		})
 	}
 }
+
+// model train --task inbound writes the inbound feature spec (unigrams,
+// and the length class crossed with them), and model eval --opt-out-threshold moves the opt-out line:
+// a higher one never finds more opt-outs.
+func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
+	dir := t.TempDir()
+	fixture := "../../internal/model/testdata/fixture/inbound.tsv"
+	out := filepath.Join(dir, "in.model")
+	if msg, err := runCmd(t, "", "model", "train", "--task", "inbound", "--data", fixture, "--out", out, "--epochs", "3"); err != nil {
+		t.Fatalf("model train: %v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b[:512], []byte(`"words":1,`)) || !bytes.Contains(b[:512], []byte(`"len_words":true`)) {
+		t.Errorf("model train --task inbound: header %q lacks words 1 and len_words", b[:300])
+	}
+	recall := func(thr string) string {
+		t.Helper()
+		args := []string{"model", "eval", "--task", "inbound", "--data", fixture, "--model", out, "--split", "all"}
+		if thr != "" {
+			args = append(args, "--opt-out-threshold", thr)
+		}
+		msg, err := runCmd(t, "", args...)
+		if err != nil {
+			t.Fatalf("model eval %v: %v\n%s", args, err, msg)
+		}
+		_, line, _ := strings.Cut(msg, "as serve decides")
+		line, _, _ = strings.Cut(line, "\n\n")
+		return line
+	}
+	def, low, high := recall(""), recall("0.40"), recall("0.99")
+	if !strings.Contains(def, "opt_out >= 0.40") || def != low {
+		t.Errorf("model eval without --opt-out-threshold printed %q; with 0.40 %q: want the same, at 0.40", def, low)
+	}
+	if !strings.Contains(high, "opt_out >= 0.99") || high == low {
+		t.Errorf("model eval --opt-out-threshold 0.99 printed %q; at 0.40 %q: want another line", high, low)
+	}
+}

@@ -15,8 +15,8 @@ func TestEmbeddedModels(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Embedded(%s): %v", task, err)
 		}
-		if m.Task != task || m.Spec != model.DefaultSpec() {
-			t.Errorf("Embedded(%s): task %s, spec %+v; want spec %+v", task, m.Task, m.Spec, model.DefaultSpec())
+		if m.Task != task || m.Spec != model.TaskSpec(task) {
+			t.Errorf("Embedded(%s): task %s, spec %+v; want spec %+v", task, m.Task, m.Spec, model.TaskSpec(task))
 		}
 		if n := model.EmbeddedSize(task); n == 0 || n > 16<<20 {
 			t.Errorf("Embedded(%s) is %d bytes, want 1 to 16 MB", task, n)

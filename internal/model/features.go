@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"math/bits"
 	"unicode/utf8"
 
 	"github.com/sendguard/sendguard/internal/optout"
@@ -26,16 +27,35 @@ type Spec struct {
 	// and stays near the prior instead of swinging on a few n-grams.
 	MinNorm    int    `json:"min_norm"`
 	Normalizer string `json:"normalizer"` // NormalizerVersion
+	// LenWords adds the message's length class (1, 2-3, 4-7, 8-15 or 16+
+	// words) as a feature, and every word unigram crossed with it: a bare
+	// "stop" and "stop" inside a complaint are different features, which a
+	// linear model cannot form from the two on its own.
+	LenWords bool `json:"len_words,omitempty"`
 }
 
-// DefaultSpec is the feature extraction of the shipped models.
+// DefaultSpec is the feature extraction of the shipped outbound model, and
+// the base of every task's (TaskSpec).
 func DefaultSpec() Spec {
 	return Spec{CharMin: 1, CharMax: 5, Words: 2, BucketBits: 18, Despace: true, MinNorm: 64, Normalizer: NormalizerVersion}
 }
 
+// TaskSpec is the feature extraction `sendguard model train` and `make
+// model` use for task. Outbound: DefaultSpec. Inbound: word unigrams
+// without bigrams, and the length class crossed with the words
+// (LenWords), which scored better on replies by writers the model had not
+// seen (leave-one-round-out, the README's Detection section).
+func TaskSpec(task string) Spec {
+	s := DefaultSpec()
+	if task == Inbound {
+		s.Words, s.LenWords = 1, true
+	}
+	return s
+}
+
 func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
-		s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && s.Normalizer == NormalizerVersion
+		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && s.Normalizer == NormalizerVersion
 }
 
 // norm is the value of one feature occurrence in a message of n features.
@@ -47,6 +67,7 @@ const (
 	seedChar   uint32 = 2166136261 // FNV-1a offset basis
 	seedWord   uint32 = 2166136261 ^ 0x9e3779b9
 	seedBigram uint32 = 2166136261 ^ 0x85ebca6b
+	seedLen    uint32 = 2166136261 ^ 0xc2b2ae35 // xor the length class
 	fnvPrime   uint32 = 16777619
 )
 
@@ -55,7 +76,19 @@ const (
 	kindChar = iota
 	kindWord
 	kindBigram
+	kindLenWord
+	kindLen
 )
+
+// kindNames name the kinds in explanations.
+var kindNames = [...]string{"char", "word", "bigram", "len_word", "length"}
+
+// lenNames name the length classes in explanations.
+var lenNames = [...]string{"1 word", "2-3 words", "4-7 words", "8-15 words", "16+ words"}
+
+// lenClass is the length class of a reply of n words: 0 for 1 word, 1 for
+// 2-3, 2 for 4-7, 3 for 8-15, 4 for 16 or more.
+func lenClass(n int) uint32 { return uint32(min(bits.Len(uint(max(n, 1)))-1, 4)) }
 
 // span is where a feature came from in the prepared text, for Explain.
 type span struct {
@@ -172,7 +205,7 @@ func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 		return dst
 	}
 	// Words: p is " w1 w2 … wn ".
-	prevStart := -1
+	prevStart, words := -1, 0
 	for i := 1; i < len(p); {
 		j := i
 		for j < len(p) && p[j] != ' ' {
@@ -184,8 +217,25 @@ func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 				emit(fnv(seedBigram, p[prevStart:j]), kindBigram, prevStart, j)
 			}
 			prevStart = i
+			words++
 		}
 		i = j + 1
+	}
+	if s.LenWords && words > 0 {
+		// Every word again, crossed with the length class.
+		seed := seedLen ^ lenClass(words)
+		emit(seed, kindLen, 0, 0) // Explain names it by lenNames
+
+		for i := 1; i < len(p); {
+			j := i
+			for j < len(p) && p[j] != ' ' {
+				j++
+			}
+			if j > i {
+				emit(fnv(seed, p[i:j]), kindLenWord, i, j)
+			}
+			i = j + 1
+		}
 	}
 	return dst
 }

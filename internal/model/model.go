@@ -4,9 +4,11 @@
 //
 // Features survive paraphrase, typos, spacing and script: character
 // n-grams (1 to 5 runes) over the opt-out normaliser's output with a space
-// around every word, plus word unigrams and bigrams, with runs of spaced-out
-// letters joined ("S T O P" reads as "stop"), all hashed (FNV-1a, murmur
-// finaliser) into 2^18 buckets. The classifier is a multinomial logistic
+// around every word, plus word unigrams and bigrams (outbound), or word
+// unigrams, the message's length class and the unigrams crossed with it
+// (inbound, TaskSpec), with runs of spaced-out letters joined ("S T O P"
+// reads as "stop"), all hashed (FNV-1a, murmur finaliser) into 2^18
+// buckets. The classifier is a multinomial logistic
 // regression trained by Train deterministically: the same examples give the
 // same model file, byte for byte.
 //
@@ -56,8 +58,15 @@ func Classes(task string) []string {
 // MaxClasses bounds the classes of a model.
 const MaxClasses = 8
 
-// FormatVersion is the model file format Load reads.
-const FormatVersion = 1
+// FormatVersion is the model file format Train writes. Version 2 added
+// the feature spec's len_words; Load reads versions 1 and 2
+// (a version-1 file has none, and extracts as it always did) and
+// refuses a header field it does not know, so a file that asks for a
+// feature this build lacks is refused rather than misread.
+const FormatVersion = 2
+
+// minFormatVersion is the oldest format Load reads.
+const minFormatVersion = 1
 
 var magic = [8]byte{'S', 'G', 'M', 'O', 'D', 'E', 'L', '\n'}
 
@@ -192,12 +201,16 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 		}
 		mean /= float64(m.k)
 		sp := spans[i]
-		sum[key{sp.kind, string(p[sp.start:sp.end])}] += (float64(row[c]) - mean) * norm
+		f := string(p[sp.start:sp.end])
+		if sp.kind == kindLen {
+			f = lenNames[lenClass(len(bytes.Fields(p)))]
+		}
+		sum[key{sp.kind, f}] += (float64(row[c]) - mean) * norm
 	}
 	out := make([]Contribution, 0, len(sum))
 	for k, v := range sum {
 		if v > 0 {
-			out = append(out, Contribution{Feature: k.s, Kind: [...]string{"char", "word", "bigram"}[k.kind], Weight: v})
+			out = append(out, Contribution{Feature: k.s, Kind: kindNames[k.kind], Weight: v})
 		}
 	}
 	slices.SortFunc(out, func(a, b Contribution) int {
@@ -244,8 +257,9 @@ func Load(b []byte) (*Model, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch (truncated or altered)", ErrFormat)
 	}
 	r := body[len(magic):]
-	if v := binary.LittleEndian.Uint32(r); v != FormatVersion {
-		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, FormatVersion)
+	v := binary.LittleEndian.Uint32(r)
+	if v < minFormatVersion || v > FormatVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrFormat, v, minFormatVersion, FormatVersion)
 	}
 	hl := int(binary.LittleEndian.Uint32(r[4:]))
 	r = r[8:]
@@ -253,8 +267,16 @@ func Load(b []byte) (*Model, error) {
 		return nil, fmt.Errorf("%w: header length %d", ErrFormat, hl)
 	}
 	m := &Model{}
-	if err := json.Unmarshal(r[:hl], &m.Header); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(r[:hl]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m.Header); err != nil {
 		return nil, fmt.Errorf("%w: header: %w", ErrFormat, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: header: data after the JSON object", ErrFormat)
+	}
+	if v < 2 && m.Spec.LenWords {
+		return nil, fmt.Errorf("%w: format version %d with a version-2 feature spec", ErrFormat, v)
 	}
 	r = r[hl:]
 	if !m.Spec.valid() {

@@ -30,7 +30,7 @@ func fixture(t testing.TB, task string) []Example {
 // trainFixture trains on the fixture's training part.
 func trainFixture(t testing.TB, task string, p Params) ([]byte, *Model) {
 	t.Helper()
-	b, m, err := Train(task, fixture(t, task), DefaultSpec(), p)
+	b, m, err := Train(task, fixture(t, task), TaskSpec(task), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestTrainIsDeterministic(t *testing.T) {
 			for i, j := 0, len(ex)-1; i < j; i, j = i+1, j-1 {
 				ex[i], ex[j] = ex[j], ex[i]
 			}
-			d, _, err := Train(task, ex, DefaultSpec(), Params{})
+			d, _, err := Train(task, ex, TaskSpec(task), Params{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,18 +278,20 @@ func FuzzPredict(f *testing.F) {
 // PredictNormalized of the normalised text is Predict of the text, bit for
 // bit, on multilingual text, marks, bidi controls and invalid UTF-8.
 func TestPredictNormalized(t *testing.T) {
-	m, err := Embedded(Outbound)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, msg := range []string{
-		"Flash sale! 50% off everything", "تم شحن طلبك رقم 5521 وسيصل غدا", "मुझे और संदेश मत भेजो",
-		"İPTAL 🙏🙏", "e\u0301te\u0301 ça suffit", "S T O P now", "\u200f\u200e", "", "a\xff\xfe b", "ÇIKIŞ",
-	} {
-		want := m.Predict(msg, nil)
-		got := m.PredictNormalized(optout.Normalize(msg), nil)
-		if !slices.Equal(got, want) {
-			t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", msg, got, want)
+	for _, task := range []string{Inbound, Outbound} {
+		m, err := Embedded(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []string{
+			"Flash sale! 50% off everything", "تم شحن طلبك رقم 5521 وسيصل غدا", "मुझे और संदेश मत भेजो",
+			"İPTAL 🙏🙏", "e\u0301te\u0301 ça suffit", "S T O P now", "\u200f\u200e", "", "a\xff\xfe b", "ÇIKIŞ",
+		} {
+			want := m.Predict(msg, nil)
+			got := m.PredictNormalized(optout.Normalize(msg), nil)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: PredictNormalized(Normalize(%q)) = %v, Predict = %v", task, msg, got, want)
+			}
 		}
 	}
 }
