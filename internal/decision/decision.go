@@ -528,18 +528,7 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 }
 
 // bodyKey is abuse.BodyKey(msg), from the cache when it holds msg's.
-func (d *Decider) bodyKey(msg string) [16]byte {
-	if d.bodyKeys == nil {
-		return abuse.BodyKey(msg)
-	}
-	k := d.bodyKeys.Key(msg)
-	if b, ok := d.bodyKeys.Get(k); ok {
-		return b
-	}
-	b := abuse.BodyKey(msg)
-	d.bodyKeys.Put(k, b)
-	return b
-}
+func (d *Decider) bodyKey(msg string) [16]byte { return d.bodyKeys.Do(msg, abuse.BodyKey) }
 
 // take consumes a slow-lane token when the content is risky, then the
 // instance's quotas and token, and allows the send when all are there.

@@ -238,18 +238,7 @@ func New(opts Options) *Scanner {
 
 // Scan computes the signals of msg. With a cache (Options.CacheSize) a
 // message seen before may be answered from it: the same Signals.
-func (s *Scanner) Scan(msg string) Signals {
-	if s.cache == nil {
-		return s.scan(msg)
-	}
-	k := s.cache.Key(msg)
-	if sig, ok := s.cache.Get(k); ok {
-		return sig
-	}
-	sig := s.scan(msg)
-	s.cache.Put(k, sig)
-	return sig
-}
+func (s *Scanner) Scan(msg string) Signals { return s.cache.Do(msg, s.scan) }
 
 // CacheStats returns the cache's counters; all 0 without a cache.
 func (s *Scanner) CacheStats() textcache.Stats { return s.cache.Stats() }

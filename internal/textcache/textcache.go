@@ -128,10 +128,15 @@ func (c *Cache[V]) Put(k Key, v V) {
 	sh.mu.Lock()
 	j := slices.Index(seen, k.k1)
 	if j < 0 {
-		// Replace in turn: texts that alternate (a replayed mix) do not
-		// push each other out before their second sighting.
-		sh.clock++
-		seen[sh.clock%ways] = k.k1
+		// An empty slot first; else replace in turn: texts that alternate
+		// (a replayed mix) do not push each other out before their second
+		// sighting.
+		e := slices.Index(seen, 0)
+		if e < 0 {
+			sh.clock++
+			e = int(sh.clock % ways)
+		}
+		seen[e] = k.k1
 		sh.mu.Unlock()
 		return
 	}
@@ -147,6 +152,22 @@ func (c *Cache[V]) Put(k Key, v V) {
 	sh.clock++
 	set[w] = entry[V]{k0: k.k0, k1: k.k1, used: sh.clock, val: v}
 	sh.mu.Unlock()
+}
+
+// Do returns f(text), from the cache when it holds text's value, and puts
+// what f computed (admitted on text's second sighting). A nil Cache calls
+// f.
+func (c *Cache[V]) Do(text string, f func(string) V) V {
+	if c == nil {
+		return f(text)
+	}
+	k := c.Key(text)
+	if v, ok := c.Get(k); ok {
+		return v
+	}
+	v := f(text)
+	c.Put(k, v)
+	return v
 }
 
 // Stats counts a cache's lookups since New.
