@@ -401,14 +401,21 @@ func newID() string { return decision.NewID(time.Now()) }
 // the same from the wire).
 func requestOf(req *authv3.CheckRequest) decision.Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	path, query, _ := strings.Cut(h.GetPath(), "?")
 	body := h.GetRawBody()
 	if body == nil && h.GetBody() != "" {
 		body = []byte(h.GetBody())
 	}
-	headers := h.GetHeaders()
+	return httpRequest(h.GetMethod(), h.GetPath(), body, h.GetHeaders())
+}
+
+// httpRequest is the decision.Request of an HttpRequest's method, path
+// (with its query), body (raw_body, else body) and headers: the one place
+// requestOf and decodeCheck build it, so the two roads cannot read a
+// request differently.
+func httpRequest(method, pathQuery string, body []byte, headers map[string]string) decision.Request {
+	path, query, _ := strings.Cut(pathQuery, "?")
 	return decision.Request{
-		Method:          h.GetMethod(),
+		Method:          method,
 		Path:            path,
 		Query:           query,
 		Authorization:   headers["authorization"],

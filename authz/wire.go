@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"errors"
-	"strings"
 	"unicode/utf8"
 	"unsafe"
 
@@ -160,22 +159,11 @@ func decodeCheck(b []byte) (decision.Request, error) {
 	if err := decodeMessage(b, mdCheckRequest, protowire.DefaultRecursionLimit, &h, decodeCheckField); err != nil {
 		return decision.Request{}, err
 	}
-	path, query, _ := strings.Cut(h.path, "?")
 	body := h.rawBody
 	if body == nil && h.body != "" {
 		body = unsafe.Slice(unsafe.StringData(h.body), len(h.body))
 	}
-	return decision.Request{
-		Method:          h.method,
-		Path:            path,
-		Query:           query,
-		Authorization:   h.headers["authorization"],
-		ContentType:     h.headers["content-type"],
-		ContentEncoding: h.headers["content-encoding"],
-		Body:            body,
-		PartialBody:     h.headers[headerPartialBody] == "true",
-		Headers:         h.headers,
-	}, nil
+	return httpRequest(h.method, h.path, body, h.headers), nil
 }
 
 // fieldFunc decodes one field of a message on the read path: v is its

@@ -486,6 +486,10 @@ func restartOnly(old, next *config.Config) error {
 	return nil
 }
 
+// grpcWorkers is how many goroutines serve gRPC calls (grpc.NumStreamWorkers):
+// more than the calls Envoy keeps in flight at once on one sidecar.
+const grpcWorkers = 256
+
 // serve runs the gRPC and admin servers until ctx is done, then shuts both
 // down gracefully. grpc.health.v1 reports NOT_SERVING until everything is
 // built and listening, and again while shutting down.
@@ -495,10 +499,6 @@ func restartOnly(old, next *config.Config) error {
 // config and the policies are read, validated and built again on the open
 // store, and swapped in only if everything succeeds; otherwise the error is
 // logged, counted, and the running config and policies stay in force.
-// grpcWorkers is how many goroutines serve gRPC calls (grpc.NumStreamWorkers):
-// more than the calls Envoy keeps in flight at once on one sidecar.
-const grpcWorkers = 256
-
 func serve(ctx context.Context, f flags, getenv func(string) string, stdout, stderr io.Writer) error {
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {

@@ -330,8 +330,8 @@ const (
 func (a *api) listSuppressions(w http.ResponseWriter, r *http.Request, inst Instance) {
 	q := r.URL.Query()
 	limit := defaultPage
-	if v := q.Get("limit"); v != "" || q.Has("limit") {
-		n, err := strconv.Atoi(v)
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > maxPage {
 			a.fail(w, r, apiError{http.StatusBadRequest, "validation_error", "limit must be a whole number from 1 to 10000."}, nil)
 			return

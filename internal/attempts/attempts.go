@@ -66,7 +66,7 @@ func New(o Options) *Limiter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Limiter{opts: o, addrs: make(map[netip.Prefix]*budget)}
+	return &Limiter{opts: o, addrs: make(map[netip.Prefix]*budget), overflow: budget{left: float64(o.Burst), last: o.Now()}}
 }
 
 // Attempt records a try of a secret from the client at remoteAddr
@@ -112,9 +112,6 @@ func (l *Limiter) lookup(k netip.Prefix, now time.Time, add bool) *budget {
 		}
 	}
 	if len(l.addrs) >= l.opts.MaxAddrs {
-		if l.overflow.last.IsZero() {
-			l.overflow = budget{left: float64(l.opts.Burst), last: now}
-		}
 		return &l.overflow
 	}
 	if !add {

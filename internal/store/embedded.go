@@ -1202,22 +1202,11 @@ func (e *Embedded) DeleteSuppression(_ context.Context, instance, phone string) 
 	})
 }
 
-// Suppressions lists instance's suppressions ordered by phone.
-func (e *Embedded) Suppressions(_ context.Context, instance string) ([]Suppression, error) {
-	var out []Suppression
-	prefix := supKey(instance, "")
-	err := e.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bSup).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			s, err := decodeSup(k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, s)
-		}
-		return nil
-	})
-	return out, err
+// Suppressions lists all of instance's suppressions ordered by phone, as
+// one page (the admin API pages with SuppressionPage).
+func (e *Embedded) Suppressions(ctx context.Context, instance string) ([]Suppression, error) {
+	list, _, err := e.SuppressionPage(ctx, instance, "", math.MaxInt)
+	return list, err
 }
 
 // Paused reports whether instance is paused for review.

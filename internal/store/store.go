@@ -22,7 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -291,18 +291,11 @@ func (m *Memory) DeleteSuppression(_ context.Context, instance, phone string) er
 	return nil
 }
 
-// Suppressions lists instance's suppressions ordered by phone.
-func (m *Memory) Suppressions(_ context.Context, instance string) ([]Suppression, error) {
-	m.mu.RLock()
-	var out []Suppression
-	for k, s := range m.suppress {
-		if k.instance == instance {
-			out = append(out, s)
-		}
-	}
-	m.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Phone < out[j].Phone })
-	return out, nil
+// Suppressions lists all of instance's suppressions ordered by phone, as
+// one page (the admin API pages with SuppressionPage).
+func (m *Memory) Suppressions(ctx context.Context, instance string) ([]Suppression, error) {
+	list, _, err := m.SuppressionPage(ctx, instance, "", math.MaxInt)
+	return list, err
 }
 
 // Paused reports whether instance is paused for review.

@@ -12,9 +12,10 @@
 // 4-way sets in 64 shards, each shard behind its own mutex, held only to
 // compare keys and copy one value; a set replaces its least recently used
 // slot. A text enters the cache only the second time it is seen (a
-// doorkeeper of recent misses' keys, twice as many as slots, as in TinyLFU): a stream of texts that
-// never repeat (every OTP, every order number) costs two hashes and a lock
-// per lookup and never evicts the texts that do repeat.
+// doorkeeper of recent misses' keys, twice as many as slots, as in
+// TinyLFU): a stream of texts that never repeat (every OTP, every order
+// number) costs two hashes and a lock per lookup and never evicts the
+// texts that do repeat.
 //
 // A Cache is safe for concurrent use.
 package textcache
