@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -84,6 +85,7 @@ func Run(t *testing.T, h Harness) {
 		{"AddSuppressionsRefusesInvalid", addInvalid},
 		{"AddSuppressionsConcurrent", addConcurrent},
 		{"SuppressionPages", suppressionPages},
+		{"SuppressionPagesConcurrent", suppressionPagesConcurrent},
 		{"Pause", pause},
 		{"RefundGivesBackWhatWasTaken", refundGivesBack},
 		{"RefundIsKeyedByInstanceAndID", refundForeign},
@@ -446,6 +448,98 @@ func suppressionPages(t *testing.T, h Harness) {
 			t.Errorf("SuppressionPage(cursor %q) error = %v, want ErrBadCursor", bad, err)
 		}
 	}
+}
+
+// suppressionPagesConcurrent pages through an instance's suppressions
+// while other goroutines add and delete phones between them, of the same
+// instance and of others: every suppression held throughout comes (exactly
+// once and in order, for ordered stores), and nothing comes that was never
+// the instance's.
+func suppressionPagesConcurrent(t *testing.T, h Harness) {
+	s := open(t, h)
+	at := Base.Truncate(time.Second)
+	stable := map[string]bool{}
+	var batch []store.Suppression
+	for i := range 200 {
+		p := fmt.Sprintf("+9665040%03d0", i)
+		stable[p] = true
+		batch = append(batch, store.Suppression{Instance: instances[1], Phone: p, Reason: "import", Source: "import", CreatedAt: at})
+	}
+	must[int](t)(s.AddSuppressions(ctx, batch))
+	churn := func(w, i int) string { return fmt.Sprintf("+9665040%03d%d", (i*37+w*11)%200, 1+w) } // between the stable phones
+	stop := make(chan struct{})
+	var churners sync.WaitGroup
+	for w := range 4 {
+		churners.Add(1)
+		go func() {
+			defer churners.Done()
+			inst := instances[1+w%2*4] // instances[1] and instances[5]
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := churn(w, i)
+				if err := s.PutSuppression(ctx, store.Suppression{Instance: inst, Phone: p, Reason: "STOP", Source: "message", CreatedAt: at}); err != nil {
+					t.Errorf("PutSuppression(%s, %s): %v", inst, p, err)
+					return
+				}
+				if err := s.DeleteSuppression(ctx, inst, churn(w, i-3)); err != nil && !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("DeleteSuppression(%s): %v", inst, err)
+					return
+				}
+			}
+		}()
+	}
+	var pagers sync.WaitGroup
+	for g := range 4 {
+		pagers.Add(1)
+		go func() {
+			defer pagers.Done()
+			limit := []int{1, 7, 50, 13}[g]
+			for round := range 3 {
+				seen := map[string]bool{}
+				cursor, last := "", ""
+				for pages := 1; ; pages++ {
+					list, next, err := s.SuppressionPage(ctx, instances[1], cursor, limit)
+					if err != nil {
+						t.Errorf("SuppressionPage(limit %d, page %d): %v", limit, pages, err)
+						return
+					}
+					if pages > 2000 {
+						t.Errorf("limit %d: more than 2000 pages, the cursor does not advance", limit)
+						return
+					}
+					for _, sup := range list {
+						// instances[1]'s phones end in 0 (stable), 1 or 3 (churned by workers 0 and 2).
+						if sup.Instance != instances[1] || !strings.HasPrefix(sup.Phone, "+9665040") || !strings.ContainsRune("013", rune(sup.Phone[len(sup.Phone)-1])) {
+							t.Errorf("limit %d: page holds %+v, never a suppression of %s", limit, sup, instances[1])
+							return
+						}
+						if !h.PagesUnordered && (seen[sup.Phone] || sup.Phone <= last) {
+							t.Errorf("limit %d: %s after %s: pages not ordered by phone, or a phone twice", limit, sup.Phone, last)
+							return
+						}
+						seen[sup.Phone], last = true, sup.Phone
+					}
+					if next == "" {
+						break
+					}
+					cursor = next
+				}
+				for p := range stable {
+					if !seen[p] {
+						t.Errorf("limit %d, round %d: %s, held throughout, was not listed", limit, round, p)
+						return
+					}
+				}
+			}
+		}()
+	}
+	pagers.Wait()
+	close(stop)
+	churners.Wait()
 }
 
 func pause(t *testing.T, h Harness) {
