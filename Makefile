@@ -111,11 +111,14 @@ bench-envoy: envoy
 # store, the default; config from the harness's genconfig.py, every limit out
 # of reach), 2 alternating rounds (~8 min), then writes bench/compare-MIXNAME.md
 # (the table, ratios to the floor, the load average), .png (latency vs rate)
-# and .jsonl (the harness's raw results). MIX=bench/mixes/unique.json: every
-# allowed message text unique. BENCH_PORT: the first of 3 gRPC ports.
+# and .jsonl (the harness's raw results), with the hit rates of sendguard's
+# caches (its /metrics on BENCH_ADMIN, read each second by benchcompare
+# watch). MIX=bench/mixes/unique.json: every allowed message text unique.
+# BENCH_PORT: the first of 3 gRPC ports.
 BENCH_HARNESS ?= $(CURDIR)/../shared/bench
 MIX           ?= $(BENCH_HARNESS)/mixes/default.json
 BENCH_PORT    ?= 9191
+BENCH_ADMIN   ?= 127.0.0.1:$(shell expr $(BENCH_PORT) + 100)
 BENCH_TMP     ?= $(CURDIR)/.run/bench-compare
 BENCH_NAME    ?= compare-$(basename $(notdir $(MIX)))
 bench-compare:
@@ -126,11 +129,13 @@ bench-compare:
 	python3 $(BENCH_HARNESS)/sendguard/genconfig.py embedded $(BENCH_TMP)/sendguard.yaml $(BENCH_TMP)/sendguard.db
 	echo 'inbound: {routes: []}' >> $(BENCH_TMP)/sendguard.yaml  # genconfig predates inbound.signature's check
 	cat /proc/loadavg > $(BENCH_TMP)/loadavg-start
+	./bin/benchcompare watch -url http://$(BENCH_ADMIN)/metrics -out $(BENCH_TMP)/scrapes.jsonl & watcher=$$!; \
 	RESULTS=$(BENCH_TMP)/results.jsonl MIX=$(abspath $(MIX)) BASE_PORT=$(BENCH_PORT) $(BENCH_HARNESS)/compare.sh noop opa \
-		'sendguard=$(CURDIR)/bin/sendguard serve --config $(BENCH_TMP)/sendguard.yaml --grpc-addr $$ADDR --admin-addr 127.0.0.1:0 --log-level error'
+		'sendguard=$(CURDIR)/bin/sendguard serve --config $(BENCH_TMP)/sendguard.yaml --grpc-addr $$ADDR --admin-addr $(BENCH_ADMIN) --log-level error'; \
+	rc=$$?; kill $$watcher; wait $$watcher; exit $$rc
 	cp $(BENCH_TMP)/results.jsonl bench/$(BENCH_NAME).jsonl
 	./bin/benchcompare report -results bench/$(BENCH_NAME).jsonl -md bench/$(BENCH_NAME).md -png bench/$(BENCH_NAME).png \
-		-loadavg-start "$$(cat $(BENCH_TMP)/loadavg-start)" -mix $(patsubst $(CURDIR)/%,%,$(abspath $(MIX)))
+		-loadavg-start "$$(cat $(BENCH_TMP)/loadavg-start)" -mix $(patsubst $(CURDIR)/%,%,$(abspath $(MIX))) -scrapes $(BENCH_TMP)/scrapes.jsonl
 
 # bench-suppressions imports 1,000,000 suppressions into a fresh embedded
 # store with the real binary and starts serve on it: import time, file size,

@@ -1,22 +1,32 @@
 // Command benchcompare is the repository's side of `make bench-compare`:
 //
-//	benchcompare report -results F.jsonl -md F.md -png F.png [-loadavg-start "…"] [-mix NAME]
+//	benchcompare report -results F.jsonl -md F.md -png F.png [-loadavg-start "…"] [-mix NAME] [-scrapes S.jsonl]
+//	benchcompare watch -url http://127.0.0.1:9291/metrics -out S.jsonl
 //	benchcompare uniquemix -in ../shared/bench/mixes/default.json -out bench/mixes/unique.json [-seed N]
 //
 // report reads the JSON lines the shared harness (../shared/bench/compare.sh)
 // wrote and writes the results table (Markdown, ratios to the no-op floor)
-// and the latency-versus-rate chart (PNG). uniquemix writes the all-unique
-// message mix (internal/benchmix) from the harness's default mix.
+// and the latency-versus-rate chart (PNG); with -scrapes, also the hit rates
+// of sendguard's caches (the policy memo's, the text caches') over its
+// rounds. watch reads a server's /metrics every second until it is
+// stopped, for -scrapes. uniquemix writes the all-unique message mix
+// (internal/benchmix) from the harness's default mix.
 package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sendguard/sendguard/internal/benchmix"
@@ -25,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchcompare report|uniquemix [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchcompare report|watch|uniquemix [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -34,8 +44,10 @@ func main() {
 		err = report(os.Args[2:])
 	case "uniquemix":
 		err = uniqueMix(os.Args[2:])
+	case "watch":
+		err = watch(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (report or uniquemix)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (report, watch or uniquemix)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchcompare:", err)
@@ -51,6 +63,7 @@ func report(args []string) error {
 	loadStart := fs.String("loadavg-start", "", "the load average (/proc/loadavg) when the run started")
 	mixName := fs.String("mix", "", "the mix file, as named in the table header (default: the results' own)")
 	floor := fs.String("floor", "noop", "the label of the floor target")
+	scrapes := fs.String("scrapes", "", "sendguard's /metrics readings during the run (benchcompare watch), for the caches' hit rates")
 	fs.Parse(args)
 	if *results == "" {
 		return fmt.Errorf("report: -results is required")
@@ -86,6 +99,11 @@ func report(args []string) error {
 		"Open loop: latency from the scheduled send; \"overloaded\" when under 97 %% of the offered rate was answered. "+
 		"The no-op floor allows everything, so its mismatches are the mix's denials. Chart: `%s`. Raw results: `%s`.\n",
 		filepath.Base(*pngOut), filepath.Base(*results))
+	if *scrapes != "" {
+		if err := cacheRates(&md, *scrapes); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
 	if err := os.WriteFile(*mdOut, md.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
@@ -101,6 +119,64 @@ func report(args []string) error {
 	os.Stdout.Write(md.Bytes())
 	fmt.Printf("\nwrote %s and %s\n", *mdOut, *pngOut)
 	return nil
+}
+
+// cacheRates writes the hit rate of each of sendguard's caches over its
+// rounds, from the scrapes file.
+func cacheRates(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	scrapes, err := benchreport.ReadScrapes(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	benchreport.CacheMarkdown(w, benchreport.HitRates(benchreport.CacheTotals(scrapes)), len(scrapes))
+	return nil
+}
+
+// watch reads url every second and writes one Scrape per line to out,
+// until SIGTERM or SIGINT.
+func watch(args []string) error {
+	fs := flag.NewFlagSet("watch", flag.ExitOnError)
+	url := fs.String("url", "", "the server's /metrics")
+	out := fs.String("out", "", "the JSON lines file to write")
+	every := fs.Duration("every", time.Second, "how often to read")
+	fs.Parse(args)
+	if *url == "" || *out == "" {
+		return fmt.Errorf("watch: -url and -out are required")
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	defer f.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	client := &http.Client{Timeout: *every / 2}
+	enc := json.NewEncoder(f)
+	tick := time.NewTicker(*every)
+	defer tick.Stop()
+	for {
+		s := benchreport.Scrape{At: time.Now().UTC()}
+		if resp, err := client.Get(*url); err == nil {
+			if resp.StatusCode == http.StatusOK {
+				s.Values, err = benchreport.ParseCacheCounters(resp.Body)
+				s.Up = err == nil
+			}
+			resp.Body.Close()
+		}
+		if err := enc.Encode(s); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 func uniqueMix(args []string) error {

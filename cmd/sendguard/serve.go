@@ -446,8 +446,9 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 // server asks and the admin API's handler. Requests in flight finish on the
 // parts they started with.
 type live struct {
-	dec   atomic.Pointer[deciderBox]
-	admin atomic.Pointer[http.Handler]
+	dec    atomic.Pointer[deciderBox]
+	admin  atomic.Pointer[http.Handler]
+	engine atomic.Pointer[policy.Engine] // the policies in force, for their memo's metrics
 }
 
 // decider is what serves Check: the decision, wrapped in the decision log
@@ -621,6 +622,8 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	}
 	var lv live
 	lv.dec.Store(&deciderBox{logged(a)})
+	lv.engine.Store(a.engine)
+	registerMemoMetrics(reg, func() policy.MemoStats { return lv.engine.Load().MemoStats() })
 	srv := authz.NewServer(&lv, log).WithMetrics(reg).WithTracing(tracer, prop)
 	srv.Register(gs)
 	// The response path (ext_proc, envoy/sidecar.yaml): a failed send
@@ -808,6 +811,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		old := cur
 		cur = next
 		lv.dec.Store(&deciderBox{logged(next)})
+		lv.engine.Store(next.engine)
 		lv.admin.Store(adminHandler(next))
 		cons.Set(consoleConfig(next))
 		stopDispatch()
