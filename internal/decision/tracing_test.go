@@ -73,13 +73,21 @@ func TestDecideSpans(t *testing.T) {
 	req := Request{Method: "POST", Path: "/api/send-message", Authorization: keyDemo, Body: send("shop", recipient, "Your order #2041 has shipped.", "marketing")}
 	ctx := context.Background()
 	before := len(rec.Ended())
-	traced := testing.AllocsPerRun(200, func() { f.d.Decide(ctx, req) })
+	traced := minAllocs(func() { f.d.Decide(ctx, req) })
 	if n := len(rec.Ended()) - before; n != 0 {
 		t.Errorf("Decide without a recording span made %d spans, want 0", n)
 	}
 	f.d.SetTracer(nil)
-	off := testing.AllocsPerRun(200, func() { f.d.Decide(ctx, req) })
+	off := minAllocs(func() { f.d.Decide(ctx, req) })
 	if traced != off && !(raceEnabled && traced-off <= 1 && off-traced <= 1) {
 		t.Errorf("Decide without a recording span = %.0f allocations, without a tracer %.0f; want equal (within 1 under -race)", traced, off)
 	}
+}
+
+// minAllocs is the least of three testing.AllocsPerRun(200, f): AllocsPerRun
+// counts the whole process's allocations, so a background goroutine (a
+// span exporter, a store's sweep) that allocates during one measurement on
+// a busy machine adds to it; it cannot make all three high.
+func minAllocs(f func()) float64 {
+	return min(testing.AllocsPerRun(200, f), testing.AllocsPerRun(200, f), testing.AllocsPerRun(200, f))
 }
