@@ -587,6 +587,10 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	gs := grpc.NewServer(append(gopts, authz.ServerCodec())...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The text caches' hits and misses (textCacheMetrics), read at each scrape.
+	textCaches := newTextCacheMetrics()
+	textCaches.use(a.scanner, a.decider)
+	reg.MustRegister(textCaches)
 	// The console: its audit trail, sign-in key, recent decisions and
 	// events live as long as the process; a reload swaps its Config.
 	audit, err := console.OpenAudit(a.cfg.Admin.ConsoleAuditFile, 1000)
@@ -808,6 +812,7 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		old := cur
 		cur = next
 		lv.dec.Store(&deciderBox{logged(next)})
+		textCaches.use(next.scanner, next.decider)
 		lv.admin.Store(adminHandler(next))
 		cons.Set(consoleConfig(next))
 		stopDispatch()

@@ -527,6 +527,10 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	return d.quota(res, out.Taken, inst.Limits, now), nil
 }
 
+// BodyKeyCacheStats returns the fan-out body keys' cache counters
+// (Options.BodyKeyCache); all 0 without a cache.
+func (d *Decider) BodyKeyCacheStats() textcache.Stats { return d.bodyKeys.Stats() }
+
 // bodyKey is abuse.BodyKey(msg), from the cache when it holds msg's.
 func (d *Decider) bodyKey(msg string) [16]byte { return d.bodyKeys.Do(msg, abuse.BodyKey) }
 
