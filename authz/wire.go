@@ -30,9 +30,9 @@ import (
 // cannot decide differently.
 
 // ServerCodec is the grpc.ServerOption to build a server for Register
-// with: it decodes the Check method's request with decodeCheck and hands
-// every other message (the responses, ext_proc, health) to gRPC's proto
-// codec unchanged.
+// with: it decodes the Check method's request with decodeCheck, writes its
+// response with marshalCheckResponse, and hands every other message
+// (ext_proc, health) to gRPC's proto codec unchanged.
 func ServerCodec() grpc.ServerOption {
 	return grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(proto.Name)})
 }
@@ -79,8 +79,29 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 // decodeCheck.
 type codec struct{ proto encoding.CodecV2 }
 
-func (c codec) Name() string                           { return c.proto.Name() }
-func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c codec) Name() string { return c.proto.Name() }
+
+// Marshal writes a CheckResponse with marshalCheckResponse (encode.go):
+// proto.Marshal's bytes without its reflection. Anything else, and a
+// response that declines, goes to the proto codec.
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*authv3.CheckResponse); ok {
+		if b, ok := marshalCheckResponse(r); ok {
+			// The slice and its one buffer in one allocation: a
+			// SliceBuffer in an interface would be a third.
+			o := &marshalled{buf: b}
+			o.slice[0] = &o.buf
+			return o.slice[:], nil
+		}
+	}
+	return c.proto.Marshal(v)
+}
+
+// marshalled is what Marshal returns a response's bytes in.
+type marshalled struct {
+	slice [1]mem.Buffer
+	buf   mem.SliceBuffer
+}
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	w, ok := v.(*wireRequest)
