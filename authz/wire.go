@@ -160,7 +160,12 @@ const (
 type httpFields struct {
 	method, path, body string
 	rawBody            []byte
-	headers            map[string]string
+	headers            []decision.Header // the map's entries in order: a key's last counts
+
+	// inline holds the headers of a request with up to as many: decodeCheck's
+	// httpFields is on the heap (the field functions' indirect calls take
+	// its address), and the list of headers then takes no allocation of its own.
+	inline [24]decision.Header
 }
 
 // decodeCheck reads the decision.Request of the CheckRequest b encodes,
@@ -184,7 +189,7 @@ func decodeCheck(b []byte) (decision.Request, error) {
 	if body == nil && h.body != "" {
 		body = unsafe.Slice(unsafe.StringData(h.body), len(h.body))
 	}
-	return httpRequest(h.method, h.path, body, h.headers), nil
+	return httpRequest(h.method, h.path, body, nil, h.headers), nil
 }
 
 // fieldFunc decodes one field of a message on the read path: v is its
@@ -211,8 +216,11 @@ func decodeRequestField(num protowire.Number, v []byte, depth int, h *httpFields
 		return false, nil
 	}
 	if h.headers == nil {
-		if n := countHeaders(v); n > 0 {
-			h.headers = make(map[string]string, n)
+		switch n := countHeaders(v); {
+		case n > len(h.inline):
+			h.headers = make([]decision.Header, 0, n)
+		case n > 0:
+			h.headers = h.inline[:0:n]
 		}
 	}
 	return true, decodeMessage(v, mdHTTP, depth, h, decodeHTTPField)
@@ -302,10 +310,7 @@ func decodeHeader(b []byte, h *httpFields) error {
 		}
 		b = b[n:]
 	}
-	if h.headers == nil { // countHeaders found none: malformed data, to be rejected
-		h.headers = make(map[string]string)
-	}
-	h.headers[key] = value
+	h.headers = append(h.headers, decision.Header{Key: key, Value: value})
 	return nil
 }
 
@@ -343,11 +348,6 @@ func decodeMessage(b []byte, md protoreflect.MessageDescriptor, depth int, h *ht
 				b = b[n:]
 				continue
 			}
-		}
-		if md == mdHTTP && num == fieldHeaders && h.headers == nil {
-			// proto.Unmarshal makes the map as soon as the field
-			// appears, whatever its wire type: empty, not nil.
-			h.headers = map[string]string{}
 		}
 		n, err := checkField(md.Fields().ByNumber(num), num, typ, b, depth)
 		if err != nil {

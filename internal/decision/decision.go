@@ -198,8 +198,27 @@ type Request struct {
 	PartialBody                  bool // Envoy cut the body at its max_request_bytes
 	// Headers are the request's headers by lower-case name, as Envoy
 	// sends them (repeated ones joined with ","); read for the inbound
-	// webhook's signature. May be nil.
+	// webhook's signature. May be nil. Read them with Header.
 	Headers map[string]string
+	// HeaderList holds the headers instead when Headers is nil (the gRPC
+	// wire path reads them so, without building a map), in the order
+	// sent: of two entries with one name, the last counts, as in a map
+	// built from them.
+	HeaderList []Header
+}
+
+// Header returns the value of the request's header named key (lower
+// case), from Headers, else from HeaderList; "" when there is none.
+func (r *Request) Header(key string) string {
+	if r.Headers != nil {
+		return r.Headers[key]
+	}
+	for i := len(r.HeaderList) - 1; i >= 0; i-- {
+		if h := &r.HeaderList[i]; h.Key == key {
+			return h.Value
+		}
+	}
+	return ""
 }
 
 // Header is one response header.
