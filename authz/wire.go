@@ -164,7 +164,8 @@ type httpFields struct {
 
 	// inline holds the headers of a request with up to as many: decodeCheck's
 	// httpFields is on the heap (the field functions' indirect calls take
-	// its address), and the list of headers then takes no allocation of its own.
+	// its address), and the list of headers then takes no allocation of
+	// its own (nor a pass to count them first).
 	inline [24]decision.Header
 }
 
@@ -216,36 +217,9 @@ func decodeRequestField(num protowire.Number, v []byte, depth int, h *httpFields
 		return false, nil
 	}
 	if h.headers == nil {
-		switch n := countHeaders(v); {
-		case n > len(h.inline):
-			h.headers = make([]decision.Header, 0, n)
-		case n > 0:
-			h.headers = h.inline[:0:n]
-		}
+		h.headers = h.inline[:0] // past len(inline) headers, append moves them
 	}
 	return true, decodeMessage(v, mdHTTP, depth, h, decodeHTTPField)
-}
-
-// countHeaders is how many entries of the headers map the HttpRequest b
-// holds (up to where it is malformed): the size of the map to make.
-func countHeaders(b []byte) int {
-	count := 0
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-		if num == fieldHeaders && typ == protowire.BytesType {
-			count++
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-	}
-	return count
 }
 
 func decodeHTTPField(num protowire.Number, v []byte, depth int, h *httpFields) (bool, error) {
@@ -329,6 +303,7 @@ func decodeMessage(b []byte, md protoreflect.MessageDescriptor, depth int, h *ht
 	if depth--; depth < 0 {
 		return errWireDepth
 	}
+	fields := md.Fields()
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || num > protowire.MaxValidNumber { // an end group too, below
@@ -349,7 +324,7 @@ func decodeMessage(b []byte, md protoreflect.MessageDescriptor, depth int, h *ht
 				continue
 			}
 		}
-		n, err := checkField(md.Fields().ByNumber(num), num, typ, b, depth)
+		n, err := checkField(fields.ByNumber(num), num, typ, b, depth)
 		if err != nil {
 			return err
 		}
