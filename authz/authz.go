@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -256,7 +257,10 @@ func (s *Server) check(ctx context.Context, in decision.Request) (resp *authv3.C
 	var span trace.Span
 	failed := false
 	if s.tracer != nil {
-		ctx, span = s.startSpan(ctx, in.Headers)
+		// Its own copy of the headers: &in would move every Check's
+		// request to the heap, traced or not.
+		hs := decision.Request{Headers: in.Headers, HeaderList: in.HeaderList}
+		ctx, span = s.startSpan(ctx, &hs)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -327,9 +331,9 @@ func (s *Server) WithTracing(tracer trace.Tracer, prop propagation.TextMapPropag
 //
 // A span of the client's trace is the server span of sendguard's part; a
 // child of Envoy's (otelgrpc's) is internal.
-func (s *Server) startSpan(ctx context.Context, headers map[string]string) (context.Context, trace.Span) {
+func (s *Server) startSpan(ctx context.Context, headers *decision.Request) (context.Context, trace.Span) {
 	rpc := trace.SpanContextFromContext(ctx)
-	client := trace.SpanContextFromContext(s.prop.Extract(context.Background(), propagation.MapCarrier(headers)))
+	client := trace.SpanContextFromContext(s.prop.Extract(context.Background(), headerCarrier{headers}))
 	switch {
 	case rpc.IsValid() && (!client.IsValid() || client.TraceID() == rpc.TraceID()):
 		return s.tracer.Start(ctx, tracing.SpanCheck, trace.WithSpanKind(trace.SpanKindInternal))
@@ -405,26 +409,47 @@ func requestOf(req *authv3.CheckRequest) decision.Request {
 	if body == nil && h.GetBody() != "" {
 		body = []byte(h.GetBody())
 	}
-	return httpRequest(h.GetMethod(), h.GetPath(), body, h.GetHeaders())
+	return httpRequest(h.GetMethod(), h.GetPath(), body, h.GetHeaders(), nil)
 }
 
 // httpRequest is the decision.Request of an HttpRequest's method, path
-// (with its query), body (raw_body, else body) and headers: the one place
-// requestOf and decodeCheck build it, so the two roads cannot read a
-// request differently.
-func httpRequest(method, pathQuery string, body []byte, headers map[string]string) decision.Request {
+// (with its query), body (raw_body, else body) and headers, as a map
+// (requestOf) or as the list of the wire's entries (decodeCheck): the one
+// place both build it, so the two roads cannot read a request differently.
+func httpRequest(method, pathQuery string, body []byte, headers map[string]string, list []decision.Header) decision.Request {
 	path, query, _ := strings.Cut(pathQuery, "?")
-	return decision.Request{
-		Method:          method,
-		Path:            path,
-		Query:           query,
-		Authorization:   headers["authorization"],
-		ContentType:     headers["content-type"],
-		ContentEncoding: headers["content-encoding"],
-		Body:            body,
-		PartialBody:     headers[headerPartialBody] == "true",
-		Headers:         headers,
+	r := decision.Request{
+		Method:     method,
+		Path:       path,
+		Query:      query,
+		Body:       body,
+		Headers:    headers,
+		HeaderList: list,
 	}
+	r.Authorization = r.Header("authorization")
+	r.ContentType = r.Header("content-type")
+	r.ContentEncoding = r.Header("content-encoding")
+	r.PartialBody = r.Header(headerPartialBody) == "true"
+	return r
+}
+
+// headerCarrier reads a request's headers (Header) for a propagator.
+type headerCarrier struct{ r *decision.Request }
+
+func (c headerCarrier) Get(key string) string { return c.r.Header(key) }
+func (c headerCarrier) Set(string, string)    {}
+
+func (c headerCarrier) Keys() []string {
+	if c.r.Headers != nil {
+		return propagation.MapCarrier(c.r.Headers).Keys()
+	}
+	keys := make([]string, 0, len(c.r.HeaderList))
+	for _, h := range c.r.HeaderList {
+		if !slices.Contains(keys, h.Key) {
+			keys = append(keys, h.Key)
+		}
+	}
+	return keys
 }
 
 func overwrite(key, value string) *corev3.HeaderValueOption {

@@ -8,8 +8,10 @@ import (
 	"sync"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
 
 	"github.com/sendguard/sendguard/internal/decision"
 )
@@ -39,8 +41,25 @@ func TestInboundSignatureHeaderReachesDecision(t *testing.T) {
 	if _, err := NewServer(d, nil).Check(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if len(d.got) != 1 || d.got[0].Headers["x-hub-signature-256"] != "sha256=abc" {
+	if len(d.got) != 1 || d.got[0].Header("x-hub-signature-256") != "sha256=abc" {
 		t.Errorf("decision.Request headers = %v, want x-hub-signature-256 passed", d.got)
+	}
+}
+
+// TestInboundSignatureHeaderOverTheWire: so they do over gRPC, where the
+// server reads them from the wire as a list (decision.Request.HeaderList).
+func TestInboundSignatureHeaderOverTheWire(t *testing.T) {
+	d := &inboundDecider{result: decision.InboundRecorded}
+	gs := grpc.NewServer(ServerCodec())
+	NewServer(d, nil).Register(gs)
+	c := authv3.NewAuthorizationClient(serveBufconn(t, gs))
+	req := checkRequest("POST", "/webhooks/inbound", "", `{"message_text":"STOP"}`)
+	req.Attributes.Request.Http.Headers["x-hub-signature-256"] = "sha256=مرحبا"
+	if _, err := c.Check(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.got) != 1 || d.got[0].Header("x-hub-signature-256") != "sha256=مرحبا" || d.got[0].Header("content-type") != "application/json" {
+		t.Errorf("decision.Request headers = %v, want x-hub-signature-256 and content-type passed", d.got)
 	}
 }
 

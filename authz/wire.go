@@ -30,9 +30,9 @@ import (
 // cannot decide differently.
 
 // ServerCodec is the grpc.ServerOption to build a server for Register
-// with: it decodes the Check method's request with decodeCheck and hands
-// every other message (the responses, ext_proc, health) to gRPC's proto
-// codec unchanged.
+// with: it decodes the Check method's request with decodeCheck, writes its
+// response with marshalCheckResponse, and hands every other message
+// (ext_proc, health) to gRPC's proto codec unchanged.
 func ServerCodec() grpc.ServerOption {
 	return grpc.ForceServerCodecV2(codec{encoding.GetCodecV2(proto.Name)})
 }
@@ -79,8 +79,29 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 // decodeCheck.
 type codec struct{ proto encoding.CodecV2 }
 
-func (c codec) Name() string                           { return c.proto.Name() }
-func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c codec) Name() string { return c.proto.Name() }
+
+// Marshal writes a CheckResponse with marshalCheckResponse (encode.go):
+// proto.Marshal's bytes without its reflection. Anything else, and a
+// response that declines, goes to the proto codec.
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*authv3.CheckResponse); ok {
+		if b, ok := marshalCheckResponse(r); ok {
+			// The slice and its one buffer in one allocation: a
+			// SliceBuffer in an interface would be a third.
+			o := &marshalled{buf: b}
+			o.slice[0] = &o.buf
+			return o.slice[:], nil
+		}
+	}
+	return c.proto.Marshal(v)
+}
+
+// marshalled is what Marshal returns a response's bytes in.
+type marshalled struct {
+	slice [1]mem.Buffer
+	buf   mem.SliceBuffer
+}
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	w, ok := v.(*wireRequest)
@@ -139,7 +160,13 @@ const (
 type httpFields struct {
 	method, path, body string
 	rawBody            []byte
-	headers            map[string]string
+	headers            []decision.Header // the map's entries in order: a key's last counts
+
+	// inline holds the headers of a request with up to as many: decodeCheck's
+	// httpFields is on the heap (the field functions' indirect calls take
+	// its address), and the list of headers then takes no allocation of
+	// its own (nor a pass to count them first).
+	inline [24]decision.Header
 }
 
 // decodeCheck reads the decision.Request of the CheckRequest b encodes,
@@ -163,7 +190,7 @@ func decodeCheck(b []byte) (decision.Request, error) {
 	if body == nil && h.body != "" {
 		body = unsafe.Slice(unsafe.StringData(h.body), len(h.body))
 	}
-	return httpRequest(h.method, h.path, body, h.headers), nil
+	return httpRequest(h.method, h.path, body, nil, h.headers), nil
 }
 
 // fieldFunc decodes one field of a message on the read path: v is its
@@ -190,33 +217,9 @@ func decodeRequestField(num protowire.Number, v []byte, depth int, h *httpFields
 		return false, nil
 	}
 	if h.headers == nil {
-		if n := countHeaders(v); n > 0 {
-			h.headers = make(map[string]string, n)
-		}
+		h.headers = h.inline[:0] // past len(inline) headers, append moves them
 	}
 	return true, decodeMessage(v, mdHTTP, depth, h, decodeHTTPField)
-}
-
-// countHeaders is how many entries of the headers map the HttpRequest b
-// holds (up to where it is malformed): the size of the map to make.
-func countHeaders(b []byte) int {
-	count := 0
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-		if num == fieldHeaders && typ == protowire.BytesType {
-			count++
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			break
-		}
-		b = b[n:]
-	}
-	return count
 }
 
 func decodeHTTPField(num protowire.Number, v []byte, depth int, h *httpFields) (bool, error) {
@@ -281,10 +284,7 @@ func decodeHeader(b []byte, h *httpFields) error {
 		}
 		b = b[n:]
 	}
-	if h.headers == nil { // countHeaders found none: malformed data, to be rejected
-		h.headers = make(map[string]string)
-	}
-	h.headers[key] = value
+	h.headers = append(h.headers, decision.Header{Key: key, Value: value})
 	return nil
 }
 
@@ -303,6 +303,7 @@ func decodeMessage(b []byte, md protoreflect.MessageDescriptor, depth int, h *ht
 	if depth--; depth < 0 {
 		return errWireDepth
 	}
+	fields := md.Fields()
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || num > protowire.MaxValidNumber { // an end group too, below
@@ -323,12 +324,7 @@ func decodeMessage(b []byte, md protoreflect.MessageDescriptor, depth int, h *ht
 				continue
 			}
 		}
-		if md == mdHTTP && num == fieldHeaders && h.headers == nil {
-			// proto.Unmarshal makes the map as soon as the field
-			// appears, whatever its wire type: empty, not nil.
-			h.headers = map[string]string{}
-		}
-		n, err := checkField(md.Fields().ByNumber(num), num, typ, b, depth)
+		n, err := checkField(fields.ByNumber(num), num, typ, b, depth)
 		if err != nil {
 			return err
 		}

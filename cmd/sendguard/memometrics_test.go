@@ -9,9 +9,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/sendguard/sendguard/internal/keys"
+	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/risk"
 )
 
 // TestMemoMetrics: a running serve exports its policy memo's counts, and
@@ -67,5 +73,77 @@ func TestMemoMetrics(t *testing.T) {
 	send("Your order #1042 has shipped: https://track.example.com/1042")
 	if m := metric("sendguard_policy_memo_misses_total"); m != misses+1 {
 		t.Errorf("a first-seen input: misses %v → %v; want +1", misses, m)
+	}
+}
+
+// TestMemoMetricsAcrossReload: a reload prepares a new engine with a fresh
+// memo, and the counters carry the old one's counts: they never go back,
+// and every lookup of either memo is counted once, from many goroutines.
+func TestMemoMetricsAcrossReload(t *testing.T) {
+	ctx := context.Background()
+	m := newMemoMetrics()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	counts := func() (hits, misses float64) {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			switch mf.GetName() {
+			case "sendguard_policy_memo_hits_total":
+				hits = mf.GetMetric()[0].GetCounter().GetValue()
+			case "sendguard_policy_memo_misses_total":
+				misses = mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return hits, misses
+	}
+	engine := func() *policy.Engine {
+		t.Helper()
+		e, err := policy.New(ctx, policy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	sc := risk.New(risk.Options{})
+	eval := func(e *policy.Engine, msg string) {
+		t.Helper()
+		if _, err := e.Eval(ctx, policy.Input{Purpose: "transactional", PurposePresent: true, Signals: sc.Scan(msg)}); err != nil {
+			t.Error(err)
+		}
+	}
+	old := engine()
+	m.use(old)
+	h0, m0 := counts() // the probes the engine answered at start
+	for range 3 {
+		eval(old, "Your order #1042 has shipped.")
+	}
+	if h, ms := counts(); h != h0+2 || ms != m0+1 {
+		t.Fatalf("before the reload: hits %v misses %v, want %v and %v", h, ms, h0+2, m0+1)
+	}
+	next := engine()
+	n0 := next.MemoStats()
+	m.use(next)
+	if h, ms := counts(); h != h0+2+float64(n0.Hits) || ms != m0+1+float64(n0.Misses) {
+		t.Fatalf("right after the reload: hits %v misses %v, want the old memo's and the new one's start", h, ms)
+	}
+	msgs := []string{"Sipariş 77 yolda ğüşıöç https://kargo.example/77", "e\u0301te\u0301 🚚 50% OFF today only!!!", "आपका ऑर्डर 4412 भेज दिया गया", "طلبك رقم ٤٤١٢ في الطريق"}
+	var wg sync.WaitGroup
+	for _, msg := range msgs {
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); eval(next, msg) }()
+		}
+	}
+	wg.Wait()
+	h, ms := counts()
+	if h+ms != h0+m0+3+float64(n0.Hits+n0.Misses)+16 {
+		t.Errorf("after 16 more lookups: hits %v + misses %v, want every lookup counted once", h, ms)
+	}
+	if testutil.CollectAndCount(m) != 3 {
+		t.Errorf("memoMetrics collects %d series, want 3", testutil.CollectAndCount(m))
 	}
 }

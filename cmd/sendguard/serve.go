@@ -446,9 +446,8 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 // server asks and the admin API's handler. Requests in flight finish on the
 // parts they started with.
 type live struct {
-	dec    atomic.Pointer[deciderBox]
-	admin  atomic.Pointer[http.Handler]
-	engine atomic.Pointer[policy.Engine] // the policies in force, for their memo's metrics
+	dec   atomic.Pointer[deciderBox]
+	admin atomic.Pointer[http.Handler]
 }
 
 // decider is what serves Check: the decision, wrapped in the decision log
@@ -588,6 +587,12 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	gs := grpc.NewServer(append(gopts, authz.ServerCodec())...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The text caches' hits and misses (textCacheMetrics), read at each scrape.
+	textCaches := newTextCacheMetrics()
+	textCaches.use(a.scanner, a.decider)
+	memos := newMemoMetrics()
+	memos.use(a.engine)
+	reg.MustRegister(textCaches, memos)
 	// The console: its audit trail, sign-in key, recent decisions and
 	// events live as long as the process; a reload swaps its Config.
 	audit, err := console.OpenAudit(a.cfg.Admin.ConsoleAuditFile, 1000)
@@ -622,8 +627,6 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	}
 	var lv live
 	lv.dec.Store(&deciderBox{logged(a)})
-	lv.engine.Store(a.engine)
-	registerMemoMetrics(reg, func() policy.MemoStats { return lv.engine.Load().MemoStats() })
 	srv := authz.NewServer(&lv, log).WithMetrics(reg).WithTracing(tracer, prop)
 	srv.Register(gs)
 	// The response path (ext_proc, envoy/sidecar.yaml): a failed send
@@ -811,7 +814,8 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		old := cur
 		cur = next
 		lv.dec.Store(&deciderBox{logged(next)})
-		lv.engine.Store(next.engine)
+		textCaches.use(next.scanner, next.decider)
+		memos.use(next.engine)
 		lv.admin.Store(adminHandler(next))
 		cons.Set(consoleConfig(next))
 		stopDispatch()

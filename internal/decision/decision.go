@@ -198,8 +198,27 @@ type Request struct {
 	PartialBody                  bool // Envoy cut the body at its max_request_bytes
 	// Headers are the request's headers by lower-case name, as Envoy
 	// sends them (repeated ones joined with ","); read for the inbound
-	// webhook's signature. May be nil.
+	// webhook's signature. May be nil. Read them with Header.
 	Headers map[string]string
+	// HeaderList holds the headers instead when Headers is nil (the gRPC
+	// wire path reads them so, without building a map), in the order
+	// sent: of two entries with one name, the last counts, as in a map
+	// built from them.
+	HeaderList []Header
+}
+
+// Header returns the value of the request's header named key (lower
+// case), from Headers, else from HeaderList; "" when there is none.
+func (r *Request) Header(key string) string {
+	if r.Headers != nil {
+		return r.Headers[key]
+	}
+	for i := len(r.HeaderList) - 1; i >= 0; i-- {
+		if h := &r.HeaderList[i]; h.Key == key {
+			return h.Value
+		}
+	}
+	return ""
 }
 
 // Header is one response header.
@@ -526,6 +545,10 @@ func (d *Decider) decide(ctx context.Context, r Request) (Result, error) {
 	}
 	return d.quota(res, out.Taken, inst.Limits, now), nil
 }
+
+// BodyKeyCacheStats returns the fan-out body keys' cache counters
+// (Options.BodyKeyCache); all 0 without a cache.
+func (d *Decider) BodyKeyCacheStats() textcache.Stats { return d.bodyKeys.Stats() }
 
 // bodyKey is abuse.BodyKey(msg), from the cache when it holds msg's.
 func (d *Decider) bodyKey(msg string) [16]byte { return d.bodyKeys.Do(msg, abuse.BodyKey) }

@@ -61,7 +61,7 @@ const (
 // never verifies, whatever its signature. The MAC is compared in constant
 // time (hmac.Equal), against every secret.
 func (s *Signature) verify(r Request) (ok bool, why string) {
-	v := r.Headers[s.Header]
+	v := r.Header(s.Header)
 	switch {
 	case v == "":
 		return false, InboundUnsigned

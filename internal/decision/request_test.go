@@ -615,3 +615,41 @@ func BenchmarkParseBodyManyNames(b *testing.B) {
 		}
 	}
 }
+
+// TestRequestHeader: Request.Header reads Headers when it is set, else the
+// last entry of HeaderList of the name (as a map built from the list
+// would hold), and "" for a header that is not there; from 16 goroutines
+// at once, with multilingual values.
+func TestRequestHeader(t *testing.T) {
+	list := []Header{
+		{Key: "x-signature", Value: "sha256=مرحبا"},
+		{Key: "content-type", Value: "application/json"},
+		{Key: "x-signature", Value: "sha256=नमस्ते İı 👨‍👩‍👧 e\u0301"},
+		{Key: "", Value: "no name"},
+	}
+	cases := []struct {
+		name string
+		r    Request
+		key  string
+		want string
+	}{
+		{"list, last of two wins", Request{HeaderList: list}, "x-signature", "sha256=नमस्ते İı 👨‍👩‍👧 e\u0301"},
+		{"list, one", Request{HeaderList: list}, "content-type", "application/json"},
+		{"list, absent", Request{HeaderList: list}, "authorization", ""},
+		{"list, empty name", Request{HeaderList: list}, "", "no name"},
+		{"map first", Request{Headers: map[string]string{"x-signature": "from the map"}, HeaderList: list}, "x-signature", "from the map"},
+		{"empty map, not the list", Request{Headers: map[string]string{}, HeaderList: list}, "content-type", ""},
+		{"none", Request{}, "x-signature", ""},
+	}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for _, tc := range cases {
+				if got := tc.r.Header(tc.key); got != tc.want {
+					t.Errorf("%s: Header(%q) = %q, want %q", tc.name, tc.key, got, tc.want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
