@@ -132,7 +132,7 @@ func BenchmarkScanWithModelLong(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := New(Options{Model: m})
-	msg := strings.Repeat("Your parcel 7712 is at the depot and will be delivered on Sunday morning.\n\n", 53)[:4000]
+	msg := strings.Repeat("Your parcel 7712 is at the depot and will be delivered on Sunday morning.\n\n", 60)[:4000]
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Scan(msg)
