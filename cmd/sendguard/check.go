@@ -16,6 +16,7 @@ import (
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/decision"
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/policy"
 	"github.com/sendguard/sendguard/internal/risk"
 )
@@ -151,6 +152,41 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	return explain(ctx, a.engine, a.scanner, body, stdout)
 }
 
+// reading prints m's probabilities for text and the n-grams that pushed
+// the most probable class most.
+func reading(w io.Writer, m *model.Model, text string) {
+	p := m.Predict(text, nil)
+	best := 0
+	for c, name := range m.Classes {
+		fmt.Fprintf(w, " %s=%.1f%%", name, 100*p[c])
+		if p[c] > p[best] {
+			best = c
+		}
+	}
+	fmt.Fprintf(w, "\nn-grams that pushed %s most:", m.Classes[best])
+	for _, c := range m.Explain(text, best, 5) {
+		fmt.Fprintf(w, " %q(%s %+.2f)", c.Feature, c.Kind, c.Weight)
+	}
+	fmt.Fprintln(w)
+}
+
+// strongestSegment is the segment of msg (risk.Segments) whose violating
+// class leads transactional most, and that lead: the reading behind
+// risk.Signals.ModelSegmentLead.
+func strongestSegment(m *model.Model, msg string) (string, float64) {
+	tx := m.Class("transactional")
+	best, lead := "", -1.0
+	for seg := range risk.Segments(msg) {
+		p := m.Predict(seg, nil)
+		for c := range p {
+			if c != tx && tx >= 0 && p[c]-p[tx] > lead {
+				best, lead = seg, p[c]-p[tx]
+			}
+		}
+	}
+	return best, lead
+}
+
 // explain prints the signals of the message and each one's weight.
 func explain(ctx context.Context, e *policy.Engine, sc *risk.Scanner, body []byte, w io.Writer) error {
 	var req struct {
@@ -174,20 +210,13 @@ func explain(ctx context.Context, e *policy.Engine, sc *risk.Scanner, body []byt
 		}
 	}
 	if m := sc.Model(); m != nil {
-		p := m.Predict(req.Message, nil)
 		fmt.Fprint(w, "\ncontent model:")
-		best := 0
-		for c, name := range m.Classes {
-			fmt.Fprintf(w, " %s=%.1f%%", name, 100*p[c])
-			if p[c] > p[best] {
-				best = c
-			}
+		reading(w, m, req.Message)
+		if sig.ModelSegmentLead > 0 {
+			seg, lead := strongestSegment(m, req.Message)
+			fmt.Fprintf(w, "segment read alone (lead %.0f%% over transactional): %q\nits content model:", 100*lead, seg)
+			reading(w, m, seg)
 		}
-		fmt.Fprintf(w, "\nn-grams that pushed %s most:", m.Classes[best])
-		for _, c := range m.Explain(req.Message, best, 5) {
-			fmt.Fprintf(w, " %q(%s %+.2f)", c.Feature, c.Kind, c.Weight)
-		}
-		fmt.Fprintln(w)
 	}
 	fmt.Fprint(w, "\nrisk breakdown (each signal's contribution to risk_score):\n")
 	names := make([]string, 0, len(b))

@@ -147,5 +147,6 @@ func signalsOf(m map[string]int) risk.Signals {
 		Emoji: m["emoji"], Length: m["length"],
 		ModelTransactional: m["p_transactional"], ModelPromotional: m["p_promotional"],
 		ModelColdOutreach: m["p_cold_outreach"], ModelPolitical: m["p_political"], ModelScam: m["p_scam"],
+		ModelSegmentLead: m["segment_lead"],
 	}
 }

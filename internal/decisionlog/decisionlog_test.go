@@ -208,8 +208,8 @@ func TestOneLinePerDecisionUnderLoad(t *testing.T) {
 		if ln.Instance == "shop" && ln.Code != "recipient_suppressed" && (ln.PhoneHMAC == "" || len(ln.PhoneHMAC) != 64) {
 			t.Errorf("line %+v: want a phone_hmac", ln)
 		}
-		if ln.RiskScore != nil && (ln.Input == nil || len(ln.Input.Signals) != 19 || ln.Input.Instance.ID != ln.Instance || ln.PolicyResult == "") {
-			t.Errorf("line %+v: want the policy input with the 19 signals, and the policy's result, with the score", ln)
+		if ln.RiskScore != nil && (ln.Input == nil || len(ln.Input.Signals) != 20 || ln.Input.Instance.ID != ln.Instance || ln.PolicyResult == "") {
+			t.Errorf("line %+v: want the policy input with the 20 signals, and the policy's result, with the score", ln)
 		}
 		if ln.Result == "denied" && ln.Code == "invalid_api_key" && ln.KeyID != "" {
 			t.Errorf("an unknown key has a key id: %+v", ln)

@@ -125,6 +125,7 @@ func appendSignals(b []byte, name string, s risk.Signals) []byte {
 		{"emoji", s.Emoji}, {"length", s.Length},
 		{"p_transactional", s.ModelTransactional}, {"p_promotional", s.ModelPromotional},
 		{"p_cold_outreach", s.ModelColdOutreach}, {"p_political", s.ModelPolitical}, {"p_scam", s.ModelScam},
+		{"segment_lead", s.ModelSegmentLead},
 	} {
 		b = appendInt(b, f.k, int64(f.v))
 	}

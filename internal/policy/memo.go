@@ -37,7 +37,8 @@ const (
 	fPCold
 	fPPolitical
 	fPScam
-	fAll = fPScam<<1 - 1
+	fSegLead
+	fAll = fSegLead<<1 - 1
 )
 
 // leaves maps each input path to its field. A reference to a prefix
@@ -71,6 +72,7 @@ var leaves = []struct {
 	{[]string{"signals", "p_cold_outreach"}, fPCold},
 	{[]string{"signals", "p_political"}, fPPolitical},
 	{[]string{"signals", "p_scam"}, fPScam},
+	{[]string{"signals", "segment_lead"}, fSegLead},
 }
 
 func (fs fieldSet) names() []string {
@@ -210,7 +212,7 @@ func (fs fieldSet) key(dst []byte, in Input) []byte {
 		{fShorteners, sig.ShortenerLinks}, {fLinks, sig.Links}, {fCaps, sig.CapsRatioPct}, {fExclamations, sig.Exclamations},
 		{fEmoji, sig.Emoji}, {fLength, sig.Length},
 		{fPTx, sig.ModelTransactional}, {fPPromo, sig.ModelPromotional}, {fPCold, sig.ModelColdOutreach},
-		{fPPolitical, sig.ModelPolitical}, {fPScam, sig.ModelScam},
+		{fPPolitical, sig.ModelPolitical}, {fPScam, sig.ModelScam}, {fSegLead, sig.ModelSegmentLead},
 	} {
 		if fs&f.f != 0 {
 			num(f.n)

@@ -10,7 +10,7 @@ func TestMemoKeyFields(t *testing.T) {
 	// The shipped policies read every signal but the length (the model's
 	// p_transactional too: each class scores by its lead over it).
 	scored := []string{"signals.promo_terms", "signals.calls_to_action", "signals.discount_codes", "signals.prize_claims", "signals.cold_outreach", "signals.political", "signals.transactional", "signals.percentages", "signals.shortener_links", "signals.links", "signals.caps_ratio_pct", "signals.exclamations", "signals.emoji"}
-	model := []string{"signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam"}
+	model := []string{"signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam", "signals.segment_lead"}
 	all := append(append(append([]string{"instance.id", "instance.plan", "instance.paused", "purpose", "recipient.phone", "recipient.suppressed"}, scored...), "signals.length"), model...)
 	tests := []struct {
 		name    string

@@ -341,6 +341,7 @@ var (
 	kPCold      = ast.StringTerm("p_cold_outreach")
 	kPPolitical = ast.StringTerm("p_political")
 	kPScam      = ast.StringTerm("p_scam")
+	kSegLead    = ast.StringTerm("segment_lead")
 	kAllow      = ast.StringTerm("allow")
 	kError      = ast.StringTerm("error")
 	kRiskScore  = ast.StringTerm("risk_score")
@@ -354,10 +355,11 @@ var (
 //	 "signals": {"promo_terms", "calls_to_action", "discount_codes", "prize_claims",
 //	             "cold_outreach", "political", "transactional", "percentages", "shortener_links",
 //	             "links", "caps_ratio_pct", "exclamations", "emoji", "length",
-//	             "p_transactional", "p_promotional", "p_cold_outreach", "p_political", "p_scam"}}
+//	             "p_transactional", "p_promotional", "p_cold_outreach", "p_political", "p_scam",
+//	             "segment_lead"}}
 //
 // The p_ signals are the content model's probabilities in percent, in
-// steps of risk.ModelStep.
+// steps of risk.ModelStep; segment_lead is risk.Signals.ModelSegmentLead.
 func InputValue(in Input) ast.Value {
 	s := in.Signals
 	items := [][2]*ast.Term{
@@ -390,6 +392,7 @@ func InputValue(in Input) ast.Value {
 			ast.Item(kPCold, ast.IntNumberTerm(s.ModelColdOutreach)),
 			ast.Item(kPPolitical, ast.IntNumberTerm(s.ModelPolitical)),
 			ast.Item(kPScam, ast.IntNumberTerm(s.ModelScam)),
+			ast.Item(kSegLead, ast.IntNumberTerm(s.ModelSegmentLead)),
 		)),
 	}
 	if in.PurposePresent {

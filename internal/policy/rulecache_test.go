@@ -30,14 +30,14 @@ func TestRuleFields(t *testing.T) {
 	}{
 		{"data.sendguard.pause.paused", []string{"instance.paused"}},
 		{"data.sendguard.purpose.allowed", []string{"purpose"}},
-		{"data.sendguard.risk.model_block", model},
+		{"data.sendguard.risk.model_block", append(slices.Clone(model), "signals.segment_lead")},
 		{"data.sendguard.risk.model_points", append([]string{"signals.p_transactional"}, model...)},
 		{"data.sendguard.risk.purpose_weight", []string{"purpose", "signals.links"}},
 		{"data.sendguard.risk.content", content},
 		// score reads content and the model through the rules it refers to.
-		{"data.sendguard.risk.score", append(slices.Clone(content), "signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam")},
+		{"data.sendguard.risk.score", append(slices.Clone(content), "signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam", "signals.segment_lead")},
 		// deny(code) reads the score and the purpose through its body.
-		{"data.sendguard.decision.deny", append(slices.Clone(content), "signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam")},
+		{"data.sendguard.decision.deny", append(slices.Clone(content), "signals.p_transactional", "signals.p_promotional", "signals.p_cold_outreach", "signals.p_political", "signals.p_scam", "signals.segment_lead")},
 		{"data.sendguard.validation.errors", nil},
 	}
 	for _, tt := range tests {

@@ -14,6 +14,11 @@ var multilingual = []string{
 	"Congratulations, you won a $1000 gift card, claim at bit.ly/x", "Vote for Maria on Tuesday",
 	"تم شحن طلبك رقم 5521 وسيصل غدا", "मुझे और संदेश मत भेजो", "Siparişiniz 8812 kargoya verildi.",
 	"Вы выиграли приз! Перейдите по ссылке", "e\u0301te\u0301 ça suffit", "İPTAL 🙏🙏", "", "\u200f\u200e",
+	// Several paragraphs and lines: each read alone too (ModelSegmentLead).
+	"تم شحن طلبك رقم 5521 وسيصل غدا\n\nملاحظة: خصم ٣٠٪ على جميع الخدمات هذا الأسبوع فقط، احجز الآن!",
+	"नमस्ते राहुल जी, आपका ऑर्डर 55120 कल तक पहुँच जाएगा।\nइस दिवाली सभी कपड़ों पर 50% की छूट, आज ही खरीदें!",
+	"Siparişiniz 88120 kargoya verildi, yarın teslim edilecek.\n\nBu hafta sonu tüm ayakkabılarda %40 indirim 👟🔥🎁",
+	"Votre rendez-vous est confirme\u0301 pour jeudi.\n\nP.S. -20 % sur le de\u0301tartrage ce mois-ci, re\u0301servez vite 😁",
 }
 
 // The model's signals are percents in ModelStep steps that add up to about

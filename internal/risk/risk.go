@@ -18,6 +18,7 @@ package risk
 import (
 	_ "embed"
 	"encoding/json"
+	"iter"
 	"math"
 	"slices"
 	"strings"
@@ -57,10 +58,28 @@ type Signals struct {
 	ModelColdOutreach  int
 	ModelPolitical     int
 	ModelScam          int
+	// ModelSegmentLead is the content model's reading of a message's
+	// parts: the largest lead, in percent, of a violating class
+	// (promotional, cold_outreach, political, scam) over transactional in
+	// any one segment (Segments) scored alone, rounded to ModelStep, 0
+	// when no segment leans that way or the message has no segments. An
+	// ad in the last paragraph or a P.S. of a real notice reads as one
+	// there, where the whole message's transactional mass hides it.
+	ModelSegmentLead int
 }
 
 // ModelStep is the granularity of the model signals, in percent.
 const ModelStep = 5
+
+// MaxSegments bounds the segments of a message the model scores alone
+// (Segments): a long message costs at most this many model calls more
+// than a one-line one.
+const MaxSegments = 8
+
+// SegmentMinWords is the fewest words a segment needs to be scored: a
+// salutation ("Dear parents,") or a bare list item carries too little
+// context to read alone.
+const SegmentMinWords = 4
 
 // Vocabulary is the data the scanner matches, by category. Platform teams
 // extend it (config); every entry is normalised at New.
@@ -406,8 +425,100 @@ func (s *Scanner) scan(msg string) Signals {
 		}
 		sig.ModelTransactional, sig.ModelPromotional, sig.ModelColdOutreach = pct(s.classes[0]), pct(s.classes[1]), pct(s.classes[2])
 		sig.ModelPolitical, sig.ModelScam = pct(s.classes[3]), pct(s.classes[4])
+		sig.ModelSegmentLead = s.segmentLead(msg, buf[:0])
 	}
 	return sig
+}
+
+// segmentLead is Signals.ModelSegmentLead of msg; buf is scratch for the
+// probabilities.
+func (s *Scanner) segmentLead(msg string, buf []float64) int {
+	if s.classes[0] < 0 {
+		return 0
+	}
+	best := 0.0
+	for seg := range Segments(msg) {
+		p := s.model.Predict(seg, buf[:0])
+		for _, c := range s.classes[1:] {
+			if c >= 0 {
+				best = max(best, p[c]-p[s.classes[0]])
+			}
+		}
+	}
+	return int(math.Round(best*100/ModelStep)) * ModelStep
+}
+
+// Segments yields the parts of msg the content model also reads alone:
+// with two or more paragraphs (separated by a blank line), each of them;
+// with more than one line, the last line (where a P.S. sits) when it is
+// not a paragraph of its own already. Each segment has SegmentMinWords
+// words or more; a message of one line has none. At most MaxSegments,
+// the last ones: ads ride at the end of a notice. Segments are msg's
+// substrings, trimmed.
+func Segments(msg string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		var segs [MaxSegments]string
+		n := 0 // segments in segs, a ring of the last MaxSegments
+		keep := func(seg string) {
+			seg = strings.TrimSpace(seg)
+			if wordsAtLeast(seg, SegmentMinWords) {
+				segs[n%MaxSegments] = seg
+				n++
+			}
+		}
+		paras, lines := 0, 0
+		paraStart, lastLine := -1, ""
+		paraLines := 0
+		for off := 0; off <= len(msg); {
+			end := strings.IndexByte(msg[off:], '\n')
+			if end < 0 {
+				end = len(msg)
+			} else {
+				end += off
+			}
+			line := msg[off:end]
+			if strings.TrimSpace(line) == "" {
+				if paraStart >= 0 {
+					paras++
+					keep(msg[paraStart:off])
+					paraStart = -1
+				}
+			} else {
+				lines++
+				lastLine = line
+				if paraStart < 0 {
+					paraStart, paraLines = off, 0
+				}
+				paraLines++
+			}
+			off = end + 1
+		}
+		if paraStart >= 0 {
+			paras++
+			keep(msg[paraStart:])
+		}
+		if paras < 2 {
+			n = 0 // the one paragraph is the whole message
+		}
+		if lines > 1 && (paras < 2 || paraLines > 1) {
+			keep(lastLine)
+		}
+		for i := max(0, n-MaxSegments); i < n; i++ {
+			if !yield(segs[i%MaxSegments]) {
+				return
+			}
+		}
+	}
+}
+
+// wordsAtLeast reports whether s has at least n space-separated words.
+func wordsAtLeast(s string, n int) bool {
+	for range strings.FieldsSeq(s) {
+		if n--; n <= 0 {
+			return true
+		}
+	}
+	return n <= 0
 }
 
 // Model is the scanner's content model, nil when it has none: for

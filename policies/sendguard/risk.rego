@@ -15,6 +15,15 @@
 # or above its model.throttle_at (below the block line) holds the score at
 # throttle_threshold at least: the send is slowed.
 #
+# input.signals.segment_lead is the model's reading of the message's parts
+# read alone (its paragraphs and its last line, risk.Segments): the largest
+# lead of a violating class over transactional in any one of them, in
+# percent. At or above model.segment_block_at it holds the score at
+# block_threshold, at or above model.segment_throttle_at at
+# throttle_threshold: an ad in the last paragraph or a P.S. of a real
+# notice is a campaign though the notice around it reads as transactional.
+# Both lines are optional; without them the signal counts for nothing.
+#
 # A score at or above block_threshold answers policy_violation; at or above
 # throttle_threshold the send is held to the instance's slow lane
 # (sending_throttled when that lane is spent).
@@ -117,6 +126,8 @@ model_block if {
 	p >= data.sendguard.config.model.block_at[c]
 }
 
+model_block if input.signals.segment_lead >= data.sendguard.config.model.segment_block_at
+
 # model_throttle is a class at or above its throttle line
 # (model.throttle_at, optional): the model leans that way without being
 # sure, so the send is slowed rather than blocked or let through at full
@@ -127,6 +138,8 @@ model_throttle if {
 	some c, p in model_probabilities
 	p >= data.sendguard.config.model.throttle_at[c]
 }
+
+model_throttle if input.signals.segment_lead >= data.sendguard.config.model.segment_throttle_at
 
 default model_floor := 0
 

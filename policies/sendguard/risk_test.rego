@@ -6,6 +6,7 @@ quiet := {
 	"promo_terms": 0, "calls_to_action": 0, "discount_codes": 0, "prize_claims": 0, "cold_outreach": 0, "political": 0,
 	"transactional": 0, "percentages": 0, "shortener_links": 0, "links": 0, "caps_ratio_pct": 0, "exclamations": 0, "emoji": 0, "length": 34,
 	"p_transactional": 100, "p_promotional": 0, "p_cold_outreach": 0, "p_political": 0, "p_scam": 0,
+	"segment_lead": 0,
 }
 
 with_signals(extra) := {"signals": object.union(quiet, extra), "purpose": "transactional"}
@@ -190,4 +191,41 @@ test_throttle_lines_are_data if {
 	inp := with_signals({"p_transactional": 55, "p_political": 45, "transactional": 2})
 	risk.throttle with input as inp
 	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
+}
+
+# An ad in the P.S. of a real notice: the whole message reads as
+# transactional, its last paragraph alone as promotional.
+test_segment_lead_at_the_block_line_blocks if {
+	inp := with_signals({"transactional": 2, "segment_lead": 50})
+	risk.score == 70 with input as inp
+	risk.block with input as inp
+}
+
+test_segment_lead_between_the_lines_slows if {
+	inp := with_signals({"transactional": 1, "segment_lead": 45})
+	risk.score == 50 with input as inp
+	risk.throttle with input as inp
+	not risk.block with input as inp
+}
+
+test_segment_lead_below_the_throttle_line_counts_nothing if {
+	inp := with_signals({"segment_lead": 25})
+	risk.score == 0 with input as inp
+	not risk.throttle with input as inp
+}
+
+test_segment_lines_come_from_data if {
+	inp := with_signals({"segment_lead": 50})
+	not risk.block with input as inp with data.sendguard.config.model.segment_block_at as 55
+	risk.throttle with input as inp with data.sendguard.config.model.segment_block_at as 55
+	risk.block with input as with_signals({"segment_lead": 35}) with data.sendguard.config.model.segment_block_at as 35
+}
+
+# A config from before the signal has no segment lines: the signal counts
+# for nothing, at any value.
+test_segment_lead_without_its_lines_counts_nothing if {
+	inp := with_signals({"segment_lead": 100})
+	cfg := object.remove(data.sendguard.config.model, ["segment_block_at", "segment_throttle_at"])
+	risk.score == 0 with input as inp with data.sendguard.config.model as cfg
+	not risk.throttle with input as inp with data.sendguard.config.model as cfg
 }

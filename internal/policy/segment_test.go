@@ -1,0 +1,68 @@
+package policy
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sendguard/sendguard/internal/model"
+	"github.com/sendguard/sendguard/internal/risk"
+)
+
+// TestTuckedInAdBlocks: an ad in the last line or a P.S. of a real notice,
+// declared transactional, through the real scanner with the embedded
+// model and the embedded Rego, is a policy_violation; the notice without
+// it passes, and so does the whole message read as one (segment_lead 0):
+// the segment reading is what blocks. From many goroutines, the same.
+func TestTuckedInAdBlocks(t *testing.T) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := risk.New(risk.Options{Model: m})
+	e := engine(t, Options{})
+	tests := []struct{ notice, ad string }{
+		{"Your electricity bill for October is AED 412.50, account 2231-8812. Please pay by 20 November through the app or at any branch to avoid a late fee.",
+			"\nSwitch to our green plan and get your first month free!"},
+		{"Hola Lucía, tu cita con la Dra. Pérez está confirmada para el jueves 12 a las 17:30 en la clínica de Chamberí. Trae tu tarjeta sanitaria.",
+			"\n\nP.D. Este mes el blanqueamiento dental tiene un 30% de descuento, ¡pide tu cita!"},
+	}
+	decide := func(sig risk.Signals) Decision {
+		d, err := e.Eval(context.Background(), Input{InstanceID: "shop", Plan: "starter", Purpose: "transactional", PurposePresent: true, Signals: sig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tt := range tests {
+		msg := tt.notice + tt.ad
+		t.Run(strings.Fields(msg)[0], func(t *testing.T) {
+			sig := sc.Scan(msg)
+			if d := decide(sig); d.Error != "policy_violation" {
+				t.Errorf("Decide(%q) = %q (score %d, segment_lead %d), want policy_violation", msg, d.Error, d.RiskScore, sig.ModelSegmentLead)
+			}
+			whole := sig
+			whole.ModelSegmentLead = 0
+			if d := decide(whole); d.Error != "" || d.Throttle {
+				t.Errorf("Decide(%q) read as one = %q throttle %v, want allowed: not a tucked-in ad", msg, d.Error, d.Throttle)
+			}
+			if d := decide(sc.Scan(tt.notice)); d.Error != "" || d.Throttle {
+				t.Errorf("Decide(%q) = %q throttle %v, want allowed", tt.notice, d.Error, d.Throttle)
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for r := range 20 {
+				tt := tests[(g+r)%len(tests)]
+				if d := decide(sc.Scan(tt.notice + tt.ad)); d.Error != "policy_violation" {
+					t.Errorf("Decide(%q) from many goroutines = %q, want policy_violation", tt.notice+tt.ad, d.Error)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

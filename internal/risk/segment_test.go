@@ -1,0 +1,140 @@
+package risk
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sendguard/sendguard/internal/model"
+)
+
+func TestSegments(t *testing.T) {
+	many := make([]string, 12)
+	for i := range many {
+		many[i] = "paragraph number " + strings.Repeat("x", i+1) + " of the notice"
+	}
+	tests := []struct {
+		name, msg string
+		want      []string
+	}{
+		{"one line", "Your order #4412 has shipped and arrives on Tuesday.", nil},
+		{"empty", "", nil},
+		{"blank lines only", "\n\n \n", nil},
+		{"two paragraphs", "Your order #4412 has shipped today.\n\nP.S. Whitening is 40% off this month!",
+			[]string{"Your order #4412 has shipped today.", "P.S. Whitening is 40% off this month!"}},
+		{"one paragraph of lines: the last line", "Dear parent,\nThe bus leaves at 7:10 tomorrow.\nSummer camp is 30% off this week",
+			[]string{"Summer camp is 30% off this week"}},
+		{"last paragraph of lines: it and its last line",
+			"Your bill is ready to view.\n\nPlease pay by the 20th of May.\nSwitch to the green plan for a free month",
+			[]string{"Your bill is ready to view.", "Please pay by the 20th of May.\nSwitch to the green plan for a free month", "Switch to the green plan for a free month"}},
+		{"short parts are not read alone", "Dear parents,\n\nThe trip to the museum is confirmed.\n\nThanks,\nMs. Harper",
+			[]string{"The trip to the museum is confirmed."}},
+		{"CRLF and spaces on blank lines", "Your parcel 7712 is at the depot.\r\n \r\nNew customers get 20% off today\r\n",
+			[]string{"Your parcel 7712 is at the depot.", "New customers get 20% off today"}},
+		{"Arabic", "تم شحن طلبك رقم 5521 وسيصل غدا\n\nملاحظة: خصم ٣٠٪ على جميع الخدمات هذا الأسبوع",
+			[]string{"تم شحن طلبك رقم 5521 وسيصل غدا", "ملاحظة: خصم ٣٠٪ على جميع الخدمات هذا الأسبوع"}},
+		{"at most MaxSegments, the last ones", strings.Join(many, "\n\n"), many[len(many)-MaxSegments:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := slices.Collect(Segments(tt.msg))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Segments(%q) = %q, want %q", tt.msg, got, tt.want)
+			}
+		})
+	}
+}
+
+// An ad in the P.S. of a real notice: the whole message reads as
+// transactional to the model, the P.S. alone as promotional, and
+// ModelSegmentLead is the strongest part's lead over transactional. A
+// message of one line, or whose parts all read as transactional, has
+// none.
+func TestSegmentLead(t *testing.T) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Model: m})
+	tx, promo := m.Class("transactional"), m.Class("promotional")
+	lead := func(text string) float64 {
+		var buf [model.MaxClasses]float64
+		p := m.Predict(text, buf[:0])
+		best := 0.0
+		for c := range p {
+			if c != tx {
+				best = max(best, p[c]-p[tx])
+			}
+		}
+		return best
+	}
+	tucked := []string{
+		"Your electricity bill for October is AED 412.50, account 2231-8812. Please pay by 20 November through the app or at any branch to avoid a late fee.\nSwitch to our green plan and get your first month free!",
+		"Hola Lucía, tu cita con la Dra. Pérez está confirmada para el jueves 12 a las 17:30 en la clínica de Chamberí. Trae tu tarjeta sanitaria.\n\nP.D. Este mes el blanqueamiento dental tiene un 30% de descuento, ¡pide tu cita!",
+	}
+	for _, msg := range tucked {
+		var buf [model.MaxClasses]float64
+		if p := m.Predict(msg, buf[:0]); p[promo] >= p[tx] {
+			t.Fatalf("the model reads %q as promotional (%.2f) already: not a tucked-in ad", msg, p[promo])
+		}
+		if got := s.Scan(msg).ModelSegmentLead; got < 50 {
+			t.Errorf("Scan(%q).ModelSegmentLead = %d, want at least 50", msg, got)
+		}
+	}
+	clean := []string{
+		"Your order #2041 has been shipped and will arrive on Tuesday.",
+		"Dear tenant,\n\nThe water supply in building B will be off on Sunday from 9:00 to 13:00 for pump maintenance.\n\nWe apologise for the inconvenience. For questions, call the management office.",
+	}
+	for _, msg := range clean {
+		if got := s.Scan(msg).ModelSegmentLead; got != 0 {
+			t.Errorf("Scan(%q).ModelSegmentLead = %d, want 0", msg, got)
+		}
+	}
+	// The signal is the strongest segment's lead, rounded to ModelStep.
+	for _, msg := range append(append(tucked, clean...), multilingual...) {
+		want := 0.0
+		for seg := range Segments(msg) {
+			want = max(want, lead(seg))
+		}
+		if got, w := s.Scan(msg).ModelSegmentLead, int(math.Round(want*100/ModelStep))*ModelStep; got != w {
+			t.Errorf("Scan(%q).ModelSegmentLead = %d, want %d", msg, got, w)
+		}
+	}
+	if New(Options{}).Scan(tucked[0]).ModelSegmentLead != 0 {
+		t.Error("a scanner without a model has a segment lead")
+	}
+}
+
+// BenchmarkScanWithModelParagraphs is Scan with the content model over a
+// notice of five paragraphs, every one read alone too.
+func BenchmarkScanWithModelParagraphs(b *testing.B) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(Options{Model: m})
+	msg := "Dear parents,\n\nThe Grade 5 trip to the science museum is confirmed for Tuesday 3 December.\n\n" +
+		"Buses leave school at 8:15 and return by 13:30. Students must wear their PE uniform.\n\n" +
+		"The signed consent form is due on Sunday. Students without one stay at school.\n\n" +
+		"Thank you,\nMs. Harper, Grade 5 coordinator"
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Scan(msg)
+	}
+}
+
+// BenchmarkScanWithModelLong is a 4,000-character message of 40
+// paragraphs: MaxSegments bounds what is read alone.
+func BenchmarkScanWithModelLong(b *testing.B) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(Options{Model: m})
+	msg := strings.Repeat("Your parcel 7712 is at the depot and will be delivered on Sunday morning.\n\n", 60)[:4000]
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Scan(msg)
+	}
+}
