@@ -94,7 +94,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 test-go:
-	ENVOY_BIN=$(ENVOY) K8S_BIN_DIR=$(K8S_BIN) IMAGELOAD_BIN=$(IMAGELOAD_BIN) $(GO) test -race -count=1 ./...
+	ENVOY_BIN=$(ENVOY) K8S_BIN_DIR=$(K8S_BIN) IMAGELOAD_BIN=$(IMAGELOAD_BIN) $(GO) test -race -count=1 -timeout 30m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/ ./internal/decisionlog/
