@@ -374,6 +374,11 @@ func TestGoldensMatchSeed(t *testing.T) {
 // in-memory connection: protobuf both ways plus the decision.
 func BenchmarkCheckAllow(b *testing.B) {
 	c, _, _ := clientWith(b, limiter.Limits{Daily: 1 << 62, Monthly: 1 << 62, Rate: 1e12, Burst: 1 << 40})
+	benchAllowed(b, c)
+}
+
+// benchAllowed calls c.Check with one allowed send in a loop.
+func benchAllowed(b *testing.B, c authv3.AuthorizationClient) {
 	req := checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -86,19 +86,7 @@ func TestMemoMetricsAcrossReload(t *testing.T) {
 	reg.MustRegister(m)
 	counts := func() (hits, misses float64) {
 		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			switch mf.GetName() {
-			case "sendguard_policy_memo_hits_total":
-				hits = mf.GetMetric()[0].GetCounter().GetValue()
-			case "sendguard_policy_memo_misses_total":
-				misses = mf.GetMetric()[0].GetCounter().GetValue()
-			}
-		}
-		return hits, misses
+		return hitsMisses(t, reg, "sendguard_policy_memo", "")
 	}
 	engine := func() *policy.Engine {
 		t.Helper()
@@ -146,4 +134,29 @@ func TestMemoMetricsAcrossReload(t *testing.T) {
 	if testutil.CollectAndCount(m) != 3 {
 		t.Errorf("memoMetrics collects %d series, want 3", testutil.CollectAndCount(m))
 	}
+}
+
+// hitsMisses gathers reg and returns the counters stem_hits_total and
+// stem_misses_total: of the series whose first label is label, or of the
+// only series when label is "".
+func hitsMisses(t *testing.T, reg *prometheus.Registry, stem, label string) (hits, misses float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			if label != "" && (len(mt.GetLabel()) == 0 || mt.GetLabel()[0].GetValue() != label) {
+				continue
+			}
+			switch mf.GetName() {
+			case stem + "_hits_total":
+				hits = mt.GetCounter().GetValue()
+			case stem + "_misses_total":
+				misses = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	return hits, misses
 }

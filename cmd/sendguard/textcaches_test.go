@@ -111,24 +111,7 @@ func TestTextCacheMetricsAcrossReload(t *testing.T) {
 	// counts returns the content_signals cache's hits and misses.
 	counts := func() (hits, misses float64) {
 		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			for _, mt := range mf.GetMetric() {
-				if mt.GetLabel()[0].GetValue() != cacheContentSignals {
-					continue
-				}
-				switch mf.GetName() {
-				case "sendguard_text_cache_hits_total":
-					hits = mt.GetCounter().GetValue()
-				case "sendguard_text_cache_misses_total":
-					misses = mt.GetCounter().GetValue()
-				}
-			}
-		}
-		return hits, misses
+		return hitsMisses(t, reg, "sendguard_text_cache", cacheContentSignals)
 	}
 	old := risk.New(risk.Options{CacheSize: 256})
 	m.use(old, nil)
