@@ -170,23 +170,6 @@ func reading(w io.Writer, m *model.Model, text string) {
 	fmt.Fprintln(w)
 }
 
-// strongestSegment is the segment of msg (risk.Segments) whose violating
-// class leads transactional most, and that lead: the reading behind
-// risk.Signals.ModelSegmentLead.
-func strongestSegment(m *model.Model, msg string) (string, float64) {
-	tx := m.Class("transactional")
-	best, lead := "", -1.0
-	for seg := range risk.Segments(msg) {
-		p := m.Predict(seg, nil)
-		for c := range p {
-			if c != tx && tx >= 0 && p[c]-p[tx] > lead {
-				best, lead = seg, p[c]-p[tx]
-			}
-		}
-	}
-	return best, lead
-}
-
 // explain prints the signals of the message and each one's weight.
 func explain(ctx context.Context, e *policy.Engine, sc *risk.Scanner, body []byte, w io.Writer) error {
 	var req struct {
@@ -213,7 +196,7 @@ func explain(ctx context.Context, e *policy.Engine, sc *risk.Scanner, body []byt
 		fmt.Fprint(w, "\ncontent model:")
 		reading(w, m, req.Message)
 		if sig.ModelSegmentLead > 0 {
-			seg, lead := strongestSegment(m, req.Message)
+			seg, lead := sc.StrongestSegment(req.Message)
 			fmt.Fprintf(w, "segment read alone (lead %.0f%% over transactional): %q\nits content model:", 100*lead, seg)
 			reading(w, m, seg)
 		}

@@ -433,19 +433,37 @@ func (s *Scanner) scan(msg string) Signals {
 // segmentLead is Signals.ModelSegmentLead of msg; buf is scratch for the
 // probabilities.
 func (s *Scanner) segmentLead(msg string, buf []float64) int {
-	if s.classes[0] < 0 {
-		return 0
+	_, lead := s.strongestSegment(msg, buf)
+	return int(math.Round(lead*100/ModelStep)) * ModelStep
+}
+
+// StrongestSegment is the segment of msg (Segments) in which a violating
+// class leads transactional most, read alone by the content model, and
+// that lead (a difference of probabilities, unrounded): what
+// Signals.ModelSegmentLead reads, for explanations. "" and 0 when no
+// segment leans that way, msg has none, or the Scanner has no model.
+func (s *Scanner) StrongestSegment(msg string) (string, float64) {
+	if s.model == nil {
+		return "", 0
 	}
-	best := 0.0
+	var buf [model.MaxClasses]float64
+	return s.strongestSegment(msg, buf[:0])
+}
+
+func (s *Scanner) strongestSegment(msg string, buf []float64) (best string, lead float64) {
+	tx := s.classes[0]
+	if tx < 0 {
+		return "", 0
+	}
 	for seg := range Segments(msg) {
 		p := s.model.Predict(seg, buf[:0])
 		for _, c := range s.classes[1:] {
-			if c >= 0 {
-				best = max(best, p[c]-p[s.classes[0]])
+			if c >= 0 && p[c]-p[tx] > lead {
+				best, lead = seg, p[c]-p[tx]
 			}
 		}
 	}
-	return int(math.Round(best*100/ModelStep)) * ModelStep
+	return best, lead
 }
 
 // Segments yields the parts of msg the content model also reads alone:
