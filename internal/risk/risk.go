@@ -676,7 +676,8 @@ func (sc scope) near(settled []int, w int) bool {
 }
 
 // sentences returns the sentence index of each of msg's n normalised
-// words: a sentence ends at a line break, "!", "?", "؟", "।" or "。", or
+// words: a sentence ends at a line break (any Segments knows), "!", "?",
+// "؟", "।" or "。", or
 // at a "." before white space and a word that is neither a number nor in
 // lower case. It returns nil when the sentences' words do
 // not add up to n (normalisation joined or split words across a
@@ -701,7 +702,7 @@ func (s *Scanner) sentences(msg string, n int) []int {
 	}
 	for i, r := range msg {
 		switch r {
-		case '\n', '!', '?', '؟', '।', '。':
+		case '\n', '\r', '\v', '\f', '\u0085', '\u2028', '\u2029', '!', '?', '؟', '।', '。':
 			flush(i + utf8.RuneLen(r))
 		case '.':
 			// Before white space, and not an abbreviation before a
