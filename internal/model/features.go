@@ -8,11 +8,19 @@ import (
 	"github.com/sendguard/sendguard/internal/optout"
 )
 
-// NormalizerVersion names the text normaliser features are computed on
-// (internal/optout.Normalize). A model file records it; Load refuses a file
-// made with another, because its n-grams would not be the ones Predict
-// extracts. Bump it whenever optout.Normalize changes its output.
-const NormalizerVersion = "optout.Normalize/1"
+// NormalizerVersion names the text normaliser features are computed on:
+// internal/optout.Normalize, then optout.Lookalikes (marks on Latin, Greek
+// and Cyrillic letters dropped, lookalike letters of mixed-script words
+// written in one script). A model file records it; Load refuses a file
+// made with a normaliser it does not know, because its n-grams would not be
+// the ones Predict extracts, and reads a file of NormalizerV1 (Normalize
+// alone, models trained before 28 November 2026) with that normaliser. Bump
+// it whenever either changes its output.
+const NormalizerVersion = "optout.Normalize/1+optout.Lookalikes/1"
+
+// NormalizerV1 is the normaliser of the model files before Lookalikes:
+// optout.Normalize alone.
+const NormalizerV1 = "optout.Normalize/1"
 
 // Spec is the feature extraction a model was trained with, recorded in
 // its file header.
@@ -55,7 +63,7 @@ func TaskSpec(task string) Spec {
 
 func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
-		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && s.Normalizer == NormalizerVersion
+		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && (s.Normalizer == NormalizerVersion || s.Normalizer == NormalizerV1)
 }
 
 // norm is the value of one feature occurrence in a message of n features.
@@ -98,18 +106,21 @@ type span struct {
 
 // prepare appends to dst the text features are extracted from: the
 // normalised text with a space before and after (so n-grams see word
-// starts and ends), and, with despace, runs of three or more one-rune words
+// starts and ends), and, with Despace, runs of three or more one-rune words
 // joined into one word.
-func prepare(dst []byte, text string, despace bool) []byte {
+func (s *Spec) prepare(dst []byte, text string) []byte {
 	dst = optout.AppendNormalized(dst[:0], text)
-	return prepareNormalized(dst, string(dst), despace) // one copy: dst is rewritten
+	return s.prepareNormalized(dst, string(dst)) // one copy: dst is rewritten
 }
 
 // prepareNormalized is prepare for n, optout.Normalize's output; n must
 // not share memory with dst.
-func prepareNormalized(dst []byte, n string, despace bool) []byte {
+func (s *Spec) prepareNormalized(dst []byte, n string) []byte {
+	if s.Normalizer != NormalizerV1 {
+		n = optout.Lookalikes(n) // n itself for ASCII, Arabic, Hindi
+	}
 	dst = append(dst[:0], ' ')
-	if !despace {
+	if !s.Despace {
 		dst = append(dst, n...)
 		return append(dst, ' ')
 	}

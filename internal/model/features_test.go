@@ -27,7 +27,7 @@ func TestLenClass(t *testing.T) {
 // features returns the buckets of text's features of one kind, by the
 // text each came from.
 func features(s Spec, text string) map[uint8]map[string]uint32 {
-	p := prepare(nil, text, s.Despace)
+	p := s.prepare(nil, text)
 	var spans []span
 	feats := s.extract(nil, p, &spans)
 	out := map[uint8]map[string]uint32{}
@@ -74,7 +74,7 @@ func TestLenWords(t *testing.T) {
 	with := d
 	with.LenWords = true
 	for _, text := range multilingual {
-		p := prepare(nil, text, true)
+		p := d.prepare(nil, text)
 		base := d.extract(nil, p, nil)
 		more := with.extract(nil, p, nil)
 		if len(more) < len(base) || !slices.Equal(more[:len(base)], base) {

@@ -69,7 +69,7 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 		if y < 0 {
 			return nil, nil, fmt.Errorf("example %q: label %q is not one of %v", e.Text, e.Label, classes)
 		}
-		buf = prepare(buf, e.Text, spec.Despace)
+		buf = spec.prepare(buf, e.Text)
 		feats = spec.extract(feats[:0], buf, nil)
 		// Distinct buckets with their counts, scaled by 1/sqrt(n) as Predict does.
 		sorted := slices.Clone(feats)

@@ -614,7 +614,9 @@ func wordsAtLeast(s string, n int) bool {
 func (s *Scanner) Model() *model.Model { return s.model }
 
 // fold is the opt-out normaliser plus accents removed (promoción and
-// promocion match alike): NFD, nonspacing marks (Mn) dropped, NFC. Every
+// promocion match alike): NFD, nonspacing marks (Mn) dropped, NFC; and
+// lookalike letters of mixed-script words in one script
+// (optout.Lookalikes: "sаle" with a Cyrillic а matches "sale"). Every
 // step is a stateless function, so fold is safe for concurrent use. (It
 // was one package-level transform.Chain, whose buffers every request
 // shared: concurrent Arabic messages corrupted them and panicked.)
@@ -624,7 +626,7 @@ func fold(s string) string { return foldNormalized(optout.Normalize(s)) }
 func foldNormalized(n string) string {
 	for i := 0; i < len(n); i++ {
 		if n[i] >= 0x80 {
-			return stripMarks(n)
+			return stripMarks(optout.Lookalikes(n))
 		}
 	}
 	return n

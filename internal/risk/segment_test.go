@@ -173,3 +173,45 @@ func BenchmarkScanWithModelLong(b *testing.B) {
 		s.Scan(msg)
 	}
 }
+
+// An ad spelt with lookalikes (Cyrillic or Greek letters in Latin words,
+// a combining mark on every letter, a word of Cyrillic lookalikes only)
+// scores as the ad spelt plainly: the same word signals and the same
+// model signals.
+func TestLookalikeSpellingsScoreAsPlain(t *testing.T) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Model: m})
+	plain := "Get 50% off all sneakers this weekend only, shop now and save big"
+	marked := func(s string) string {
+		var b strings.Builder
+		for _, r := range s {
+			b.WriteRune(r)
+			if r >= 'a' && r <= 'z' {
+				b.WriteRune('\u0301')
+			}
+		}
+		return b.String()
+	}
+	spellings := map[string]string{
+		"Cyrillic letters": strings.NewReplacer("a", "а", "e", "е", "o", "о", "p", "р", "c", "с").Replace(plain),
+		"Greek letters":    strings.NewReplacer("o", "ο", "e", "ε").Replace(plain),
+		"combining marks":  marked(plain),
+		"lookalike words":  strings.Replace(plain, "save", "ѕаvе", 1),
+	}
+	want := s.Scan(plain)
+	if want.ModelPromotional < 90 || want.PromoTerms == 0 {
+		t.Fatalf("Scan(%q) = %+v: not an ad to the scanner", plain, want)
+	}
+	for name, msg := range spellings {
+		t.Run(name, func(t *testing.T) {
+			got := s.Scan(msg)
+			got.Length, got.CapsRatioPct = want.Length, want.CapsRatioPct // runes differ
+			if got != want {
+				t.Errorf("Scan(%q) = %+v, want %+v (as %q)", msg, got, want, plain)
+			}
+		})
+	}
+}
