@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/bits"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sendguard/sendguard/internal/optout"
@@ -11,12 +12,13 @@ import (
 // NormalizerVersion names the text normaliser features are computed on:
 // internal/optout.Normalize, then optout.Lookalikes (marks on Latin, Greek
 // and Cyrillic letters dropped, lookalike letters of mixed-script words
-// written in one script). A model file records it; Load refuses a file
+// written in one script), then unleet (digits written for letters inside
+// a word read as the letters: "d1sc0unt" is "discount"). A model file records it; Load refuses a file
 // made with a normaliser it does not know, because its n-grams would not be
 // the ones Predict extracts, and reads a file of NormalizerV1 (Normalize
 // alone, models trained before 28 November 2026) with that normaliser. Bump
 // it whenever either changes its output.
-const NormalizerVersion = "optout.Normalize/1+optout.Lookalikes/1"
+const NormalizerVersion = "optout.Normalize/1+optout.Lookalikes/1+unleet/1"
 
 // NormalizerV1 is the normaliser of the model files before Lookalikes:
 // optout.Normalize alone.
@@ -117,7 +119,7 @@ func (s *Spec) prepare(dst []byte, text string) []byte {
 // not share memory with dst.
 func (s *Spec) prepareNormalized(dst []byte, n string) []byte {
 	if s.Normalizer != NormalizerV1 {
-		n = optout.Lookalikes(n) // n itself for ASCII, Arabic, Hindi
+		n = unleet(optout.Lookalikes(n)) // n itself for most text
 	}
 	dst = append(dst[:0], ' ')
 	if !s.Despace {
@@ -249,4 +251,59 @@ func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 		}
 	}
 	return dst
+}
+
+// leet maps the digits written for letters to them.
+var leet = [10]byte{0: 'o', 1: 'i', 3: 'e', 4: 'a', 5: 's', 7: 't'}
+
+// unleet reads digits written for letters inside a word as those letters:
+// a run of one or two of 0 1 3 4 5 7 with a letter right before and right
+// after it ("d1sc0unt", "pr0ducts", "fr33dom" are "discount", "products",
+// "freedom"). Digits at a word's edge stay ("save50", "5pm", "covid19",
+// "4412" are codes, times and numbers), as does a run with another digit.
+// It returns n itself, without allocating, when it changes nothing.
+func unleet(n string) string {
+	var b []byte
+	for i := 0; i < len(n); i++ {
+		if n[i] < '0' || n[i] > '9' || i == 0 {
+			continue
+		}
+		j := i
+		for j < len(n) && n[j] >= '0' && n[j] <= '9' {
+			j++
+		}
+		run := n[i:j]
+		if len(run) <= 2 && letterBefore(n, i) && letterAt(n, j) && allLeet(run) {
+			if b == nil {
+				b = []byte(n)
+			}
+			for k := i; k < j; k++ {
+				b[k] = leet[n[k]-'0']
+			}
+		}
+		i = j - 1
+	}
+	if b == nil {
+		return n
+	}
+	return string(b)
+}
+
+func allLeet(run string) bool {
+	for i := 0; i < len(run); i++ {
+		if leet[run[i]-'0'] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func letterBefore(n string, i int) bool {
+	r, _ := utf8.DecodeLastRuneInString(n[:i])
+	return unicode.IsLetter(r)
+}
+
+func letterAt(n string, i int) bool {
+	r, _ := utf8.DecodeRuneInString(n[i:])
+	return i < len(n) && unicode.IsLetter(r)
 }

@@ -297,13 +297,13 @@ func TestPredictNormalized(t *testing.T) {
 	}
 }
 
-// A model file of NormalizerV1 (before optout.Lookalikes) still loads and
-// reads text as it was trained to, without Lookalikes; a current one reads
-// a lookalike spelling as the plain one. A normaliser this build does not
+// A model file of NormalizerV1 (before optout.Lookalikes and unleet) still
+// loads and reads text as it was trained to, without them; a current one
+// reads a lookalike or leetspeak spelling as the plain one. A normaliser this build does not
 // know is refused.
 func TestNormalizerVersions(t *testing.T) {
 	ex := fixture(t, Outbound)
-	plain, lookalike := "get 50 off all sneakers", "gеt 50 оff аll snеаkеrs"
+	plain, lookalike, leetspeak := "get 50 off all sneakers", "gеt 50 оff аll snеаkеrs", "get 50 off all sn34k3rs"
 	for _, tc := range []struct {
 		normalizer string
 		same       bool
@@ -318,9 +318,11 @@ func TestNormalizerVersions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Load(a %s model): %v", tc.normalizer, err)
 		}
-		p, q := m.Predict(plain, nil), m.Predict(lookalike, nil)
-		if got := slices.Equal(p, q); got != tc.same {
-			t.Errorf("%s model: Predict(%q) = %v, Predict(%q) = %v; equal = %v, want %v", tc.normalizer, plain, p, lookalike, q, got, tc.same)
+		for _, spelt := range []string{lookalike, leetspeak} {
+			p, q := m.Predict(plain, nil), m.Predict(spelt, nil)
+			if got := slices.Equal(p, q); got != tc.same {
+				t.Errorf("%s model: Predict(%q) = %v, Predict(%q) = %v; equal = %v, want %v", tc.normalizer, plain, p, spelt, q, got, tc.same)
+			}
 		}
 	}
 	spec := TaskSpec(Outbound)
