@@ -218,3 +218,87 @@ func BenchmarkTrackerMillionPairs(b *testing.B) {
 		runtime.KeepAlive(tr)
 	}
 }
+
+// TestTakeSendAllocations: checking and counting a send allocates nothing
+// once its body and recipient are tracked (its undo is a value, not a
+// closure that moved the send to the heap: 2 allocations a decision, and
+// one of them kept with the receipt). Multilingual keys, from 8 goroutines
+// under -race too.
+func TestTakeSendAllocations(t *testing.T) {
+	tr := New(Options{})
+	l := Limits{FanOutWindow: time.Minute, FanOutBlock: 1 << 30}
+	snd := Send{Instance: "inst_çağrı", Body: BodyKey("आपका ऑर्डर 12 भेज दिया गया 📦"), Phone: "+919812345678", Abuse: l}
+	ctx := context.Background()
+	undone := func(ctx context.Context, s Send, now time.Time, u Undo) (Outcome, error) {
+		return Outcome{Taken: limiter.Outcome{Verdict: limiter.Allowed}}, nil
+	}
+	if _, err := tr.TakeSendUndo(ctx, snd, t0, undone); err != nil { // the entries
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(200, func() {
+		if out, err := tr.TakeSendUndo(ctx, snd, t0, undone); err != nil || !out.Allowed() {
+			t.Fatalf("TakeSendUndo(%+v) = %+v, %v", snd, out, err)
+		}
+	})
+	if n != 0 {
+		t.Errorf("TakeSendUndo of a tracked repeat send: %.1f allocations, want 0", n)
+	}
+}
+
+// TestUndoValueConcurrent: Undo values kept by many goroutines and applied
+// later take back exactly their own sends' records (multilingual bodies and
+// recipients), as the closures they replace did.
+func TestUndoValueConcurrent(t *testing.T) {
+	tr := New(Options{})
+	l := Limits{FanOutWindow: time.Minute, FanOutThrottle: 1 << 20, PairPerMinute: 1 << 20}
+	texts := []string{"طلبك في الطريق", "आपका ओटीपी 4821 है", "Siparişiniz yola çıktı", "Your order 🚚✨", "Cafe\u0301 reçu 🇫🇷"}
+	phones := []string{"+966501234567", "+919812345678", "+905321234567", "+14155550100", "+33612345678"}
+	const workers, each = 8, 200
+	undos := make([][]Undo, workers)
+	done := make(chan int)
+	for w := range workers {
+		go func() {
+			for i := range each {
+				s := Send{Instance: "i", Body: BodyKey(texts[(w+i)%len(texts)]), Phone: phones[i%len(phones)] + strconv.Itoa(w), Abuse: l}
+				_, err := tr.TakeSendUndo(context.Background(), s, t0.Add(time.Duration(i)*time.Millisecond), func(_ context.Context, _ Send, _ time.Time, u Undo) (Outcome, error) {
+					undos[w] = append(undos[w], u)
+					return Outcome{Taken: limiter.Outcome{Verdict: limiter.Allowed}}, nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			done <- w
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	tr.mu.Lock()
+	entries, records := len(tr.entries), tr.records
+	tr.mu.Unlock()
+	if records == 0 {
+		t.Fatalf("records after %d sends = 0", workers*each)
+	}
+	for w := range workers {
+		go func() {
+			// Newest first, as refunds of a repeat recipient's sends would
+			// have to come to leave nothing (an older send's record was
+			// moved to the newer one's time; undoing the newer puts it back).
+			for i := len(undos[w]) - 1; i >= 0; i-- {
+				tr.Undo(undos[w][i])
+			}
+			done <- w
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	if got := tr.Len(); got != entries {
+		t.Errorf("Len after every send was undone = %d, want %d (the entries, no records)", got, entries)
+	}
+	tr.Undo(Undo{}) // the zero Undo: nothing
+	if got := tr.Len(); got != entries {
+		t.Errorf("Len after the zero Undo = %d, want %d", got, entries)
+	}
+}

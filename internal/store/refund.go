@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 )
 
@@ -65,12 +66,12 @@ func (r RefundResult) String() string {
 
 // receipt is what one allowed send took.
 type receipt struct {
-	day, month       int32  // the calendar day and month it was counted in
-	slow             bool   // it took a slow-lane token (and slow-lane day/month counts)
-	done             bool   // refunded
-	burst, slowBurst int64  // the buckets' capacities when it was taken
-	expires          int64  // unix nanoseconds
-	undo             func() // takes the abuse counts back; in the process only
+	day, month       int32      // the calendar day and month it was counted in
+	slow             bool       // it took a slow-lane token (and slow-lane day/month counts)
+	done             bool       // refunded
+	burst, slowBurst int64      // the buckets' capacities when it was taken
+	expires          int64      // unix nanoseconds
+	undo             abuse.Undo // takes the abuse counts back; in the process only
 }
 
 // receipts are one instance's, guarded by its instanceState's mu.
