@@ -302,3 +302,37 @@ func TestUndoValueConcurrent(t *testing.T) {
 		t.Errorf("Len after the zero Undo = %d, want %d", got, entries)
 	}
 }
+
+// BenchmarkTrackerAtRate replays the shared harness's shape (980
+// recipients of 588 instances, each sent again and again) at 1,000, 2,000
+// and 5,000 allowed sends a second of simulated time, after 70 s of it:
+// under the default MaxRecords (about 48 pair records a second of rate
+// are live, so 100,000 is reached at about 2,000/s), at it, and over it,
+// where every send folds the LRU tail into the sketch and its entry is
+// made again at its next send. The whole call runs under the tracker's one
+// lock, which every decision takes.
+func BenchmarkTrackerAtRate(b *testing.B) {
+	for _, rate := range []int{1000, 2000, 5000} {
+		b.Run(strconv.Itoa(rate), func(b *testing.B) {
+			tr := New(Options{})
+			l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1e9, FanOutBlock: 1e9, PairPerMinute: 1e9}
+			var sends []Send
+			for i := range 980 {
+				sends = append(sends, Send{Instance: fmt.Sprintf("inst_%05d", i%588), Body: BodyKey(fmt.Sprintf("Your order %d is ready", i%942)), Phone: fmt.Sprintf("+9665%08d", i), Abuse: l})
+			}
+			step := time.Second / time.Duration(rate)
+			now := t0
+			for i := range rate * 70 {
+				now = now.Add(step)
+				tr.TakeSend(context.Background(), sends[i%len(sends)], now, allow)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				now = now.Add(step)
+				tr.TakeSend(context.Background(), sends[i%len(sends)], now, allow)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(tr.Len()), "kept")
+		})
+	}
+}

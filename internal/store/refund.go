@@ -34,9 +34,9 @@ const ReceiptTTL = 2 * time.Minute
 // MaxReceipts bounds the receipts the memory and embedded stores keep per
 // instance: at ReceiptTTL, 833 allowed sends a second per instance before
 // the oldest receipts go early (their refunds then find none: unknown).
-// A receipt takes about 400 bytes of heap with its decision id and its
-// abuse undo (TestReceiptsBounded), so 40 MB
-// per instance at the bound.
+// A receipt takes about 260 bytes of heap with its decision id and its
+// abuse undo (TestReceiptsBounded; about 200 and one object in
+// TestReceiptHeapWithAbuse), so 26 MB per instance at the bound.
 const MaxReceipts = 100_000
 
 // RefundResult is what a Refund did.
