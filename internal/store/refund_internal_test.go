@@ -14,7 +14,7 @@ import (
 // TestReceiptsBounded: past MaxReceipts an instance keeps the newest
 // receipts only (the oldest refund finds none, the newest is refunded), and
 // receipts past ReceiptTTL go at the next take, so the memory a busy
-// instance holds is bounded (about 400 bytes a receipt, logged).
+// instance holds is bounded (about 260 bytes a receipt, logged).
 func TestReceiptsBounded(t *testing.T) {
 	ctx := context.Background()
 	m := NewMemory(limiter.Calendar{})
@@ -37,7 +37,7 @@ func TestReceiptsBounded(t *testing.T) {
 	}
 	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / MaxReceipts
 	t.Logf("heap per receipt kept: %d bytes", per)
-	if per > 1024 { // about 400
+	if per > 1024 { // about 260
 		t.Errorf("heap per receipt = %d bytes, want well under 1 KiB", per)
 	}
 	if q := len(st.rc.q); q != MaxReceipts || cap(st.rc.q) > 2*MaxReceipts {
