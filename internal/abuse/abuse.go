@@ -223,36 +223,67 @@ func BodyKey(msg string) [16]byte {
 // quotas); and takes the count back when take refuses or fails. So only
 // allowed sends count, and an abuse refusal never calls take.
 func (t *Tracker) TakeSend(ctx context.Context, s Send, now time.Time, take QuotaFunc) (Outcome, error) {
-	v, retry, undo := t.reserve(s, now)
+	v, retry, undo := t.reserve(&s, now)
 	if v != OK {
 		return Outcome{Verdict: v, RetryAfter: retry}, nil
 	}
 	out, err := take(ctx, s, now)
 	if err != nil || !out.Allowed() {
-		undo()
+		t.Undo(undo)
 	}
 	return out, err
 }
 
 // TakeSendUndo is TakeSend for a store that keeps receipts: take also
-// receives undo, which takes this send's abuse counts back, so that a
-// refund can call it later. TakeSend still calls it when take refuses or
-// fails. undo is safe to call long after (a record already out of its
-// window or evicted is left as it is) but must be called at most once.
+// receives undo, which Tracker.Undo takes this send's abuse counts back
+// with, so that a refund can do it later. TakeSendUndo still does it when
+// take refuses or fails. An Undo is safe to apply long after (a record
+// already out of its window or evicted is left as it is) but must be
+// applied at most once.
 func (t *Tracker) TakeSendUndo(ctx context.Context, s Send, now time.Time, take UndoQuotaFunc) (Outcome, error) {
-	v, retry, undo := t.reserve(s, now)
+	v, retry, undo := t.reserve(&s, now)
 	if v != OK {
 		return Outcome{Verdict: v, RetryAfter: retry}, nil
 	}
 	out, err := take(ctx, s, now, undo)
 	if err != nil || !out.Allowed() {
-		undo()
+		t.Undo(undo)
 	}
 	return out, err
 }
 
 // UndoQuotaFunc is a QuotaFunc that also receives the abuse counts' undo.
-type UndoQuotaFunc func(ctx context.Context, s Send, now time.Time, undo func()) (Outcome, error)
+type UndoQuotaFunc func(ctx context.Context, s Send, now time.Time, undo Undo) (Outcome, error)
+
+// Undo is what Tracker.Undo needs to take one send's abuse counts back:
+// plain values (the send's keys and record times), no closure and no
+// pointer into the tracker, so a store can keep one in each receipt for
+// ReceiptTTL without keeping the send or the tracker's entries alive (a
+// closure kept both: about 200 bytes and two more objects a receipt, which
+// every garbage collection had to mark). The zero Undo takes nothing back.
+type Undo struct {
+	instance, phone string
+	body            [16]byte
+	h               uint64 // the recipient's hash in the fan-out entry
+	at, prevAt      int64  // the records' time; the repeat recipient's previous one
+	pair, fan       bool   // which records the send added
+}
+
+// Undo takes back the records u names, if they are still kept (see
+// TakeSendUndo). The zero Undo does nothing.
+func (t *Tracker) Undo(u Undo) {
+	if !u.pair && !u.fan {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u.pair {
+		t.remove(entryKey{kind: kindPair, instance: u.instance, phone: u.phone}, 0, u.at, 0)
+	}
+	if u.fan {
+		t.remove(entryKey{kind: kindFan, instance: u.instance, body: u.body}, u.h, u.at, u.prevAt)
+	}
+}
 
 // QuotaFunc takes a send's slow lane and quotas, as TakeQuota does.
 type QuotaFunc func(ctx context.Context, s Send, now time.Time) (Outcome, error)
@@ -306,8 +337,9 @@ func (t *Tracker) ResetViolations(_ context.Context, instance string) error {
 }
 
 // reserve checks s and, when the verdict is OK, records it; undo takes the
-// records back.
-func (t *Tracker) reserve(s Send, now time.Time) (v Verdict, retry time.Duration, undo func()) {
+// records back. s is a pointer so that the send is not copied (nothing of
+// it is kept: the Undo copies what it needs).
+func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duration, undo Undo) {
 	l := s.Abuse
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -321,7 +353,7 @@ func (t *Tracker) reserve(s Send, now time.Time) (v Verdict, retry time.Duration
 			if len(pair.stamps) > 0 {
 				until = minTime(until, time.Unix(0, pair.stamps[0].at).Add(time.Minute))
 			}
-			return Throttle, until.Sub(now), func() {}
+			return Throttle, until.Sub(now), Undo{}
 		}
 	}
 	var h uint64
@@ -340,12 +372,12 @@ func (t *Tracker) reserve(s Send, now time.Time) (v Verdict, retry time.Duration
 			n += len(fan.stamps) // this recipient would be the n+1st distinct one
 			switch {
 			case l.FanOutBlock > 0 && n+1 > l.FanOutBlock:
-				return Block, 0, func() {}
+				return Block, 0, Undo{}
 			case l.FanOutThrottle > 0 && n+1 > l.FanOutThrottle:
 				if len(fan.stamps) > 0 {
 					until = minTime(until, time.Unix(0, fan.stamps[0].at).Add(l.FanOutWindow))
 				}
-				return Throttle, until.Sub(now), func() {}
+				return Throttle, until.Sub(now), Undo{}
 			}
 		}
 	}
@@ -361,16 +393,7 @@ func (t *Tracker) reserve(s Send, now time.Time) (v Verdict, retry time.Duration
 			t.add(fan, stamp{h: h, at: at})
 		}
 	}
-	return OK, 0, func() {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if pair != nil {
-			t.remove(entryKey{kind: kindPair, instance: s.Instance, phone: s.Phone}, 0, at, 0)
-		}
-		if fan != nil {
-			t.remove(entryKey{kind: kindFan, instance: s.Instance, body: s.Body}, h, at, prevAt)
-		}
-	}
+	return OK, 0, Undo{instance: s.Instance, phone: s.Phone, body: s.Body, h: h, at: at, prevAt: prevAt, pair: pair != nil, fan: fan != nil}
 }
 
 // get returns k's entry, created if new, with its records out of window

@@ -218,3 +218,121 @@ func BenchmarkTrackerMillionPairs(b *testing.B) {
 		runtime.KeepAlive(tr)
 	}
 }
+
+// TestTakeSendAllocations: checking and counting a send allocates nothing
+// once its body and recipient are tracked (its undo is a value, not a
+// closure that moved the send to the heap: 2 allocations a decision, and
+// one of them kept with the receipt). Multilingual keys, from 8 goroutines
+// under -race too.
+func TestTakeSendAllocations(t *testing.T) {
+	tr := New(Options{})
+	l := Limits{FanOutWindow: time.Minute, FanOutBlock: 1 << 30}
+	snd := Send{Instance: "inst_çağrı", Body: BodyKey("आपका ऑर्डर 12 भेज दिया गया 📦"), Phone: "+919812345678", Abuse: l}
+	ctx := context.Background()
+	undone := func(ctx context.Context, s Send, now time.Time, u Undo) (Outcome, error) {
+		return Outcome{Taken: limiter.Outcome{Verdict: limiter.Allowed}}, nil
+	}
+	if _, err := tr.TakeSendUndo(ctx, snd, t0, undone); err != nil { // the entries
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(200, func() {
+		if out, err := tr.TakeSendUndo(ctx, snd, t0, undone); err != nil || !out.Allowed() {
+			t.Fatalf("TakeSendUndo(%+v) = %+v, %v", snd, out, err)
+		}
+	})
+	if n != 0 {
+		t.Errorf("TakeSendUndo of a tracked repeat send: %.1f allocations, want 0", n)
+	}
+}
+
+// TestUndoValueConcurrent: Undo values kept by many goroutines and applied
+// later take back exactly their own sends' records (multilingual bodies and
+// recipients), as the closures they replace did.
+func TestUndoValueConcurrent(t *testing.T) {
+	tr := New(Options{})
+	l := Limits{FanOutWindow: time.Minute, FanOutThrottle: 1 << 20, PairPerMinute: 1 << 20}
+	texts := []string{"طلبك في الطريق", "आपका ओटीपी 4821 है", "Siparişiniz yola çıktı", "Your order 🚚✨", "Cafe\u0301 reçu 🇫🇷"}
+	phones := []string{"+966501234567", "+919812345678", "+905321234567", "+14155550100", "+33612345678"}
+	const workers, each = 8, 200
+	undos := make([][]Undo, workers)
+	done := make(chan int)
+	for w := range workers {
+		go func() {
+			for i := range each {
+				s := Send{Instance: "i", Body: BodyKey(texts[(w+i)%len(texts)]), Phone: phones[i%len(phones)] + strconv.Itoa(w), Abuse: l}
+				_, err := tr.TakeSendUndo(context.Background(), s, t0.Add(time.Duration(i)*time.Millisecond), func(_ context.Context, _ Send, _ time.Time, u Undo) (Outcome, error) {
+					undos[w] = append(undos[w], u)
+					return Outcome{Taken: limiter.Outcome{Verdict: limiter.Allowed}}, nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			done <- w
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	tr.mu.Lock()
+	entries, records := len(tr.entries), tr.records
+	tr.mu.Unlock()
+	if records == 0 {
+		t.Fatalf("records after %d sends = 0", workers*each)
+	}
+	for w := range workers {
+		go func() {
+			// Newest first, as refunds of a repeat recipient's sends would
+			// have to come to leave nothing (an older send's record was
+			// moved to the newer one's time; undoing the newer puts it back).
+			for i := len(undos[w]) - 1; i >= 0; i-- {
+				tr.Undo(undos[w][i])
+			}
+			done <- w
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	if got := tr.Len(); got != entries {
+		t.Errorf("Len after every send was undone = %d, want %d (the entries, no records)", got, entries)
+	}
+	tr.Undo(Undo{}) // the zero Undo: nothing
+	if got := tr.Len(); got != entries {
+		t.Errorf("Len after the zero Undo = %d, want %d", got, entries)
+	}
+}
+
+// BenchmarkTrackerAtRate replays the shared harness's shape (980
+// recipients of 588 instances, each sent again and again) at 1,000, 2,000
+// and 5,000 allowed sends a second of simulated time, after 70 s of it:
+// under the default MaxRecords (about 48 pair records a second of rate
+// are live, so 100,000 is reached at about 2,000/s), at it, and over it,
+// where every send folds the LRU tail into the sketch and its entry is
+// made again at its next send. The whole call runs under the tracker's one
+// lock, which every decision takes.
+func BenchmarkTrackerAtRate(b *testing.B) {
+	for _, rate := range []int{1000, 2000, 5000} {
+		b.Run(strconv.Itoa(rate), func(b *testing.B) {
+			tr := New(Options{})
+			l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1e9, FanOutBlock: 1e9, PairPerMinute: 1e9}
+			var sends []Send
+			for i := range 980 {
+				sends = append(sends, Send{Instance: fmt.Sprintf("inst_%05d", i%588), Body: BodyKey(fmt.Sprintf("Your order %d is ready", i%942)), Phone: fmt.Sprintf("+9665%08d", i), Abuse: l})
+			}
+			step := time.Second / time.Duration(rate)
+			now := t0
+			for i := range rate * 70 {
+				now = now.Add(step)
+				tr.TakeSend(context.Background(), sends[i%len(sends)], now, allow)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				now = now.Add(step)
+				tr.TakeSend(context.Background(), sends[i%len(sends)], now, allow)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(tr.Len()), "kept")
+		})
+	}
+}

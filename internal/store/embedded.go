@@ -845,7 +845,7 @@ func (e *Embedded) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (a
 
 // takeQuota takes the slow lane and the quotas; an allowed send with a
 // decision id writes its receipt in the same log record as its states.
-func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time, undo func()) (abuse.Outcome, error) {
+func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time, undo abuse.Undo) (abuse.Outcome, error) {
 	st := e.instance(s.Instance)
 	st.mu.Lock() // always the instance before its slow lane
 	var slow *instanceState
@@ -931,16 +931,16 @@ func (e *Embedded) Refund(_ context.Context, instance, id string, now time.Time)
 		entries = append(entries, walEntry{abuse.SlowLaneID(instance), giveBack(slow.s, r.day, r.month, r.slowBurst)})
 	}
 	done := *r
-	done.done, done.undo = true, nil
+	done.done, done.undo = true, abuse.Undo{}
 	at, err := e.appendLogRc(entries, []walReceipt{{instance, id, &done}})
-	var undo func()
+	var undo abuse.Undo
 	if err == nil {
 		st.s = entries[0].s
 		if slow != nil {
 			slow.s = entries[1].s
 		}
 		undo = r.undo
-		r.done, r.undo = true, nil
+		r.done, r.undo = true, abuse.Undo{}
 		st.rc.touch(id)
 	}
 	if slow != nil {
@@ -953,9 +953,7 @@ func (e *Embedded) Refund(_ context.Context, instance, id string, now time.Time)
 	if err != nil {
 		return RefundUnknown, fmt.Errorf("embedded refund %s: %w", instance, err)
 	}
-	if undo != nil {
-		undo()
-	}
+	e.abuse.Undo(undo)
 	return Refunded, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
 )
 
@@ -33,9 +34,9 @@ const ReceiptTTL = 2 * time.Minute
 // MaxReceipts bounds the receipts the memory and embedded stores keep per
 // instance: at ReceiptTTL, 833 allowed sends a second per instance before
 // the oldest receipts go early (their refunds then find none: unknown).
-// A receipt takes about 400 bytes of heap with its decision id and its
-// abuse undo (TestReceiptsBounded), so 40 MB
-// per instance at the bound.
+// A receipt takes about 260 bytes of heap with its decision id and its
+// abuse undo (TestReceiptsBounded; about 200 and one object in
+// TestReceiptHeapWithAbuse), so 26 MB per instance at the bound.
 const MaxReceipts = 100_000
 
 // RefundResult is what a Refund did.
@@ -65,12 +66,12 @@ func (r RefundResult) String() string {
 
 // receipt is what one allowed send took.
 type receipt struct {
-	day, month       int32  // the calendar day and month it was counted in
-	slow             bool   // it took a slow-lane token (and slow-lane day/month counts)
-	done             bool   // refunded
-	burst, slowBurst int64  // the buckets' capacities when it was taken
-	expires          int64  // unix nanoseconds
-	undo             func() // takes the abuse counts back; in the process only
+	day, month       int32      // the calendar day and month it was counted in
+	slow             bool       // it took a slow-lane token (and slow-lane day/month counts)
+	done             bool       // refunded
+	burst, slowBurst int64      // the buckets' capacities when it was taken
+	expires          int64      // unix nanoseconds
+	undo             abuse.Undo // takes the abuse counts back; in the process only
 }
 
 // receipts are one instance's, guarded by its instanceState's mu.

@@ -146,7 +146,7 @@ func (m *Memory) TakeSend(ctx context.Context, s abuse.Send, now time.Time) (abu
 	return m.abuse.TakeSendUndo(ctx, s, now, m.takeQuota)
 }
 
-func (m *Memory) takeQuota(_ context.Context, s abuse.Send, now time.Time, undo func()) (abuse.Outcome, error) {
+func (m *Memory) takeQuota(_ context.Context, s abuse.Send, now time.Time, undo abuse.Undo) (abuse.Outcome, error) {
 	st := m.instance(s.Instance)
 	st.mu.Lock() // always the instance before its slow lane
 	defer st.mu.Unlock()
@@ -202,11 +202,9 @@ func (m *Memory) Refund(_ context.Context, instance, id string, now time.Time) (
 	st.s = giveBack(st.s, r.day, r.month, r.burst)
 	r.done = true
 	undo := r.undo
-	r.undo = nil
+	r.undo = abuse.Undo{}
 	st.mu.Unlock()
-	if undo != nil {
-		undo()
-	}
+	m.abuse.Undo(undo)
 	return Refunded, nil
 }
 
