@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,10 @@ type Params struct {
 	LearningRate float64 `json:"learning_rate"` // AdaGrad's base rate (default 0.5)
 	L2           float64 `json:"l2"`            // L2 penalty per update of a weight (default 1e-4)
 	Seed         uint64  `json:"seed"`          // of the fixed shuffle (default 1)
+	// HiddenRate and HiddenL2 are the hidden layer's (Spec.Hidden) own
+	// AdaGrad rate and L2 penalty (default: LearningRate and L2).
+	HiddenRate float64 `json:"hidden_rate,omitempty"`
+	HiddenL2   float64 `json:"hidden_l2,omitempty"`
 }
 
 func (p Params) withDefaults() Params {
@@ -29,6 +34,12 @@ func (p Params) withDefaults() Params {
 	}
 	if p.Seed == 0 {
 		p.Seed = 1
+	}
+	if p.HiddenRate <= 0 {
+		p.HiddenRate = p.LearningRate
+	}
+	if p.HiddenL2 <= 0 {
+		p.HiddenL2 = p.L2
 	}
 	return p
 }
@@ -64,25 +75,42 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 	rows := make([]row, len(ex))
 	var buf []byte
 	var feats []uint32
+	neg := spec.negHashes()
 	for i, e := range ex {
 		y := slices.Index(classes, e.Label)
 		if y < 0 {
 			return nil, nil, fmt.Errorf("example %q: label %q is not one of %v", e.Text, e.Label, classes)
 		}
 		buf = prepare(buf, e.Text, spec.Despace)
-		feats = spec.extract(feats[:0], buf, nil)
-		// Distinct buckets with their counts, scaled by 1/sqrt(n) as Predict does.
-		sorted := slices.Clone(feats)
-		slices.Sort(sorted)
+		var nchar int
+		feats, nchar = spec.extractNeg(feats[:0], buf, neg, nil)
+		// Distinct buckets with their summed values, each occurrence
+		// 1/sqrt(n) as Predict counts it (a character n-gram's times
+		// CharWeight when that is set).
 		norm := spec.norm(len(feats))
+		cw := float64(norm * spec.CharWeight)
+		type fv struct {
+			b    uint32
+			char bool
+		}
+		all := make([]fv, len(feats))
+		for j, f := range feats {
+			all[j] = fv{f, j < nchar && spec.CharWeight > 0}
+		}
+		slices.SortFunc(all, func(a, b fv) int { return cmp.Compare(a.b, b.b) })
 		r := row{y: y}
-		for j := 0; j < len(sorted); {
-			l := j
-			for l < len(sorted) && sorted[l] == sorted[j] {
+		for j := 0; j < len(all); {
+			l, nc, no := j, 0, 0
+			for l < len(all) && all[l].b == all[j].b {
+				if all[l].char {
+					nc++
+				} else {
+					no++
+				}
 				l++
 			}
-			r.feats = append(r.feats, sorted[j])
-			r.vals = append(r.vals, float64(l-j)*norm)
+			r.feats = append(r.feats, all[j].b)
+			r.vals = append(r.vals, float64(float64(nc)*cw)+float64(no)*norm)
 			j = l
 		}
 		rows[i] = r
@@ -101,6 +129,28 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 	z := make([]float64, k)
 	prob := make([]float64, 0, k)
 	const eps = 1e-8
+	// The hidden layer: embeddings and dense weights start small and drawn
+	// from the same seeded generator (a unit whose inputs all start at
+	// zero would never switch on). The unit biases stay zero: AdaGrad's
+	// first steps are the full rate, which pushed them below every input
+	// and switched the units off for good.
+	H := spec.Hidden
+	var hl *hiddenLayer
+	var eg2, w2g2, a, dh []float64
+	var hshift uint
+	if H > 0 {
+		hl = &hiddenLayer{b1: make([]float64, H), w2: make([]float64, k*H), e: make([]float64, (1<<spec.HiddenBits)*H)}
+		eg2, w2g2 = make([]float64, len(hl.e)), make([]float64, k*H)
+		a, dh = make([]float64, H), make([]float64, H)
+		hshift = uint(spec.BucketBits - spec.HiddenBits)
+		for i := range hl.e {
+			hl.e[i] = float64(rng.Float64() - 0.5)
+		}
+		r := 1 / math.Sqrt(float64(H))
+		for i := range hl.w2 {
+			hl.w2[i] = float64(float64(rng.Float64()*2-1) * r)
+		}
+	}
 	for range p.Epochs {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, i := range order {
@@ -112,7 +162,58 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 					z[c] += float64(w[int(f)*k+c] * x)
 				}
 			}
+			if H > 0 {
+				copy(a, hl.b1)
+				for j, f := range r.feats {
+					x := r.vals[j]
+					row := hl.e[int(f>>hshift)*H : int(f>>hshift)*H+H]
+					for u := range H {
+						a[u] += float64(row[u] * x)
+					}
+				}
+				for u := range H {
+					if a[u] > 0 {
+						for c := range k {
+							z[c] += float64(hl.w2[c*H+u] * a[u])
+						}
+					}
+				}
+			}
 			prob = softmax(prob[:0], z)
+			if H > 0 {
+				// Back through the dense layer and the ReLU, then the
+				// embeddings of this message's features.
+				for u := range H {
+					dh[u] = 0
+					if a[u] <= 0 {
+						continue
+					}
+					for c := range k {
+						d := prob[c]
+						if c == r.y {
+							d -= 1
+						}
+						at := c*H + u
+						dh[u] += float64(hl.w2[at] * d)
+						g := float64(d*a[u]) + float64(p.HiddenL2*hl.w2[at])
+						w2g2[at] += float64(g * g)
+						hl.w2[at] -= float64(p.HiddenRate * g / math.Sqrt(w2g2[at]+eps))
+					}
+				}
+				for j, f := range r.feats {
+					x := r.vals[j]
+					base := int(f>>hshift) * H
+					for u := range H {
+						if dh[u] == 0 {
+							continue
+						}
+						at := base + u
+						g := float64(dh[u]*x) + float64(p.HiddenL2*hl.e[at])
+						eg2[at] += float64(g * g)
+						hl.e[at] -= float64(p.HiddenRate * g / math.Sqrt(eg2[at]+eps))
+					}
+				}
+			}
 			for c := range k {
 				d := prob[c]
 				if c == r.y {
@@ -132,7 +233,7 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 		}
 	}
 	h := Header{Task: task, Classes: classes, Spec: spec, TrainSHA256: DataHash(ex), TrainExamples: len(ex), HoldoutPct: HoldoutPct, Trainer: p}
-	b := encode(h, bias, w)
+	b := encode(h, bias, w, hl)
 	m, err := Load(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decode the trained model: %w", err)

@@ -1,0 +1,96 @@
+package model
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// negSpec is the inbound spec with the negator marks of negators.txt.
+func negSpec() Spec {
+	s := TaskSpec(Inbound)
+	s.Negators, s.NegWindow = Negators(), 2
+	return s
+}
+
+// A word within two words of a negator is marked, in any script the list
+// has; the negator itself and a word further away are not, and without a
+// negator nothing is.
+func TestNegatorMarks(t *testing.T) {
+	s := negSpec()
+	for _, tc := range []struct {
+		text   string
+		marked []string
+	}{
+		{"don't stop the reminders", []string{"stop", "the"}},
+		{"stop the reminders", nil},
+		{"не прекращайте напоминания", []string{"прекращайте", "напоминания"}},
+		{"ye message band mat karna", []string{"message", "band", "karna"}},
+		{"jangan berhenti ngabarin ya pak", []string{"berhenti", "ngabarin"}},
+		{"মেসেজ বন্ধ কইরেন না", []string{"বন্ধ", "কইরেন"}},
+		{"no", nil},
+		{"please stop sending these, I will not read one more", []string{"will", "read", "one", "i"}},
+		{"🙏 لا توقفوا الرسائل 🙏", []string{"توقفوا", "الرسايل"}}, // the normaliser folds ئ to ي,
+	} {
+		t.Run(tc.text, func(t *testing.T) {
+			var got []string
+			for w := range features(s, tc.text)[kindNeg] {
+				got = append(got, w)
+			}
+			slices.Sort(got)
+			want := slices.Clone(tc.marked)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("neg_word features of %q = %v, want %v", tc.text, got, want)
+			}
+		})
+	}
+	if s2 := TaskSpec(Inbound); len(features(s2, "don't stop")[kindNeg]) != 0 {
+		t.Errorf("a spec without negators marks words")
+	}
+}
+
+// The negator list is data: normalised, sorted, without repeats, and it
+// holds a negator of each language the keep-requests use.
+func TestNegators(t *testing.T) {
+	n := strings.Fields(Negators())
+	if !slices.IsSorted(n) || len(slices.Compact(slices.Clone(n))) != len(n) {
+		t.Errorf("Negators() = %v: want sorted without repeats", n)
+	}
+	for _, w := range []string{"dont", "не", "mat", "jangan", "না", "huwag", "nicht", "não"} {
+		if !slices.Contains(n, w) {
+			t.Errorf("Negators() lacks %q", w)
+		}
+	}
+}
+
+// A model with negators is format 3, trains to the same bytes twice, and
+// reads back; labelled format 2 it is refused.
+func TestNegatorFile(t *testing.T) {
+	ex := fixture(t, Inbound)
+	a, m, err := Train(Inbound, ex, negSpec(), Params{Epochs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := Train(Inbound, ex, negSpec(), Params{Epochs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Fatalf("Train with negators twice gave different bytes")
+	}
+	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 3 {
+		t.Errorf("Train with negators wrote format %d, want 3", v)
+	}
+	if len(m.neg) == 0 {
+		t.Errorf("the loaded model has no negator hashes")
+	}
+	if _, err := Load(withVersion(t, a, 2, nil)); !errors.Is(err, ErrFormat) {
+		t.Errorf("Load(format 2 with negators) = %v, want ErrFormat", err)
+	}
+	if _, err := Load(withVersion(t, a, 3, func(h map[string]any) { h["spec"].(map[string]any)["neg_window"] = 0 })); !errors.Is(err, ErrFormat) {
+		t.Errorf("Load(negators without a window) = %v, want ErrFormat", err)
+	}
+}
