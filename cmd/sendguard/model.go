@@ -126,8 +126,6 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 	out := fs.String("out", "", "train: the model file to write")
 	buckets := fs.Int("bucket-bits", model.DefaultSpec().BucketBits, "train: hash features into 2^N buckets")
 	epochs := fs.Int("epochs", 0, "train: passes over the data (0: default)")
-	hidden := fs.Int("hidden", 0, "train: add a hidden layer of N ReLU units beside the linear model (0: none; an experiment, not the shipped models')")
-	hiddenRate := fs.Float64("hidden-rate", 0, "train --hidden: the hidden layer's AdaGrad rate (0: the linear model's)")
 	charWeight := fs.Float64("char-weight", 0, "train: a character n-gram's value relative to a word's (0: the task's default)")
 	negators := fs.Bool("negators", false, "train: mark the words within two words of a negator (internal/model/negators.txt) as features of their own (an experiment, not the shipped models')")
 	optOutThr := fs.Float64("opt-out-threshold", 0, "eval --task inbound: the model's opt_out threshold, to read the trade-off curve (0: optout.model's default)")
@@ -157,13 +155,10 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		spec := model.TaskSpec(*task)
 		spec.BucketBits = *buckets
-		if *hidden > 0 {
-			spec.Hidden, spec.HiddenBits = *hidden, min(16, spec.BucketBits)
-		}
 		if *negators {
 			spec.Negators, spec.NegWindow = model.Negators(), 2
 		}
-		prm := model.Params{Epochs: *epochs, HiddenRate: *hiddenRate}
+		prm := model.Params{Epochs: *epochs}
 		if *charWeight > 0 {
 			spec.CharWeight = *charWeight
 		}

@@ -35,15 +35,6 @@ type Spec struct {
 	// "stop" and "stop" inside a complaint are different features, which a
 	// linear model cannot form from the two on its own.
 	LenWords bool `json:"len_words,omitempty"`
-	// Hidden adds a hidden layer of that many ReLU units beside the linear
-	// model (0: none): every feature also has an embedding of Hidden
-	// values, in 2^HiddenBits buckets (the top HiddenBits of its bucket);
-	// a message's embeddings are summed with the same per-feature value as
-	// the linear part, passed through ReLU, and a dense layer adds their
-	// vote to the class logits. The units can learn conjunctions a linear
-	// model cannot ("don't" with "stop", "no" with "only"). Format 3.
-	Hidden     int `json:"hidden,omitempty"`
-	HiddenBits int `json:"hidden_bits,omitempty"`
 	// Negators are words, normalised and separated by spaces, that mark
 	// the words near them: every word within NegWindow words of one (not a
 	// negator itself) is a feature again, crossed with "near a negator", so
@@ -81,12 +72,8 @@ func TaskSpec(task string) Spec {
 func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
 		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && s.Normalizer == NormalizerVersion &&
-		s.Hidden >= 0 && s.Hidden <= MaxHidden && (s.Hidden == 0 && s.HiddenBits == 0 || s.HiddenBits >= 8 && s.HiddenBits <= s.BucketBits) &&
 		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0)
 }
-
-// MaxHidden bounds Spec.Hidden.
-const MaxHidden = 64
 
 // norm is the value of one feature occurrence in a message of n features.
 func (s *Spec) norm(n int) float64 { return 1 / math.Sqrt(float64(max(1, n, s.MinNorm))) }

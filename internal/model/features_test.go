@@ -140,8 +140,7 @@ func withVersion(t *testing.T, b []byte, v uint32, header func(map[string]any)) 
 }
 
 // Load reads version-1 files (made before len_words and edges) and
-// version-2 ones (version 3 is TestHiddenLayerFile's and
-// TestNegatorFile's), and refuses what it cannot read: a newer version, a
+// version-2 ones (version 3 is TestNegatorFile's), and refuses what it cannot read: a newer version, a
 // version-1 file that names a version-2 feature, a header field it does
 // not know (a feature this build lacks would be misread, not refused).
 func TestLoadVersions(t *testing.T) {
@@ -154,7 +153,7 @@ func TestLoadVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 3 {
-		t.Fatalf("Train without a hidden layer or negators wrote format version %d, FormatVersion %d; want 2 and 3", v, FormatVersion)
+		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 3", v, FormatVersion)
 	}
 	v1 := withVersion(t, v2, 1, nil)
 	m1, err := Load(v1)

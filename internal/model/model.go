@@ -59,14 +59,14 @@ func Classes(task string) []string {
 const MaxClasses = 8
 
 // FormatVersion is the newest model file format Train writes. Version 2
-// added the feature spec's len_words; version 3 the hidden layer
-// (Spec.Hidden), whose biases, dense weights and embeddings follow the
-// linear weights. Train writes version 3 only for a model with a hidden
-// layer and version 2 otherwise (the layout is unchanged). Load reads
-// versions 1 to 3 (a version-1 file has no len_words, a version-1 or 2
-// file no hidden layer) and refuses a header field it does not know, so
-// a file that asks for a feature this build lacks is refused rather than
-// misread.
+// added the feature spec's len_words; version 3 the negator marks and the
+// character n-gram weight (Spec.Negators, Spec.CharWeight), which change
+// what Predict computes but not the layout. Train writes version 3 only
+// for a spec that uses them and version 2 otherwise, so the shipped specs'
+// files are what they were. Load reads versions 1 to 3 (a version-1 file
+// has no len_words, a version-1 or 2 file neither version-3 field) and
+// refuses a header field it does not know, so a file that asks for a
+// feature this build lacks is refused rather than misread.
 const FormatVersion = 3
 
 // minFormatVersion is the oldest format Load reads.
@@ -90,17 +90,10 @@ type Model struct {
 	Header
 	k     int
 	bias  [MaxClasses]float64
-	scale float64 // weight = int16 × scale
-	w     []int16 // bucket-major: w[b*k+c]
-	// The hidden layer (Spec.Hidden units; hid 0: none).
-	neg    []uint32 // Spec.negHashes()
-	hid    int
-	hshift uint      // a feature's hidden bucket is its bucket >> hshift
-	b1     []float64 // hid unit biases
-	w2     []float64 // class-major: w2[c*hid+j]
-	escale float64   // embedding = int16 × escale
-	e      []int16   // bucket-major: e[hb*hid+j]
-	pool   sync.Pool
+	scale float64  // weight = int16 × scale
+	w     []int16  // bucket-major: w[b*k+c]
+	neg   []uint32 // Spec.negHashes()
+	pool  sync.Pool
 }
 
 type scratch struct {
@@ -170,33 +163,7 @@ func (m *Model) score(sc *scratch, dst []float64) []float64 {
 	for c := range k {
 		logits[c] = m.bias[c] + float64(acc[c])*norm + float64(cacc[c])*norm*m.Spec.CharWeight
 	}
-	if m.hid > 0 {
-		m.hiddenLogits(sc.feats, logits[:k])
-	}
 	return softmax(dst, logits[:k])
-}
-
-// hiddenLogits adds the hidden layer's vote for the features feats to
-// logits.
-func (m *Model) hiddenLogits(feats []uint32, logits []float64) {
-	h := m.hid
-	var acc [MaxHidden]int64
-	for _, b := range feats {
-		row := m.e[int(b>>m.hshift)*h : int(b>>m.hshift)*h+h]
-		for j, v := range row {
-			acc[j] += int64(v)
-		}
-	}
-	norm := m.escale * m.Spec.norm(len(feats))
-	for j := range h {
-		a := m.b1[j] + float64(acc[j])*norm
-		if a <= 0 {
-			continue
-		}
-		for c := range logits {
-			logits[c] += m.w2[c*h+j] * a
-		}
-	}
 }
 
 func softmax(dst []float64, z []float64) []float64 {
@@ -327,7 +294,7 @@ func Load(b []byte) (*Model, error) {
 	if v < 2 && m.Spec.LenWords {
 		return nil, fmt.Errorf("%w: format version %d with a version-2 feature spec", ErrFormat, v)
 	}
-	if v < 3 && (m.Spec.Hidden != 0 || m.Spec.HiddenBits != 0 || m.Spec.Negators != "" || m.Spec.NegWindow != 0 || m.Spec.CharWeight != 0) {
+	if v < 3 && (m.Spec.Negators != "" || m.Spec.NegWindow != 0 || m.Spec.CharWeight != 0) {
 		return nil, fmt.Errorf("%w: format version %d with a version-3 feature spec", ErrFormat, v)
 	}
 	r = r[hl:]
@@ -351,27 +318,6 @@ func Load(b []byte) (*Model, error) {
 	var err error
 	if r, err = readRows(r, m.w, m.k); err != nil {
 		return nil, err
-	}
-	if h := m.Spec.Hidden; h > 0 {
-		m.hid = h
-		m.hshift = uint(m.Spec.BucketBits - m.Spec.HiddenBits)
-		n := h + m.k*h + 1
-		if len(r) < 4*n {
-			return nil, fmt.Errorf("%w: short hidden layer", ErrFormat)
-		}
-		f := make([]float64, n)
-		for i := range f {
-			f[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(r[4*i:])))
-			if math.IsNaN(f[i]) || math.IsInf(f[i], 0) {
-				return nil, fmt.Errorf("%w: hidden layer weight %v", ErrFormat, f[i])
-			}
-		}
-		r = r[4*n:]
-		m.b1, m.w2, m.escale = f[:h:h], f[h:h+m.k*h:h+m.k*h], f[n-1]
-		m.e = make([]int16, (1<<m.Spec.HiddenBits)*h)
-		if r, err = readRows(r, m.e, h); err != nil {
-			return nil, err
-		}
 	}
 	if len(r) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(r))
@@ -412,22 +358,16 @@ func readRows(r []byte, w []int16, k int) ([]byte, error) {
 	return r, nil
 }
 
-// hiddenLayer is the trained hidden layer encode writes: unit biases b1,
-// class-major dense weights w2 and bucket-major embeddings e.
-type hiddenLayer struct {
-	b1, w2, e []float64
-}
-
 // encode writes the model file of a header, biases and float weights
 // (bucket-major), quantising the weights to int16.
-func encode(h Header, bias []float64, w []float64, hl *hiddenLayer) []byte {
+func encode(h Header, bias []float64, w []float64) []byte {
 	k := len(h.Classes)
 	hj, err := json.Marshal(h)
 	if err != nil {
 		panic("model: header: " + err.Error()) // plain strings and numbers: cannot fail
 	}
 	version := uint32(2)
-	if hl != nil || h.Spec.NegWindow > 0 || h.Spec.CharWeight != 0 {
+	if h.Spec.NegWindow > 0 || h.Spec.CharWeight != 0 {
 		version = 3
 	}
 	b := append([]byte(nil), magic[:]...)
@@ -440,17 +380,6 @@ func encode(h Header, bias []float64, w []float64, hl *hiddenLayer) []byte {
 	scale := quantScale(w)
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(scale))
 	b = appendRows(b, w, k, scale)
-	if hl != nil {
-		for _, v := range hl.b1 {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
-		}
-		for _, v := range hl.w2 {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
-		}
-		escale := quantScale(hl.e)
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(escale))
-		b = appendRows(b, hl.e, len(hl.b1), escale)
-	}
 	sum := sha256.Sum256(b)
 	return append(b, sum[:]...)
 }

@@ -158,7 +158,7 @@ func TestLoadRejects(t *testing.T) {
 	// A header naming another normaliser is refused, checksum and all.
 	h := Header{Task: Inbound, Classes: Classes(Inbound), Spec: DefaultSpec()}
 	h.Spec.Normalizer = "optout.Normalize/0"
-	if _, err := Load(encode(h, make([]float64, 3), make([]float64, 3<<h.Spec.BucketBits), nil)); !errors.Is(err, ErrFormat) {
+	if _, err := Load(encode(h, make([]float64, 3), make([]float64, 3<<h.Spec.BucketBits))); !errors.Is(err, ErrFormat) {
 		t.Errorf("Load(other normaliser) = %v, want ErrFormat", err)
 	}
 	if _, err := Load(good); err != nil {

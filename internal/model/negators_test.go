@@ -3,9 +3,13 @@ package model
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/sendguard/sendguard/internal/optout"
 )
 
 // negSpec is the inbound spec with the negator marks of negators.txt.
@@ -92,5 +96,98 @@ func TestNegatorFile(t *testing.T) {
 	}
 	if _, err := Load(withVersion(t, a, 3, func(h map[string]any) { h["spec"].(map[string]any)["neg_window"] = 0 })); !errors.Is(err, ErrFormat) {
 		t.Errorf("Load(negators without a window) = %v, want ErrFormat", err)
+	}
+}
+
+// CharWeight counts a character n-gram at that value in both Train and
+// Predict: a model trained with 0.5 fits its training examples, and the
+// same weights read with char_weight 1 predict otherwise and explain its
+// character n-grams at twice the weight.
+func TestCharWeight(t *testing.T) {
+	s := TaskSpec(Inbound)
+	s.CharWeight = 0.5
+	ex := fixture(t, Inbound)
+	b, m, err := Train(Inbound, ex, s, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range Select(ex, TrainSplit) {
+		if got := m.Classes[m.Argmax(e.Text)]; got != e.Label {
+			t.Errorf("Argmax(%q) = %s, want %s (a training example)", e.Text, got, e.Label)
+		}
+	}
+	full, err := Load(withVersion(t, b, 3, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const text = "please stop texting me"
+	if a, b := m.Predict(text, nil), full.Predict(text, nil); slices.Equal(a, b) {
+		t.Errorf("Predict(%q) = %v with char_weight 0.5 and with 1: the weight is not used", text, a)
+	}
+	half := map[string]float64{}
+	for _, c := range m.Explain(text, m.Class("opt_out"), 100) {
+		half[c.Kind+" "+c.Feature] = c.Weight
+	}
+	n := 0
+	for _, c := range full.Explain(text, full.Class("opt_out"), 100) {
+		if h, ok := half[c.Kind+" "+c.Feature]; ok {
+			want := c.Weight
+			if c.Kind == "char" {
+				want /= 2
+			}
+			if math.Abs(h-want) > 1e-9 {
+				t.Errorf("Explain(%q) %s %q = %v with char_weight 0.5, %v with 1", text, c.Kind, c.Feature, h, c.Weight)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Errorf("Explain(%q) shared no feature between the two weights", text)
+	}
+	if _, err := Load(withVersion(t, b, 2, nil)); !errors.Is(err, ErrFormat) {
+		t.Errorf("Load(format 2 with char_weight) = %v, want ErrFormat", err)
+	}
+}
+
+// Predict with the negator marks and a character weight is safe from many
+// goroutines on multilingual replies (Arabic, Hindi, Turkish, emoji,
+// combining marks, and negated requests): each gets what one goroutine
+// alone gets, and PredictNormalized agrees with Predict bit for bit.
+func TestNegatorPredictConcurrent(t *testing.T) {
+	s := negSpec()
+	s.CharWeight = 0.5
+	_, m, err := Train(Inbound, fixture(t, Inbound), s, Params{Epochs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := append(slices.Clone(multilingual), "не прекращайте напоминания 🙏", "ye message band mat karna", "لا توقفوا الرسائل 😅", "मैसेज बंद मत करो", "durdurmayın lütfen")
+	want := make([][]float64, len(texts))
+	for i, s := range texts {
+		want[i] = m.Predict(s, nil)
+		if n := m.PredictNormalized(optout.Normalize(s), nil); !slices.Equal(n, want[i]) {
+			t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", s, n, want[i])
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 16 {
+		wg.Go(func() {
+			buf := make([]float64, 0, MaxClasses)
+			for r := range 200 {
+				i := (g + r) % len(texts)
+				if got := m.Predict(texts[i], buf[:0]); !slices.Equal(got, want[i]) {
+					select {
+					case errs <- texts[i]:
+					default:
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Errorf("Predict(%q) from many goroutines differs from one goroutine", s)
 	}
 }

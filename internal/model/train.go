@@ -16,10 +16,6 @@ type Params struct {
 	LearningRate float64 `json:"learning_rate"` // AdaGrad's base rate (default 0.5)
 	L2           float64 `json:"l2"`            // L2 penalty per update of a weight (default 1e-4)
 	Seed         uint64  `json:"seed"`          // of the fixed shuffle (default 1)
-	// HiddenRate and HiddenL2 are the hidden layer's (Spec.Hidden) own
-	// AdaGrad rate and L2 penalty (default: LearningRate and L2).
-	HiddenRate float64 `json:"hidden_rate,omitempty"`
-	HiddenL2   float64 `json:"hidden_l2,omitempty"`
 }
 
 func (p Params) withDefaults() Params {
@@ -34,12 +30,6 @@ func (p Params) withDefaults() Params {
 	}
 	if p.Seed == 0 {
 		p.Seed = 1
-	}
-	if p.HiddenRate <= 0 {
-		p.HiddenRate = p.LearningRate
-	}
-	if p.HiddenL2 <= 0 {
-		p.HiddenL2 = p.L2
 	}
 	return p
 }
@@ -129,28 +119,6 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 	z := make([]float64, k)
 	prob := make([]float64, 0, k)
 	const eps = 1e-8
-	// The hidden layer: embeddings and dense weights start small and drawn
-	// from the same seeded generator (a unit whose inputs all start at
-	// zero would never switch on). The unit biases stay zero: AdaGrad's
-	// first steps are the full rate, which pushed them below every input
-	// and switched the units off for good.
-	H := spec.Hidden
-	var hl *hiddenLayer
-	var eg2, w2g2, a, dh []float64
-	var hshift uint
-	if H > 0 {
-		hl = &hiddenLayer{b1: make([]float64, H), w2: make([]float64, k*H), e: make([]float64, (1<<spec.HiddenBits)*H)}
-		eg2, w2g2 = make([]float64, len(hl.e)), make([]float64, k*H)
-		a, dh = make([]float64, H), make([]float64, H)
-		hshift = uint(spec.BucketBits - spec.HiddenBits)
-		for i := range hl.e {
-			hl.e[i] = float64(rng.Float64() - 0.5)
-		}
-		r := 1 / math.Sqrt(float64(H))
-		for i := range hl.w2 {
-			hl.w2[i] = float64(float64(rng.Float64()*2-1) * r)
-		}
-	}
 	for range p.Epochs {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, i := range order {
@@ -162,58 +130,7 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 					z[c] += float64(w[int(f)*k+c] * x)
 				}
 			}
-			if H > 0 {
-				copy(a, hl.b1)
-				for j, f := range r.feats {
-					x := r.vals[j]
-					row := hl.e[int(f>>hshift)*H : int(f>>hshift)*H+H]
-					for u := range H {
-						a[u] += float64(row[u] * x)
-					}
-				}
-				for u := range H {
-					if a[u] > 0 {
-						for c := range k {
-							z[c] += float64(hl.w2[c*H+u] * a[u])
-						}
-					}
-				}
-			}
 			prob = softmax(prob[:0], z)
-			if H > 0 {
-				// Back through the dense layer and the ReLU, then the
-				// embeddings of this message's features.
-				for u := range H {
-					dh[u] = 0
-					if a[u] <= 0 {
-						continue
-					}
-					for c := range k {
-						d := prob[c]
-						if c == r.y {
-							d -= 1
-						}
-						at := c*H + u
-						dh[u] += float64(hl.w2[at] * d)
-						g := float64(d*a[u]) + float64(p.HiddenL2*hl.w2[at])
-						w2g2[at] += float64(g * g)
-						hl.w2[at] -= float64(p.HiddenRate * g / math.Sqrt(w2g2[at]+eps))
-					}
-				}
-				for j, f := range r.feats {
-					x := r.vals[j]
-					base := int(f>>hshift) * H
-					for u := range H {
-						if dh[u] == 0 {
-							continue
-						}
-						at := base + u
-						g := float64(dh[u]*x) + float64(p.HiddenL2*hl.e[at])
-						eg2[at] += float64(g * g)
-						hl.e[at] -= float64(p.HiddenRate * g / math.Sqrt(eg2[at]+eps))
-					}
-				}
-			}
 			for c := range k {
 				d := prob[c]
 				if c == r.y {
@@ -233,7 +150,7 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 		}
 	}
 	h := Header{Task: task, Classes: classes, Spec: spec, TrainSHA256: DataHash(ex), TrainExamples: len(ex), HoldoutPct: HoldoutPct, Trainer: p}
-	b := encode(h, bias, w, hl)
+	b := encode(h, bias, w)
 	m, err := Load(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decode the trained model: %w", err)
