@@ -6,16 +6,26 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sendguard/sendguard/internal/optout"
 )
 
-// NormalizerVersion names the text normaliser features are computed on
-// (internal/optout.Normalize). A model file records it; Load refuses a file
-// made with another, because its n-grams would not be the ones Predict
-// extracts. Bump it whenever optout.Normalize changes its output.
-const NormalizerVersion = "optout.Normalize/1"
+// NormalizerVersion names the text normaliser features are computed on:
+// internal/optout.Normalize, then optout.Lookalikes (marks on Latin, Greek
+// and Cyrillic letters dropped, lookalike letters of mixed-script words
+// written in one script), then unleet (digits written for letters inside
+// a word read as the letters: "d1sc0unt" is "discount"). A model file records it; Load refuses a file
+// made with a normaliser it does not know, because its n-grams would not be
+// the ones Predict extracts, and reads a file of NormalizerV1 (Normalize
+// alone, models trained before 28 November 2026) with that normaliser. Bump
+// it whenever either changes its output.
+const NormalizerVersion = "optout.Normalize/1+optout.Lookalikes/1+unleet/1"
+
+// NormalizerV1 is the normaliser of the model files before Lookalikes:
+// optout.Normalize alone.
+const NormalizerV1 = "optout.Normalize/1"
 
 // Spec is the feature extraction a model was trained with, recorded in
 // its file header.
@@ -71,7 +81,7 @@ func TaskSpec(task string) Spec {
 
 func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
-		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && s.Normalizer == NormalizerVersion &&
+		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && (s.Normalizer == NormalizerVersion || s.Normalizer == NormalizerV1) &&
 		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0)
 }
 
@@ -117,18 +127,21 @@ type span struct {
 
 // prepare appends to dst the text features are extracted from: the
 // normalised text with a space before and after (so n-grams see word
-// starts and ends), and, with despace, runs of three or more one-rune words
+// starts and ends), and, with Despace, runs of three or more one-rune words
 // joined into one word.
-func prepare(dst []byte, text string, despace bool) []byte {
+func (s *Spec) prepare(dst []byte, text string) []byte {
 	dst = optout.AppendNormalized(dst[:0], text)
-	return prepareNormalized(dst, string(dst), despace) // one copy: dst is rewritten
+	return s.prepareNormalized(dst, string(dst)) // one copy: dst is rewritten
 }
 
 // prepareNormalized is prepare for n, optout.Normalize's output; n must
 // not share memory with dst.
-func prepareNormalized(dst []byte, n string, despace bool) []byte {
+func (s *Spec) prepareNormalized(dst []byte, n string) []byte {
+	if s.Normalizer != NormalizerV1 {
+		n = unleet(optout.Lookalikes(n)) // n itself for most text
+	}
 	dst = append(dst[:0], ' ')
-	if !despace {
+	if !s.Despace {
 		dst = append(dst, n...)
 		return append(dst, ' ')
 	}
@@ -314,8 +327,8 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (
 var negatorsFile string
 
 // Negators is the negator list of negators.txt for Spec.Negators: every
-// word of it normalised (optout.Normalize), sorted, without repeats,
-// separated by spaces.
+// word of it normalised as the text features are extracted from is
+// (NormalizerVersion), sorted, without repeats, separated by spaces.
 func Negators() string {
 	var words []string
 	for line := range strings.Lines(negatorsFile) {
@@ -324,9 +337,64 @@ func Negators() string {
 		}
 		f := strings.Fields(line)
 		for _, w := range f[min(1, len(f)):] {
-			words = append(words, strings.Fields(optout.Normalize(w))...)
+			words = append(words, strings.Fields(unleet(optout.Lookalikes(optout.Normalize(w))))...)
 		}
 	}
 	slices.Sort(words)
 	return strings.Join(slices.Compact(words), " ")
+}
+
+// leet maps the digits written for letters to them.
+var leet = [10]byte{0: 'o', 1: 'i', 3: 'e', 4: 'a', 5: 's', 7: 't'}
+
+// unleet reads digits written for letters inside a word as those letters:
+// a run of one or two of 0 1 3 4 5 7 with a letter right before and right
+// after it ("d1sc0unt", "pr0ducts", "fr33dom" are "discount", "products",
+// "freedom"). Digits at a word's edge stay ("save50", "5pm", "covid19",
+// "4412" are codes, times and numbers), as does a run with another digit.
+// It returns n itself, without allocating, when it changes nothing.
+func unleet(n string) string {
+	var b []byte
+	for i := 0; i < len(n); i++ {
+		if n[i] < '0' || n[i] > '9' || i == 0 {
+			continue
+		}
+		j := i
+		for j < len(n) && n[j] >= '0' && n[j] <= '9' {
+			j++
+		}
+		run := n[i:j]
+		if len(run) <= 2 && letterBefore(n, i) && letterAt(n, j) && allLeet(run) {
+			if b == nil {
+				b = []byte(n)
+			}
+			for k := i; k < j; k++ {
+				b[k] = leet[n[k]-'0']
+			}
+		}
+		i = j - 1
+	}
+	if b == nil {
+		return n
+	}
+	return string(b)
+}
+
+func allLeet(run string) bool {
+	for i := 0; i < len(run); i++ {
+		if leet[run[i]-'0'] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func letterBefore(n string, i int) bool {
+	r, _ := utf8.DecodeLastRuneInString(n[:i])
+	return unicode.IsLetter(r)
+}
+
+func letterAt(n string, i int) bool {
+	r, _ := utf8.DecodeRuneInString(n[i:])
+	return i < len(n) && unicode.IsLetter(r)
 }

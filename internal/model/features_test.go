@@ -27,7 +27,7 @@ func TestLenClass(t *testing.T) {
 // features returns the buckets of text's features of one kind, by the
 // text each came from.
 func features(s Spec, text string) map[uint8]map[string]uint32 {
-	p := prepare(nil, text, s.Despace)
+	p := s.prepare(nil, text)
 	var spans []span
 	feats, _ := s.extractNeg(nil, p, s.negHashes(), &spans)
 	out := map[uint8]map[string]uint32{}
@@ -74,7 +74,7 @@ func TestLenWords(t *testing.T) {
 	with := d
 	with.LenWords = true
 	for _, text := range multilingual {
-		p := prepare(nil, text, true)
+		p := d.prepare(nil, text)
 		base := d.extract(nil, p, nil)
 		more := with.extract(nil, p, nil)
 		if len(more) < len(base) || !slices.Equal(more[:len(base)], base) {
@@ -190,5 +190,25 @@ func TestLoadVersions(t *testing.T) {
 	}
 	if !bytes.Equal(withVersion(t, v2, 2, nil)[:len(magic)+4], v2[:len(magic)+4]) {
 		t.Errorf("withVersion changed the magic")
+	}
+}
+
+func TestUnleet(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"huge d1sc0unt on 4ll pr0ducts", "huge discount on 4ll products"},
+		{"fr33dom s4le c1ick", "freedom sale ciick"}, // 1 reads as i, never l
+		{"save50 get20 5pm 10am covid19 order 4412 2nd", "save50 get20 5pm 10am covid19 order 4412 2nd"},
+		{"ab12cd inv2024a a123b", "ab12cd inv2024a a123b"}, // a 2, or a run of three
+		{"ск1дка", "скiдка"},                               // a letter of any script on both sides
+		{"", ""},
+	} {
+		if got := unleet(tc.in); got != tc.want {
+			t.Errorf("unleet(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, s := range []string{"your order 4412 has shipped", "save50 now"} {
+		if n := testing.AllocsPerRun(100, func() { unleet(s) }); n != 0 {
+			t.Errorf("unleet(%q) allocates %v times, want 0", s, n)
+		}
 	}
 }

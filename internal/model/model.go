@@ -127,7 +127,7 @@ func (m *Model) PredictNormalized(n string, dst []float64) []float64 {
 	if sc == nil {
 		sc = &scratch{}
 	}
-	sc.text = prepareNormalized(sc.text, n, m.Spec.Despace)
+	sc.text = m.Spec.prepareNormalized(sc.text, n)
 	dst = m.score(sc, dst)
 	if cap(sc.text) <= 64<<10 {
 		m.pool.Put(sc)
@@ -136,7 +136,7 @@ func (m *Model) PredictNormalized(n string, dst []float64) []float64 {
 }
 
 func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
-	sc.text = prepare(sc.text, text, m.Spec.Despace)
+	sc.text = m.Spec.prepare(sc.text, text)
 	return m.score(sc, dst)
 }
 
@@ -196,7 +196,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 	if c < 0 || c >= m.k || n <= 0 {
 		return nil
 	}
-	p := prepare(nil, text, m.Spec.Despace)
+	p := m.Spec.prepare(nil, text)
 	var spans []span
 	feats, _ := m.Spec.extractNeg(nil, p, m.neg, &spans)
 	norm := m.scale * m.Spec.norm(len(feats))

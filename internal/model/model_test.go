@@ -118,6 +118,7 @@ func TestModelLearnsFixture(t *testing.T) {
 }
 
 func TestDespace(t *testing.T) {
+	spec := DefaultSpec()
 	for _, tc := range []struct{ in, want string }{
 		{"S T O P", " stop "},
 		{"S.T.O.P please", " stop please "},
@@ -127,7 +128,7 @@ func TestDespace(t *testing.T) {
 		{"", "  "},
 		{"!!!", "  "},
 	} {
-		if got := string(prepare(nil, tc.in, true)); got != tc.want {
+		if got := string(spec.prepare(nil, tc.in)); got != tc.want {
 			t.Errorf("prepare(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
@@ -293,5 +294,40 @@ func TestPredictNormalized(t *testing.T) {
 				t.Errorf("%s: PredictNormalized(Normalize(%q)) = %v, Predict = %v", task, msg, got, want)
 			}
 		}
+	}
+}
+
+// A model file of NormalizerV1 (before optout.Lookalikes and unleet) still
+// loads and reads text as it was trained to, without them; a current one
+// reads a lookalike or leetspeak spelling as the plain one. A normaliser this build does not
+// know is refused.
+func TestNormalizerVersions(t *testing.T) {
+	ex := fixture(t, Outbound)
+	plain, lookalike, leetspeak := "get 50 off all sneakers", "gеt 50 оff аll snеаkеrs", "get 50 off all sn34k3rs"
+	for _, tc := range []struct {
+		normalizer string
+		same       bool
+	}{{NormalizerVersion, true}, {NormalizerV1, false}} {
+		spec := TaskSpec(Outbound)
+		spec.Normalizer = tc.normalizer
+		b, _, err := Train(Outbound, ex, spec, Params{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(b)
+		if err != nil {
+			t.Fatalf("Load(a %s model): %v", tc.normalizer, err)
+		}
+		for _, spelt := range []string{lookalike, leetspeak} {
+			p, q := m.Predict(plain, nil), m.Predict(spelt, nil)
+			if got := slices.Equal(p, q); got != tc.same {
+				t.Errorf("%s model: Predict(%q) = %v, Predict(%q) = %v; equal = %v, want %v", tc.normalizer, plain, p, spelt, q, got, tc.same)
+			}
+		}
+	}
+	spec := TaskSpec(Outbound)
+	spec.Normalizer = "optout.Normalize/9"
+	if _, _, err := Train(Outbound, ex, spec, Params{}); err == nil {
+		t.Error("Train with an unknown normaliser succeeded")
 	}
 }

@@ -71,7 +71,7 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 		if y < 0 {
 			return nil, nil, fmt.Errorf("example %q: label %q is not one of %v", e.Text, e.Label, classes)
 		}
-		buf = prepare(buf, e.Text, spec.Despace)
+		buf = spec.prepare(buf, e.Text)
 		var nchar int
 		feats, nchar = spec.extractNeg(feats[:0], buf, neg, nil)
 		// Distinct buckets with their summed values, each occurrence

@@ -7,8 +7,10 @@ import (
 )
 
 // sentenceEnds end a clause: sentence punctuation in the scripts the
-// corpus covers, and line breaks.
-const sentenceEnds = ".!?;\n…。？！؟؛।॥"
+// corpus covers, and every line break a client renders (LF, CR, VT, FF,
+// U+0085, U+2028, U+2029), so a request on a line of its own is a clause
+// whichever break precedes it.
+const sentenceEnds = ".!?;\n\r\v\f\u0085\u2028\u2029…。？！؟؛।॥"
 
 // buts are the words for "but" that start a new clause after a comma
 // ("thanks for the delivery, but no more offers"), in the corpus's

@@ -21,6 +21,9 @@ func TestClauses(t *testing.T) {
 		{"धन्यवाद। अब मैसेज बंद करो", []string{"धन्यवाद", "अब मैसेज बंद करो"}},
 		{"ok so driving now - stop the freight updates", []string{"ok so driving now", "stop the freight updates"}},
 		{"line one\nline two", []string{"line one", "line two"}},
+		{"line one\r\nline two\rline three", []string{"line one", "line two", "line three"}},
+		{"line one\u2028line two\u2029line three\u0085line four\vline five\fline six",
+			[]string{"line one", "line two", "line three", "line four", "line five", "line six"}},
 		{"nothing but trouble, nothing", []string{"nothing but trouble, nothing"}},
 		{"a, b", []string{"a, b"}},
 	} {
@@ -43,7 +46,7 @@ func (s clauseScorer) Scores(text string) Scores {
 	if strings.Contains(text, "RESUME") {
 		sc.OptIn = 1
 	}
-	if strings.Contains(text, ".") || strings.Contains(text, "\n") {
+	if strings.ContainsAny(text, sentenceEnds) {
 		sc.OptOut, sc.OptIn = sc.OptOut/4, sc.OptIn/4 // a long message dilutes both
 	}
 	return sc
@@ -59,6 +62,8 @@ func TestClassifyClauses(t *testing.T) {
 		clause string
 	}{
 		{"thanks for the delivery. STOPME please.", OptOut, "STOPME please"},
+		{"thanks for the delivery\u2029STOPME please", OptOut, "STOPME please"},
+		{"thanks for the delivery\rSTOPME please", OptOut, "STOPME please"},
 		{"RESUME them. Actually no, STOPME.", OptOut, "Actually no, STOPME"}, // opt-out wins
 		{"thanks for the delivery. all good.", None, ""},
 		{"STOPME", OptOut, ""},      // the whole message decides; no clause

@@ -73,8 +73,10 @@ const ModelStep = 5
 
 // MaxSegments bounds the segments of a message the model scores alone
 // (Segments): a long message costs at most this many model calls more
-// than a one-line one.
-const MaxSegments = 8
+// than a one-line one, and its paragraphs' characters read once more.
+// Up to this many paragraphs each is read alone; notices of more are
+// rare.
+const MaxSegments = 32
 
 // SegmentMinWords is the fewest words a segment needs to be scored: a
 // salutation ("Dear parents,") or a bare list item carries too little
@@ -467,66 +469,134 @@ func (s *Scanner) strongestSegment(msg string, buf []float64) (best string, lead
 }
 
 // Segments yields the parts of msg the content model also reads alone:
-// with two or more paragraphs (separated by a blank line), each of them;
-// with more than one line, the last line (where a P.S. sits) when it is
-// not a paragraph of its own already. Each segment has SegmentMinWords
-// words or more; a message of one line has none. At most MaxSegments,
-// the last ones: ads ride at the end of a notice. Segments are msg's
-// substrings, trimmed.
+// with two or more paragraphs (separated by a blank line or a U+2029
+// PARAGRAPH SEPARATOR), each of them; with more than one line, the last
+// line (where a P.S. sits) when it is not a paragraph of its own already.
+// Lines end at every break a client renders as one: LF, CR, CRLF (one
+// break), VT, FF, U+0085 and U+2028, so a paragraph cannot hide behind a
+// break the reader does not know. Each segment has SegmentMinWords words
+// or more; a message of one line has none. At most MaxSegments: when
+// more paragraphs qualify, consecutive ones are read together in
+// MaxSegments (less the last line's place) runs of about equal count, so
+// every paragraph is read in a part and none is read only inside the
+// whole. Segments are msg's substrings, trimmed.
 func Segments(msg string) iter.Seq[string] {
 	return func(yield func(string) bool) {
-		var segs [MaxSegments]string
-		n := 0 // segments in segs, a ring of the last MaxSegments
-		keep := func(seg string) {
-			seg = strings.TrimSpace(seg)
-			if wordsAtLeast(seg, SegmentMinWords) {
-				segs[n%MaxSegments] = seg
-				n++
-			}
-		}
-		paras, lines := 0, 0
-		paraStart, lastLine := -1, ""
-		paraLines := 0
-		for off := 0; off <= len(msg); {
-			end := strings.IndexByte(msg[off:], '\n')
-			if end < 0 {
-				end = len(msg)
-			} else {
-				end += off
-			}
-			line := msg[off:end]
-			if strings.TrimSpace(line) == "" {
-				if paraStart >= 0 {
-					paras++
-					keep(msg[paraStart:off])
-					paraStart = -1
-				}
-			} else {
-				lines++
-				lastLine = line
-				if paraStart < 0 {
-					paraStart, paraLines = off, 0
-				}
-				paraLines++
-			}
-			off = end + 1
-		}
-		if paraStart >= 0 {
+		var q, paras, lines, lastParaLines int // qualifying paragraphs, paragraphs, lines
+		lastLine := ""
+		walkParagraphs(msg, func(from, to, nlines int, last string) bool {
 			paras++
-			keep(msg[paraStart:])
-		}
+			lines += nlines
+			lastParaLines, lastLine = nlines, last
+			if wordsAtLeast(msg[from:to], SegmentMinWords) {
+				q++
+			}
+			return true
+		})
 		if paras < 2 {
-			n = 0 // the one paragraph is the whole message
+			q = 0 // the one paragraph is the whole message
 		}
-		if lines > 1 && (paras < 2 || paraLines > 1) {
-			keep(lastLine)
+		lastLine = strings.TrimSpace(lastLine)
+		ll := 0
+		if lines > 1 && (paras < 2 || lastParaLines > 1) && wordsAtLeast(lastLine, SegmentMinWords) {
+			ll = 1
 		}
-		for i := max(0, n-MaxSegments); i < n; i++ {
-			if !yield(segs[i%MaxSegments]) {
+		if q > 0 {
+			// The i-th qualifying paragraph goes in run i*runs/q; a run
+			// is yielded when the next one starts.
+			runs := min(q, MaxSegments-ll)
+			i, run, runFrom, runTo := 0, 0, -1, 0
+			if !walkParagraphs(msg, func(from, to, _ int, _ string) bool {
+				if !wordsAtLeast(msg[from:to], SegmentMinWords) {
+					return true
+				}
+				r := i * runs / q
+				i++
+				if r != run && runFrom >= 0 {
+					if !yield(strings.TrimSpace(msg[runFrom:runTo])) {
+						return false
+					}
+					runFrom = -1
+				}
+				if run = r; runFrom < 0 {
+					runFrom = from
+				}
+				runTo = to
+				return true
+			}) {
+				return
+			}
+			if runFrom >= 0 && !yield(strings.TrimSpace(msg[runFrom:runTo])) {
 				return
 			}
 		}
+		if ll == 1 {
+			yield(lastLine)
+		}
 	}
+}
+
+// walkParagraphs calls fn with each paragraph of msg (a run of lines
+// that are not blank, ended by a blank line, a U+2029 or the end of
+// msg): its bounds in msg, its count of lines and its last line. It
+// stops when fn returns false, and reports whether it went to the end.
+func walkParagraphs(msg string, fn func(from, to, nlines int, last string) bool) bool {
+	paraFrom, paraTo, nlines, last := -1, 0, 0, ""
+	for off := 0; off <= len(msg); {
+		end, brk, para := off, 0, false
+		for ; end < len(msg); end++ {
+			if brk, para = lineBreak(msg, end); brk > 0 {
+				break
+			}
+		}
+		if line := msg[off:end]; strings.TrimSpace(line) == "" {
+			para = true
+		} else {
+			if paraFrom < 0 {
+				paraFrom, nlines = off, 0
+			}
+			paraTo, last = end, line
+			nlines++
+		}
+		if para && paraFrom >= 0 {
+			if !fn(paraFrom, paraTo, nlines, last) {
+				return false
+			}
+			paraFrom = -1
+		}
+		if brk == 0 {
+			break // the end of msg
+		}
+		off = end + brk
+	}
+	if paraFrom >= 0 {
+		return fn(paraFrom, paraTo, nlines, last)
+	}
+	return true
+}
+
+// lineBreak is the length in bytes of the line break at msg[i:], 0 when
+// there is none, and whether it ends a paragraph too (U+2029). CRLF is one
+// break.
+func lineBreak(msg string, i int) (n int, para bool) {
+	switch msg[i] {
+	case '\n', '\v', '\f':
+		return 1, false
+	case '\r':
+		if i+1 < len(msg) && msg[i+1] == '\n' {
+			return 2, false
+		}
+		return 1, false
+	case 0xC2: // U+0085 NEXT LINE
+		if i+1 < len(msg) && msg[i+1] == 0x85 {
+			return 2, false
+		}
+	case 0xE2: // U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR
+		if i+2 < len(msg) && msg[i+1] == 0x80 && (msg[i+2] == 0xA8 || msg[i+2] == 0xA9) {
+			return 3, msg[i+2] == 0xA9
+		}
+	}
+	return 0, false
 }
 
 // wordsAtLeast reports whether s has at least n space-separated words.
@@ -544,7 +614,9 @@ func wordsAtLeast(s string, n int) bool {
 func (s *Scanner) Model() *model.Model { return s.model }
 
 // fold is the opt-out normaliser plus accents removed (promoción and
-// promocion match alike): NFD, nonspacing marks (Mn) dropped, NFC. Every
+// promocion match alike): NFD, nonspacing marks (Mn) dropped, NFC; and
+// lookalike letters of mixed-script words in one script
+// (optout.Lookalikes: "sаle" with a Cyrillic а matches "sale"). Every
 // step is a stateless function, so fold is safe for concurrent use. (It
 // was one package-level transform.Chain, whose buffers every request
 // shared: concurrent Arabic messages corrupted them and panicked.)
@@ -554,7 +626,7 @@ func fold(s string) string { return foldNormalized(optout.Normalize(s)) }
 func foldNormalized(n string) string {
 	for i := 0; i < len(n); i++ {
 		if n[i] >= 0x80 {
-			return stripMarks(n)
+			return stripMarks(optout.Lookalikes(n))
 		}
 	}
 	return n
@@ -606,7 +678,8 @@ func (sc scope) near(settled []int, w int) bool {
 }
 
 // sentences returns the sentence index of each of msg's n normalised
-// words: a sentence ends at a line break, "!", "?", "؟", "।" or "。", or
+// words: a sentence ends at a line break (any Segments knows), "!", "?",
+// "؟", "।" or "。", or
 // at a "." before white space and a word that is neither a number nor in
 // lower case. It returns nil when the sentences' words do
 // not add up to n (normalisation joined or split words across a
@@ -631,7 +704,7 @@ func (s *Scanner) sentences(msg string, n int) []int {
 	}
 	for i, r := range msg {
 		switch r {
-		case '\n', '!', '?', '؟', '।', '。':
+		case '\n', '\r', '\v', '\f', '\u0085', '\u2028', '\u2029', '!', '?', '؟', '।', '。':
 			flush(i + utf8.RuneLen(r))
 		case '.':
 			// Before white space, and not an abbreviation before a

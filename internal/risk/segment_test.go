@@ -10,7 +10,7 @@ import (
 )
 
 func TestSegments(t *testing.T) {
-	many := make([]string, 12)
+	many := make([]string, MaxSegments+MaxSegments/2)
 	for i := range many {
 		many[i] = "paragraph number " + strings.Repeat("x", i+1) + " of the notice"
 	}
@@ -34,7 +34,18 @@ func TestSegments(t *testing.T) {
 			[]string{"Your parcel 7712 is at the depot.", "New customers get 20% off today"}},
 		{"Arabic", "تم شحن طلبك رقم 5521 وسيصل غدا\n\nملاحظة: خصم ٣٠٪ على جميع الخدمات هذا الأسبوع",
 			[]string{"تم شحن طلبك رقم 5521 وسيصل غدا", "ملاحظة: خصم ٣٠٪ على جميع الخدمات هذا الأسبوع"}},
-		{"at most MaxSegments, the last ones", strings.Join(many, "\n\n"), many[len(many)-MaxSegments:]},
+		{"lone CR, U+2028 and U+0085 end lines", "Your parcel 7712 is at the depot.\rCollect it before Friday at noon.\u2028Buy two rugs, get the third one free",
+			[]string{"Buy two rugs, get the third one free"}},
+		{"U+2029 ends a paragraph", "Your parcel 7712 is at the depot.\u2029Buy two rugs, get the third one free",
+			[]string{"Your parcel 7712 is at the depot.", "Buy two rugs, get the third one free"}},
+		{"blank lines of VT, FF and NEL", "Your parcel 7712 is at the depot.\v\f\u0085Buy two rugs, get the third one free",
+			[]string{"Your parcel 7712 is at the depot.", "Buy two rugs, get the third one free"}},
+		{"CRLF is one break", "Your parcel 7712 is at the depot.\r\nBuy two rugs, get the third one free",
+			[]string{"Buy two rugs, get the third one free"}},
+		{"runs keep the short paragraphs between their parts and leave room for the last line",
+			strings.Join(many[:MaxSegments], "\n\nok\n\n") + "\nBuy two rugs, get the third one free", slices.Concat(
+				[]string{many[0] + "\n\nok\n\n" + many[1]}, many[2:MaxSegments-1],
+				[]string{many[MaxSegments-1] + "\nBuy two rugs, get the third one free", "Buy two rugs, get the third one free"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,6 +54,21 @@ func TestSegments(t *testing.T) {
 				t.Errorf("Segments(%q) = %q, want %q", tt.msg, got, tt.want)
 			}
 		})
+	}
+	// More paragraphs than MaxSegments: MaxSegments parts, each of one or
+	// two consecutive paragraphs, every paragraph in one part, in order.
+	msg := strings.Join(many, "\n\n")
+	got := slices.Collect(Segments(msg))
+	var read []string
+	for _, seg := range got {
+		paras := strings.Split(seg, "\n\n")
+		if len(paras) > 2 {
+			t.Errorf("Segments(%d paragraphs) has the part %q of %d paragraphs, want at most 2", len(many), seg, len(paras))
+		}
+		read = append(read, paras...)
+	}
+	if len(got) != MaxSegments || !slices.Equal(read, many) {
+		t.Errorf("Segments(%d paragraphs) = %q, want %d parts holding every paragraph once, in order", len(many), got, MaxSegments)
 	}
 }
 
@@ -73,6 +99,15 @@ func TestSegmentLead(t *testing.T) {
 		"Your electricity bill for October is AED 412.50, account 2231-8812. Please pay by 20 November through the app or at any branch to avoid a late fee.\nSwitch to our green plan and get your first month free!",
 		"Hola Lucía, tu cita con la Dra. Pérez está confirmada para el jueves 12 a las 17:30 en la clínica de Chamberí. Trae tu tarjeta sanitaria.\n\nP.D. Este mes el blanqueamiento dental tiene un 30% de descuento, ¡pide tu cita!",
 	}
+	// The same ads behind the other line breaks a client renders, and an
+	// ad in the first of twelve paragraphs (the last eight were all that
+	// was read alone once).
+	notice := "Your parcel 7712 is at the depot and will be delivered on Sunday morning."
+	tucked = append(tucked,
+		strings.Replace(tucked[0], "\n", "\u2028", 1),
+		strings.Replace(tucked[0], "\n", "\r", 1),
+		strings.Replace(tucked[1], "\n\n", "\u2029", 1),
+		"Este mes el blanqueamiento dental tiene un 30% de descuento, ¡pide tu cita hoy mismo!\n\n"+strings.Repeat(notice+"\n\n", 11))
 	for _, msg := range tucked {
 		var buf [model.MaxClasses]float64
 		if p := m.Predict(msg, buf[:0]); p[promo] >= p[tx] {
@@ -136,5 +171,47 @@ func BenchmarkScanWithModelLong(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Scan(msg)
+	}
+}
+
+// An ad spelt with lookalikes (Cyrillic or Greek letters in Latin words,
+// a combining mark on every letter, a word of Cyrillic lookalikes only)
+// scores as the ad spelt plainly: the same word signals and the same
+// model signals.
+func TestLookalikeSpellingsScoreAsPlain(t *testing.T) {
+	m, err := model.Embedded(model.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Model: m})
+	plain := "Get 50% off all sneakers this weekend only, shop now and save big"
+	marked := func(s string) string {
+		var b strings.Builder
+		for _, r := range s {
+			b.WriteRune(r)
+			if r >= 'a' && r <= 'z' {
+				b.WriteRune('\u0301')
+			}
+		}
+		return b.String()
+	}
+	spellings := map[string]string{
+		"Cyrillic letters": strings.NewReplacer("a", "а", "e", "е", "o", "о", "p", "р", "c", "с").Replace(plain),
+		"Greek letters":    strings.NewReplacer("o", "ο", "e", "ε").Replace(plain),
+		"combining marks":  marked(plain),
+		"lookalike words":  strings.Replace(plain, "save", "ѕаvе", 1),
+	}
+	want := s.Scan(plain)
+	if want.ModelPromotional < 90 || want.PromoTerms == 0 {
+		t.Fatalf("Scan(%q) = %+v: not an ad to the scanner", plain, want)
+	}
+	for name, msg := range spellings {
+		t.Run(name, func(t *testing.T) {
+			got := s.Scan(msg)
+			got.Length, got.CapsRatioPct = want.Length, want.CapsRatioPct // runes differ
+			if got != want {
+				t.Errorf("Scan(%q) = %+v, want %+v (as %q)", msg, got, want, plain)
+			}
+		})
 	}
 }
