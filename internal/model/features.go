@@ -1,8 +1,11 @@
 package model
 
 import (
+	_ "embed"
 	"math"
 	"math/bits"
+	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -42,6 +45,19 @@ type Spec struct {
 	// "stop" and "stop" inside a complaint are different features, which a
 	// linear model cannot form from the two on its own.
 	LenWords bool `json:"len_words,omitempty"`
+	// Negators are words, normalised and separated by spaces, that mark
+	// the words near them: every word within NegWindow words of one (not a
+	// negator itself) is a feature again, crossed with "near a negator", so
+	// "don't stop" differs from "stop". The list is data (negators.txt),
+	// recorded in the model header so Predict marks what training marked.
+	Negators  string `json:"negators,omitempty"`
+	NegWindow int    `json:"neg_window,omitempty"`
+	// CharWeight, when above 0, is the value of a character n-gram
+	// occurrence relative to a word feature's (1): below 1 the n-grams, of
+	// which a reply has many and most shared by chance with some opt-out
+	// ("chegando" holds "chega"), need larger weights to count, which the
+	// L2 penalty resists, so the words weigh more. 0 means 1 (format 2).
+	CharWeight float64 `json:"char_weight,omitempty"`
 }
 
 // DefaultSpec is the feature extraction of the shipped outbound model, and
@@ -65,7 +81,8 @@ func TaskSpec(task string) Spec {
 
 func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
-		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && (s.Normalizer == NormalizerVersion || s.Normalizer == NormalizerV1)
+		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && (s.Normalizer == NormalizerVersion || s.Normalizer == NormalizerV1) &&
+		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0)
 }
 
 // norm is the value of one feature occurrence in a message of n features.
@@ -78,6 +95,7 @@ const (
 	seedWord   uint32 = 2166136261 ^ 0x9e3779b9
 	seedBigram uint32 = 2166136261 ^ 0x85ebca6b
 	seedLen    uint32 = 2166136261 ^ 0xc2b2ae35 // xor the length class
+	seedNeg    uint32 = 2166136261 ^ 0x27d4eb2f
 	fnvPrime   uint32 = 16777619
 )
 
@@ -88,10 +106,11 @@ const (
 	kindBigram
 	kindLenWord
 	kindLen
+	kindNeg
 )
 
 // kindNames name the kinds in explanations.
-var kindNames = [...]string{"char", "word", "bigram", "len_word", "length"}
+var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word"}
 
 // lenNames name the length classes in explanations.
 var lenNames = [...]string{"1 word", "2-3 words", "4-7 words", "8-15 words", "16+ words"}
@@ -193,6 +212,25 @@ func fnv(h uint32, b []byte) uint32 {
 // nil, where each came from. Only Explain asks for spans; the hot path
 // needs no strings.
 func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
+	dst, _ = s.extractNeg(dst, p, nil, spans)
+	return dst
+}
+
+// negHashes is the sorted word hashes of s.Negators, for extractNeg.
+func (s *Spec) negHashes() []uint32 {
+	var out []uint32
+	for _, w := range strings.Fields(s.Negators) {
+		out = append(out, fnv(seedWord, []byte(w)))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// extractNeg is extract with the negator marks: neg is s.negHashes().
+// The character n-grams come first: nchar is how many of the features
+// appended are those.
+func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (_ []uint32, nchar int) {
+	start := len(dst)
 	shift := uint(32 - s.BucketBits)
 	emit := func(h uint32, kind uint8, start, end int) {
 		dst = append(dst, mix(h)>>shift)
@@ -214,18 +252,28 @@ func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 		}
 		i += first
 	}
+	nchar = len(dst) - start
 	if s.Words == 0 {
-		return dst
+		return dst, nchar
 	}
 	// Words: p is " w1 w2 … wn ".
 	prevStart, words := -1, 0
+	var negAt [16]int // word indexes of the first negators
+	nneg := 0
 	for i := 1; i < len(p); {
 		j := i
 		for j < len(p) && p[j] != ' ' {
 			j++
 		}
 		if j > i {
-			emit(fnv(seedWord, p[i:j]), kindWord, i, j)
+			wh := fnv(seedWord, p[i:j])
+			emit(wh, kindWord, i, j)
+			if len(neg) > 0 && nneg < len(negAt) {
+				if _, ok := slices.BinarySearch(neg, wh); ok {
+					negAt[nneg] = words
+					nneg++
+				}
+			}
 			if s.Words >= 2 && prevStart >= 0 {
 				emit(fnv(seedBigram, p[prevStart:j]), kindBigram, prevStart, j)
 			}
@@ -233,6 +281,28 @@ func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 			words++
 		}
 		i = j + 1
+	}
+	if nneg > 0 && s.NegWindow > 0 {
+		// Every word near a negator, not a negator itself, again.
+		w := 0
+		for i := 1; i < len(p); {
+			j := i
+			for j < len(p) && p[j] != ' ' {
+				j++
+			}
+			if j > i {
+				near, self := false, false
+				for _, at := range negAt[:nneg] {
+					self = self || at == w
+					near = near || (at != w && at-w <= s.NegWindow && w-at <= s.NegWindow)
+				}
+				if near && !self {
+					emit(fnv(seedNeg, p[i:j]), kindNeg, i, j)
+				}
+				w++
+			}
+			i = j + 1
+		}
 	}
 	if s.LenWords && words > 0 {
 		// Every word again, crossed with the length class.
@@ -250,7 +320,28 @@ func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 			i = j + 1
 		}
 	}
-	return dst
+	return dst, nchar
+}
+
+//go:embed negators.txt
+var negatorsFile string
+
+// Negators is the negator list of negators.txt for Spec.Negators: every
+// word of it normalised as the text features are extracted from is
+// (NormalizerVersion), sorted, without repeats, separated by spaces.
+func Negators() string {
+	var words []string
+	for line := range strings.Lines(negatorsFile) {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		for _, w := range f[min(1, len(f)):] {
+			words = append(words, strings.Fields(unleet(optout.Lookalikes(optout.Normalize(w))))...)
+		}
+	}
+	slices.Sort(words)
+	return strings.Join(slices.Compact(words), " ")
 }
 
 // leet maps the digits written for letters to them.

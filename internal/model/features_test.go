@@ -29,7 +29,7 @@ func TestLenClass(t *testing.T) {
 func features(s Spec, text string) map[uint8]map[string]uint32 {
 	p := s.prepare(nil, text)
 	var spans []span
-	feats := s.extract(nil, p, &spans)
+	feats, _ := s.extractNeg(nil, p, s.negHashes(), &spans)
 	out := map[uint8]map[string]uint32{}
 	for i, f := range feats {
 		sp := spans[i]
@@ -140,7 +140,7 @@ func withVersion(t *testing.T, b []byte, v uint32, header func(map[string]any)) 
 }
 
 // Load reads version-1 files (made before len_words and edges) and
-// version-2 ones, and refuses what it cannot read: a newer version, a
+// version-2 ones (version 3 is TestNegatorFile's), and refuses what it cannot read: a newer version, a
 // version-1 file that names a version-2 feature, a header field it does
 // not know (a feature this build lacks would be misread, not refused).
 func TestLoadVersions(t *testing.T) {
@@ -152,8 +152,8 @@ func TestLoadVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != FormatVersion || FormatVersion != 2 {
-		t.Fatalf("Train wrote format version %d, FormatVersion %d; want 2", v, FormatVersion)
+	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 3 {
+		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 3", v, FormatVersion)
 	}
 	v1 := withVersion(t, v2, 1, nil)
 	m1, err := Load(v1)
@@ -173,7 +173,7 @@ func TestLoadVersions(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"version 3", withVersion(t, v2, 3, nil)},
+		{"version 4", withVersion(t, v2, 4, nil)},
 		{"version 0", withVersion(t, v2, 0, nil)},
 		{"version 1 with len_words", withVersion(t, in2, 1, nil)},
 		{"unknown header field", withVersion(t, v2, 2, func(h map[string]any) { h["spec"].(map[string]any)["word_trigrams"] = true })},

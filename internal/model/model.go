@@ -58,12 +58,16 @@ func Classes(task string) []string {
 // MaxClasses bounds the classes of a model.
 const MaxClasses = 8
 
-// FormatVersion is the model file format Train writes. Version 2 added
-// the feature spec's len_words; Load reads versions 1 and 2
-// (a version-1 file has none, and extracts as it always did) and
+// FormatVersion is the newest model file format Train writes. Version 2
+// added the feature spec's len_words; version 3 the negator marks and the
+// character n-gram weight (Spec.Negators, Spec.CharWeight), which change
+// what Predict computes but not the layout. Train writes version 3 only
+// for a spec that uses them and version 2 otherwise, so the shipped specs'
+// files are what they were. Load reads versions 1 to 3 (a version-1 file
+// has no len_words, a version-1 or 2 file neither version-3 field) and
 // refuses a header field it does not know, so a file that asks for a
 // feature this build lacks is refused rather than misread.
-const FormatVersion = 2
+const FormatVersion = 3
 
 // minFormatVersion is the oldest format Load reads.
 const minFormatVersion = 1
@@ -86,8 +90,9 @@ type Model struct {
 	Header
 	k     int
 	bias  [MaxClasses]float64
-	scale float64 // weight = int16 × scale
-	w     []int16 // bucket-major: w[b*k+c]
+	scale float64  // weight = int16 × scale
+	w     []int16  // bucket-major: w[b*k+c]
+	neg   []uint32 // Spec.negHashes()
 	pool  sync.Pool
 }
 
@@ -137,11 +142,18 @@ func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
 
 // score is the class probabilities of sc.text, prepared.
 func (m *Model) score(sc *scratch, dst []float64) []float64 {
-	sc.feats = m.Spec.extract(sc.feats[:0], sc.text, nil)
-	var acc [MaxClasses]int64
+	var nchar int
+	sc.feats, nchar = m.Spec.extractNeg(sc.feats[:0], sc.text, m.neg, nil)
+	var acc, cacc [MaxClasses]int64
 	k := m.k
-	for _, b := range sc.feats {
+	for i, b := range sc.feats {
 		row := m.w[int(b)*k : int(b)*k+k]
+		if i < nchar && m.Spec.CharWeight > 0 {
+			for c, v := range row {
+				cacc[c] += int64(v)
+			}
+			continue
+		}
 		for c, v := range row {
 			acc[c] += int64(v)
 		}
@@ -149,7 +161,7 @@ func (m *Model) score(sc *scratch, dst []float64) []float64 {
 	var logits [MaxClasses]float64
 	norm := m.scale * m.Spec.norm(len(sc.feats))
 	for c := range k {
-		logits[c] = m.bias[c] + float64(acc[c])*norm
+		logits[c] = m.bias[c] + float64(acc[c])*norm + float64(cacc[c])*norm*m.Spec.CharWeight
 	}
 	return softmax(dst, logits[:k])
 }
@@ -186,7 +198,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 	}
 	p := m.Spec.prepare(nil, text)
 	var spans []span
-	feats := m.Spec.extract(nil, p, &spans)
+	feats, _ := m.Spec.extractNeg(nil, p, m.neg, &spans)
 	norm := m.scale * m.Spec.norm(len(feats))
 	type key struct {
 		kind uint8
@@ -205,7 +217,11 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 		if sp.kind == kindLen {
 			f = lenNames[lenClass(len(bytes.Fields(p)))]
 		}
-		sum[key{sp.kind, f}] += (float64(row[c]) - mean) * norm
+		v := (float64(row[c]) - mean) * norm
+		if sp.kind == kindChar && m.Spec.CharWeight > 0 {
+			v *= m.Spec.CharWeight
+		}
+		sum[key{sp.kind, f}] += v
 	}
 	out := make([]Contribution, 0, len(sum))
 	for k, v := range sum {
@@ -278,6 +294,9 @@ func Load(b []byte) (*Model, error) {
 	if v < 2 && m.Spec.LenWords {
 		return nil, fmt.Errorf("%w: format version %d with a version-2 feature spec", ErrFormat, v)
 	}
+	if v < 3 && (m.Spec.Negators != "" || m.Spec.NegWindow != 0 || m.Spec.CharWeight != 0) {
+		return nil, fmt.Errorf("%w: format version %d with a version-3 feature spec", ErrFormat, v)
+	}
 	r = r[hl:]
 	if !m.Spec.valid() {
 		return nil, fmt.Errorf("%w: feature spec %+v (this build normalises with %s)", ErrFormat, m.Spec, NormalizerVersion)
@@ -286,6 +305,7 @@ func Load(b []byte) (*Model, error) {
 		return nil, fmt.Errorf("%w: task %q with classes %v", ErrFormat, m.Task, m.Classes)
 	}
 	m.k = len(m.Classes)
+	m.neg = m.Spec.negHashes()
 	if len(r) < 4*(m.k+1) {
 		return nil, fmt.Errorf("%w: short body", ErrFormat)
 	}
@@ -294,8 +314,22 @@ func Load(b []byte) (*Model, error) {
 	}
 	m.scale = float64(math.Float32frombits(binary.LittleEndian.Uint32(r[4*m.k:])))
 	r = r[4*(m.k+1):]
-	buckets := 1 << m.Spec.BucketBits
-	m.w = make([]int16, buckets*m.k)
+	m.w = make([]int16, (1<<m.Spec.BucketBits)*m.k)
+	var err error
+	if r, err = readRows(r, m.w, m.k); err != nil {
+		return nil, err
+	}
+	if len(r) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(r))
+	}
+	return m, nil
+}
+
+// readRows decodes sparse rows of k int16 values into w (row-major) from
+// r: a row count, then for each non-zero row the gap from the previous
+// row's index and its k values, as varints. It returns what follows.
+func readRows(r []byte, w []int16, k int) ([]byte, error) {
+	buckets := len(w) / k
 	rows, n := binary.Uvarint(r)
 	if n <= 0 || rows > uint64(buckets) {
 		return nil, fmt.Errorf("%w: row count", ErrFormat)
@@ -312,45 +346,59 @@ func Load(b []byte) (*Model, error) {
 		if bucket >= buckets {
 			return nil, fmt.Errorf("%w: bucket %d out of range", ErrFormat, bucket)
 		}
-		for c := range m.k {
+		for c := range k {
 			v, n := binary.Varint(r)
 			if n <= 0 || v < math.MinInt16 || v > math.MaxInt16 {
 				return nil, fmt.Errorf("%w: weight", ErrFormat)
 			}
 			r = r[n:]
-			m.w[bucket*m.k+c] = int16(v)
+			w[bucket*k+c] = int16(v)
 		}
 	}
-	if len(r) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(r))
-	}
-	return m, nil
+	return r, nil
 }
 
 // encode writes the model file of a header, biases and float weights
 // (bucket-major), quantising the weights to int16.
 func encode(h Header, bias []float64, w []float64) []byte {
 	k := len(h.Classes)
-	maxAbs := 0.0
-	for _, v := range w {
-		maxAbs = math.Max(maxAbs, math.Abs(v))
-	}
-	scale := float32(1)
-	if maxAbs > 0 {
-		scale = float32(maxAbs / math.MaxInt16)
-	}
 	hj, err := json.Marshal(h)
 	if err != nil {
 		panic("model: header: " + err.Error()) // plain strings and numbers: cannot fail
 	}
+	version := uint32(2)
+	if h.Spec.NegWindow > 0 || h.Spec.CharWeight != 0 {
+		version = 3
+	}
 	b := append([]byte(nil), magic[:]...)
-	b = binary.LittleEndian.AppendUint32(b, FormatVersion)
+	b = binary.LittleEndian.AppendUint32(b, version)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(hj)))
 	b = append(b, hj...)
 	for c := range k {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(bias[c])))
 	}
+	scale := quantScale(w)
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(scale))
+	b = appendRows(b, w, k, scale)
+	sum := sha256.Sum256(b)
+	return append(b, sum[:]...)
+}
+
+// quantScale is the scale that maps the largest |w| to MaxInt16.
+func quantScale(w []float64) float32 {
+	maxAbs := 0.0
+	for _, v := range w {
+		maxAbs = math.Max(maxAbs, math.Abs(v))
+	}
+	if maxAbs > 0 {
+		return float32(maxAbs / math.MaxInt16)
+	}
+	return 1
+}
+
+// appendRows appends w (rows of k) quantised by scale, in readRows'
+// layout: only the rows that are not all zero.
+func appendRows(b []byte, w []float64, k int, scale float32) []byte {
 	q := make([]int16, len(w))
 	rows := 0
 	for i := 0; i < len(w); i += k {
@@ -377,8 +425,7 @@ func encode(h Header, bias []float64, w []float64) []byte {
 			b = binary.AppendVarint(b, int64(v))
 		}
 	}
-	sum := sha256.Sum256(b)
-	return append(b, sum[:]...)
+	return b
 }
 
 // Scores makes an inbound model an optout.Scorer: the probabilities of

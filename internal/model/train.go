@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -64,25 +65,42 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 	rows := make([]row, len(ex))
 	var buf []byte
 	var feats []uint32
+	neg := spec.negHashes()
 	for i, e := range ex {
 		y := slices.Index(classes, e.Label)
 		if y < 0 {
 			return nil, nil, fmt.Errorf("example %q: label %q is not one of %v", e.Text, e.Label, classes)
 		}
 		buf = spec.prepare(buf, e.Text)
-		feats = spec.extract(feats[:0], buf, nil)
-		// Distinct buckets with their counts, scaled by 1/sqrt(n) as Predict does.
-		sorted := slices.Clone(feats)
-		slices.Sort(sorted)
+		var nchar int
+		feats, nchar = spec.extractNeg(feats[:0], buf, neg, nil)
+		// Distinct buckets with their summed values, each occurrence
+		// 1/sqrt(n) as Predict counts it (a character n-gram's times
+		// CharWeight when that is set).
 		norm := spec.norm(len(feats))
+		cw := float64(norm * spec.CharWeight)
+		type fv struct {
+			b    uint32
+			char bool
+		}
+		all := make([]fv, len(feats))
+		for j, f := range feats {
+			all[j] = fv{f, j < nchar && spec.CharWeight > 0}
+		}
+		slices.SortFunc(all, func(a, b fv) int { return cmp.Compare(a.b, b.b) })
 		r := row{y: y}
-		for j := 0; j < len(sorted); {
-			l := j
-			for l < len(sorted) && sorted[l] == sorted[j] {
+		for j := 0; j < len(all); {
+			l, nc, no := j, 0, 0
+			for l < len(all) && all[l].b == all[j].b {
+				if all[l].char {
+					nc++
+				} else {
+					no++
+				}
 				l++
 			}
-			r.feats = append(r.feats, sorted[j])
-			r.vals = append(r.vals, float64(l-j)*norm)
+			r.feats = append(r.feats, all[j].b)
+			r.vals = append(r.vals, float64(float64(nc)*cw)+float64(no)*norm)
 			j = l
 		}
 		rows[i] = r

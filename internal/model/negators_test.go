@@ -1,0 +1,193 @@
+package model
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sendguard/sendguard/internal/optout"
+)
+
+// negSpec is the inbound spec with the negator marks of negators.txt.
+func negSpec() Spec {
+	s := TaskSpec(Inbound)
+	s.Negators, s.NegWindow = Negators(), 2
+	return s
+}
+
+// A word within two words of a negator is marked, in any script the list
+// has; the negator itself and a word further away are not, and without a
+// negator nothing is.
+func TestNegatorMarks(t *testing.T) {
+	s := negSpec()
+	for _, tc := range []struct {
+		text   string
+		marked []string
+	}{
+		{"don't stop the reminders", []string{"stop", "the"}},
+		{"stop the reminders", nil},
+		{"не прекращайте напоминания", []string{"прекращайте", "напоминания"}},
+		{"ye message band mat karna", []string{"message", "band", "karna"}},
+		{"jangan berhenti ngabarin ya pak", []string{"berhenti", "ngabarin"}},
+		{"মেসেজ বন্ধ কইরেন না", []string{"বন্ধ", "কইরেন"}},
+		{"no", nil},
+		{"please stop sending these, I will not read one more", []string{"will", "read", "one", "i"}},
+		{"🙏 لا توقفوا الرسائل 🙏", []string{"توقفوا", "الرسايل"}}, // the normaliser folds ئ to ي,
+	} {
+		t.Run(tc.text, func(t *testing.T) {
+			var got []string
+			for w := range features(s, tc.text)[kindNeg] {
+				got = append(got, w)
+			}
+			slices.Sort(got)
+			want := slices.Clone(tc.marked)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("neg_word features of %q = %v, want %v", tc.text, got, want)
+			}
+		})
+	}
+	if s2 := TaskSpec(Inbound); len(features(s2, "don't stop")[kindNeg]) != 0 {
+		t.Errorf("a spec without negators marks words")
+	}
+}
+
+// The negator list is data: normalised, sorted, without repeats, and it
+// holds a negator of each language the keep-requests use.
+func TestNegators(t *testing.T) {
+	n := strings.Fields(Negators())
+	if !slices.IsSorted(n) || len(slices.Compact(slices.Clone(n))) != len(n) {
+		t.Errorf("Negators() = %v: want sorted without repeats", n)
+	}
+	for _, w := range []string{"dont", "не", "mat", "jangan", "না", "huwag", "nicht", "nao"} {
+		if !slices.Contains(n, w) {
+			t.Errorf("Negators() lacks %q", w)
+		}
+	}
+}
+
+// A model with negators is format 3, trains to the same bytes twice, and
+// reads back; labelled format 2 it is refused.
+func TestNegatorFile(t *testing.T) {
+	ex := fixture(t, Inbound)
+	a, m, err := Train(Inbound, ex, negSpec(), Params{Epochs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := Train(Inbound, ex, negSpec(), Params{Epochs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Fatalf("Train with negators twice gave different bytes")
+	}
+	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 3 {
+		t.Errorf("Train with negators wrote format %d, want 3", v)
+	}
+	if len(m.neg) == 0 {
+		t.Errorf("the loaded model has no negator hashes")
+	}
+	if _, err := Load(withVersion(t, a, 2, nil)); !errors.Is(err, ErrFormat) {
+		t.Errorf("Load(format 2 with negators) = %v, want ErrFormat", err)
+	}
+	if _, err := Load(withVersion(t, a, 3, func(h map[string]any) { h["spec"].(map[string]any)["neg_window"] = 0 })); !errors.Is(err, ErrFormat) {
+		t.Errorf("Load(negators without a window) = %v, want ErrFormat", err)
+	}
+}
+
+// CharWeight counts a character n-gram at that value in both Train and
+// Predict: a model trained with 0.5 fits its training examples, and the
+// same weights read with char_weight 1 predict otherwise and explain its
+// character n-grams at twice the weight.
+func TestCharWeight(t *testing.T) {
+	s := TaskSpec(Inbound)
+	s.CharWeight = 0.5
+	ex := fixture(t, Inbound)
+	b, m, err := Train(Inbound, ex, s, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range Select(ex, TrainSplit) {
+		if got := m.Classes[m.Argmax(e.Text)]; got != e.Label {
+			t.Errorf("Argmax(%q) = %s, want %s (a training example)", e.Text, got, e.Label)
+		}
+	}
+	full, err := Load(withVersion(t, b, 3, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const text = "please stop texting me"
+	if a, b := m.Predict(text, nil), full.Predict(text, nil); slices.Equal(a, b) {
+		t.Errorf("Predict(%q) = %v with char_weight 0.5 and with 1: the weight is not used", text, a)
+	}
+	half := map[string]float64{}
+	for _, c := range m.Explain(text, m.Class("opt_out"), 100) {
+		half[c.Kind+" "+c.Feature] = c.Weight
+	}
+	n := 0
+	for _, c := range full.Explain(text, full.Class("opt_out"), 100) {
+		if h, ok := half[c.Kind+" "+c.Feature]; ok {
+			want := c.Weight
+			if c.Kind == "char" {
+				want /= 2
+			}
+			if math.Abs(h-want) > 1e-9 {
+				t.Errorf("Explain(%q) %s %q = %v with char_weight 0.5, %v with 1", text, c.Kind, c.Feature, h, c.Weight)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Errorf("Explain(%q) shared no feature between the two weights", text)
+	}
+	if _, err := Load(withVersion(t, b, 2, nil)); !errors.Is(err, ErrFormat) {
+		t.Errorf("Load(format 2 with char_weight) = %v, want ErrFormat", err)
+	}
+}
+
+// Predict with the negator marks and a character weight is safe from many
+// goroutines on multilingual replies (Arabic, Hindi, Turkish, emoji,
+// combining marks, and negated requests): each gets what one goroutine
+// alone gets, and PredictNormalized agrees with Predict bit for bit.
+func TestNegatorPredictConcurrent(t *testing.T) {
+	s := negSpec()
+	s.CharWeight = 0.5
+	_, m, err := Train(Inbound, fixture(t, Inbound), s, Params{Epochs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := append(slices.Clone(multilingual), "не прекращайте напоминания 🙏", "ye message band mat karna", "لا توقفوا الرسائل 😅", "मैसेज बंद मत करो", "durdurmayın lütfen")
+	want := make([][]float64, len(texts))
+	for i, s := range texts {
+		want[i] = m.Predict(s, nil)
+		if n := m.PredictNormalized(optout.Normalize(s), nil); !slices.Equal(n, want[i]) {
+			t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", s, n, want[i])
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 16 {
+		wg.Go(func() {
+			buf := make([]float64, 0, MaxClasses)
+			for r := range 200 {
+				i := (g + r) % len(texts)
+				if got := m.Predict(texts[i], buf[:0]); !slices.Equal(got, want[i]) {
+					select {
+					case errs <- texts[i]:
+					default:
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Errorf("Predict(%q) from many goroutines differs from one goroutine", s)
+	}
+}
