@@ -127,7 +127,7 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 	buckets := fs.Int("bucket-bits", model.DefaultSpec().BucketBits, "train: hash features into 2^N buckets")
 	epochs := fs.Int("epochs", 0, "train: passes over the data (0: default)")
 	charWeight := fs.Float64("char-weight", 0, "train: a character n-gram's value relative to a word's (0: the task's default)")
-	negators := fs.Bool("negators", false, "train: mark the words within two words of a negator (internal/model/negators.txt) as features of their own (an experiment, not the shipped models')")
+	negators := fs.Bool("negators", false, "train: mark the words within two words of a negator (internal/model/negators.txt) as features of their own (the inbound spec has them already)")
 	optOutThr := fs.Float64("opt-out-threshold", 0, "eval --task inbound: the model's opt_out threshold, to read the trade-off curve (0: optout.model's default)")
 	modelPath := fs.String("model", "", "eval: the model file (default: the embedded model)")
 	split := fs.String("split", string(model.TestSplit), "eval: test (held out), train or all")

@@ -167,23 +167,24 @@ func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
 	}
 }
 
-// model train --negators --char-weight writes the experiment's spec into
-// the header (format 3), and model eval reads the file back; without the
-// flags the header has neither field.
+// model train --negators --char-weight writes them into the header
+// (format 3), and model eval reads the file back; the inbound task has
+// them without the flags, the outbound task neither field.
 func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 	dir := t.TempDir()
-	fixture := "../../internal/model/testdata/fixture/inbound.tsv"
 	for _, tc := range []struct {
-		name  string
-		flags []string
-		want  bool
+		name, task string
+		flags      []string
+		want       bool
 	}{
-		{"default", nil, false},
-		{"experiment", []string{"--negators", "--char-weight", "0.5"}, true},
+		{"inbound", "inbound", nil, true},
+		{"outbound", "outbound", nil, false},
+		{"outbound with the flags", "outbound", []string{"--negators", "--char-weight", "0.5"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, tc.name+".model")
-			args := append([]string{"model", "train", "--task", "inbound", "--data", fixture, "--out", out, "--epochs", "3"}, tc.flags...)
+			fixture := "../../internal/model/testdata/fixture/" + tc.task + ".tsv"
+			args := append([]string{"model", "train", "--task", tc.task, "--data", fixture, "--out", out, "--epochs", "3"}, tc.flags...)
 			if msg, err := runCmd(t, "", args...); err != nil {
 				t.Fatalf("model train %v: %v\n%s", tc.flags, err, msg)
 			}
@@ -196,7 +197,7 @@ func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 			if got != tc.want || (!tc.want && (bytes.Contains(head, []byte("negators")) || bytes.Contains(head, []byte("char_weight")))) {
 				t.Errorf("model train %v: header %q; want negators and char_weight = %v", tc.flags, head[:min(len(head), 400)], tc.want)
 			}
-			if msg, err := runCmd(t, "", "model", "eval", "--task", "inbound", "--data", fixture, "--model", out, "--split", "all"); err != nil || !strings.Contains(msg, "as serve decides") {
+			if msg, err := runCmd(t, "", "model", "eval", "--task", tc.task, "--data", fixture, "--model", out, "--split", "all"); err != nil || !strings.Contains(msg, "as serve decides") {
 				t.Errorf("model eval of the %s model: %v\n%s", tc.name, err, msg)
 			}
 		})

@@ -68,13 +68,16 @@ func DefaultSpec() Spec {
 
 // TaskSpec is the feature extraction `sendguard model train` and `make
 // model` use for task. Outbound: DefaultSpec. Inbound: word unigrams
-// without bigrams, and the length class crossed with the words
-// (LenWords), which scored better on replies by writers the model had not
-// seen (leave-one-round-out, the README's Detection section).
+// without bigrams, the length class crossed with the words (LenWords),
+// the words within two of a negator marked (Negators, NegWindow 2) and
+// character n-grams at half a word's weight (CharWeight 0.5), which scored
+// better on replies by writers the model had not seen (leave-one-round-out,
+// the README's Detection section).
 func TaskSpec(task string) Spec {
 	s := DefaultSpec()
 	if task == Inbound {
 		s.Words, s.LenWords = 1, true
+		s.Negators, s.NegWindow, s.CharWeight = Negators(), 2, 0.5
 	}
 	return s
 }

@@ -51,7 +51,7 @@ func TestNegatorMarks(t *testing.T) {
 			}
 		})
 	}
-	if s2 := TaskSpec(Inbound); len(features(s2, "don't stop")[kindNeg]) != 0 {
+	if s2 := TaskSpec(Outbound); len(features(s2, "don't stop")[kindNeg]) != 0 {
 		t.Errorf("a spec without negators marks words")
 	}
 }
