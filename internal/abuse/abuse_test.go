@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,6 +175,17 @@ func TestUndo(t *testing.T) {
 	}
 }
 
+// counts returns the entries and the records tr keeps, over its shards.
+func counts(tr *Tracker) (entries, records int) {
+	for i := range tr.shards {
+		sh := &tr.shards[i]
+		sh.mu.Lock()
+		entries, records = entries+len(sh.entries), records+sh.records
+		sh.mu.Unlock()
+	}
+	return entries, records
+}
+
 type refuse struct{}
 
 func (refuse) Take(context.Context, string, limiter.Limits, time.Time) (limiter.Outcome, error) {
@@ -274,9 +286,7 @@ func TestUndoValueConcurrent(t *testing.T) {
 	for range workers {
 		<-done
 	}
-	tr.mu.Lock()
-	entries, records := len(tr.entries), tr.records
-	tr.mu.Unlock()
+	entries, records := counts(tr)
 	if records == 0 {
 		t.Fatalf("records after %d sends = 0", workers*each)
 	}
@@ -335,4 +345,30 @@ func BenchmarkTrackerAtRate(b *testing.B) {
 			b.ReportMetric(float64(tr.Len()), "kept")
 		})
 	}
+}
+
+// BenchmarkTrackerParallel sends from every P (b.RunParallel) over 1,000
+// instances, each with its own bodies and recipients (multilingual), in the
+// harness's shape: what one lock for every decision costs against a lock
+// per shard of instances.
+func BenchmarkTrackerParallel(b *testing.B) {
+	tr := New(Options{})
+	l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1e9, FanOutBlock: 1e9, PairPerMinute: 1e9}
+	texts := []string{"طلبك %d في الطريق", "आपका ओटीपी %d है", "Siparişiniz %d yola çıktı", "Your order %d 🚚✨", "Cafe\u0301 reçu %d 🇫🇷"}
+	var sends []Send
+	for i := range 4000 {
+		sends = append(sends, Send{Instance: fmt.Sprintf("inst_%05d", i%1000), Body: BodyKey(fmt.Sprintf(texts[i%len(texts)], i%997)), Phone: fmt.Sprintf("+9665%08d", i), Abuse: l})
+	}
+	for i, s := range sends {
+		tr.TakeSend(context.Background(), s, t0.Add(time.Duration(i)*time.Millisecond), allow)
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			// 2,000 sends a second of simulated time.
+			tr.TakeSend(context.Background(), sends[i%int64(len(sends))], t0.Add(4*time.Second+time.Duration(i)*500*time.Microsecond), allow)
+		}
+	})
 }
