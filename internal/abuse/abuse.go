@@ -129,7 +129,7 @@ type Tracker struct {
 	mask   uint64
 	seed   maphash.Seed // picks the shard; hashes recipients
 	max    int64
-	kept   atomic.Int64 // records and entries kept, across the shards
+	kept   atomic.Int64 // records and entries kept, across the shards, as synced
 	skMu   sync.Mutex
 	sk     sketch
 	folded atomic.Bool // anything was folded into sk: until then it is not read
@@ -142,6 +142,7 @@ type shard struct {
 	entries map[entryKey]*entry
 	head    *entry // most recently used; tail is head.prev (a ring)
 	records int
+	synced  int // records + len(entries) as last added to Tracker.kept
 	viol    map[string][]time.Time
 	_       [64]byte // keeps neighbouring shards' locks off one cache line
 }
@@ -390,8 +391,9 @@ func (t *Tracker) ResetViolations(_ context.Context, instance string) error {
 
 // reserve checks s and, when the verdict is OK, records it; undo takes the
 // records back. s is a pointer so that the send is not copied (nothing of
-// it is kept: the Undo copies what it needs). The hashes are taken before
-// the lock.
+// it is kept: the Undo copies what it needs). Once the sketch is in use
+// (the tracker is over its cap, where entries are made again and again),
+// the keys' sketch hashes are taken before the lock.
 func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duration, undo Undo) {
 	l := s.Abuse
 	pairOn, fanOn := l.PairPerMinute > 0, l.FanOut()
@@ -399,14 +401,19 @@ func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duratio
 		return OK, 0, Undo{}
 	}
 	var pairKey, fanKey entryKey
-	var pairSk, fanSk, h uint64
+	var pairSk, fanSk, h uint64 // sketch hashes: 0 is not taken yet
+	folded := t.folded.Load()
 	if pairOn {
 		pairKey = entryKey{kind: kindPair, instance: s.Instance, phone: s.Phone}
-		pairSk = t.sk.hash(pairKey)
+		if folded {
+			pairSk = t.sk.hash(pairKey)
+		}
 	}
 	if fanOn {
 		fanKey = entryKey{kind: kindFan, instance: s.Instance, body: s.Body}
-		fanSk = t.sk.hash(fanKey)
+		if folded {
+			fanSk = t.sk.hash(fanKey)
+		}
 		h = maphash.String(t.seed, s.Phone)
 	}
 	sh := t.shard(s.Instance)
@@ -414,10 +421,29 @@ func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duratio
 	defer sh.mu.Unlock()
 	defer t.evict(sh, now) // before the unlock
 	var pair, fan *entry
+	// The sketch's counts of both keys, under one lock of the sketch and
+	// under the shard's (only it folds the instance's keys, so none can be
+	// folded between this read and the entries').
+	var pairN, fanN int
+	var pairUntil, fanUntil time.Time
+	fanDone := false
+	if folded {
+		t.skMu.Lock()
+		if pairOn {
+			pairN, pairUntil = t.sk.estimate(pairSk, now)
+		}
+		if fanOn {
+			fanN, fanUntil = t.sk.estimate(fanSk, now)
+		}
+		t.skMu.Unlock()
+		fanDone = true
+	}
 	if pairOn {
 		pair = t.get(sh, pairKey, pairSk, time.Minute, now)
-		n, until := t.estimate(pairSk, now)
-		n += len(pair.stamps)
+		if !folded {
+			pairN, pairUntil = t.estimate(pair.skh, now)
+		}
+		n, until := pairN+len(pair.stamps), pairUntil
 		if n >= l.PairPerMinute {
 			if len(pair.stamps) > 0 {
 				until = minTime(until, time.Unix(0, pair.stamps[0].at).Add(time.Minute))
@@ -435,8 +461,10 @@ func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duratio
 			}
 		}
 		if !again {
-			n, until := t.estimate(fanSk, now)
-			n += len(fan.stamps) // this recipient would be the n+1st distinct one
+			if !fanDone {
+				fanN, fanUntil = t.estimate(fan.skh, now)
+			}
+			n, until := fanN+len(fan.stamps), fanUntil // this recipient would be the n+1st distinct one
 			switch {
 			case l.FanOutBlock > 0 && n+1 > l.FanOutBlock:
 				return Block, 0, Undo{}
@@ -474,15 +502,17 @@ func (t *Tracker) estimate(skh uint64, now time.Time) (int, time.Time) {
 	return t.sk.estimate(skh, now)
 }
 
-// get returns k's entry in sh, created if new, with its records out of
-// window dropped, and makes it the most recently used. Called with sh's
-// lock held.
+// get returns k's entry in sh, created if new (with sketch hash skh, or
+// k's taken now when skh is 0), with its records out of window dropped, and
+// makes it the most recently used. Called with sh's lock held.
 func (t *Tracker) get(sh *shard, k entryKey, skh uint64, window time.Duration, now time.Time) *entry {
 	e := sh.entries[k]
 	if e == nil {
+		if skh == 0 {
+			skh = t.sk.hash(k)
+		}
 		e = &entry{key: k, skh: skh, window: window}
 		sh.entries[k] = e
-		t.kept.Add(1)
 	} else {
 		sh.unlink(e)
 		e.window = max(e.window, window)
@@ -504,13 +534,11 @@ func (t *Tracker) prune(sh *shard, e *entry, now time.Time) {
 	}
 	e.stamps = append(e.stamps[:0], e.stamps[i:]...)
 	sh.records -= i
-	t.kept.Add(-int64(i))
 }
 
 func (t *Tracker) add(sh *shard, e *entry, s stamp) {
 	e.stamps = append(e.stamps, s)
 	sh.records++
-	t.kept.Add(1)
 }
 
 // bump moves recipient h of e to at (the newest) and returns its old time.
@@ -539,7 +567,6 @@ func (t *Tracker) remove(sh *shard, k entryKey, h uint64, at, prevAt int64) {
 		if e.stamps[i].h == h && e.stamps[i].at == at {
 			e.stamps = append(e.stamps[:i], e.stamps[i+1:]...)
 			sh.records--
-			t.kept.Add(-1)
 			found = true
 			break
 		}
@@ -553,19 +580,34 @@ func (t *Tracker) remove(sh *shard, k entryKey, h uint64, at, prevAt int64) {
 		copy(e.stamps[i+1:], e.stamps[i:])
 		e.stamps[i] = stamp{h: h, at: prevAt}
 		sh.records++
-		t.kept.Add(1)
+	}
+	t.sync(sh)
+}
+
+// sync adds what sh keeps since its last sync to Tracker.kept: one atomic
+// add a call, not one a record. Called with sh's lock held.
+func (t *Tracker) sync(sh *shard) {
+	if n := sh.records + len(sh.entries); n != sh.synced {
+		t.kept.Add(int64(n - sh.synced))
+		sh.synced = n
 	}
 }
 
 // evict drops sh's entries out of their window from its LRU end, a few a
 // call, and while the tracker (all shards) is over its cap folds sh's live
 // ones into the sketch. The entry in use (the head) stays. Called with sh's
-// lock held.
+// lock held; syncs sh.
 func (t *Tracker) evict(sh *shard, now time.Time) {
+	// Publish this call's records before reading the others' (atomics are
+	// sequentially consistent): of two shards evicting at once, at least
+	// one sees what the other added, so the total ends within the cap.
+	t.sync(sh)
+	defer t.sync(sh)
+	base := t.kept.Load() - int64(sh.synced) // the other shards
 	for i := 0; sh.head != nil && sh.head.prev != sh.head; i++ {
 		tail := sh.head.prev
 		t.prune(sh, tail, now)
-		over := t.kept.Load() > t.max
+		over := base+int64(sh.records+len(sh.entries)) > t.max
 		switch {
 		case len(tail.stamps) > 0 && !over:
 			return
@@ -580,7 +622,6 @@ func (t *Tracker) evict(sh *shard, now time.Time) {
 		sh.records -= len(tail.stamps)
 		sh.unlink(tail)
 		delete(sh.entries, tail.key)
-		t.kept.Add(-int64(len(tail.stamps)) - 1)
 	}
 }
 
