@@ -170,6 +170,9 @@ func TestUndo(t *testing.T) {
 	if n := tr.Len(); n != 2 { // the two entries, no records
 		t.Errorf("Len after an undone send = %d, want 2", n)
 	}
+	if e, r := counts(tr); int64(e+r) != tr.kept.Load() {
+		t.Errorf("kept after an undone send = %d, want the %d entries and %d records", tr.kept.Load(), e, r)
+	}
 	if out := take(t, tr, body, "+2", l, t0); !out.Allowed() {
 		t.Errorf("the refused send was counted: %+v", out)
 	}
@@ -319,8 +322,8 @@ func TestUndoValueConcurrent(t *testing.T) {
 // under the default MaxRecords (about 48 pair records a second of rate
 // are live, so 100,000 is reached at about 2,000/s), at it, and over it,
 // where every send folds the LRU tail into the sketch and its entry is
-// made again at its next send. The whole call runs under the tracker's one
-// lock, which every decision takes.
+// made again at its next send. The whole call runs under its instance's
+// shard's lock (one lock for every decision before the tracker was sharded).
 func BenchmarkTrackerAtRate(b *testing.B) {
 	for _, rate := range []int{1000, 2000, 5000} {
 		b.Run(strconv.Itoa(rate), func(b *testing.B) {
