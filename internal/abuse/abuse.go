@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -85,15 +86,23 @@ func SlowLaneID(instance string) string { return instance + "#slow" }
 
 // Options bound a Tracker. The zero value is the defaults.
 type Options struct {
-	// MaxRecords caps what is kept exactly: one per body and per recipient
-	// tracked, plus one record per recipient of a body in its window and
-	// per send to a recipient in the last minute. Default 100,000: about
-	// 20 MiB of heap with the sketch at the worst (every send a new body to
-	// a new recipient, four units a send; BenchmarkTrackerMillionPairs).
+	// MaxRecords caps what is kept exactly, in total across the shards:
+	// one per body and per recipient tracked, plus one record per recipient
+	// of a body in its window and per send to a recipient in the last
+	// minute. Default 100,000: about 20 MiB of heap with the sketch at the
+	// worst (every send a new body to a new recipient, four units a send;
+	// BenchmarkTrackerMillionPairs). A shard that finds the total over the
+	// cap folds its own least recently used entries, so one instance can
+	// still use the whole cap; with sends in flight on several shards the
+	// total can pass it by what those sends add before their evictions run.
 	MaxRecords int
 	// SketchWidth is the columns of each of the 4 rows of the overflow
 	// sketch (16 bytes a cell); default 32,768: 2 MiB, allocated at New.
+	// The shards share the one sketch.
 	SketchWidth int
+	// Shards is the number of locks the entries are split over, by
+	// instance, rounded up to a power of two; default 16.
+	Shards int
 }
 
 // Tracker counts in the process, in bounded memory.
@@ -108,15 +117,34 @@ type Options struct {
 // its limit early, never late: the limits stay exact for the entries in use
 // and fail safe for the rest. Size MaxRecords to the distinct sends of one
 // window; beyond it the sketch's false throttles grow with the overflow.
+//
+// The entries are sharded by instance: every entry a send touches (its body
+// and its recipient) and the instance's violations are in the instance's
+// shard, under that shard's lock, with that shard's LRU list, so the
+// limits stay exact per instance and sends of instances on different
+// shards never wait for each other. The sketch has its own lock, taken
+// (after the shard's) only once anything was folded into it.
 type Tracker struct {
+	shards []shard
+	mask   uint64
+	seed   maphash.Seed // picks the shard; hashes recipients
+	max    int64
+	kept   atomic.Int64 // records and entries kept, across the shards, as synced
+	skMu   sync.Mutex
+	sk     sketch
+	folded atomic.Bool // anything was folded into sk: until then it is not read
+}
+
+// shard is one lock's part of a Tracker: the entries of the instances that
+// hash to it.
+type shard struct {
 	mu      sync.Mutex
 	entries map[entryKey]*entry
 	head    *entry // most recently used; tail is head.prev (a ring)
 	records int
-	max     int
-	seed    maphash.Seed
-	sk      sketch
+	synced  int // records + len(entries) as last added to Tracker.kept
 	viol    map[string][]time.Time
+	_       [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
 const (
@@ -138,6 +166,7 @@ type stamp struct {
 
 type entry struct {
 	key        entryKey
+	skh        uint64 // the key's sketch hash
 	window     time.Duration
 	stamps     []stamp // oldest first
 	prev, next *entry
@@ -151,17 +180,38 @@ func New(o Options) *Tracker {
 	if o.SketchWidth <= 0 {
 		o.SketchWidth = 1 << 15
 	}
-	t := &Tracker{entries: map[entryKey]*entry{}, max: o.MaxRecords, seed: maphash.MakeSeed(), viol: map[string][]time.Time{}}
+	if o.Shards <= 0 {
+		o.Shards = 16
+	}
+	n := 1
+	for n < o.Shards {
+		n <<= 1
+	}
+	t := &Tracker{shards: make([]shard, n), mask: uint64(n - 1), max: int64(o.MaxRecords), seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].entries = map[entryKey]*entry{}
+		t.shards[i].viol = map[string][]time.Time{}
+	}
 	t.sk = sketch{w: uint64(o.SketchWidth), cells: make([]cell, sketchRows*o.SketchWidth), seed: maphash.MakeSeed()}
 	return t
+}
+
+// shard returns instance's shard.
+func (t *Tracker) shard(instance string) *shard {
+	return &t.shards[maphash.String(t.seed, instance)&t.mask]
 }
 
 // Len returns what counts towards Options.MaxRecords: the entries and
 // records kept exactly.
 func (t *Tracker) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.records + len(t.entries)
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.records + len(s.entries)
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // BodyKey is the identity of a message body for fan-out: normalised, with
@@ -275,13 +325,14 @@ func (t *Tracker) Undo(u Undo) {
 	if !u.pair && !u.fan {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	sh := t.shard(u.instance)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	if u.pair {
-		t.remove(entryKey{kind: kindPair, instance: u.instance, phone: u.phone}, 0, u.at, 0)
+		t.remove(sh, entryKey{kind: kindPair, instance: u.instance, phone: u.phone}, 0, u.at, 0)
 	}
 	if u.fan {
-		t.remove(entryKey{kind: kindFan, instance: u.instance, body: u.body}, u.h, u.at, u.prevAt)
+		t.remove(sh, entryKey{kind: kindFan, instance: u.instance, body: u.body}, u.h, u.at, u.prevAt)
 	}
 }
 
@@ -312,14 +363,15 @@ func TakeQuota(ctx context.Context, q Taker, s Send, now time.Time) (Outcome, er
 // Violation counts one violation of instance and returns how many fell in
 // the last window, this one included.
 func (t *Tracker) Violation(_ context.Context, instance string, window time.Duration, now time.Time) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ts := prune(t.viol[instance], now.Add(-window))
+	sh := t.shard(instance)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ts := prune(sh.viol[instance], now.Add(-window))
 	if len(ts) >= maxViolations {
 		ts = ts[1:] // the count saturates; a pause comes far earlier
 	}
 	ts = append(ts, now)
-	t.viol[instance] = ts
+	sh.viol[instance] = ts
 	return len(ts), nil
 }
 
@@ -330,25 +382,68 @@ const maxViolations = 1 << 16
 // ResetViolations forgets instance's violations (after a pause, so that a
 // resumed instance starts afresh).
 func (t *Tracker) ResetViolations(_ context.Context, instance string) error {
-	t.mu.Lock()
-	delete(t.viol, instance)
-	t.mu.Unlock()
+	sh := t.shard(instance)
+	sh.mu.Lock()
+	delete(sh.viol, instance)
+	sh.mu.Unlock()
 	return nil
 }
 
 // reserve checks s and, when the verdict is OK, records it; undo takes the
 // records back. s is a pointer so that the send is not copied (nothing of
-// it is kept: the Undo copies what it needs).
+// it is kept: the Undo copies what it needs). Once the sketch is in use
+// (the tracker is over its cap, where entries are made again and again),
+// the keys' sketch hashes are taken before the lock.
 func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duration, undo Undo) {
 	l := s.Abuse
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	defer t.evict(now) // before the unlock
+	pairOn, fanOn := l.PairPerMinute > 0, l.FanOut()
+	if !pairOn && !fanOn {
+		return OK, 0, Undo{}
+	}
+	var pairKey, fanKey entryKey
+	var pairSk, fanSk, h uint64 // sketch hashes: 0 is not taken yet
+	folded := t.folded.Load()
+	if pairOn {
+		pairKey = entryKey{kind: kindPair, instance: s.Instance, phone: s.Phone}
+		if folded {
+			pairSk = t.sk.hash(pairKey)
+		}
+	}
+	if fanOn {
+		fanKey = entryKey{kind: kindFan, instance: s.Instance, body: s.Body}
+		if folded {
+			fanSk = t.sk.hash(fanKey)
+		}
+		h = maphash.String(t.seed, s.Phone)
+	}
+	sh := t.shard(s.Instance)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	defer t.evict(sh, now) // before the unlock
 	var pair, fan *entry
-	if l.PairPerMinute > 0 {
-		pair = t.get(entryKey{kind: kindPair, instance: s.Instance, phone: s.Phone}, time.Minute, now)
-		n, until := t.sk.estimate(pair.key, now)
-		n += len(pair.stamps)
+	// The sketch's counts of both keys, under one lock of the sketch and
+	// under the shard's (only it folds the instance's keys, so none can be
+	// folded between this read and the entries').
+	var pairN, fanN int
+	var pairUntil, fanUntil time.Time
+	fanDone := false
+	if folded {
+		t.skMu.Lock()
+		if pairOn {
+			pairN, pairUntil = t.sk.estimate(pairSk, now)
+		}
+		if fanOn {
+			fanN, fanUntil = t.sk.estimate(fanSk, now)
+		}
+		t.skMu.Unlock()
+		fanDone = true
+	}
+	if pairOn {
+		pair = t.get(sh, pairKey, pairSk, time.Minute, now)
+		if !folded {
+			pairN, pairUntil = t.estimate(pair.skh, now)
+		}
+		n, until := pairN+len(pair.stamps), pairUntil
 		if n >= l.PairPerMinute {
 			if len(pair.stamps) > 0 {
 				until = minTime(until, time.Unix(0, pair.stamps[0].at).Add(time.Minute))
@@ -356,11 +451,9 @@ func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duratio
 			return Throttle, until.Sub(now), Undo{}
 		}
 	}
-	var h uint64
 	again := false
-	if l.FanOut() {
-		fan = t.get(entryKey{kind: kindFan, instance: s.Instance, body: s.Body}, l.FanOutWindow, now)
-		h = maphash.String(t.seed, s.Phone)
+	if fanOn {
+		fan = t.get(sh, fanKey, fanSk, l.FanOutWindow, now)
 		for _, st := range fan.stamps {
 			if st.h == h {
 				again = true // a recipient already sent this body is not a new one
@@ -368,8 +461,10 @@ func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duratio
 			}
 		}
 		if !again {
-			n, until := t.sk.estimate(fan.key, now)
-			n += len(fan.stamps) // this recipient would be the n+1st distinct one
+			if !fanDone {
+				fanN, fanUntil = t.estimate(fan.skh, now)
+			}
+			n, until := fanN+len(fan.stamps), fanUntil // this recipient would be the n+1st distinct one
 			switch {
 			case l.FanOutBlock > 0 && n+1 > l.FanOutBlock:
 				return Block, 0, Undo{}
@@ -384,54 +479,70 @@ func (t *Tracker) reserve(s *Send, now time.Time) (v Verdict, retry time.Duratio
 	at := now.UnixNano()
 	var prevAt int64
 	if pair != nil {
-		t.add(pair, stamp{at: at})
+		t.add(sh, pair, stamp{at: at})
 	}
 	if fan != nil {
 		if again {
-			prevAt = t.bump(fan, h, at)
+			prevAt = bump(fan, h, at)
 		} else {
-			t.add(fan, stamp{h: h, at: at})
+			t.add(sh, fan, stamp{h: h, at: at})
 		}
 	}
 	return OK, 0, Undo{instance: s.Instance, phone: s.Phone, body: s.Body, h: h, at: at, prevAt: prevAt, pair: pair != nil, fan: fan != nil}
 }
 
-// get returns k's entry, created if new, with its records out of window
-// dropped, and makes it the most recently used. Called with the lock held.
-func (t *Tracker) get(k entryKey, window time.Duration, now time.Time) *entry {
-	e := t.entries[k]
-	if e == nil {
-		e = &entry{key: k, window: window}
-		t.entries[k] = e
-	} else {
-		t.unlink(e)
-		e.window = max(e.window, window)
-		t.prune(e, now)
+// estimate returns the sketch's count of the key with sketch hash skh (see
+// sketch.estimate); 0 without a lock until anything was folded.
+func (t *Tracker) estimate(skh uint64, now time.Time) (int, time.Time) {
+	if !t.folded.Load() {
+		return 0, time.Time{}
 	}
-	t.pushFront(e)
+	t.skMu.Lock()
+	defer t.skMu.Unlock()
+	return t.sk.estimate(skh, now)
+}
+
+// get returns k's entry in sh, created if new (with sketch hash skh, or
+// k's taken now when skh is 0), with its records out of window dropped, and
+// makes it the most recently used. Called with sh's lock held.
+func (t *Tracker) get(sh *shard, k entryKey, skh uint64, window time.Duration, now time.Time) *entry {
+	e := sh.entries[k]
+	if e == nil {
+		if skh == 0 {
+			skh = t.sk.hash(k)
+		}
+		e = &entry{key: k, skh: skh, window: window}
+		sh.entries[k] = e
+	} else {
+		sh.unlink(e)
+		e.window = max(e.window, window)
+		t.prune(sh, e, now)
+	}
+	sh.pushFront(e)
 	return e
 }
 
 // prune drops e's records out of its window.
-func (t *Tracker) prune(e *entry, now time.Time) {
+func (t *Tracker) prune(sh *shard, e *entry, now time.Time) {
 	cut := now.Add(-e.window).UnixNano()
-	i := 0
+	if len(e.stamps) == 0 || e.stamps[0].at > cut {
+		return // the common case: nothing out of window, no write
+	}
+	i := 1
 	for i < len(e.stamps) && e.stamps[i].at <= cut {
 		i++
 	}
-	if i > 0 {
-		e.stamps = append(e.stamps[:0], e.stamps[i:]...)
-		t.records -= i
-	}
+	e.stamps = append(e.stamps[:0], e.stamps[i:]...)
+	sh.records -= i
 }
 
-func (t *Tracker) add(e *entry, s stamp) {
+func (t *Tracker) add(sh *shard, e *entry, s stamp) {
 	e.stamps = append(e.stamps, s)
-	t.records++
+	sh.records++
 }
 
 // bump moves recipient h of e to at (the newest) and returns its old time.
-func (t *Tracker) bump(e *entry, h uint64, at int64) (prev int64) {
+func bump(e *entry, h uint64, at int64) (prev int64) {
 	for i, s := range e.stamps {
 		if s.h == h {
 			prev = s.at
@@ -443,11 +554,11 @@ func (t *Tracker) bump(e *entry, h uint64, at int64) (prev int64) {
 	return 0
 }
 
-// remove takes back the record (h, at) of k, putting back prevAt when the
-// record replaced an older one (a repeat recipient). A record already
+// remove takes back the record (h, at) of k in sh, putting back prevAt when
+// the record replaced an older one (a repeat recipient). A record already
 // evicted is not taken back: the sketch keeps overcounting it.
-func (t *Tracker) remove(k entryKey, h uint64, at, prevAt int64) {
-	e := t.entries[k]
+func (t *Tracker) remove(sh *shard, k entryKey, h uint64, at, prevAt int64) {
+	e := sh.entries[k]
 	if e == nil {
 		return
 	}
@@ -455,7 +566,7 @@ func (t *Tracker) remove(k entryKey, h uint64, at, prevAt int64) {
 	for i := len(e.stamps) - 1; i >= 0; i-- {
 		if e.stamps[i].h == h && e.stamps[i].at == at {
 			e.stamps = append(e.stamps[:i], e.stamps[i+1:]...)
-			t.records--
+			sh.records--
 			found = true
 			break
 		}
@@ -468,50 +579,70 @@ func (t *Tracker) remove(k entryKey, h uint64, at, prevAt int64) {
 		e.stamps = append(e.stamps, stamp{})
 		copy(e.stamps[i+1:], e.stamps[i:])
 		e.stamps[i] = stamp{h: h, at: prevAt}
-		t.records++
+		sh.records++
+	}
+	t.sync(sh)
+}
+
+// sync adds what sh keeps since its last sync to Tracker.kept: one atomic
+// add a call, not one a record. Called with sh's lock held.
+func (t *Tracker) sync(sh *shard) {
+	if n := sh.records + len(sh.entries); n != sh.synced {
+		t.kept.Add(int64(n - sh.synced))
+		sh.synced = n
 	}
 }
 
-// evict drops the entries out of their window from the LRU end, a few a
-// call, and while the tracker is over its cap folds live ones into the
-// sketch. The entry in use (the head) stays. Called with the lock held.
-func (t *Tracker) evict(now time.Time) {
-	for i := 0; t.head != nil && t.head.prev != t.head; i++ {
-		tail := t.head.prev
-		t.prune(tail, now)
-		over := t.records+len(t.entries) > t.max
+// evict drops sh's entries out of their window from its LRU end, a few a
+// call, and while the tracker (all shards) is over its cap folds sh's live
+// ones into the sketch. The entry in use (the head) stays. Called with sh's
+// lock held; syncs sh.
+func (t *Tracker) evict(sh *shard, now time.Time) {
+	// Publish this call's records before reading the others' (atomics are
+	// sequentially consistent): of two shards evicting at once, at least
+	// one sees what the other added, so the total ends within the cap.
+	t.sync(sh)
+	defer t.sync(sh)
+	base := t.kept.Load() - int64(sh.synced) // the other shards
+	for i := 0; sh.head != nil && sh.head.prev != sh.head; i++ {
+		tail := sh.head.prev
+		t.prune(sh, tail, now)
+		over := base+int64(sh.records+len(sh.entries)) > t.max
 		switch {
 		case len(tail.stamps) > 0 && !over:
 			return
 		case len(tail.stamps) > 0:
-			t.sk.add(t.sk.hash(tail.key), len(tail.stamps), tail.window, now)
+			t.skMu.Lock()
+			t.sk.add(tail.skh, len(tail.stamps), tail.window, now)
+			t.folded.Store(true) // under skMu: a reader that sees it locks skMu after
+			t.skMu.Unlock()
 		case i >= 3 && !over:
 			return // enough housekeeping for one call
 		}
-		t.records -= len(tail.stamps)
-		t.unlink(tail)
-		delete(t.entries, tail.key)
+		sh.records -= len(tail.stamps)
+		sh.unlink(tail)
+		delete(sh.entries, tail.key)
 	}
 }
 
-func (t *Tracker) pushFront(e *entry) {
-	if t.head == nil {
+func (sh *shard) pushFront(e *entry) {
+	if sh.head == nil {
 		e.prev, e.next = e, e
 	} else {
-		e.next, e.prev = t.head, t.head.prev
-		t.head.prev.next = e
-		t.head.prev = e
+		e.next, e.prev = sh.head, sh.head.prev
+		sh.head.prev.next = e
+		sh.head.prev = e
 	}
-	t.head = e
+	sh.head = e
 }
 
-func (t *Tracker) unlink(e *entry) {
+func (sh *shard) unlink(e *entry) {
 	if e.next == e {
-		t.head = nil
+		sh.head = nil
 	} else {
 		e.prev.next, e.next.prev = e.next, e.prev
-		if t.head == e {
-			t.head = e.next
+		if sh.head == e {
+			sh.head = e.next
 		}
 	}
 	e.prev, e.next = nil, nil
@@ -521,10 +652,9 @@ func (t *Tracker) unlink(e *entry) {
 // current and the previous window per cell, so a cell forgets what it
 // holds two windows after its last fold.
 type sketch struct {
-	w      uint64
-	cells  []cell
-	seed   maphash.Seed
-	folded bool // anything was ever added: until then every estimate is 0
+	w     uint64
+	cells []cell
+	seed  maphash.Seed
 }
 
 const sketchRows = 4
@@ -555,7 +685,6 @@ func (s *sketch) cell(h uint64, row int) *cell {
 // taken as sent now, the latest it can have been, and the epoch rounds
 // outwards, so it is counted at least as long as it was live.
 func (s *sketch) add(h uint64, n int, window time.Duration, now time.Time) {
-	s.folded = true
 	t := uint32(now.Unix())
 	win := uint32(window/time.Second) + 2
 	for row := range sketchRows {
@@ -571,11 +700,7 @@ func (s *sketch) add(h uint64, n int, window time.Duration, now time.Time) {
 
 // estimate returns the records of h still counted at now (the least over
 // the rows) and when that row's count next drops.
-func (s *sketch) estimate(k entryKey, now time.Time) (n int, until time.Time) {
-	if !s.folded {
-		return 0, time.Time{}
-	}
-	h := s.hash(k)
+func (s *sketch) estimate(h uint64, now time.Time) (n int, until time.Time) {
 	t := uint32(now.Unix())
 	best := -1
 	for row := range sketchRows {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,9 +170,23 @@ func TestUndo(t *testing.T) {
 	if n := tr.Len(); n != 2 { // the two entries, no records
 		t.Errorf("Len after an undone send = %d, want 2", n)
 	}
+	if e, r := counts(tr); int64(e+r) != tr.kept.Load() {
+		t.Errorf("kept after an undone send = %d, want the %d entries and %d records", tr.kept.Load(), e, r)
+	}
 	if out := take(t, tr, body, "+2", l, t0); !out.Allowed() {
 		t.Errorf("the refused send was counted: %+v", out)
 	}
+}
+
+// counts returns the entries and the records tr keeps, over its shards.
+func counts(tr *Tracker) (entries, records int) {
+	for i := range tr.shards {
+		sh := &tr.shards[i]
+		sh.mu.Lock()
+		entries, records = entries+len(sh.entries), records+sh.records
+		sh.mu.Unlock()
+	}
+	return entries, records
 }
 
 type refuse struct{}
@@ -274,9 +289,7 @@ func TestUndoValueConcurrent(t *testing.T) {
 	for range workers {
 		<-done
 	}
-	tr.mu.Lock()
-	entries, records := len(tr.entries), tr.records
-	tr.mu.Unlock()
+	entries, records := counts(tr)
 	if records == 0 {
 		t.Fatalf("records after %d sends = 0", workers*each)
 	}
@@ -309,8 +322,8 @@ func TestUndoValueConcurrent(t *testing.T) {
 // under the default MaxRecords (about 48 pair records a second of rate
 // are live, so 100,000 is reached at about 2,000/s), at it, and over it,
 // where every send folds the LRU tail into the sketch and its entry is
-// made again at its next send. The whole call runs under the tracker's one
-// lock, which every decision takes.
+// made again at its next send. The whole call runs under its instance's
+// shard's lock (one lock for every decision before the tracker was sharded).
 func BenchmarkTrackerAtRate(b *testing.B) {
 	for _, rate := range []int{1000, 2000, 5000} {
 		b.Run(strconv.Itoa(rate), func(b *testing.B) {
@@ -335,4 +348,30 @@ func BenchmarkTrackerAtRate(b *testing.B) {
 			b.ReportMetric(float64(tr.Len()), "kept")
 		})
 	}
+}
+
+// BenchmarkTrackerParallel sends from every P (b.RunParallel) over 1,000
+// instances, each with its own bodies and recipients (multilingual), in the
+// harness's shape: what one lock for every decision costs against a lock
+// per shard of instances.
+func BenchmarkTrackerParallel(b *testing.B) {
+	tr := New(Options{})
+	l := Limits{FanOutWindow: 10 * time.Minute, FanOutThrottle: 1e9, FanOutBlock: 1e9, PairPerMinute: 1e9}
+	texts := []string{"طلبك %d في الطريق", "आपका ओटीपी %d है", "Siparişiniz %d yola çıktı", "Your order %d 🚚✨", "Cafe\u0301 reçu %d 🇫🇷"}
+	var sends []Send
+	for i := range 4000 {
+		sends = append(sends, Send{Instance: fmt.Sprintf("inst_%05d", i%1000), Body: BodyKey(fmt.Sprintf(texts[i%len(texts)], i%997)), Phone: fmt.Sprintf("+9665%08d", i), Abuse: l})
+	}
+	for i, s := range sends {
+		tr.TakeSend(context.Background(), s, t0.Add(time.Duration(i)*time.Millisecond), allow)
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			// 2,000 sends a second of simulated time.
+			tr.TakeSend(context.Background(), sends[i%int64(len(sends))], t0.Add(4*time.Second+time.Duration(i)*500*time.Microsecond), allow)
+		}
+	})
 }
