@@ -119,7 +119,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdin
 	}
 	defer a.phones.Close()
 	defer a.store.Close()
-	dry := dryRun{stateStore: a.store, cal: limiter.Calendar{Loc: a.cfg.Location()}, counter: abuse.New(abuse.Options{MaxRecords: 64, SketchWidth: 64})}
+	dry := dryRun{stateStore: a.store, cal: limiter.Calendar{Loc: a.cfg.Location()}, counter: abuse.New(abuse.Options{MaxRecords: 64, SketchWidth: 64, Shards: 1})}
 	a.decider.SetState(dry)
 	a.decider.SetAbuse(dry)
 
