@@ -176,8 +176,15 @@ var multilingual = []string{
 
 func TestPredictConcurrent(t *testing.T) {
 	_, m := trainFixture(t, Inbound, Params{Epochs: 5})
-	want := make([][]float64, len(multilingual))
-	for i, s := range multilingual {
+	predictConcurrently(t, m, multilingual)
+}
+
+// predictConcurrently runs m.Predict on texts from 16 goroutines and wants
+// what one goroutine alone gets, bit for bit.
+func predictConcurrently(t *testing.T, m *Model, texts []string) {
+	t.Helper()
+	want := make([][]float64, len(texts))
+	for i, s := range texts {
 		want[i] = m.Predict(s, nil)
 	}
 	var wg sync.WaitGroup
@@ -186,16 +193,13 @@ func TestPredictConcurrent(t *testing.T) {
 		wg.Go(func() {
 			buf := make([]float64, 0, MaxClasses)
 			for r := range 200 {
-				i := (g + r) % len(multilingual)
-				got := m.Predict(multilingual[i], buf[:0])
-				for c := range got {
-					if got[c] != want[i][c] {
-						select {
-						case errs <- multilingual[i]:
-						default:
-						}
-						return
+				i := (g + r) % len(texts)
+				if got := m.Predict(texts[i], buf[:0]); !slices.Equal(got, want[i]) {
+					select {
+					case errs <- texts[i]:
+					default:
 					}
+					return
 				}
 			}
 		})

@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sendguard/sendguard/internal/optout"
@@ -161,33 +160,11 @@ func TestNegatorPredictConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	texts := append(slices.Clone(multilingual), "не прекращайте напоминания 🙏", "ye message band mat karna", "لا توقفوا الرسائل 😅", "मैसेज बंद मत करो", "durdurmayın lütfen")
-	want := make([][]float64, len(texts))
-	for i, s := range texts {
-		want[i] = m.Predict(s, nil)
-		if n := m.PredictNormalized(optout.Normalize(s), nil); !slices.Equal(n, want[i]) {
-			t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", s, n, want[i])
+	for _, s := range texts {
+		p, n := m.Predict(s, nil), m.PredictNormalized(optout.Normalize(s), nil)
+		if !slices.Equal(n, p) {
+			t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", s, n, p)
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make(chan string, 64)
-	for g := range 16 {
-		wg.Go(func() {
-			buf := make([]float64, 0, MaxClasses)
-			for r := range 200 {
-				i := (g + r) % len(texts)
-				if got := m.Predict(texts[i], buf[:0]); !slices.Equal(got, want[i]) {
-					select {
-					case errs <- texts[i]:
-					default:
-					}
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for s := range errs {
-		t.Errorf("Predict(%q) from many goroutines differs from one goroutine", s)
-	}
+	predictConcurrently(t, m, texts)
 }
