@@ -54,8 +54,8 @@ func lookalikes(s string) string {
 			other++
 		}
 	}
-	if other == 0 {
-		return s
+	if other == 0 || latin == 0 {
+		return s // one script or none: no word mixes them, none to write in Latin
 	}
 	var b strings.Builder
 	b.Grow(len(s))
@@ -100,15 +100,29 @@ func foldable(s string) bool {
 // letters (but й's breve) and recomposes: NFC of NFD without them.
 func stripMarks(s string) string {
 	d := norm.NFD.String(s)
+	dropped := func(base, r rune) bool {
+		return unicode.Is(unicode.Mn, r) && scriptOf(base) != scriptNone && !(base == 'и' && r == 0x0306)
+	}
+	base, found := rune(-1), false
+	for _, r := range d {
+		if found = dropped(base, r); found {
+			break
+		}
+		if !unicode.Is(unicode.Mn, r) {
+			base = r
+		}
+	}
+	if !found {
+		return norm.NFC.String(s) // s itself when it is NFC, as Normalize's output is
+	}
 	var b strings.Builder
 	b.Grow(len(d))
-	base := rune(-1)
+	base = -1
 	for _, r := range d {
-		if unicode.Is(unicode.Mn, r) {
-			if sc := scriptOf(base); sc != scriptNone && !(base == 'и' && r == 0x0306) {
-				continue
-			}
-		} else {
+		if dropped(base, r) {
+			continue
+		}
+		if !unicode.Is(unicode.Mn, r) {
 			base = r
 		}
 		b.WriteRune(r)
