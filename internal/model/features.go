@@ -210,15 +210,6 @@ func fnv(h uint32, b []byte) uint32 {
 	return h
 }
 
-// extract appends the bucket of every feature of the prepared text p to
-// dst (a feature that occurs twice is there twice) and, when spans is not
-// nil, where each came from. Only Explain asks for spans; the hot path
-// needs no strings.
-func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
-	dst, _ = s.extractNeg(dst, p, nil, spans)
-	return dst
-}
-
 // negHashes is the sorted word hashes of s.Negators, for extractNeg.
 func (s *Spec) negHashes() []uint32 {
 	var out []uint32
@@ -229,9 +220,12 @@ func (s *Spec) negHashes() []uint32 {
 	return slices.Compact(out)
 }
 
-// extractNeg is extract with the negator marks: neg is s.negHashes().
-// The character n-grams come first: nchar is how many of the features
-// appended are those.
+// extractNeg appends the bucket of every feature of the prepared text p
+// to dst (a feature that occurs twice is there twice), with the negator
+// marks of neg (s.negHashes(); nil: none) and, when spans is not nil,
+// where each came from. Only Explain asks for spans; the hot path needs no
+// strings. The character n-grams come first: nchar is how many of the
+// features appended are those.
 func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (_ []uint32, nchar int) {
 	start := len(dst)
 	shift := uint(32 - s.BucketBits)

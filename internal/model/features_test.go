@@ -214,3 +214,9 @@ func TestUnleet(t *testing.T) {
 		}
 	}
 }
+
+// extract is extractNeg without negator marks.
+func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
+	dst, _ = s.extractNeg(dst, p, nil, spans)
+	return dst
+}
