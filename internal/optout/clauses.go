@@ -23,9 +23,11 @@ var buts = map[string]bool{
 }
 
 // Clauses splits a message into the clauses Classify scores one by one:
-// at sentence punctuation and line breaks, at a dash between spaces, and
-// before a "but" that follows a comma. Clauses of fewer than three
-// non-space runes are dropped. A message with one clause returns it alone.
+// at sentence punctuation and line breaks, at a dash between spaces, and at
+// every comma (Latin, Arabic or ideographic), a "but" after the comma left
+// out ("we're not doing an allotment next year, can you stop the texts"
+// gives "can you stop the texts"). Clauses of fewer than three non-space
+// runes are dropped. A message with one clause returns it alone.
 func Clauses(text string) []string {
 	var out []string
 	add := func(c string) {
@@ -36,7 +38,7 @@ func Clauses(text string) []string {
 	}
 	for _, s := range strings.FieldsFunc(text, func(r rune) bool { return strings.ContainsRune(sentenceEnds, r) }) {
 		for _, part := range splitDashes(s) {
-			splitBut(part, add)
+			splitCommas(part, add)
 		}
 	}
 	return out
@@ -60,9 +62,9 @@ func splitDashes(s string) []string {
 	}
 }
 
-// splitBut calls add with each part of s, split before a word of buts
-// that follows a comma (Latin, Arabic or ideographic).
-func splitBut(s string, add func(string)) {
+// splitCommas calls add with each part of s between commas (Latin, Arabic
+// or ideographic), leaving out a word of buts that follows a comma.
+func splitCommas(s string, add func(string)) {
 	start := 0
 	for i := 0; i < len(s); {
 		j := strings.IndexAny(s[i:], ",،、")
@@ -71,16 +73,17 @@ func splitBut(s string, add func(string)) {
 		}
 		j += i
 		_, size := utf8.DecodeRuneInString(s[j:])
+		add(s[start:j])
 		rest := strings.TrimLeftFunc(s[j+size:], unicode.IsSpace)
 		w := rest
 		if k := strings.IndexFunc(rest, func(r rune) bool { return unicode.IsSpace(r) || r == ',' }); k >= 0 {
 			w = rest[:k]
 		}
+		start = j + size
 		if buts[strings.ToLower(w)] {
-			add(s[start:j])
 			start = len(s) - len(rest) + len(w)
 		}
-		i = j + size
+		i = start
 	}
 	add(s[start:])
 }

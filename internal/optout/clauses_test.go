@@ -24,8 +24,13 @@ func TestClauses(t *testing.T) {
 		{"line one\r\nline two\rline three", []string{"line one", "line two", "line three"}},
 		{"line one\u2028line two\u2029line three\u0085line four\vline five\fline six",
 			[]string{"line one", "line two", "line three", "line four", "line five", "line six"}},
-		{"nothing but trouble, nothing", []string{"nothing but trouble, nothing"}},
-		{"a, b", []string{"a, b"}},
+		{"nothing but trouble, nothing", []string{"nothing but trouble", "nothing"}},
+		{"a, b", nil}, // both parts under three runes
+		{"we're not doing an allotment next year, can you stop the texts", []string{"we're not doing an allotment next year", "can you stop the texts"}},
+		{"Маша закончила занятия, уберите мой номер из группы", []string{"Маша закончила занятия", "уберите мой номер из группы"}},
+		{"درمانم تموم شد، یادآوری نوبت‌ها رو دیگه نمی‌خوام", []string{"درمانم تموم شد", "یادآوری نوبت‌ها رو دیگه نمی‌خوام"}},
+		{"ok, but, fine", []string{"fine"}}, // "ok" is too short; "but" is left out
+		{"thanks,,, stop", []string{"thanks", "stop"}},
 	} {
 		if got := Clauses(tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("Clauses(%q) = %q, want %q", tc.in, got, tc.want)
@@ -64,7 +69,8 @@ func TestClassifyClauses(t *testing.T) {
 		{"thanks for the delivery. STOPME please.", OptOut, "STOPME please"},
 		{"thanks for the delivery\u2029STOPME please", OptOut, "STOPME please"},
 		{"thanks for the delivery\rSTOPME please", OptOut, "STOPME please"},
-		{"RESUME them. Actually no, STOPME.", OptOut, "Actually no, STOPME"}, // opt-out wins
+		{"RESUME them. Actually no, STOPME.", OptOut, "STOPME"}, // opt-out wins
+		{"we moved. so, STOPME", OptOut, "STOPME"},              // a request after a comma
 		{"thanks for the delivery. all good.", None, ""},
 		{"STOPME", OptOut, ""},      // the whole message decides; no clause
 		{"unsubscribe", OptOut, ""}, // the lists decide alone
