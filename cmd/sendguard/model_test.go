@@ -158,12 +158,12 @@ func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
 		line, _, _ = strings.Cut(line, "\n\n")
 		return line
 	}
-	def, low, high := recall(""), recall("0.40"), recall("0.99")
-	if !strings.Contains(def, "opt_out >= 0.40") || def != low {
-		t.Errorf("model eval without --opt-out-threshold printed %q; with 0.40 %q: want the same, at 0.40", def, low)
+	def, low, high := recall(""), recall("0.45"), recall("0.99")
+	if !strings.Contains(def, "opt_out >= 0.45") || def != low {
+		t.Errorf("model eval without --opt-out-threshold printed %q; with 0.45 %q: want the same, at 0.45", def, low)
 	}
 	if !strings.Contains(high, "opt_out >= 0.99") || high == low {
-		t.Errorf("model eval --opt-out-threshold 0.99 printed %q; at 0.40 %q: want another line", high, low)
+		t.Errorf("model eval --opt-out-threshold 0.99 printed %q; at 0.45 %q: want another line", high, low)
 	}
 }
 

@@ -170,12 +170,12 @@ test_no_model_signals if {
 # when transactional evidence would take the score to 0; below the line
 # the score is the usual one.
 test_throttle_line_slows if {
-	inp := with_signals({"p_transactional": 45, "p_promotional": 50, "transactional": 2})
+	inp := with_signals({"p_transactional": 50, "p_promotional": 45, "transactional": 2})
 	risk.model_throttle with input as inp
 	risk.score == 50 with input as inp
 	risk.throttle with input as inp
 	not risk.block with input as inp
-	below := with_signals({"p_transactional": 55, "p_promotional": 45, "transactional": 2})
+	below := with_signals({"p_transactional": 60, "p_promotional": 40, "transactional": 2})
 	risk.score == 0 with input as below
 	not risk.throttle with input as below
 }
