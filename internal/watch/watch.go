@@ -124,21 +124,32 @@ type Watcher struct {
 	Log *slog.Logger
 
 	last map[string]string
+	// fp is Fingerprint; tests replace it.
+	fp func(string) (string, error)
 }
 
 // Start takes the first fingerprints, the baseline of the first Poll.
 func (w *Watcher) Start() {
+	if w.fp == nil {
+		w.fp = Fingerprint
+	}
 	w.last = map[string]string{}
 	for _, p := range w.Paths {
 		if strings.TrimSpace(p) != "" {
-			w.last[p], _ = Fingerprint(p) // "" when unreadable: its first reading is a change
+			w.last[p], _ = w.fp(p) // "" when unreadable: its first reading is a change
 		}
 	}
 }
 
-// Poll fingerprints every path once, calls Changed with the ones that
-// changed (if any did) and returns them, in the order of Paths. A path that
-// cannot be read now keeps its last fingerprint.
+// Poll fingerprints every path, calls Changed with the ones that changed
+// (if any did) and returns them, in the order of Paths. A path that cannot
+// be read now keeps its last fingerprint. A path that reads as changed is
+// read again at once, and counts only when both readings agree: a
+// fingerprint walks the files one by one, so a ConfigMap swap (one rename)
+// that lands in the middle of a walk gives a reading of half the old files
+// and half the new ones, and reporting it would reload once for that torn
+// reading and again at the next poll for the whole new one. A path still
+// moving is read again at the next poll.
 func (w *Watcher) Poll(ctx context.Context) []string {
 	if w.last == nil {
 		w.Start()
@@ -149,7 +160,16 @@ func (w *Watcher) Poll(ctx context.Context) []string {
 		if !ok {
 			continue
 		}
-		fp, err := Fingerprint(p)
+		fp, err := w.fp(p)
+		if err == nil && fp != last {
+			var again string
+			if again, err = w.fp(p); err == nil && again != fp {
+				if w.Log != nil {
+					w.Log.Debug("watch: changing while read; reading again at the next poll", "path", p)
+				}
+				continue
+			}
+		}
 		if err != nil {
 			if w.Log != nil {
 				w.Log.Debug("watch: cannot read; trying again at the next poll", "path", p, "err", err)

@@ -253,3 +253,51 @@ func TestInterval(t *testing.T) {
 		}
 	}
 }
+
+// A swap that lands in the middle of a fingerprint's walk gives a torn
+// reading (some files resolved in the old generation, some in the new).
+// Poll reads a changed path again at once and reports it only when both
+// readings agree, so one swap is one change, never the torn reading and
+// then the whole one. A path that keeps moving waits for the next poll.
+func TestTornReading(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		readings []string // after the baseline "old"
+		want     [][]string
+	}{
+		// Poll 1: torn, then new (disagree: wait). Poll 2: new, new.
+		{"torn then whole", []string{"torn", "new", "new", "new"}, [][]string{nil, {"p"}}},
+		{"one clean swap", []string{"new", "new", "new"}, [][]string{{"p"}, nil}},
+		{"nothing changed", []string{"old", "old"}, [][]string{nil, nil}},
+		// Still being written at both polls.
+		{"moving", []string{"a", "b", "c", "d"}, [][]string{nil, nil}},
+		// Unreadable on the second reading: kept for the next poll.
+		{"unreadable again", []string{"new", "", "new", "new"}, [][]string{nil, {"p"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			readings := append([]string{"old"}, tc.readings...)
+			var calls [][]string
+			w := &Watcher{Paths: []string{"p"}, Changed: func(_ context.Context, paths []string) { calls = append(calls, paths) }}
+			w.fp = func(string) (string, error) {
+				if len(readings) == 0 {
+					t.Fatal("read more often than scripted")
+				}
+				r := readings[0]
+				readings = readings[1:]
+				if r == "" {
+					return "", fmt.Errorf("unreadable")
+				}
+				return r, nil
+			}
+			w.Start()
+			for i, want := range tc.want {
+				if got := w.Poll(context.Background()); !slices.Equal(got, want) {
+					t.Errorf("poll %d: Poll() = %q, want %q", i+1, got, want)
+				}
+			}
+			if n := len(slices.DeleteFunc(calls, func(c []string) bool { return c == nil })); n > 1 {
+				t.Errorf("Changed called %d times for one swap, want at most 1", n)
+			}
+		})
+	}
+}
