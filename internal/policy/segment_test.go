@@ -25,7 +25,7 @@ func TestTuckedInAdBlocks(t *testing.T) {
 	tests := []struct{ notice, ad string }{
 		{"Your electricity bill for October is AED 412.50, account 2231-8812. Please pay by 20 November through the app or at any branch to avoid a late fee.",
 			"\nSwitch to our green plan and get your first month free!"},
-		{"Hola Lucía, tu cita con la Dra. Pérez está confirmada para el jueves 12 a las 17:30 en la clínica de Chamberí. Trae tu tarjeta sanitaria.",
+		{"Hola Lucía, tu cita con la Dra. Pérez está confirmada para el jueves 12 a las 17:30 en la clínica de Chamberí, consulta 3, segunda planta. Trae tu tarjeta sanitaria y el informe de la última revisión. Si no puedes venir, avísanos con 24 horas de antelación.",
 			"\n\nP.D. Este mes el blanqueamiento dental tiene un 30% de descuento, ¡pide tu cita!"},
 	}
 	decide := func(sig risk.Signals) Decision {
