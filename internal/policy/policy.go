@@ -17,8 +17,10 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -28,6 +30,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
+	"github.com/sendguard/sendguard/internal/policy/irvm"
 	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/policies"
 )
@@ -76,6 +79,14 @@ type Options struct {
 	// scanner real sends use. nil means the default scanner
 	// (risk.New(risk.Options{})).
 	Scan func(message string) Signals
+
+	// Topdown evaluates the decision query with OPA's topdown evaluator
+	// even when the IR VM (package irvm) supports the policies' plan.
+	Topdown bool
+
+	// Log receives a line at each load saying which evaluator decides,
+	// and why not the VM when it does not; nil discards it.
+	Log *slog.Logger
 }
 
 // Engine evaluates the prepared decision query. It is safe for concurrent
@@ -93,6 +104,8 @@ type Engine struct {
 
 type prepared struct {
 	pq      rego.PreparedEvalQuery
+	vm      *rego.PreparedEvalQuery // the decision query on the IR VM; nil on topdown
+	noVM    string                  // why the VM does not decide, when it does not
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet
 	memo    *memo[Decision] // nil when off
@@ -141,12 +154,32 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if scan == nil {
 		scan = risk.New(risk.Options{}).Scan
 	}
-	p, err := prepare(ctx, fsys, e.opts.CacheEntries, scan)
+	p, err := prepare(ctx, fsys, e.opts.CacheEntries, scan, e.opts.Topdown)
 	if err != nil {
 		return fmt.Errorf("policies from %s: %w", e.Source(), err)
 	}
+	log := e.opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if p.vm != nil {
+		log.InfoContext(ctx, "policy evaluator", "source", e.Source(), "evaluator", "irvm")
+	} else {
+		log.InfoContext(ctx, "policy evaluator", "source", e.Source(), "evaluator", "topdown", "reason", p.noVM)
+	}
 	e.cur.Store(p) // the old memo goes with the old policies
 	return nil
+}
+
+// Evaluator names what evaluates the running policies' decisions: "irvm"
+// (OPA's plan of the query, run by package irvm) or "topdown" (OPA's
+// evaluator, with the rule cache), and why not the VM when it is topdown.
+func (e *Engine) Evaluator() (name, reason string) {
+	p := e.cur.Load()
+	if p.vm != nil {
+		return "irvm", ""
+	}
+	return "topdown", p.noVM
 }
 
 // Probes returns the probes the running policies answered as expected.
@@ -211,7 +244,7 @@ func merge(data map[string]any, dir string, v map[string]any) error {
 	return nil
 }
 
-func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) Signals) (*prepared, error) {
+func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) Signals, topdownOnly bool) (*prepared, error) {
 	b, err := load(fsys)
 	if err != nil {
 		return nil, err
@@ -243,6 +276,24 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 	if p.revision, err = revisionOf(fsys); err != nil {
 		return nil, err
 	}
+	if topdownOnly {
+		p.noVM = "Options.Topdown"
+	} else {
+		// The same modules and options, planned by OPA and run by the VM.
+		// Anything the VM does not evaluate exactly as topdown refuses
+		// the plan, and topdown decides.
+		vopts := append(opts[:len(opts):len(opts)], rego.Target(irvm.Target))
+		vm, err := rego.New(vopts...).PrepareForEval(ctx)
+		var unsupported *irvm.UnsupportedError
+		switch {
+		case err == nil:
+			p.vm = &vm
+		case errors.As(err, &unsupported):
+			p.noVM = unsupported.Error()
+		default:
+			p.noVM = "planning: " + err.Error()
+		}
+	}
 	xopts := append(opts[1:len(opts):len(opts)], rego.Query("data.sendguard.risk.breakdown"))
 	if x, err := rego.New(xopts...).PrepareForEval(ctx); err == nil {
 		p.explain = &x
@@ -264,6 +315,9 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 	if deterministic && entries > 0 {
 		p.fields = fields
 		p.memo = newMemo[Decision](int(entries))
+		if p.vm != nil {
+			return p, nil // the rule cache is topdown's
+		}
 		// An eighth of the decisions' bound: a rule's value (the content
 		// breakdown, an object of some 20 numbers) is larger than a
 		// decision, and a decision input adds a handful of rule values at
@@ -404,9 +458,12 @@ func InputValue(in Input) ast.Value {
 func (p *prepared) eval(ctx context.Context, in Input) (Decision, error) {
 	var rs rego.ResultSet
 	var err error
-	if p.rules == nil {
+	switch {
+	case p.vm != nil:
+		rs, err = p.vm.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
+	case p.rules == nil:
 		rs, err = p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
-	} else {
+	default:
 		vc := p.rules.newEvalCache(&in)
 		rs, err = p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode), rego.EvalVirtualCache(vc))
 		if err == nil {

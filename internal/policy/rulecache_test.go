@@ -15,7 +15,7 @@ import (
 // itself or through the rules and functions it refers to: a key missing a
 // field would answer one input with another's value.
 func TestRuleFields(t *testing.T) {
-	e := engine(t, Options{})
+	e := engine(t, Options{Topdown: true}) // the rule cache is topdown's
 	r := e.cur.Load().rules
 	if r == nil {
 		t.Fatal("no rule cache with the memo on")
@@ -76,8 +76,8 @@ func fieldSetOf(t *testing.T, names []string) fieldSet {
 // input decided by an engine with neither.
 func TestRuleCacheRandomInputs(t *testing.T) {
 	ctx := context.Background()
-	on := engine(t, Options{})
-	off := engine(t, Options{CacheEntries: -1})
+	on := engine(t, Options{Topdown: true})
+	off := engine(t, Options{CacheEntries: -1, Topdown: true})
 	p := on.cur.Load()
 	purposes := []string{"transactional", " Authentication ", "marketing", "newsletter", "SUPPORT"}
 	rng := rand.New(rand.NewPCG(11, 11))
@@ -137,7 +137,7 @@ else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
 `,
 		ProbesFile: probeFile("allowed"),
 	})
-	e := engine(t, Options{Dir: dir})
+	e := engine(t, Options{Dir: dir, Topdown: true})
 	p := e.cur.Load()
 	in := Input{Signals: Signals{Links: 1, Emoji: 1}}
 	if d, err := p.eval(context.Background(), in); err == nil {

@@ -1,0 +1,205 @@
+package irvm
+
+import "github.com/open-policy-agent/opa/v1/ast"
+
+// The planner builds every constant collection of a policy (an object
+// literal, and each folded data value, such as a table of weights) afresh
+// each time the statement is reached: MakeObjectStmt, then an
+// ObjectInsertStmt per key, inside a comprehension's loop as often as it
+// turns. foldConstants builds such a collection once, at Compile, and
+// replaces its construction with the assignment of the finished value.
+//
+// Sharing one value between evaluations is safe only if nothing ever
+// mutates it, so folding is all or nothing, on a proof over the whole
+// program: every local that any statement mutates in place (ObjectInsert,
+// ObjectInsertOnce, ArrayAppend, SetAdd) is, in its function, only ever
+// assigned a collection it makes itself (MakeObject, MakeArray, MakeSet).
+// A shared constant is never such a collection, so no statement can reach
+// it to mutate it. A collection is folded when it is made once in its
+// function, every mutation of it (in the whole function) comes in the same
+// block before it is first read or the block does anything that could
+// leave it (a statement that may be undefined, a nested block), and each
+// key and value it is given is itself a constant.
+
+// body is one function's (or the plan's) blocks and the locals its caller
+// assigns.
+type body struct {
+	blocks []*block
+	params []int
+}
+
+func foldConstants(bodies []body) {
+	counts := make([]localCounts, len(bodies))
+	for i, b := range bodies {
+		c := localCounts{makes: map[int]int{}, muts: map[int]int{}, other: map[int]int{}}
+		for _, p := range b.params {
+			c.other[p]++
+		}
+		for _, bl := range b.blocks {
+			c.walk(bl)
+		}
+		for l := range c.muts {
+			if c.other[l] > 0 {
+				return // a mutated local that may hold a value it did not make
+			}
+		}
+		counts[i] = c
+	}
+	for i, b := range bodies {
+		for _, bl := range b.blocks {
+			foldBlock(bl, &counts[i])
+		}
+	}
+}
+
+type localCounts struct {
+	makes map[int]int // MakeObject, MakeArray, MakeSet of the local
+	muts  map[int]int // in-place mutations of the local
+	other map[int]int // any other assignment
+}
+
+func (c *localCounts) walk(b *block) {
+	for i := range b.stmts {
+		s := &b.stmts[i]
+		switch s.kind {
+		case kMakeArray, kMakeObject, kMakeSet:
+			c.makes[s.dst]++
+		case kArrayAppend, kObjectInsert, kObjectInsertOnce, kSetAdd:
+			c.muts[s.dst]++
+		case kAssignVar, kAssignInt, kMakeNull, kMakeNumber, kAssignVarOnce, kDot, kLen, kCallBuiltin, kCallFunc, kWith:
+			c.other[s.dst]++
+		case kScan:
+			c.other[s.dst]++
+			c.other[s.dst2]++
+		}
+		for _, nb := range s.blocks {
+			c.walk(nb)
+		}
+		if s.body != nil {
+			c.walk(s.body)
+		}
+	}
+}
+
+// building is a collection under construction in a block.
+type building struct {
+	val  *ast.Term
+	make int   // its Make statement
+	muts []int // the mutations folded into val so far
+}
+
+func foldBlock(b *block, c *localCounts) {
+	known := map[int]*ast.Term{}
+	bld := map[int]*building{}
+	finalize := func(l int) {
+		x, ok := bld[l]
+		if !ok {
+			return
+		}
+		delete(bld, l)
+		if c.makes[l] != 1 || c.muts[l] != len(x.muts) {
+			return // made or mutated elsewhere too: left as it is
+		}
+		warm(x.val)
+		b.stmts[x.make] = stmt{kind: kMakeNumber, a: operand{local: -1, val: x.val}, dst: l}
+		for _, i := range x.muts {
+			b.stmts[i] = stmt{kind: kNop}
+		}
+		known[l] = x.val
+	}
+	finalizeAll := func() {
+		for l := range bld {
+			finalize(l)
+		}
+	}
+	constOf := func(o operand) *ast.Term {
+		if o.local < 0 {
+			return o.val
+		}
+		finalize(o.local)
+		return known[o.local]
+	}
+	for i := range b.stmts {
+		s := &b.stmts[i]
+		switch s.kind {
+		case kNop:
+		case kMakeNumber, kMakeNull, kAssignInt:
+			delete(bld, s.dst)
+			known[s.dst] = s.a.val
+		case kMakeObject, kMakeArray, kMakeSet:
+			delete(known, s.dst)
+			x := &building{make: i}
+			switch s.kind {
+			case kMakeObject:
+				x.val = ast.NewTerm(ast.NewObject())
+			case kMakeArray:
+				x.val = ast.NewTerm(ast.NewArray())
+			default:
+				x.val = ast.NewTerm(ast.NewSet())
+			}
+			bld[s.dst] = x
+		case kObjectInsert, kObjectInsertOnce, kArrayAppend, kSetAdd:
+			object := s.kind == kObjectInsert || s.kind == kObjectInsertOnce
+			k, v := constOf(s.a), (*ast.Term)(nil) // k is the value appended or added
+			if object {
+				v = constOf(s.b)
+			}
+			x, ok := bld[s.dst]
+			if !ok {
+				continue
+			}
+			if k == nil || (object && v == nil) {
+				delete(bld, s.dst)
+				continue
+			}
+			switch val := x.val.Value.(type) {
+			case ast.Object:
+				if s.kind == kObjectInsertOnce && val.Get(k) != nil {
+					delete(bld, s.dst) // let the statement answer it at run time
+					continue
+				}
+				val.Insert(k, v)
+			case *ast.Array:
+				x.val.Value = val.Append(k)
+			case ast.Set:
+				val.Add(k)
+			}
+			x.muts = append(x.muts, i)
+		case kAssignVar:
+			v := constOf(s.a)
+			delete(bld, s.dst)
+			if v != nil {
+				known[s.dst] = v
+			} else {
+				delete(known, s.dst)
+			}
+		default:
+			// Anything else may read a collection, be undefined, or
+			// (nested blocks) assign any local: every collection under
+			// construction is finished here, and no local is known after.
+			finalizeAll()
+			for _, nb := range s.blocks {
+				foldBlock(nb, c)
+			}
+			if s.body != nil {
+				foldBlock(s.body, c)
+			}
+			clear(known)
+		}
+	}
+	finalizeAll()
+}
+
+// warm computes what a shared value computes lazily (hashes, sorted
+// keys), so that concurrent evaluations only read it.
+func warm(t *ast.Term) {
+	t.Value.Hash()
+	switch v := t.Value.(type) {
+	case ast.Object:
+		v.Foreach(func(k, x *ast.Term) { warm(k); warm(x) })
+	case ast.Set:
+		v.Foreach(warm)
+	case *ast.Array:
+		v.Foreach(warm)
+	}
+}
