@@ -12,21 +12,24 @@ type fastFunc func(ops []*ast.Term) (out *ast.Term, handled bool)
 // topdown's code for the case it handles (v1/topdown/arithmetic.go,
 // comparison.go, aggregates.go, types.go).
 var fastBuiltins = map[string]fastFunc{
-	"plus":      arith(func(x, y int64) (int64, bool) { return x + y, true }),
-	"minus":     arith(func(x, y int64) (int64, bool) { return x - y, true }),
-	"mul":       arith(func(x, y int64) (int64, bool) { return x * y, true }),
-	"div":       arith(func(x, y int64) (int64, bool) { return divExact(x, y) }),
-	"gt":        compare(func(c int) bool { return c > 0 }),
-	"gte":       compare(func(c int) bool { return c >= 0 }),
-	"lt":        compare(func(c int) bool { return c < 0 }),
-	"lte":       compare(func(c int) bool { return c <= 0 }),
-	"max":       aggregate(func(c int) bool { return c <= 0 }, true),
-	"min":       aggregate(func(c int) bool { return c >= 0 }, false),
-	"sum":       sum,
-	"round":     unaryInt,
-	"ceil":      unaryInt,
-	"floor":     unaryInt,
-	"is_string": func(ops []*ast.Term) (*ast.Term, bool) { _, ok := ops[0].Value.(ast.String); return ast.InternedTerm(ok), true },
+	"plus":  arith(func(x, y int64) (int64, bool) { return x + y, true }),
+	"minus": arith(func(x, y int64) (int64, bool) { return x - y, true }),
+	"mul":   arith(func(x, y int64) (int64, bool) { return x * y, true }),
+	"div":   arith(func(x, y int64) (int64, bool) { return divExact(x, y) }),
+	"gt":    compare(func(c int) bool { return c > 0 }),
+	"gte":   compare(func(c int) bool { return c >= 0 }),
+	"lt":    compare(func(c int) bool { return c < 0 }),
+	"lte":   compare(func(c int) bool { return c <= 0 }),
+	"max":   aggregate(func(c int) bool { return c <= 0 }, true),
+	"min":   aggregate(func(c int) bool { return c >= 0 }, false),
+	"sum":   sum,
+	"round": unaryInt,
+	"ceil":  unaryInt,
+	"floor": unaryInt,
+	"is_string": func(ops []*ast.Term) (*ast.Term, bool) {
+		_, ok := ops[0].Value.(ast.String)
+		return ast.InternedTerm(ok), true
+	},
 }
 
 // topdown's int window for exact small-int arithmetic.
