@@ -110,6 +110,35 @@ func aggregateOf(n int, elem func(int) *ast.Term, keep func(int) bool, isMax boo
 	return best
 }
 
+// litFunc is a built-in of an array, given its elements (never empty: the
+// planner's array literals are not).
+type litFunc func(elems []*ast.Term) *ast.Term
+
+var litBuiltins = map[string]litFunc{
+	"max": func(elems []*ast.Term) *ast.Term {
+		var best *ast.Term
+		var bv ast.Value = ast.InternedNullTerm.Value
+		for _, x := range elems {
+			if bv.Compare(x.Value) <= 0 {
+				best, bv = x, x.Value
+			}
+		}
+		return best
+	},
+	"min": func(elems []*ast.Term) *ast.Term {
+		if len(elems) == 0 {
+			return nil
+		}
+		best := elems[0]
+		for _, x := range elems {
+			if best.Value.Compare(x.Value) >= 0 {
+				best = x
+			}
+		}
+		return best
+	},
+}
+
 func sum(ops []*ast.Term) (*ast.Term, bool) {
 	a, ok := ops[0].Value.(*ast.Array)
 	if !ok {

@@ -1,6 +1,10 @@
 package irvm
 
-import "github.com/open-policy-agent/opa/v1/ast"
+import (
+	"slices"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
 
 // The planner builds every constant collection of a policy (an object
 // literal, and each folded data value, such as a table of weights) afresh
@@ -48,6 +52,7 @@ func foldConstants(bodies []body) {
 	for i, b := range bodies {
 		for _, bl := range b.blocks {
 			foldBlock(bl, &counts[i])
+			fuseBlock(bl, &counts[i])
 		}
 	}
 }
@@ -56,11 +61,20 @@ type localCounts struct {
 	makes map[int]int // MakeObject, MakeArray, MakeSet of the local
 	muts  map[int]int // in-place mutations of the local
 	other map[int]int // any other assignment
+	reads map[int]int
 }
 
 func (c *localCounts) walk(b *block) {
+	if c.reads == nil {
+		c.reads = map[int]int{}
+	}
 	for i := range b.stmts {
 		s := &b.stmts[i]
+		for _, o := range readsOf(s) {
+			if o.local >= 0 {
+				c.reads[o.local]++
+			}
+		}
 		switch s.kind {
 		case kMakeArray, kMakeObject, kMakeSet:
 			c.makes[s.dst]++
@@ -202,4 +216,120 @@ func warm(t *ast.Term) {
 	case *ast.Array:
 		v.Foreach(warm)
 	}
+}
+
+// readsOf is the operands s reads (not the collections it mutates).
+func readsOf(s *stmt) []operand {
+	switch s.kind {
+	case kCallFunc, kCallBuiltin:
+		return append(slices.Clone(s.args), s.lit...)
+	case kArrayLit:
+		return s.lit
+	case kObjectLit:
+		return append(slices.Clone(s.lit), s.args...)
+	case kDot, kEqual, kNotEqual, kObjectInsert, kObjectInsertOnce:
+		return []operand{s.a, s.b}
+	case kReturnLocal, kLen, kScan, kAssignVar, kAssignVarOnce, kIsArray, kIsObject, kIsSet,
+		kIsDefined, kIsUndefined, kArrayAppend, kSetAdd, kResultSetAdd:
+		return []operand{s.a}
+	case kWith:
+		return []operand{s.a, {local: s.dst}}
+	}
+	return nil
+}
+
+// fuseBlock replaces the construction of a collection statement by
+// statement (MakeArray, then an ArrayAppend per element; MakeObject, then
+// an ObjectInsert per constant key) by one statement that makes it whole,
+// where nothing between can read it or change what goes in it: a value or
+// two built into an array for min or max (max([0, n - free])) is not made at
+// all, the call reads them where they are.
+func fuseBlock(b *block, c *localCounts) {
+	for i := range b.stmts {
+		s := &b.stmts[i]
+		for _, nb := range s.blocks {
+			fuseBlock(nb, c)
+		}
+		if s.body != nil {
+			fuseBlock(s.body, c)
+		}
+		if (s.kind != kMakeArray && s.kind != kMakeObject) || c.makes[s.dst] != 1 {
+			continue
+		}
+		t := s.dst
+		var elems, keys []operand // appended values; inserted values and their keys
+		var idx []int             // the statements folded in
+		used := map[int]bool{t: true} // locals read by the fused statement: none may change before it
+		distinct := map[ast.Value]bool{}
+		last := -1
+	scan:
+		for j := i + 1; j < len(b.stmts); j++ {
+			x := &b.stmts[j]
+			switch {
+			case x.kind == kNop:
+			case x.kind == kArrayAppend && x.dst == t && s.kind == kMakeArray:
+				used[x.a.local] = true
+				elems = append(elems, x.a)
+				idx = append(idx, j)
+				last = j
+			case (x.kind == kObjectInsert || x.kind == kObjectInsertOnce) && x.dst == t && s.kind == kMakeObject:
+				k := x.a.val
+				if x.a.local >= 0 || distinct[k.Value] {
+					break scan
+				}
+				if _, ok := k.Value.(ast.String); !ok {
+					break scan // strings compare by value as map keys; nothing else is needed
+				}
+				distinct[k.Value] = true
+				used[x.b.local] = true
+				keys, elems = append(keys, x.a), append(elems, x.b)
+				idx = append(idx, j)
+				last = j
+			case x.kind == kMakeNumber || x.kind == kMakeNull || x.kind == kAssignInt:
+				if used[x.dst] {
+					break scan
+				}
+			default:
+				break scan
+			}
+		}
+		if last < 0 || len(idx) != c.muts[t] {
+			continue
+		}
+		// min or max of the array, its only reader, right after it: the
+		// call reads the elements from where they are.
+		if s.kind == kMakeArray && c.reads[t] == 1 {
+			if k := nextStmt(b, last); k >= 0 {
+				call := &b.stmts[k]
+				if call.kind == kCallBuiltin && len(call.args) == 1 && call.args[0].local == t && call.bi.lit != nil {
+					call.lit, call.args = elems, nil
+					s.kind = kNop
+					for _, j := range idx {
+						b.stmts[j] = stmt{kind: kNop}
+					}
+					continue
+				}
+			}
+		}
+		lit := stmt{kind: kArrayLit, dst: t, lit: elems}
+		if s.kind == kMakeObject {
+			lit = stmt{kind: kObjectLit, dst: t, lit: elems, args: keys}
+		}
+		b.stmts[i] = stmt{kind: kNop}
+		for _, j := range idx {
+			b.stmts[j] = stmt{kind: kNop}
+		}
+		b.stmts[last] = lit
+	}
+}
+
+// nextStmt is the index of the first statement after i that is not a Nop,
+// -1 if none.
+func nextStmt(b *block, i int) int {
+	for j := i + 1; j < len(b.stmts); j++ {
+		if b.stmts[j].kind != kNop {
+			return j
+		}
+	}
+	return -1
 }

@@ -105,6 +105,8 @@ const (
 	kSetAdd
 	kResultSetAdd
 	kWith
+	kArrayLit  // dst := [lit...]
+	kObjectLit // dst := {args[i]: lit[i]...}, the keys distinct constants
 )
 
 // operand is a local (local >= 0) or a constant term.
@@ -122,6 +124,7 @@ type stmt struct {
 	blocks []*block
 	body   *block
 	args   []operand
+	lit    []operand // kArrayLit's elements, kObjectLit's values; a kCallBuiltin's array operand, element by element
 	fn     *function
 	bi     *builtinFunc
 	path   []*ast.Term // WithStmt
@@ -132,6 +135,7 @@ type builtinFunc struct {
 	name string
 	f    topdown.BuiltinFunc
 	fast fastFunc // nil when topdown's f is all there is
+	lit  litFunc  // the built-in of an array given element by element; nil when none
 	loc  *ast.Location
 }
 
@@ -397,7 +401,7 @@ func (c *compiler) builtin(name string, loc *ir.Location) *builtinFunc {
 	case decl.Nondeterministic || unsafeBuiltins[name]:
 		c.fail("built-in %s (non-deterministic or needs the evaluator's context)", name)
 	}
-	return &builtinFunc{name: name, f: f, fast: fastBuiltins[name], loc: astLocation(c.policy, loc)}
+	return &builtinFunc{name: name, f: f, fast: fastBuiltins[name], lit: litBuiltins[name], loc: astLocation(c.policy, loc)}
 }
 
 func astLocation(p *ir.Policy, l *ir.Location) *ast.Location {
@@ -420,6 +424,7 @@ type machine struct {
 	results ast.Set
 	biErr   error // the first built-in error; it fails the evaluation when it is over
 	ops     [8]*ast.Term
+	elems   [8]*ast.Term
 	out     *ast.Term
 	outN    int
 	collect func(*ast.Term) error // m.keep, bound once
@@ -653,7 +658,27 @@ func (m *machine) stmt(frame []*ast.Term, s *stmt) (int, error) {
 	case kScan:
 		return m.scan(frame, s)
 	case kCallBuiltin:
+		if s.lit != nil {
+			return m.callLit(frame, s)
+		}
 		return m.callBuiltin(frame, s)
+	case kArrayLit:
+		elems := make([]*ast.Term, len(s.lit))
+		for i, o := range s.lit {
+			if elems[i] = m.read(frame, o); elems[i] == nil {
+				return 0, errors.New("irvm: an undefined array element")
+			}
+		}
+		frame[s.dst] = ast.ArrayTerm(elems...)
+	case kObjectLit:
+		kvs := make([][2]*ast.Term, len(s.lit))
+		for i, o := range s.lit {
+			if kvs[i][1] = m.read(frame, o); kvs[i][1] == nil {
+				return 0, errors.New("irvm: an undefined object value")
+			}
+			kvs[i][0] = s.args[i].val
+		}
+		frame[s.dst] = ast.ObjectTerm(kvs...)
 	case kCallFunc:
 		return m.callFunc(frame, s)
 	case kWith:
@@ -782,6 +807,28 @@ func (m *machine) callBuiltin(frame []*ast.Term, s *stmt) (int, error) {
 		return 0, nil
 	}
 	frame[s.dst], m.out = m.out, nil
+	return brNone, nil
+}
+
+// callLit calls a built-in of one array given element by element.
+func (m *machine) callLit(frame []*ast.Term, s *stmt) (int, error) {
+	var elems []*ast.Term
+	if len(s.lit) <= len(m.elems) {
+		elems = m.elems[:len(s.lit)]
+	} else {
+		elems = make([]*ast.Term, len(s.lit))
+	}
+	for i, o := range s.lit {
+		if elems[i] = m.read(frame, o); elems[i] == nil {
+			return 0, errors.New("irvm: an undefined array element")
+		}
+	}
+	out := s.bi.lit(elems)
+	clear(elems)
+	if out == nil {
+		return 0, nil
+	}
+	frame[s.dst] = out
 	return brNone, nil
 }
 
