@@ -104,7 +104,7 @@ type Engine struct {
 
 type prepared struct {
 	pq      rego.PreparedEvalQuery
-	vm      *rego.PreparedEvalQuery // the decision query on the IR VM; nil on topdown
+	vm      *irvm.Program // the decision query's plan, run by the IR VM; nil on topdown
 	noVM    string                  // why the VM does not decide, when it does not
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet
@@ -282,12 +282,21 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 		// The same modules and options, planned by OPA and run by the VM.
 		// Anything the VM does not evaluate exactly as topdown refuses
 		// the plan, and topdown decides.
+		// Capture hands the VM's Program back, to be run without rego's
+		// result sets around it.
 		vopts := append(opts[:len(opts):len(opts)], rego.Target(irvm.Target))
-		vm, err := rego.New(vopts...).PrepareForEval(ctx)
+		var prog *irvm.Program
+		data, err := ast.InterfaceToValue(b.data)
+		if err != nil {
+			return nil, err
+		}
+		_, err = rego.New(vopts...).PrepareForEval(irvm.Capture(irvm.WithData(ctx, data), &prog))
 		var unsupported *irvm.UnsupportedError
 		switch {
+		case err == nil && prog == nil:
+			p.noVM = "the IR VM's target plugin did not hand its program back"
 		case err == nil:
-			p.vm = &vm
+			p.vm = prog
 		case errors.As(err, &unsupported):
 			p.noVM = unsupported.Error()
 		default:
@@ -460,7 +469,18 @@ func (p *prepared) eval(ctx context.Context, in Input) (Decision, error) {
 	var err error
 	switch {
 	case p.vm != nil:
-		rs, err = p.vm.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
+		t, err := p.vm.EvalOne(ctx, InputValue(in))
+		if err != nil {
+			return Decision{}, err
+		}
+		if t == nil {
+			return Decision{}, fmt.Errorf("%s is undefined", Query)
+		}
+		d, err := decode(t, nil)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.(Decision), nil
 	case p.rules == nil:
 		rs, err = p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
 	default:

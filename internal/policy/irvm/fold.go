@@ -1,6 +1,8 @@
 package irvm
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -15,11 +17,13 @@ import (
 //
 // Sharing one value between evaluations is safe only if nothing ever
 // mutates it, so folding is all or nothing, on a proof over the whole
-// program: every local that any statement mutates in place (ObjectInsert,
-// ObjectInsertOnce, ArrayAppend, SetAdd) is, in its function, only ever
-// assigned a collection it makes itself (MakeObject, MakeArray, MakeSet).
-// A shared constant is never such a collection, so no statement can reach
-// it to mutate it. A collection is folded when it is made once in its
+// program (safeMutations): each statement that mutates a local in place
+// (ObjectInsert, ObjectInsertOnce, ArrayAppend, SetAdd) is preceded, on
+// every path to it, by the statement that makes the collection
+// (MakeObject, MakeArray, MakeSet), and nothing else assigns that local in
+// the function's top-level block (the planner reuses a local's number from
+// one rule body to the next). A shared constant is never such a
+// collection, so no statement can reach it to mutate it. A collection is folded when it is made once in its
 // function, every mutation of it (in the whole function) comes in the same
 // block before it is first read or the block does anything that could
 // leave it (a statement that may be undefined, a nested block), and each
@@ -28,11 +32,16 @@ import (
 // body is one function's (or the plan's) blocks and the locals its caller
 // assigns.
 type body struct {
+	name   string
 	blocks []*block
 	params []int
 }
 
-func foldConstants(bodies []body) {
+//
+// The same proof is what lets evaluations share the data document, the
+// input and each other's constants at all: foldConstants reports false when
+// it does not hold, and Compile refuses the plan.
+func foldConstants(bodies []body) (ok bool, why string) {
 	counts := make([]localCounts, len(bodies))
 	for i, b := range bodies {
 		c := localCounts{makes: map[int]int{}, muts: map[int]int{}, other: map[int]int{}}
@@ -42,9 +51,10 @@ func foldConstants(bodies []body) {
 		for _, bl := range b.blocks {
 			c.walk(bl)
 		}
-		for l := range c.muts {
-			if c.other[l] > 0 {
-				return // a mutated local that may hold a value it did not make
+		made := map[int]bool{} // made by an earlier top-level block, surely
+		for _, top := range b.blocks {
+			if l, ok := safeMutations(top, made); !ok {
+				return false, fmt.Sprintf("%s mutates local %d, which it may not have made", b.name, l)
 			}
 		}
 		counts[i] = c
@@ -55,6 +65,83 @@ func foldConstants(bodies []body) {
 			fuseBlock(bl, &counts[i])
 		}
 	}
+	return true, ""
+}
+
+// safeMutations checks the mutations of one top-level block (see
+// foldConstants), and names a local mutated unsafely. made holds the
+// locals that the top-level blocks before it surely made (a partial rule's
+// set, made by a block of its own and added to by each body), and is
+// updated for the next.
+func safeMutations(top *block, made map[int]bool) (int, bool) {
+	other := map[int]bool{}
+	var assigned func(b *block)
+	assigned = func(b *block) {
+		for i := range b.stmts {
+			s := &b.stmts[i]
+			switch s.kind {
+			case kAssignVar, kAssignInt, kMakeNull, kMakeNumber, kAssignVarOnce, kDot, kLen, kCallBuiltin, kCallFunc, kWith, kArrayLit, kObjectLit:
+				other[s.dst] = true
+			case kScan:
+				other[s.dst], other[s.dst2] = true, true
+			}
+			for _, nb := range s.blocks {
+				assigned(nb)
+			}
+			if s.body != nil {
+				assigned(s.body)
+			}
+		}
+	}
+	assigned(top)
+	var check func(b *block, made map[int]bool) (int, bool)
+	check = func(b *block, made map[int]bool) (int, bool) {
+		made = maps.Clone(made)
+		for i := range b.stmts {
+			s := &b.stmts[i]
+			switch s.kind {
+			case kMakeArray, kMakeObject, kMakeSet:
+				made[s.dst] = true
+			case kArrayAppend, kObjectInsert, kObjectInsertOnce, kSetAdd:
+				if !made[s.dst] || other[s.dst] {
+					return s.dst, false
+				}
+			}
+			for _, nb := range s.blocks {
+				if l, ok := check(nb, made); !ok {
+					return l, false
+				}
+			}
+			if s.body != nil {
+				if l, ok := check(s.body, made); !ok {
+					return l, false
+				}
+			}
+		}
+		return 0, true
+	}
+	if l, ok := check(top, made); !ok {
+		return l, false
+	}
+	for l := range other {
+		delete(made, l)
+	}
+	// A collection made before anything in the block could be undefined
+	// is made whenever the block runs.
+leading:
+	for i := range top.stmts {
+		s := &top.stmts[i]
+		switch s.kind {
+		case kNop, kMakeNumber, kMakeNull, kAssignInt:
+		case kMakeArray, kMakeObject, kMakeSet:
+			if !other[s.dst] {
+				made[s.dst] = true
+			}
+		default:
+			break leading
+		}
+	}
+	return 0, true
 }
 
 type localCounts struct {

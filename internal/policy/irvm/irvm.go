@@ -21,8 +21,9 @@
 // exactly as topdown would: a statement it does not implement, a built-in
 // that is non-deterministic or needs the evaluator's context (http.send,
 // time.now_ns, print, opa.runtime, …), or a plan that reads the data
-// document (a Program has no store; sendguard folds its data into the
-// modules before planning). The caller then keeps topdown.
+// document when it was given none (rego does not hand a target plugin its
+// store: the caller passes the data with WithData). The caller then keeps
+// topdown.
 package irvm
 
 import (
@@ -51,6 +52,7 @@ func (e *UnsupportedError) Error() string {
 // Program is a compiled plan. It is immutable after Compile and safe for
 // concurrent use; each evaluation takes its own state from a pool.
 type Program struct {
+	data    *ast.Term // the data document; an empty object when none was given
 	plan    *block
 	funcs   []*function
 	nlocals int // the plan's locals
@@ -145,9 +147,11 @@ const (
 	brReturn = -2
 )
 
-// Compile compiles a plan with one plan (the query) into a Program.
-func Compile(p *ir.Policy) (*Program, error) {
-	c := &compiler{policy: p, funcs: map[string]*function{}, unsupported: map[string]bool{}}
+// Compile compiles a policy with one plan (the query) into a Program that
+// reads data (an object, never written to) as the data document; nil for
+// a plan that does not read it.
+func Compile(p *ir.Policy, data ast.Value) (*Program, error) {
+	c := &compiler{policy: p, funcs: map[string]*function{}, unsupported: map[string]bool{}, noData: data == nil}
 	if p.Plans == nil || len(p.Plans.Plans) != 1 {
 		return nil, &UnsupportedError{Reasons: []string{"want exactly one plan"}}
 	}
@@ -157,7 +161,14 @@ func Compile(p *ir.Policy) (*Program, error) {
 			c.strs[i] = ast.StringTerm(s.Value)
 		}
 	}
-	prog := &Program{}
+	prog := &Program{data: emptyObject}
+	if data != nil {
+		if _, ok := data.(ast.Object); !ok {
+			return nil, &UnsupportedError{Reasons: []string{"data is not an object"}}
+		}
+		prog.data = ast.NewTerm(data)
+		warm(prog.data)
+	}
 	if p.Funcs != nil {
 		for _, f := range p.Funcs.Funcs {
 			fn := &function{name: f.Name, ret: int(f.Return), memo: -1}
@@ -195,11 +206,13 @@ func Compile(p *ir.Policy) (*Program, error) {
 	}
 	prog.plan = pb
 	prog.nlocals = c.maxLocal + 1
-	bodies := []body{{blocks: []*block{pb}, params: []int{int(ir.Input), int(ir.Data)}}}
+	bodies := []body{{name: "plan " + plan.Name, blocks: []*block{pb}, params: []int{int(ir.Input), int(ir.Data)}}}
 	for _, fn := range prog.funcs {
-		bodies = append(bodies, body{blocks: fn.blocks, params: fn.params})
+		bodies = append(bodies, body{name: fn.name, blocks: fn.blocks, params: fn.params})
 	}
-	foldConstants(bodies)
+	if ok, why := foldConstants(bodies); !ok {
+		c.fail("%s", why)
+	}
 	if len(c.unsupported) > 0 {
 		reasons := make([]string, 0, len(c.unsupported))
 		for r := range c.unsupported {
@@ -224,6 +237,7 @@ type compiler struct {
 	unsupported map[string]bool
 	maxLocal    int
 	dataLocals  []int // the locals holding the data document in the current function
+	noData      bool  // no data document: reading one is unsupported
 	nmemo       int
 }
 
@@ -233,8 +247,8 @@ func (c *compiler) fail(format string, args ...any) {
 
 func (c *compiler) local(l ir.Local) int {
 	c.maxLocal = max(c.maxLocal, int(l))
-	if slices.Contains(c.dataLocals, int(l)) {
-		c.fail("reads the data document")
+	if c.noData && slices.Contains(c.dataLocals, int(l)) {
+		c.fail("reads the data document, and none was given")
 	}
 	return int(l)
 }
@@ -368,10 +382,11 @@ func (c *compiler) stmt(s ir.Stmt) stmt {
 	case *ir.ResultSetAddStmt:
 		return stmt{kind: kResultSetAdd, a: operand{local: c.local(s.Value)}}
 	case *ir.WithStmt:
-		if slices.Contains(c.dataLocals, int(s.Local)) {
-			c.fail("with on the data document")
+		if c.noData && slices.Contains(c.dataLocals, int(s.Local)) {
+			c.fail("with on the data document, and none was given")
 		}
-		out := stmt{kind: kWith, dst: c.target(s.Local), a: c.operand(s.Value), body: c.block(s.Block)}
+		c.maxLocal = max(c.maxLocal, int(s.Local))
+		out := stmt{kind: kWith, dst: int(s.Local), a: c.operand(s.Value), body: c.block(s.Block)}
 		for _, i := range s.Path {
 			if i < 0 || i >= len(c.strs) {
 				c.fail("with path index %d out of range", i)
@@ -421,7 +436,7 @@ type machine struct {
 	stack   []*ast.Term // every frame's locals, the current frame last
 	memo    []*ast.Term
 	memoSet []bool
-	results ast.Set
+	results []*ast.Term // distinct
 	biErr   error // the first built-in error; it fails the evaluation when it is over
 	ops     [8]*ast.Term
 	elems   [8]*ast.Term
@@ -434,40 +449,83 @@ type machine struct {
 // set, a set of objects keyed by the query's variables, as rego expects of a
 // target plugin. A built-in error, a conflict or a cancelled ctx fail it.
 func (p *Program) Eval(ctx context.Context, input ast.Value) (ast.Value, error) {
-	if err := ctx.Err(); err != nil {
+	set := ast.NewSet()
+	err := p.eval(ctx, input, func(rs []*ast.Term) {
+		for _, r := range rs {
+			set.Add(r)
+		}
+	})
+	if err != nil {
 		return nil, err
+	}
+	return set, nil
+}
+
+// EvalOne evaluates the plan for input and returns the value of the one
+// variable of its one result: nil when the query is undefined, an error
+// when it has several results or a result is not an object of one key.
+func (p *Program) EvalOne(ctx context.Context, input ast.Value) (*ast.Term, error) {
+	var out *ast.Term
+	var bad error
+	err := p.eval(ctx, input, func(rs []*ast.Term) {
+		switch len(rs) {
+		case 0:
+		case 1:
+			obj, ok := rs[0].Value.(ast.Object)
+			if !ok || obj.Len() != 1 {
+				bad = fmt.Errorf("irvm: result %v is not a binding of one variable", rs[0])
+				return
+			}
+			obj.Foreach(func(_, v *ast.Term) { out = v })
+		default:
+			bad = fmt.Errorf("irvm: %d results", len(rs))
+		}
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eval runs the plan and hands the results to take before the machine goes
+// back to the pool.
+func (p *Program) eval(ctx context.Context, input ast.Value, take func([]*ast.Term)) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	m := p.pool.Get().(*machine)
 	m.ctx = ctx
-	m.results = ast.NewSet()
 	base := len(m.stack)
 	m.stack = grow(m.stack, p.nlocals)
 	frame := m.stack[base : base+p.nlocals]
 	if input != nil {
 		frame[ir.Input] = ast.NewTerm(input)
 	}
-	frame[ir.Data] = emptyObject
+	frame[ir.Data] = p.data
 	_, err := m.block(frame, p.plan)
 	if err == nil {
 		err = m.biErr
 	}
-	rs := m.results
+	if err == nil {
+		take(m.results)
+	}
 	m.release(base)
 	p.pool.Put(m)
-	if err != nil {
-		return nil, err
-	}
-	return rs, nil
+	return err
 }
 
-var emptyObject = ast.ObjectTerm() // never written: the data local is refused
+var emptyObject = ast.ObjectTerm() // never written: WithStmt copies what it changes
 
 func (m *machine) release(base int) {
 	clear(m.stack[base:])
 	m.stack = m.stack[:base]
 	clear(m.memo)
 	clear(m.memoSet)
-	m.ctx, m.results, m.biErr, m.out = nil, nil, nil, nil
+	clear(m.results)
+	m.ctx, m.results, m.biErr, m.out = nil, m.results[:0], nil, nil
 	clear(m.ops[:])
 }
 
@@ -609,8 +667,8 @@ func (m *machine) stmt(frame []*ast.Term, s *stmt) (int, error) {
 		}
 		set.Add(v)
 	case kResultSetAdd:
-		if v := frame[s.a.local]; v != nil {
-			m.results.Add(v)
+		if v := frame[s.a.local]; v != nil && !slices.ContainsFunc(m.results, func(r *ast.Term) bool { return r.Value.Compare(v.Value) == 0 }) {
+			m.results = append(m.results, v)
 		}
 	case kLen:
 		v := m.read(frame, s.a)
@@ -886,12 +944,12 @@ func (m *machine) callFunc(frame []*ast.Term, s *stmt) (int, error) {
 func (m *machine) with(frame []*ast.Term, s *stmt) (int, error) {
 	saved := frame[s.dst]
 	v := m.read(frame, s.a)
-	if v == nil {
+	switch {
+	case len(s.path) == 0:
+		frame[s.dst] = v // undefined too: the planner restores an undefined input so
+	case v == nil:
 		return 0, nil
-	}
-	if len(s.path) == 0 {
-		frame[s.dst] = v
-	} else {
+	default:
 		frame[s.dst] = upsert(saved, s.path, v)
 	}
 	memo, memoSet := slices.Clone(m.memo), slices.Clone(m.memoSet)

@@ -26,7 +26,7 @@ func init() {
 
 func (plugin) IsTarget(t string) bool { return t == Target }
 
-func (plugin) PrepareForEval(_ context.Context, p *ir.Policy, opts ...rego.PrepareOption) (rego.TargetPluginEval, error) {
+func (plugin) PrepareForEval(ctx context.Context, p *ir.Policy, opts ...rego.PrepareOption) (rego.TargetPluginEval, error) {
 	var cfg rego.PrepareConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -34,11 +34,37 @@ func (plugin) PrepareForEval(_ context.Context, p *ir.Policy, opts ...rego.Prepa
 	if len(cfg.BuiltinFuncs()) > 0 {
 		return nil, &UnsupportedError{Reasons: []string{"custom built-ins (rego.Function)"}}
 	}
-	prog, err := Compile(p)
+	data, _ := ctx.Value(dataKey{}).(ast.Value)
+	prog, err := Compile(p, data)
 	if err != nil {
 		return nil, err
 	}
+	if dst, ok := ctx.Value(captureKey{}).(**Program); ok {
+		*dst = prog
+	}
 	return evaluator{prog}, nil
+}
+
+type (
+	captureKey struct{}
+	dataKey    struct{}
+)
+
+// WithData returns a context under which rego's PrepareForEval, with
+// rego.Target(Target), compiles the plan with data as its data document
+// (rego gives a target plugin the plan but not the store). data must be the
+// store's content and must not change after.
+func WithData(ctx context.Context, data ast.Value) context.Context {
+	return context.WithValue(ctx, dataKey{}, data)
+}
+
+// Capture returns a context under which rego's PrepareForEval, with
+// rego.Target(Target), also stores the Program it compiled in *dst, for a
+// caller that evaluates it directly (Program.EvalOne) rather than through
+// rego's result sets. The context carries the destination; the plugin
+// keeps nothing.
+func Capture(ctx context.Context, dst **Program) context.Context {
+	return context.WithValue(ctx, captureKey{}, dst)
 }
 
 type evaluator struct{ p *Program }
