@@ -104,7 +104,7 @@ type Engine struct {
 
 type prepared struct {
 	pq      rego.PreparedEvalQuery
-	vm      *irvm.Program // the decision query's plan, run by the IR VM; nil on topdown
+	vm      *irvm.Program           // the decision query's plan, run by the IR VM; nil on topdown
 	noVM    string                  // why the VM does not decide, when it does not
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet

@@ -8,27 +8,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// The planner builds every constant collection of a policy (an object
-// literal, and each folded data value, such as a table of weights) afresh
-// each time the statement is reached: MakeObjectStmt, then an
-// ObjectInsertStmt per key, inside a comprehension's loop as often as it
-// turns. foldConstants builds such a collection once, at Compile, and
-// replaces its construction with the assignment of the finished value.
-//
-// Sharing one value between evaluations is safe only if nothing ever
-// mutates it, so folding is all or nothing, on a proof over the whole
-// program (safeMutations): each statement that mutates a local in place
-// (ObjectInsert, ObjectInsertOnce, ArrayAppend, SetAdd) is preceded, on
-// every path to it, by the statement that makes the collection
-// (MakeObject, MakeArray, MakeSet), and nothing else assigns that local in
-// the function's top-level block (the planner reuses a local's number from
-// one rule body to the next). A shared constant is never such a
-// collection, so no statement can reach it to mutate it. A collection is folded when it is made once in its
-// function, every mutation of it (in the whole function) comes in the same
-// block before it is first read or the block does anything that could
-// leave it (a statement that may be undefined, a nested block), and each
-// key and value it is given is itself a constant.
-
 // body is one function's (or the plan's) blocks and the locals its caller
 // assigns.
 type body struct {
@@ -37,10 +16,32 @@ type body struct {
 	params []int
 }
 
+// foldConstants builds each constant collection of the program once, at
+// Compile. The planner builds every one (an object literal, each folded data
+// value, such as a table of weights) afresh each time its statement is
+// reached: MakeObjectStmt, then an ObjectInsertStmt per key, inside a
+// comprehension's loop as often as it turns. A folded collection's
+// construction becomes the assignment of the finished value.
 //
-// The same proof is what lets evaluations share the data document, the
-// input and each other's constants at all: foldConstants reports false when
-// it does not hold, and Compile refuses the plan.
+// Sharing one value between evaluations is safe only if nothing ever
+// mutates it, so folding rests on a proof over the whole program
+// (safeMutations): each statement that mutates a local in place
+// (ObjectInsert, ObjectInsertOnce, ArrayAppend, SetAdd) is preceded, on
+// every path to it, by the statement that makes the collection
+// (MakeObject, MakeArray, MakeSet), and nothing else assigns that local in
+// the function's top-level block (the planner reuses a local's number from
+// one rule body to the next). A shared constant is never such a
+// collection, so no statement can reach it to mutate it. The same proof is
+// what lets evaluations share the data document, the input's values and the
+// constants at all: foldConstants reports false (and why) when it does not
+// hold, and Compile refuses the plan.
+//
+// A collection is folded when it is made once in its function, every
+// mutation of it (in the whole function) comes in the same block before it
+// is first read or the block does anything that could leave it (a
+// statement that may be undefined, a nested block), and each key and value
+// it is given is itself a constant. Last, foldConstants fuses what it can
+// (fuseBlock).
 func foldConstants(bodies []body) (ok bool, why string) {
 	counts := make([]localCounts, len(bodies))
 	for i, b := range bodies {
@@ -344,8 +345,8 @@ func fuseBlock(b *block, c *localCounts) {
 			continue
 		}
 		t := s.dst
-		var elems, keys []operand // appended values; inserted values and their keys
-		var idx []int             // the statements folded in
+		var elems, keys []operand     // appended values; inserted values and their keys
+		var idx []int                 // the statements folded in
 		used := map[int]bool{t: true} // locals read by the fused statement: none may change before it
 		distinct := map[ast.Value]bool{}
 		last := -1

@@ -437,7 +437,7 @@ type machine struct {
 	memo    []*ast.Term
 	memoSet []bool
 	results []*ast.Term // distinct
-	biErr   error // the first built-in error; it fails the evaluation when it is over
+	biErr   error       // the first built-in error; it fails the evaluation when it is over
 	ops     [8]*ast.Term
 	elems   [8]*ast.Term
 	out     *ast.Term
