@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -330,4 +331,110 @@ func randomInputs(seed uint64, n int) []Input {
 		ins[i] = in
 	}
 	return ins
+}
+
+// TestEvaluatorFallback: policies whose plan the VM cannot run exactly as
+// topdown (a non-deterministic built-in, a built-in that needs the
+// evaluator's context) are decided by topdown, with its rule cache, and the
+// load says so in the log; policies it can run are decided by the VM, and
+// the log says that too. Both answer the probe.
+func TestEvaluatorFallback(t *testing.T) {
+	tests := []struct {
+		name, rego string
+		want       string // the evaluator
+		why        string // in the reason, for topdown
+	}{
+		{"deterministic", `package sendguard.decision
+result := {"allow": true, "error": "", "risk_score": count(input.recipient.phone), "purpose": "x"}
+`, "irvm", ""},
+		{"time.now_ns", `package sendguard.decision
+result := {"allow": time.now_ns() > 0, "error": "", "risk_score": 0, "purpose": "x"}
+`, "topdown", "time.now_ns"},
+		{"opa.runtime", `package sendguard.decision
+result := {"allow": is_object(opa.runtime()), "error": "", "risk_score": 0, "purpose": "x"}
+`, "topdown", "opa.runtime"},
+		{"uuid.rfc4122", `package sendguard.decision
+result := {"allow": uuid.rfc4122("x") != "", "error": "", "risk_score": 0, "purpose": "x"}
+`, "topdown", "uuid.rfc4122"},
+		// Without print statements enabled the compiler erases print
+		// calls: nothing is left for either evaluator to do.
+		{"print", `package sendguard.decision
+result := {"allow": true, "error": "", "risk_score": 0, "purpose": "x"} if print("deciding")
+`, "irvm", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeTree(t, map[string]string{"sendguard/decision.rego": tt.rego, ProbesFile: probeFile("allowed")})
+			var buf strings.Builder
+			var mu sync.Mutex
+			log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+			e := engine(t, Options{Dir: dir, Log: log})
+			name, why := e.Evaluator()
+			if name != tt.want || !strings.Contains(why, tt.why) {
+				t.Errorf("Evaluator() = %s %q, want %s (%s)", name, why, tt.want, tt.why)
+			}
+			mu.Lock()
+			line := buf.String()
+			mu.Unlock()
+			if !strings.Contains(line, "evaluator="+tt.want) || !strings.Contains(line, tt.why) {
+				t.Errorf("the load logged %q, want evaluator=%s and %q", line, tt.want, tt.why)
+			}
+			if p := e.cur.Load(); (p.vm == nil) != (tt.want == "topdown") {
+				t.Errorf("VM %v, want evaluator %s", p.vm != nil, tt.want)
+			}
+			in := Input{Phone: "+966501234567", Purpose: "transactional", PurposePresent: true}
+			if d, err := e.Eval(context.Background(), in); err != nil || !d.Allow {
+				t.Errorf("Eval(%+v) = %+v %v, want allowed", in, d, err)
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestVMErrorsFailTheDecision: an evaluation error on the VM (a conflict
+// between two rule values, a built-in's error under strict built-in errors)
+// fails Eval with topdown's error class, and the memo keeps nothing of it.
+func TestVMErrorsFailTheDecision(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"p.rego": `package sendguard.decision
+n := 1 if input.signals.links > 0
+n := 2 if input.signals.emoji > 0
+m := to_number(input.purpose) if input.signals.political > 0
+result := {"allow": true, "error": "", "risk_score": n + m, "purpose": ""} if n > 0
+else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
+`,
+		ProbesFile: probeFile("allowed"),
+	})
+	for _, onTopdown := range []bool{false, true} {
+		e := engine(t, Options{Dir: dir, Topdown: onTopdown})
+		tests := []struct {
+			in   Input
+			code string
+		}{
+			{Input{Signals: Signals{Links: 1, Emoji: 1}}, "eval_conflict_error"},
+			{Input{Purpose: "seven", PurposePresent: true, Signals: Signals{Links: 1, Political: 1}}, "eval_builtin_error"},
+		}
+		for _, tt := range tests {
+			for range 2 { // the second is not answered from the memo
+				d, err := e.Eval(context.Background(), tt.in)
+				var te *topdown.Error
+				if !errors.As(err, &te) || te.Code != tt.code {
+					t.Errorf("topdown %v: Eval(%+v) = %+v %v, want %s", onTopdown, tt.in, d, err, tt.code)
+				}
+			}
+		}
+		if st := e.MemoStats(); st.Entries != 0 {
+			t.Errorf("topdown %v: the memo holds %d failed decisions", onTopdown, st.Entries)
+		}
+	}
 }
