@@ -41,8 +41,10 @@ type body struct {
 // is first read or the block does anything that could leave it (a
 // statement that may be undefined, a nested block), and each key and value
 // it is given is itself a constant. Last, foldConstants fuses what it can
-// (fuseBlock).
-func foldConstants(bodies []body) (ok bool, why string) {
+// (fuseBlock), and has the arrays that comprehensions build element by
+// element collected in a buffer and made once (buildArrays), returning the
+// number of buffers an evaluation needs.
+func foldConstants(bodies []body) (ok bool, slots int, why string) {
 	counts := make([]localCounts, len(bodies))
 	for i, b := range bodies {
 		c := localCounts{makes: map[int]int{}, muts: map[int]int{}, other: map[int]int{}}
@@ -55,7 +57,7 @@ func foldConstants(bodies []body) (ok bool, why string) {
 		made := map[int]bool{} // made by an earlier top-level block, surely
 		for _, top := range b.blocks {
 			if l, ok := safeMutations(top, made); !ok {
-				return false, fmt.Sprintf("%s mutates local %d, which it may not have made", b.name, l)
+				return false, 0, fmt.Sprintf("%s mutates local %d, which it may not have made", b.name, l)
 			}
 		}
 		counts[i] = c
@@ -66,7 +68,12 @@ func foldConstants(bodies []body) (ok bool, why string) {
 			fuseBlock(bl, &counts[i])
 		}
 	}
-	return true, ""
+	for i, b := range bodies {
+		for _, bl := range b.blocks {
+			buildArrays(bl, &counts[i], &slots)
+		}
+	}
+	return true, slots, ""
 }
 
 // safeMutations checks the mutations of one top-level block (see
@@ -420,4 +427,123 @@ func nextStmt(b *block, i int) int {
 		}
 	}
 	return -1
+}
+
+// buildArrays replaces an array built by appends in nested blocks (a
+// comprehension's: MakeArray, then an ArrayAppend in a scan's body) with
+// its elements collected in a buffer of the evaluation (slot) and the
+// array made once, right before the statement of the same block that
+// first reads it: each ArrayAppendStmt would copy the array. It applies
+// where the array is made once in its function, all its appends come
+// between that and the first statement that reads or assigns it, and that
+// statement is in the same block.
+func buildArrays(b *block, c *localCounts, slots *int) {
+	for i := range b.stmts {
+		for _, nb := range b.stmts[i].blocks {
+			buildArrays(nb, c, slots)
+		}
+		if body := b.stmts[i].body; body != nil {
+			buildArrays(body, c, slots)
+		}
+	}
+	for i := len(b.stmts) - 1; i >= 0; i-- {
+		s := &b.stmts[i]
+		if s.kind != kMakeArray || c.makes[s.dst] != 1 {
+			continue
+		}
+		t := s.dst
+		j, appends := -1, 0
+		for k := i + 1; k < len(b.stmts); k++ {
+			if touches(&b.stmts[k], t) {
+				j = k
+				break
+			}
+			appends += appendsTo(&b.stmts[k], t)
+		}
+		if j < 0 || appends == 0 || appends != c.muts[t] {
+			continue
+		}
+		slot := *slots
+		*slots++
+		for k := i + 1; k < j; k++ {
+			retarget(&b.stmts[k], t, slot)
+		}
+		b.stmts[i] = stmt{kind: kBuildStart, n: slot}
+		b.stmts = slices.Insert(b.stmts, j, stmt{kind: kBuildEnd, n: slot, dst: t})
+	}
+}
+
+// touches reports whether s, or a statement nested in it, reads t or
+// assigns it (appending to it is neither).
+func touches(s *stmt, t int) bool {
+	for _, o := range readsOf(s) {
+		if o.local == t {
+			return true
+		}
+	}
+	switch s.kind {
+	case kArrayAppend, kObjectInsert, kObjectInsertOnce, kSetAdd, kNop, kBreak, kBlock, kNot, kEqual, kNotEqual,
+		kIsArray, kIsObject, kIsSet, kIsDefined, kIsUndefined, kResultSetAdd, kReturnLocal, kBuildAppend:
+	case kScan:
+		if s.dst == t || s.dst2 == t {
+			return true
+		}
+	default:
+		if s.dst == t {
+			return true
+		}
+	}
+	for _, nb := range s.blocks {
+		for k := range nb.stmts {
+			if touches(&nb.stmts[k], t) {
+				return true
+			}
+		}
+	}
+	if s.body != nil {
+		for k := range s.body.stmts {
+			if touches(&s.body.stmts[k], t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appendsTo counts the ArrayAppendStmts to t in s and nested in it.
+func appendsTo(s *stmt, t int) int {
+	n := 0
+	if s.kind == kArrayAppend && s.dst == t {
+		n++
+	}
+	for _, nb := range s.blocks {
+		for k := range nb.stmts {
+			n += appendsTo(&nb.stmts[k], t)
+		}
+	}
+	if s.body != nil {
+		for k := range s.body.stmts {
+			n += appendsTo(&s.body.stmts[k], t)
+		}
+	}
+	return n
+}
+
+// retarget turns the appends to t in s, and nested in it, into appends to
+// the buffer.
+func retarget(s *stmt, t, slot int) {
+	if s.kind == kArrayAppend && s.dst == t {
+		*s = stmt{kind: kBuildAppend, a: s.a, n: slot}
+		return
+	}
+	for _, nb := range s.blocks {
+		for k := range nb.stmts {
+			retarget(&nb.stmts[k], t, slot)
+		}
+	}
+	if s.body != nil {
+		for k := range s.body.stmts {
+			retarget(&s.body.stmts[k], t, slot)
+		}
+	}
 }

@@ -107,8 +107,11 @@ const (
 	kSetAdd
 	kResultSetAdd
 	kWith
-	kArrayLit  // dst := [lit...]
-	kObjectLit // dst := {args[i]: lit[i]...}, the keys distinct constants
+	kArrayLit    // dst := [lit...]
+	kObjectLit   // dst := {args[i]: lit[i]...}, the keys distinct constants
+	kBuildStart  // empty buffer n
+	kBuildAppend // append a to buffer n
+	kBuildEnd    // dst := the array of buffer n's elements
 )
 
 // operand is a local (local >= 0) or a constant term.
@@ -210,7 +213,8 @@ func Compile(p *ir.Policy, data ast.Value) (*Program, error) {
 	for _, fn := range prog.funcs {
 		bodies = append(bodies, body{name: fn.name, blocks: fn.blocks, params: fn.params})
 	}
-	if ok, why := foldConstants(bodies); !ok {
+	ok, slots, why := foldConstants(bodies)
+	if !ok {
 		c.fail("%s", why)
 	}
 	if len(c.unsupported) > 0 {
@@ -223,7 +227,7 @@ func Compile(p *ir.Policy, data ast.Value) (*Program, error) {
 	}
 	nmemo := c.nmemo
 	prog.pool.New = func() any {
-		m := &machine{memo: make([]*ast.Term, nmemo), memoSet: make([]bool, nmemo)}
+		m := &machine{memo: make([]*ast.Term, nmemo), memoSet: make([]bool, nmemo), bufs: make([][]*ast.Term, slots)}
 		m.collect = m.keep
 		return m
 	}
@@ -436,8 +440,9 @@ type machine struct {
 	stack   []*ast.Term // every frame's locals, the current frame last
 	memo    []*ast.Term
 	memoSet []bool
-	results []*ast.Term // distinct
-	biErr   error       // the first built-in error; it fails the evaluation when it is over
+	results []*ast.Term   // distinct
+	bufs    [][]*ast.Term // arrays under construction (buildArrays)
+	biErr   error         // the first built-in error; it fails the evaluation when it is over
 	ops     [8]*ast.Term
 	elems   [8]*ast.Term
 	out     *ast.Term
@@ -525,6 +530,10 @@ func (m *machine) release(base int) {
 	clear(m.memo)
 	clear(m.memoSet)
 	clear(m.results)
+	for i, b := range m.bufs {
+		clear(b[:cap(b)])
+		m.bufs[i] = b[:0]
+	}
 	m.ctx, m.results, m.biErr, m.out = nil, m.results[:0], nil, nil
 	clear(m.ops[:])
 }
@@ -728,6 +737,19 @@ func (m *machine) stmt(frame []*ast.Term, s *stmt) (int, error) {
 			}
 		}
 		frame[s.dst] = ast.ArrayTerm(elems...)
+	case kBuildStart:
+		m.bufs[s.n] = m.bufs[s.n][:0]
+	case kBuildAppend:
+		v := m.read(frame, s.a)
+		if v == nil {
+			return 0, errors.New("irvm: an undefined array element")
+		}
+		m.bufs[s.n] = append(m.bufs[s.n], v)
+	case kBuildEnd:
+		buf := m.bufs[s.n]
+		frame[s.dst] = ast.ArrayTerm(slices.Clone(buf)...)
+		clear(buf)
+		m.bufs[s.n] = buf[:0]
 	case kObjectLit:
 		kvs := make([][2]*ast.Term, len(s.lit))
 		for i, o := range s.lit {
