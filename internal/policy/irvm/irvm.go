@@ -442,12 +442,15 @@ type machine struct {
 	memoSet []bool
 	results []*ast.Term   // distinct
 	bufs    [][]*ast.Term // arrays under construction (buildArrays)
-	biErr   error         // the first built-in error; it fails the evaluation when it is over
-	ops     [8]*ast.Term
-	elems   [8]*ast.Term
-	out     *ast.Term
-	outN    int
-	collect func(*ast.Term) error // m.keep, bound once
+
+	scanners []*scanner // by depth of nested scans
+	depth    int
+	biErr    error // the first built-in error; it fails the evaluation when it is over
+	ops      [8]*ast.Term
+	elems    [8]*ast.Term
+	out      *ast.Term
+	outN     int
+	collect  func(*ast.Term) error // m.keep, bound once
 }
 
 // Eval evaluates the plan for input (nil for none) and returns the result
@@ -812,40 +815,64 @@ func (m *machine) scan(frame []*ast.Term, s *stmt) (int, error) {
 	if src == nil {
 		return brNone, nil
 	}
-	out := brNone
-	var err error
-	// each runs the body for one element and reports whether to stop.
-	each := func(k, v *ast.Term) bool {
-		frame[s.dst], frame[s.dst2] = k, v
-		var br int
-		br, err = m.block(frame, s.body)
-		switch {
-		case err != nil:
-			return true
-		case br == brReturn:
-			out = brReturn
-			return true
-		case br == 1:
-			return true // out of the scan, on with the next statement
-		case br > 1:
-			out = br - 2
-			return true
-		}
-		return false
+	// A scanner per depth of nested scans, its callbacks bound once: a
+	// closure per scan would be an allocation per scan.
+	if m.depth == len(m.scanners) {
+		sc := &scanner{m: m}
+		sc.each = sc.element
+		sc.member = func(t *ast.Term) bool { return sc.element(t, t) }
+		m.scanners = append(m.scanners, sc)
 	}
+	sc := m.scanners[m.depth]
+	m.depth++
+	sc.frame, sc.s, sc.out, sc.err = frame, s, brNone, nil
 	switch x := src.Value.(type) {
 	case *ast.Array:
 		for i := range x.Len() {
-			if each(ast.InternedTerm(i), x.Elem(i)) {
+			if sc.element(ast.InternedTerm(i), x.Elem(i)) {
 				break
 			}
 		}
 	case ast.Object:
-		x.Until(each)
+		x.Until(sc.each)
 	case ast.Set:
-		x.Until(func(t *ast.Term) bool { return each(t, t) })
+		x.Until(sc.member)
 	}
+	m.depth--
+	out, err := sc.out, sc.err
+	sc.frame, sc.s, sc.err = nil, nil, nil
 	return out, err
+}
+
+// scanner runs one ScanStmt's body for each element.
+type scanner struct {
+	m      *machine
+	frame  []*ast.Term
+	s      *stmt
+	out    int
+	err    error
+	each   func(k, v *ast.Term) bool // sc.element
+	member func(t *ast.Term) bool    // a set's element as key and value
+}
+
+// element runs the body for one element and reports whether to stop.
+func (sc *scanner) element(k, v *ast.Term) bool {
+	sc.frame[sc.s.dst], sc.frame[sc.s.dst2] = k, v
+	br, err := sc.m.block(sc.frame, sc.s.body)
+	switch {
+	case err != nil:
+		sc.err = err
+		return true
+	case br == brReturn:
+		sc.out = brReturn
+		return true
+	case br == 1:
+		return true // out of the scan, on with the next statement
+	case br > 1:
+		sc.out = br - 2
+		return true
+	}
+	return false
 }
 
 func (m *machine) callBuiltin(frame []*ast.Term, s *stmt) (int, error) {
