@@ -429,11 +429,11 @@ func InputValue(in Input) ast.Value {
 		ast.Item(kInstance, ast.ObjectTerm(
 			ast.Item(kID, ast.StringTerm(in.InstanceID)),
 			ast.Item(kPlan, ast.StringTerm(in.Plan)),
-			ast.Item(kPaused, ast.BooleanTerm(in.Paused)),
+			ast.Item(kPaused, ast.InternedTerm(in.Paused)),
 		)),
 		ast.Item(kRecipient, ast.ObjectTerm(
 			ast.Item(kPhone, ast.StringTerm(in.Phone)),
-			ast.Item(kSuppressed, ast.BooleanTerm(in.Suppressed)),
+			ast.Item(kSuppressed, ast.InternedTerm(in.Suppressed)),
 		)),
 		ast.Item(kSignals, ast.ObjectTerm(
 			ast.Item(kPromo, ast.IntNumberTerm(s.PromoTerms)),
