@@ -105,6 +105,7 @@ type Engine struct {
 type prepared struct {
 	pq      rego.PreparedEvalQuery
 	vm      *irvm.Program           // the decision query's plan, run by the IR VM; nil on topdown
+	vmRules []int                   // the rule cache's id of each of the VM's functions (vmRuleIDs); nil without the rule cache
 	noVM    string                  // why the VM does not decide, when it does not
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet
@@ -324,9 +325,6 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 	if deterministic && entries > 0 {
 		p.fields = fields
 		p.memo = newMemo[Decision](int(entries))
-		if p.vm != nil {
-			return p, nil // the rule cache is topdown's
-		}
 		// An eighth of the decisions' bound: a rule's value (the content
 		// breakdown, an object of some 20 numbers) is larger than a
 		// decision, and a decision input adds a handful of rule values at
@@ -334,8 +332,72 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 		if p.rules, err = newRules(folded, max(int(entries)/8, 1024)); err != nil {
 			return nil, err
 		}
+		if p.vm != nil {
+			p.vmRules = vmRuleIDs(p.vm, p.rules)
+		}
 	}
 	return p, nil
+}
+
+// minSharedWeight is the least a rule's plan must run (statements, its
+// callees' included) for the VM to look its value up in the rule cache: a
+// lookup costs about what a few dozen statements do, so pause.paused is
+// cheaper evaluated than looked up, and risk.score is not.
+const minSharedWeight = 40
+
+// vmRuleIDs maps each function of the VM's program to the rule cache's id
+// of the rule it evaluates, -1 for a function that is not a rule's value,
+// not indexed, or too cheap to look up.
+func vmRuleIDs(prog *irvm.Program, r *rules) []int {
+	funcs := prog.Funcs()
+	ids := make([]int, len(funcs))
+	for i, f := range funcs {
+		ids[i] = -1
+		if !f.Rule || f.Weight < minSharedWeight {
+			continue
+		}
+		ref := ast.Ref{ast.DefaultRootDocument}
+		for _, k := range f.Path {
+			ref = append(ref, ast.StringTerm(k))
+		}
+		// The query's own rule is the decision memo's.
+		if id, ok := r.ruleID(ref); ok && !ref.Equal(ast.MustParseRef(Query)) {
+			ids[i] = id
+		}
+	}
+	return ids
+}
+
+// vmShared is one VM evaluation's window on the rule cache (irvm.Shared):
+// what it computes is kept until it has succeeded (commit).
+type vmShared struct {
+	r       *rules
+	ids     []int // by function
+	in      *Input
+	buf     []byte
+	pending []pendingValue
+}
+
+func (c *vmShared) Get(fn int) (*ast.Term, bool) {
+	id := c.ids[fn]
+	if id < 0 {
+		return nil, false
+	}
+	c.buf = c.r.ruleKey(c.buf[:0], id, c.in)
+	return c.r.memo.Get(c.buf)
+}
+
+func (c *vmShared) Put(fn int, v *ast.Term) {
+	if id := c.ids[fn]; id >= 0 {
+		c.pending = append(c.pending, pendingValue{id: id, value: v})
+	}
+}
+
+func (c *vmShared) commit() {
+	for _, p := range c.pending {
+		c.buf = c.r.ruleKey(c.buf[:0], p.id, c.in)
+		c.r.memo.Set(c.buf, p.value)
+	}
 }
 
 // Explain evaluates data.sendguard.risk.breakdown for in: each signal's
@@ -469,7 +531,15 @@ func (p *prepared) eval(ctx context.Context, in Input) (Decision, error) {
 	var err error
 	switch {
 	case p.vm != nil:
-		t, err := p.vm.EvalOne(ctx, InputValue(in))
+		var t *ast.Term
+		if p.rules == nil {
+			t, err = p.vm.EvalOne(ctx, InputValue(in))
+		} else {
+			sh := &vmShared{r: p.rules, ids: p.vmRules, in: &in}
+			if t, err = p.vm.EvalShared(ctx, InputValue(in), sh); err == nil {
+				sh.commit()
+			}
+		}
 		if err != nil {
 			return Decision{}, err
 		}

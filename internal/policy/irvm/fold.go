@@ -77,62 +77,26 @@ func foldConstants(bodies []body) (ok bool, slots int, why string) {
 }
 
 // safeMutations checks the mutations of one top-level block (see
-// foldConstants), and names a local mutated unsafely. made holds the
-// locals that the top-level blocks before it surely made (a partial rule's
-// set, made by a block of its own and added to by each body), and is
-// updated for the next.
+// foldConstants), and names a local mutated unsafely. It follows each
+// local along the block's structure: a Make makes it fresh, any other
+// assignment stale, a mutation needs it fresh. A nested block starts from
+// the state before it, less what the blocks before it in the same
+// statement (an else chain's branches reuse locals) and its own loop may
+// have assigned; after it, a local stays fresh if nothing in it assigned
+// the local. made holds the locals that the top-level blocks before surely
+// made (a partial rule's set, made by a block of its own and added to by
+// each body), and is updated for the next.
 func safeMutations(top *block, made map[int]bool) (int, bool) {
-	other := map[int]bool{}
-	var assigned func(b *block)
-	assigned = func(b *block) {
-		for i := range b.stmts {
-			s := &b.stmts[i]
-			switch s.kind {
-			case kAssignVar, kAssignInt, kMakeNull, kMakeNumber, kAssignVarOnce, kDot, kLen, kCallBuiltin, kCallFunc, kWith, kArrayLit, kObjectLit:
-				other[s.dst] = true
-			case kScan:
-				other[s.dst], other[s.dst2] = true, true
-			}
-			for _, nb := range s.blocks {
-				assigned(nb)
-			}
-			if s.body != nil {
-				assigned(s.body)
-			}
-		}
-	}
-	assigned(top)
-	var check func(b *block, made map[int]bool) (int, bool)
-	check = func(b *block, made map[int]bool) (int, bool) {
-		made = maps.Clone(made)
-		for i := range b.stmts {
-			s := &b.stmts[i]
-			switch s.kind {
-			case kMakeArray, kMakeObject, kMakeSet:
-				made[s.dst] = true
-			case kArrayAppend, kObjectInsert, kObjectInsertOnce, kSetAdd:
-				if !made[s.dst] || other[s.dst] {
-					return s.dst, false
-				}
-			}
-			for _, nb := range s.blocks {
-				if l, ok := check(nb, made); !ok {
-					return l, false
-				}
-			}
-			if s.body != nil {
-				if l, ok := check(s.body, made); !ok {
-					return l, false
-				}
-			}
-		}
-		return 0, true
-	}
-	if l, ok := check(top, made); !ok {
+	out, l, ok := flow(top, made)
+	if !ok {
 		return l, false
 	}
-	for l := range other {
-		delete(made, l)
+	stale := map[int]bool{}
+	assignedIn(top, stale)
+	for l := range made {
+		if stale[l] {
+			delete(made, l)
+		}
 	}
 	// A collection made before anything in the block could be undefined
 	// is made whenever the block runs.
@@ -142,7 +106,7 @@ leading:
 		switch s.kind {
 		case kNop, kMakeNumber, kMakeNull, kAssignInt:
 		case kMakeArray, kMakeObject, kMakeSet:
-			if !other[s.dst] {
+			if out[s.dst] {
 				made[s.dst] = true
 			}
 		default:
@@ -150,6 +114,88 @@ leading:
 		}
 	}
 	return 0, true
+}
+
+// flow checks b from the locals fresh on entry, and returns those fresh
+// when it runs to its end.
+func flow(b *block, entry map[int]bool) (map[int]bool, int, bool) {
+	st := maps.Clone(entry)
+	without := func(m map[int]bool, bs ...*block) map[int]bool {
+		stale := map[int]bool{}
+		for _, nb := range bs {
+			assignedIn(nb, stale)
+		}
+		out := maps.Clone(m)
+		for l := range stale {
+			delete(out, l)
+		}
+		return out
+	}
+	for i := range b.stmts {
+		s := &b.stmts[i]
+		switch s.kind {
+		case kMakeArray, kMakeObject, kMakeSet:
+			st[s.dst] = true
+		case kArrayAppend, kObjectInsert, kObjectInsertOnce, kSetAdd:
+			if !st[s.dst] {
+				return nil, s.dst, false
+			}
+		case kBlock:
+			cur := st
+			for _, nb := range s.blocks {
+				if _, l, ok := flow(nb, cur); !ok {
+					return nil, l, false
+				}
+				cur = without(cur, nb)
+			}
+			st = cur
+		case kScan:
+			in := without(st, s.body)
+			delete(in, s.dst)
+			delete(in, s.dst2)
+			if _, l, ok := flow(s.body, in); !ok {
+				return nil, l, false
+			}
+			st = in
+		case kNot, kWith:
+			in := st
+			if s.kind == kWith {
+				in = maps.Clone(st)
+				delete(in, s.dst)
+			}
+			if _, l, ok := flow(s.body, in); !ok {
+				return nil, l, false
+			}
+			st = without(in, s.body)
+		case kAssignVar, kAssignInt, kMakeNull, kMakeNumber, kAssignVarOnce, kDot, kLen, kCallBuiltin, kCallFunc,
+			kArrayLit, kObjectLit, kBuildEnd:
+			delete(st, s.dst)
+		case kResetLocal:
+			delete(st, s.dst)
+		}
+	}
+	return st, 0, true
+}
+
+// assignedIn adds to stale every local that b, or a block nested in it,
+// assigns otherwise than by making a collection.
+func assignedIn(b *block, stale map[int]bool) {
+	for i := range b.stmts {
+		s := &b.stmts[i]
+		switch s.kind {
+		case kAssignVar, kAssignInt, kMakeNull, kMakeNumber, kAssignVarOnce, kDot, kLen, kCallBuiltin, kCallFunc, kWith,
+			kArrayLit, kObjectLit, kBuildEnd, kResetLocal:
+			stale[s.dst] = true
+		case kScan:
+			stale[s.dst], stale[s.dst2] = true, true
+		}
+		for _, nb := range s.blocks {
+			assignedIn(nb, stale)
+		}
+		if s.body != nil {
+			assignedIn(s.body, stale)
+		}
+	}
 }
 
 type localCounts struct {

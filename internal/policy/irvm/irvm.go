@@ -60,6 +60,8 @@ type Program struct {
 }
 
 type function struct {
+	index   int
+	path    []string // the rule's path under data (Func.Path without the planner's group)
 	name    string
 	params  []int
 	ret     int
@@ -174,7 +176,10 @@ func Compile(p *ir.Policy, data ast.Value) (*Program, error) {
 	}
 	if p.Funcs != nil {
 		for _, f := range p.Funcs.Funcs {
-			fn := &function{name: f.Name, ret: int(f.Return), memo: -1}
+			fn := &function{index: len(prog.funcs), name: f.Name, ret: int(f.Return), memo: -1}
+			if len(f.Path) > 1 {
+				fn.path = f.Path[1:]
+			}
 			for _, l := range f.Params {
 				fn.params = append(fn.params, int(l))
 			}
@@ -445,12 +450,15 @@ type machine struct {
 
 	scanners []*scanner // by depth of nested scans
 	depth    int
-	biErr    error // the first built-in error; it fails the evaluation when it is over
-	ops      [8]*ast.Term
-	elems    [8]*ast.Term
-	out      *ast.Term
-	outN     int
-	collect  func(*ast.Term) error // m.keep, bound once
+
+	shared    Shared // nil: none
+	withDepth int    // WithStmts entered: rule values there are the override's
+	biErr     error  // the first built-in error; it fails the evaluation when it is over
+	ops       [8]*ast.Term
+	elems     [8]*ast.Term
+	out       *ast.Term
+	outN      int
+	collect   func(*ast.Term) error // m.keep, bound once
 }
 
 // Eval evaluates the plan for input (nil for none) and returns the result
@@ -473,9 +481,81 @@ func (p *Program) Eval(ctx context.Context, input ast.Value) (ast.Value, error) 
 // variable of its one result: nil when the query is undefined, an error
 // when it has several results or a result is not an object of one key.
 func (p *Program) EvalOne(ctx context.Context, input ast.Value) (*ast.Term, error) {
+	return p.EvalShared(ctx, input, nil)
+}
+
+// Shared holds rule values across evaluations, for the caller to key on
+// what each rule's value depends on. A rule is a function of input and data
+// alone (Funcs names them); Get and Put are never called for a value
+// computed under a `with`. Get's nil with true is a rule known undefined.
+// The VM calls Put for each rule value it computes; a caller should keep
+// them only once the evaluation has succeeded.
+type Shared interface {
+	Get(fn int) (v *ast.Term, ok bool)
+	Put(fn int, v *ast.Term)
+}
+
+// Func describes a function of the program for a Shared: Rule is true for a
+// function of input and data alone (a rule's value), Path its path under
+// data, Weight the number of statements it and the functions it calls run
+// at most once each (a loop's body counted once): what looking it up can
+// save.
+type Func struct {
+	Rule   bool
+	Path   []string
+	Weight int
+}
+
+// Funcs describes the program's functions, by the index Shared sees.
+func (p *Program) Funcs() []Func {
+	out := make([]Func, len(p.funcs))
+	weights := map[*function]int{}
+	for i, fn := range p.funcs {
+		out[i] = Func{Rule: fn.memo >= 0, Path: slices.Clone(fn.path), Weight: weightOf(fn, weights)}
+	}
+	return out
+}
+
+func weightOf(fn *function, memo map[*function]int) int {
+	if w, ok := memo[fn]; ok {
+		return w
+	}
+	memo[fn] = 0 // no recursion in Rego; this only ends a cycle
+	var walk func(b *block) int
+	walk = func(b *block) int {
+		n := 0
+		for i := range b.stmts {
+			s := &b.stmts[i]
+			if s.kind == kNop {
+				continue
+			}
+			n++
+			if s.kind == kCallFunc {
+				n += weightOf(s.fn, memo)
+			}
+			for _, nb := range s.blocks {
+				n += walk(nb)
+			}
+			if s.body != nil {
+				n += walk(s.body)
+			}
+		}
+		return n
+	}
+	w := 0
+	for _, b := range fn.blocks {
+		w += walk(b)
+	}
+	memo[fn] = w
+	return w
+}
+
+// EvalShared is EvalOne with rule values taken from, and given to, shared
+// (nil for none).
+func (p *Program) EvalShared(ctx context.Context, input ast.Value, shared Shared) (*ast.Term, error) {
 	var out *ast.Term
 	var bad error
-	err := p.eval(ctx, input, func(rs []*ast.Term) {
+	err := p.evalWith(ctx, input, shared, func(rs []*ast.Term) {
 		switch len(rs) {
 		case 0:
 		case 1:
@@ -501,11 +581,15 @@ func (p *Program) EvalOne(ctx context.Context, input ast.Value) (*ast.Term, erro
 // eval runs the plan and hands the results to take before the machine goes
 // back to the pool.
 func (p *Program) eval(ctx context.Context, input ast.Value, take func([]*ast.Term)) error {
+	return p.evalWith(ctx, input, nil, take)
+}
+
+func (p *Program) evalWith(ctx context.Context, input ast.Value, shared Shared, take func([]*ast.Term)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	m := p.pool.Get().(*machine)
-	m.ctx = ctx
+	m.ctx, m.shared = ctx, shared
 	base := len(m.stack)
 	m.stack = grow(m.stack, p.nlocals)
 	frame := m.stack[base : base+p.nlocals]
@@ -537,7 +621,7 @@ func (m *machine) release(base int) {
 		clear(b[:cap(b)])
 		m.bufs[i] = b[:0]
 	}
-	m.ctx, m.results, m.biErr, m.out = nil, m.results[:0], nil, nil
+	m.ctx, m.results, m.biErr, m.out, m.shared, m.withDepth = nil, m.results[:0], nil, nil, nil, 0
 	clear(m.ops[:])
 }
 
@@ -951,6 +1035,11 @@ func (m *machine) keep(t *ast.Term) error {
 
 func (m *machine) callFunc(frame []*ast.Term, s *stmt) (int, error) {
 	fn := s.fn
+	if fn.memo >= 0 && !m.memoSet[fn.memo] && m.shared != nil && m.withDepth == 0 {
+		if v, ok := m.shared.Get(fn.index); ok {
+			m.memo[fn.memo], m.memoSet[fn.memo] = v, true
+		}
+	}
 	if fn.memo >= 0 && m.memoSet[fn.memo] {
 		v := m.memo[fn.memo]
 		if v == nil {
@@ -980,6 +1069,9 @@ func (m *machine) callFunc(frame []*ast.Term, s *stmt) (int, error) {
 	}
 	if fn.memo >= 0 {
 		m.memo[fn.memo], m.memoSet[fn.memo] = v, true
+		if m.shared != nil && m.withDepth == 0 {
+			m.shared.Put(fn.index, v)
+		}
 	}
 	if v == nil {
 		return 0, nil
@@ -1004,7 +1096,9 @@ func (m *machine) with(frame []*ast.Term, s *stmt) (int, error) {
 	memo, memoSet := slices.Clone(m.memo), slices.Clone(m.memoSet)
 	clear(m.memo)
 	clear(m.memoSet)
+	m.withDepth++
 	br, err := m.block(frame, s.body)
+	m.withDepth--
 	frame[s.dst] = saved
 	copy(m.memo, memo)
 	copy(m.memoSet, memoSet)
