@@ -3,7 +3,14 @@
 // OPA's topdown evaluator. OPA still parses, type-checks, compiles and plans
 // the policies; only the execution of the plan is ours. It plugs in through
 // OPA's target plugins: a query prepared with rego.Target(Target) is planned
-// by OPA and handed to Compile, and rego evaluates it through Program.Eval.
+// by OPA and handed to Compile, and rego evaluates it through Program.Eval;
+// a caller that wants the Program itself (package policy does, to run it
+// without rego's result sets and with a cache of rule values, EvalShared)
+// prepares under Capture.
+//
+// Compile also rewrites the plan for speed where that provably changes no
+// answer (fold.go): constant collections built once, array and object
+// literals made in one piece, a comprehension's array collected in a buffer.
 //
 // The semantics are those of OPA's Wasm compiler (internal/compiler/wasm),
 // the planner's reference consumer: a statement that is undefined leaves
