@@ -438,3 +438,59 @@ else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
 		}
 	}
 }
+
+// TestVMSharesNothingComputedUnderWith: a rule evaluated both as it is and
+// under `with` (another value of an input field it reads, in another rule)
+// is shared across evaluations from the former only: an input decided after
+// one with the same fields gets the rule's own value, not the override's. Random
+// inputs from 8 goroutines, the VM with the rule cache against topdown
+// with no cache.
+func TestVMSharesNothingComputedUnderWith(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"p.rego": `package sendguard.decision
+counted := count([x |
+	some x in [input.signals.links, input.signals.emoji, input.signals.political, input.signals.promo_terms,
+		input.signals.calls_to_action, input.signals.discount_codes, input.signals.prize_claims, input.signals.cold_outreach]
+	x > 0
+])
+under := n if {
+	n := counted with input.signals.links as 0
+}
+result := {"allow": true, "error": "", "risk_score": r, "purpose": ""} if {
+	u := under
+	r := (counted * 10) + u
+}
+`,
+		ProbesFile: probeFile("allowed"),
+	})
+	vm := engine(t, Options{Dir: dir})
+	td := engine(t, Options{Dir: dir, CacheEntries: -1, Topdown: true})
+	p := vm.cur.Load()
+	if p.vm == nil || p.rules == nil || !slices.ContainsFunc(p.vmRules, func(id int) bool { return id >= 0 }) {
+		t.Fatalf("the VM with a shared rule, want: VM %v, rule cache %v, shared %v", p.vm != nil, p.rules != nil, p.vmRules)
+	}
+	ins := randomInputs(7, 2000)
+	ctx := context.Background()
+	want := make([]Decision, len(ins))
+	for i, in := range ins {
+		var err error
+		if want[i], err = td.Eval(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := g; i < len(ins); i += 8 {
+				if got, err := p.eval(ctx, ins[i]); err != nil || got != want[i] {
+					t.Errorf("eval(%+v) = %+v %v, want %+v", ins[i], got, err, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := p.rules.memo.Stats(); st.Hits == 0 {
+		t.Errorf("rule cache %+v: no evaluation took a rule's value from another", st)
+	}
+}
