@@ -137,7 +137,16 @@ n := 2 if {
 	input.signals.emoji > 0
 	count([input.signals.promo_terms, input.signals.calls_to_action, input.signals.discount_codes, input.signals.prize_claims, input.signals.political]) == 5
 }
-result := {"allow": true, "error": "", "risk_score": n, "purpose": ""} if n > 0
+# heavy is shared, and computed before n fails.
+heavy := count([x |
+	some x in [input.signals.links, input.signals.emoji, input.signals.political, input.signals.promo_terms,
+		input.signals.calls_to_action, input.signals.discount_codes, input.signals.prize_claims, input.signals.cold_outreach]
+	x > 0
+])
+result := {"allow": true, "error": "", "risk_score": n, "purpose": ""} if {
+	heavy >= 0
+	n > 0
+}
 else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
 `,
 		ProbesFile: probeFile("allowed"),
