@@ -225,7 +225,7 @@ func buildWith(ctx context.Context, f flags, log *slog.Logger, getenv func(strin
 	if err != nil {
 		return nil, err
 	}
-	scanner, engine, err := policiesFor(ctx, f, cfg, ms, prev)
+	scanner, engine, err := policiesFor(ctx, f, cfg, ms, prev, log)
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +402,7 @@ const scanCacheSize = 8192
 // risk settings and the content model are prev's) it returns prev's: a
 // config-only change (a key, a plan) then costs no policy compilation, the
 // most CPU a reload can take from requests being decided.
-func policiesFor(ctx context.Context, f flags, cfg *config.Config, ms models, prev *app) (*risk.Scanner, *policy.Engine, error) {
+func policiesFor(ctx context.Context, f flags, cfg *config.Config, ms models, prev *app, log *slog.Logger) (*risk.Scanner, *policy.Engine, error) {
 	if prev != nil && reflect.DeepEqual(prev.cfg.Risk, cfg.Risk) && ms.outbound == prev.models.outbound {
 		if rev, err := policy.DirRevision(f.policies); err == nil && rev == prev.engine.Revision() {
 			return prev.scanner, prev.engine, nil
@@ -414,7 +414,8 @@ func policiesFor(ctx context.Context, f flags, cfg *config.Config, ms models, pr
 		Model:      ms.outbound,
 		CacheSize:  scanCacheSize,
 	})
-	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan})
+	// The engine logs which evaluator decides (the IR VM, or topdown and why).
+	engine, err := policy.New(ctx, policy.Options{Dir: f.policies, Scan: scanner.Scan, Log: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("load policies: %w", err)
 	}

@@ -9,14 +9,30 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
+// evaluators are the two ways a decision is evaluated, for benchmarks: the
+// IR VM (the default) and OPA's topdown evaluator.
+var evaluators = []struct {
+	name    string
+	topdown bool
+}{{"irvm", false}, {"topdown", true}}
+
 // BenchmarkEvalMiss is the cost of a memo miss: the memo off, cycling over
 // the policy inputs of bench/mixes/unique.json (allowed sends and every
-// denial the policies answer), so each evaluation is a first-seen input's.
-// cpu-ns/op is the process's CPU time per evaluation, steadier than ns/op
-// on a shared machine.
+// denial the policies answer), so each evaluation is a first-seen input's,
+// on each evaluator. cpu-ns/op is the process's CPU time per evaluation,
+// steadier than ns/op on a shared machine.
 func BenchmarkEvalMiss(b *testing.B) {
+	for _, ev := range evaluators {
+		b.Run(ev.name, func(b *testing.B) { benchEvalMiss(b, ev.topdown) })
+	}
+}
+
+func benchEvalMiss(b *testing.B, topdown bool) {
 	ins, _, sc := uniqueMix(b)
-	e := engine(b, Options{CacheEntries: -1, Scan: sc.Scan})
+	e := engine(b, Options{CacheEntries: -1, Scan: sc.Scan, Topdown: topdown})
+	if name, why := e.Evaluator(); (name == "topdown") != topdown {
+		b.Fatalf("evaluator %s (%s)", name, why)
+	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -43,14 +59,20 @@ func cpuTime(tb testing.TB) time.Duration {
 // stream of them: the distinct decision inputs of bench/mixes/unique.json,
 // in the mix's order, each evaluated once with the rule values that the
 // inputs before it in the stream left (the rule cache emptied at the start
-// of every pass). The decision memo is bypassed: every evaluation is a
-// decision the memo has not seen.
+// of every pass), on each evaluator. The decision memo is bypassed: every
+// evaluation is a decision the memo has not seen.
 func BenchmarkEvalMissStream(b *testing.B) {
+	for _, ev := range evaluators {
+		b.Run(ev.name, func(b *testing.B) { benchEvalMissStream(b, ev.topdown) })
+	}
+}
+
+func benchEvalMissStream(b *testing.B, topdown bool) {
 	ins, _, sc := uniqueMix(b)
-	e := engine(b, Options{Scan: sc.Scan})
+	e := engine(b, Options{Scan: sc.Scan, Topdown: topdown})
 	p := e.cur.Load()
-	if p.rules == nil {
-		b.Fatal("no rule cache")
+	if p.rules == nil || (p.vm == nil) != topdown {
+		b.Fatalf("topdown %v: rule cache %v, VM %v", topdown, p.rules != nil, p.vm != nil)
 	}
 	var distinct []Input
 	seen := map[string]bool{}

@@ -17,8 +17,10 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -28,6 +30,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
+	"github.com/sendguard/sendguard/internal/policy/irvm"
 	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/policies"
 )
@@ -76,6 +79,14 @@ type Options struct {
 	// scanner real sends use. nil means the default scanner
 	// (risk.New(risk.Options{})).
 	Scan func(message string) Signals
+
+	// Topdown evaluates the decision query with OPA's topdown evaluator
+	// even when the IR VM (package irvm) supports the policies' plan.
+	Topdown bool
+
+	// Log receives a line at each load saying which evaluator decides,
+	// and why not the VM when it does not; nil discards it.
+	Log *slog.Logger
 }
 
 // Engine evaluates the prepared decision query. It is safe for concurrent
@@ -93,6 +104,9 @@ type Engine struct {
 
 type prepared struct {
 	pq      rego.PreparedEvalQuery
+	vm      *irvm.Program           // the decision query's plan, run by the IR VM; nil on topdown
+	vmRules []int                   // the rule cache's id of each of the VM's functions (vmRuleIDs); nil without the rule cache
+	noVM    string                  // why the VM does not decide, when it does not
 	explain *rego.PreparedEvalQuery // data.sendguard.risk.breakdown; nil when undefined
 	fields  fieldSet
 	memo    *memo[Decision] // nil when off
@@ -141,12 +155,32 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if scan == nil {
 		scan = risk.New(risk.Options{}).Scan
 	}
-	p, err := prepare(ctx, fsys, e.opts.CacheEntries, scan)
+	p, err := prepare(ctx, fsys, e.opts.CacheEntries, scan, e.opts.Topdown)
 	if err != nil {
 		return fmt.Errorf("policies from %s: %w", e.Source(), err)
 	}
+	log := e.opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if p.vm != nil {
+		log.InfoContext(ctx, "policy evaluator", "source", e.Source(), "evaluator", "irvm")
+	} else {
+		log.InfoContext(ctx, "policy evaluator", "source", e.Source(), "evaluator", "topdown", "reason", p.noVM)
+	}
 	e.cur.Store(p) // the old memo goes with the old policies
 	return nil
+}
+
+// Evaluator names what evaluates the running policies' decisions: "irvm"
+// (OPA's plan of the query, run by package irvm) or "topdown" (OPA's
+// evaluator, with the rule cache), and why not the VM when it is topdown.
+func (e *Engine) Evaluator() (name, reason string) {
+	p := e.cur.Load()
+	if p.vm != nil {
+		return "irvm", ""
+	}
+	return "topdown", p.noVM
 }
 
 // Probes returns the probes the running policies answered as expected.
@@ -211,7 +245,7 @@ func merge(data map[string]any, dir string, v map[string]any) error {
 	return nil
 }
 
-func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) Signals) (*prepared, error) {
+func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) Signals, topdownOnly bool) (*prepared, error) {
 	b, err := load(fsys)
 	if err != nil {
 		return nil, err
@@ -243,6 +277,33 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 	if p.revision, err = revisionOf(fsys); err != nil {
 		return nil, err
 	}
+	if topdownOnly {
+		p.noVM = "Options.Topdown"
+	} else {
+		// The same modules and options, planned by OPA and run by the VM.
+		// Anything the VM does not evaluate exactly as topdown refuses
+		// the plan, and topdown decides.
+		// Capture hands the VM's Program back, to be run without rego's
+		// result sets around it.
+		vopts := append(opts[:len(opts):len(opts)], rego.Target(irvm.Target))
+		var prog *irvm.Program
+		data, err := ast.InterfaceToValue(b.data)
+		if err != nil {
+			return nil, err
+		}
+		_, err = rego.New(vopts...).PrepareForEval(irvm.Capture(irvm.WithData(ctx, data), &prog))
+		var unsupported *irvm.UnsupportedError
+		switch {
+		case err == nil && prog == nil:
+			p.noVM = "the IR VM's target plugin did not hand its program back"
+		case err == nil:
+			p.vm = prog
+		case errors.As(err, &unsupported):
+			p.noVM = unsupported.Error()
+		default:
+			p.noVM = "planning: " + err.Error()
+		}
+	}
 	xopts := append(opts[1:len(opts):len(opts)], rego.Query("data.sendguard.risk.breakdown"))
 	if x, err := rego.New(xopts...).PrepareForEval(ctx); err == nil {
 		p.explain = &x
@@ -271,8 +332,72 @@ func prepare(ctx context.Context, fsys fs.FS, entries int64, scan func(string) S
 		if p.rules, err = newRules(folded, max(int(entries)/8, 1024)); err != nil {
 			return nil, err
 		}
+		if p.vm != nil {
+			p.vmRules = vmRuleIDs(p.vm, p.rules)
+		}
 	}
 	return p, nil
+}
+
+// minSharedWeight is the least a rule's plan must run (statements, its
+// callees' included) for the VM to look its value up in the rule cache: a
+// lookup costs about what a few dozen statements do, so pause.paused is
+// cheaper evaluated than looked up, and risk.score is not.
+const minSharedWeight = 40
+
+// vmRuleIDs maps each function of the VM's program to the rule cache's id
+// of the rule it evaluates, -1 for a function that is not a rule's value,
+// not indexed, or too cheap to look up.
+func vmRuleIDs(prog *irvm.Program, r *rules) []int {
+	funcs := prog.Funcs()
+	ids := make([]int, len(funcs))
+	for i, f := range funcs {
+		ids[i] = -1
+		if !f.Rule || f.Weight < minSharedWeight {
+			continue
+		}
+		ref := ast.Ref{ast.DefaultRootDocument}
+		for _, k := range f.Path {
+			ref = append(ref, ast.StringTerm(k))
+		}
+		// The query's own rule is the decision memo's.
+		if id, ok := r.ruleID(ref); ok && !ref.Equal(ast.MustParseRef(Query)) {
+			ids[i] = id
+		}
+	}
+	return ids
+}
+
+// vmShared is one VM evaluation's window on the rule cache (irvm.Shared):
+// what it computes is kept until it has succeeded (commit).
+type vmShared struct {
+	r       *rules
+	ids     []int // by function
+	in      *Input
+	buf     []byte
+	pending []pendingValue
+}
+
+func (c *vmShared) Get(fn int) (*ast.Term, bool) {
+	id := c.ids[fn]
+	if id < 0 {
+		return nil, false
+	}
+	c.buf = c.r.ruleKey(c.buf[:0], id, c.in)
+	return c.r.memo.Get(c.buf)
+}
+
+func (c *vmShared) Put(fn int, v *ast.Term) {
+	if id := c.ids[fn]; id >= 0 {
+		c.pending = append(c.pending, pendingValue{id: id, value: v})
+	}
+}
+
+func (c *vmShared) commit() {
+	for _, p := range c.pending {
+		c.buf = c.r.ruleKey(c.buf[:0], p.id, c.in)
+		c.r.memo.Set(c.buf, p.value)
+	}
 }
 
 // Explain evaluates data.sendguard.risk.breakdown for in: each signal's
@@ -366,11 +491,11 @@ func InputValue(in Input) ast.Value {
 		ast.Item(kInstance, ast.ObjectTerm(
 			ast.Item(kID, ast.StringTerm(in.InstanceID)),
 			ast.Item(kPlan, ast.StringTerm(in.Plan)),
-			ast.Item(kPaused, ast.BooleanTerm(in.Paused)),
+			ast.Item(kPaused, ast.InternedTerm(in.Paused)),
 		)),
 		ast.Item(kRecipient, ast.ObjectTerm(
 			ast.Item(kPhone, ast.StringTerm(in.Phone)),
-			ast.Item(kSuppressed, ast.BooleanTerm(in.Suppressed)),
+			ast.Item(kSuppressed, ast.InternedTerm(in.Suppressed)),
 		)),
 		ast.Item(kSignals, ast.ObjectTerm(
 			ast.Item(kPromo, ast.IntNumberTerm(s.PromoTerms)),
@@ -404,9 +529,31 @@ func InputValue(in Input) ast.Value {
 func (p *prepared) eval(ctx context.Context, in Input) (Decision, error) {
 	var rs rego.ResultSet
 	var err error
-	if p.rules == nil {
+	switch {
+	case p.vm != nil:
+		var t *ast.Term
+		if p.rules == nil {
+			t, err = p.vm.EvalOne(ctx, InputValue(in))
+		} else {
+			sh := &vmShared{r: p.rules, ids: p.vmRules, in: &in}
+			if t, err = p.vm.EvalShared(ctx, InputValue(in), sh); err == nil {
+				sh.commit()
+			}
+		}
+		if err != nil {
+			return Decision{}, err
+		}
+		if t == nil {
+			return Decision{}, fmt.Errorf("%s is undefined", Query)
+		}
+		d, err := decode(t, nil)
+		if err != nil {
+			return Decision{}, err
+		}
+		return d.(Decision), nil
+	case p.rules == nil:
 		rs, err = p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode))
-	} else {
+	default:
 		vc := p.rules.newEvalCache(&in)
 		rs, err = p.pq.Eval(ctx, rego.EvalParsedInput(InputValue(in)), rego.EvalGenerateJSON(decode), rego.EvalVirtualCache(vc))
 		if err == nil {

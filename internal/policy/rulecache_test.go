@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +14,7 @@ import (
 // itself or through the rules and functions it refers to: a key missing a
 // field would answer one input with another's value.
 func TestRuleFields(t *testing.T) {
-	e := engine(t, Options{})
+	e := engine(t, Options{Topdown: true}) // the rule cache is topdown's
 	r := e.cur.Load().rules
 	if r == nil {
 		t.Fatal("no rule cache with the memo on")
@@ -74,32 +73,24 @@ func fieldSetOf(t *testing.T, names []string) fieldSet {
 // counts) in every combination, from 8 goroutines at once with the decision
 // memo bypassed and the rule cache on, and checks each against the same
 // input decided by an engine with neither.
+//
+// The rule cache serves both evaluators: topdown through its virtual cache,
+// the IR VM through irvm.Shared (for the rules worth a lookup).
 func TestRuleCacheRandomInputs(t *testing.T) {
-	ctx := context.Background()
-	on := engine(t, Options{})
-	off := engine(t, Options{CacheEntries: -1})
-	p := on.cur.Load()
-	purposes := []string{"transactional", " Authentication ", "marketing", "newsletter", "SUPPORT"}
-	rng := rand.New(rand.NewPCG(11, 11))
-	ins := make([]Input, 4000)
-	for i := range ins {
-		in := Input{InstanceID: "inst", Plan: "starter", Phone: "+966501234567",
-			Paused: rng.IntN(20) == 0, Suppressed: rng.IntN(20) == 0, PurposePresent: rng.IntN(15) != 0}
-		in.Purpose = purposes[rng.IntN(len(purposes))]
-		s := &in.Signals
-		for _, n := range []*int{&s.PromoTerms, &s.CallsToAction, &s.DiscountCodes, &s.PrizeClaims, &s.ColdOutreach, &s.Political,
-			&s.Transactional, &s.Percentages, &s.ShortenerLinks, &s.Links, &s.Exclamations, &s.Emoji} {
-			if rng.IntN(4) == 0 {
-				*n = rng.IntN(4)
-			}
-		}
-		s.CapsRatioPct = []int{0, 29, 30, 100}[rng.IntN(4)]
-		s.Length = rng.IntN(300)
-		for _, n := range []*int{&s.ModelTransactional, &s.ModelPromotional, &s.ModelColdOutreach, &s.ModelPolitical, &s.ModelScam} {
-			*n = 5 * rng.IntN(21)
-		}
-		ins[i] = in
+	for _, ev := range evaluators {
+		t.Run(ev.name, func(t *testing.T) { testRuleCacheRandomInputs(t, ev.topdown) })
 	}
+}
+
+func testRuleCacheRandomInputs(t *testing.T, topdown bool) {
+	ctx := context.Background()
+	on := engine(t, Options{Topdown: topdown})
+	off := engine(t, Options{CacheEntries: -1, Topdown: true})
+	p := on.cur.Load()
+	if (p.vm == nil) != topdown || p.rules == nil {
+		t.Fatalf("topdown %v: VM %v, rule cache %v", topdown, p.vm != nil, p.rules != nil)
+	}
+	ins := randomInputs(11, 4000)
 	want := make([]Decision, len(ins))
 	for i, in := range ins {
 		var err error
@@ -128,16 +119,46 @@ func TestRuleCacheRandomInputs(t *testing.T) {
 // for some input fails that evaluation, and none of the values it computed
 // before failing is shared (the first body's value, 1, is not the rule's).
 func TestRuleCacheKeepsNothingFromAFailedEvaluation(t *testing.T) {
+	for _, ev := range evaluators {
+		t.Run(ev.name, func(t *testing.T) { testRuleCacheKeepsNothingFromAFailedEvaluation(t, ev.topdown) })
+	}
+}
+
+func testRuleCacheKeepsNothingFromAFailedEvaluation(t *testing.T, topdown bool) {
 	dir := writeTree(t, map[string]string{
+		// n is worth a lookup for the VM (minSharedWeight): each body
+		// reads a list of signals.
 		"p.rego": `package sendguard.decision
-n := 1 if input.signals.links > 0
-n := 2 if input.signals.emoji > 0
-result := {"allow": true, "error": "", "risk_score": n, "purpose": ""} if n > 0
+n := 1 if {
+	input.signals.links > 0
+	count([input.signals.promo_terms, input.signals.calls_to_action, input.signals.discount_codes, input.signals.prize_claims, input.signals.political]) == 5
+}
+n := 2 if {
+	input.signals.emoji > 0
+	count([input.signals.promo_terms, input.signals.calls_to_action, input.signals.discount_codes, input.signals.prize_claims, input.signals.political]) == 5
+}
+# heavy is shared, and computed before n fails.
+heavy := count([x |
+	some x in [input.signals.links, input.signals.emoji, input.signals.political, input.signals.promo_terms,
+		input.signals.calls_to_action, input.signals.discount_codes, input.signals.prize_claims, input.signals.cold_outreach]
+	x > 0
+])
+result := {"allow": true, "error": "", "risk_score": n, "purpose": ""} if {
+	heavy >= 0
+	n > 0
+}
 else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
 `,
 		ProbesFile: probeFile("allowed"),
 	})
-	e := engine(t, Options{Dir: dir})
+	e := engine(t, Options{Dir: dir, Topdown: topdown})
+	if !topdown {
+		p := e.cur.Load()
+		if !slices.ContainsFunc(p.vmRules, func(id int) bool { return id >= 0 }) {
+			name, why := e.Evaluator()
+			t.Fatalf("no rule of the VM's program is shared: %v (evaluator %s %s)", p.vmRules, name, why)
+		}
+	}
 	p := e.cur.Load()
 	in := Input{Signals: Signals{Links: 1, Emoji: 1}}
 	if d, err := p.eval(context.Background(), in); err == nil {
