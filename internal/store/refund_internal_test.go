@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,4 +220,78 @@ func TestReceiptsNotScanned(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReceiptsWhereTheyFit: a receipt is kept by its id's 16 bytes when
+// the id is a UUID's canonical text and its phone fits a PackedUndo;
+// otherwise (an id of any other text, a phone longer than E.164's 16
+// bytes) under the id's text, with the whole undo: its refund still gives
+// back the abuse counts (a recipient at its pair limit can be sent again).
+// MaxReceipts bounds both kinds together, the oldest going first.
+func TestReceiptsWhereTheyFit(t *testing.T) {
+	ctx := context.Background()
+	l := limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1e12, Burst: 1 << 40}
+	al := abuse.Limits{PairPerMinute: 1}
+	now := time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
+	const canonical = "019e0f3c-8a1b-7c3d-9e4f-0123456789ab"
+	for _, tc := range []struct {
+		id, phone string
+		packed    bool
+	}{
+		{canonical, "+966501234567", true},
+		{canonical, "+123456789012345", true},                // 16 bytes
+		{canonical, "+1234567890123456", false},              // 17 bytes
+		{strings.ToUpper(canonical), "+905321234567", false}, // not canonical
+		{"dec-١٢٣", "+919876543210", false},
+	} {
+		t.Run(tc.id+tc.phone, func(t *testing.T) {
+			m := NewMemory(limiter.Calendar{})
+			snd := abuse.Send{Instance: "दुकान", Body: abuse.BodyKey("Siparişiniz yola çıktı 🚚"), Phone: tc.phone, Abuse: al, Quota: l, Decision: tc.id}
+			if out, err := m.TakeSend(ctx, snd, now); err != nil || !out.Allowed() {
+				t.Fatalf("TakeSend = %+v, %v", out, err)
+			}
+			rc := &m.instances["दुकान"].rc
+			if u, x := len(rc.uuids.m), len(rc.texts.m); (u == 1) != tc.packed || u+x != 1 {
+				t.Errorf("receipts by uuid %d, by text %d; want by uuid: %v", u, x, tc.packed)
+			}
+			again := snd
+			again.Decision = ""
+			if out, err := m.TakeSend(ctx, again, now); err != nil || out.Verdict != abuse.Throttle {
+				t.Fatalf("a second send to the recipient before the refund = %+v, %v; want throttled", out, err)
+			}
+			if r, err := m.Refund(ctx, "दुकान", tc.id, now); err != nil || r != Refunded {
+				t.Fatalf("Refund = %v, %v", r, err)
+			}
+			if out, err := m.TakeSend(ctx, again, now); err != nil || !out.Allowed() {
+				t.Errorf("a second send to the recipient after the refund = %+v, %v; want allowed", out, err)
+			}
+		})
+	}
+	t.Run("bound", func(t *testing.T) {
+		var rs receipts
+		uid := func(i int) string { return fmt.Sprintf("01a21d62-26cb-738b-922e-%012d", i) }
+		text := func(i int) string { return fmt.Sprintf("dec-%d", i) }
+		at := now.UnixNano()
+		r := receipt{expires: at + int64(ReceiptTTL)}
+		for i := range MaxReceipts + 10 { // every third one by text
+			id := uid(i)
+			if i%3 == 0 {
+				id = text(i)
+			}
+			rs.put(id, r, abuse.Undo{}, at)
+			r.expires++
+		}
+		if n := rs.len(); n != MaxReceipts {
+			t.Fatalf("receipts kept = %d, want MaxReceipts (%d)", n, MaxReceipts)
+		}
+		for i, want := range map[int]RefundResult{0: RefundUnknown, 1: RefundUnknown, 9: RefundUnknown, 10: Refunded, 11: Refunded, 12: Refunded, MaxReceipts + 9: Refunded} {
+			id := uid(i)
+			if i%3 == 0 {
+				id = text(i)
+			}
+			if _, _, got, _ := rs.refundable("दुकान", id, at); got != want {
+				t.Errorf("refundable(%s) = %v, want %v", id, got, want)
+			}
+		}
+	})
 }
