@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"runtime/metrics"
 	"strings"
@@ -294,4 +295,39 @@ func TestReceiptsWhereTheyFit(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReceiptTypesHoldNoPointer: what receipts keep for a decision id
+// sendguard issued (the map's key and value, the queue's and the changed
+// list's elements) holds no pointer, so the runtime allocates the map's
+// groups and the slices' arrays in spans the garbage collector does not
+// scan (TestReceiptsNotScanned measures it).
+func TestReceiptTypesHoldNoPointer(t *testing.T) {
+	var rs receipts
+	for _, typ := range []reflect.Type{
+		reflect.TypeOf(rs.uuids.m).Key(), reflect.TypeOf(rs.uuids.m).Elem(),
+		reflect.TypeOf(rs.uuids.q).Elem(), reflect.TypeOf(rs.uuids.changed).Elem(),
+	} {
+		if hasPointers(typ) {
+			t.Errorf("%v holds a pointer, want none", typ)
+		}
+	}
+}
+
+// hasPointers reports whether a value of type t holds a pointer the
+// garbage collector would follow.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
 }
