@@ -336,6 +336,43 @@ func (t *Tracker) Undo(u Undo) {
 	}
 }
 
+// MaxPackedPhone is the longest phone a PackedUndo holds: an E.164 number
+// ("+" and at most 15 digits).
+const MaxPackedPhone = 16
+
+// PackedUndo is an Undo without its instance and with the phone in fixed
+// bytes: it holds no pointer, so a store that keeps one in each receipt
+// (hundreds of thousands under load) keeps them in memory the garbage
+// collector does not scan. The zero PackedUndo takes nothing back.
+type PackedUndo struct {
+	phone      [MaxPackedPhone]byte
+	phoneLen   uint8
+	pair, fan  bool
+	body       [16]byte
+	h          uint64
+	at, prevAt int64
+}
+
+// Pack returns u without its instance (the store keeps it: it is the
+// receipt's), and false when u's phone is longer than MaxPackedPhone bytes
+// (keep u itself then).
+func (u Undo) Pack() (PackedUndo, bool) {
+	if len(u.phone) > MaxPackedPhone {
+		return PackedUndo{}, false
+	}
+	p := PackedUndo{phoneLen: uint8(len(u.phone)), pair: u.pair, fan: u.fan, body: u.body, h: u.h, at: u.at, prevAt: u.prevAt}
+	copy(p.phone[:], u.phone)
+	return p, true
+}
+
+// Unpack is the Undo that p was packed from, of the send of instance.
+func (p PackedUndo) Unpack(instance string) Undo {
+	if !p.pair && !p.fan {
+		return Undo{}
+	}
+	return Undo{instance: instance, phone: string(p.phone[:p.phoneLen]), body: p.body, h: p.h, at: p.at, prevAt: p.prevAt, pair: p.pair, fan: p.fan}
+}
+
 // QuotaFunc takes a send's slow lane and quotas, as TakeQuota does.
 type QuotaFunc func(ctx context.Context, s Send, now time.Time) (Outcome, error)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -374,4 +375,76 @@ func BenchmarkTrackerParallel(b *testing.B) {
 			tr.TakeSend(context.Background(), sends[i%int64(len(sends))], t0.Add(4*time.Second+time.Duration(i)*500*time.Microsecond), allow)
 		}
 	})
+}
+
+// TestPackedUndo: an Undo packed without its instance and unpacked with it
+// is the same Undo and takes back its send's records (multilingual
+// instances, E.164 phones of up to 16 bytes); a phone longer than that
+// does not pack (the store keeps the Undo itself); the zero PackedUndo is
+// the zero Undo; and a PackedUndo holds no pointer, so the garbage
+// collector does not scan the receipts that keep one.
+func TestPackedUndo(t *testing.T) {
+	if p := reflect.TypeFor[PackedUndo](); hasPointers(p) {
+		t.Errorf("%v holds pointers, want none", p)
+	}
+	l := Limits{FanOutWindow: time.Minute, FanOutThrottle: 1 << 20, PairPerMinute: 1 << 20}
+	for _, tc := range []struct {
+		instance, phone, body string
+		packs                 bool
+	}{
+		{"shop", "+966501234567", "طلبك في الطريق", true},
+		{"दुकान", "+919812345678", "आपका ओटीपी 4821 है", true},
+		{"dükkân-İ", "+905321234567", "Siparişiniz yola çıktı 🚚", true},
+		{"cafe\u0301", "+123456789012345", "Cafe\u0301 reçu 🇫🇷", true}, // 16 bytes: the longest E.164
+		{"🛒store", "+1234567890123456", "Your order ✨", false},         // 17 bytes
+		{"shop", "", "no phone", true},
+	} {
+		t.Run(tc.instance+tc.phone, func(t *testing.T) {
+			tr := New(Options{})
+			var u Undo
+			s := Send{Instance: tc.instance, Body: BodyKey(tc.body), Phone: tc.phone, Abuse: l}
+			if _, err := tr.TakeSendUndo(context.Background(), s, t0, func(_ context.Context, _ Send, _ time.Time, got Undo) (Outcome, error) {
+				u = got
+				return Outcome{Taken: limiter.Outcome{Verdict: limiter.Allowed}}, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			p, ok := u.Pack()
+			if ok != tc.packs {
+				t.Fatalf("Pack(phone %q) ok = %v, want %v", tc.phone, ok, tc.packs)
+			}
+			if !ok {
+				return
+			}
+			if back := p.Unpack(tc.instance); back != u {
+				t.Fatalf("Unpack(Pack(%+v)) = %+v", u, back)
+			}
+			entries, _ := counts(tr)
+			tr.Undo(p.Unpack(tc.instance))
+			if got := tr.Len(); got != entries {
+				t.Errorf("Len after the unpacked Undo = %d, want %d (the entries, no records)", got, entries)
+			}
+		})
+	}
+	if u := (PackedUndo{}).Unpack("shop"); u != (Undo{}) {
+		t.Errorf("PackedUndo{}.Unpack = %+v, want the zero Undo", u)
+	}
+}
+
+// hasPointers reports whether a value of type t holds a pointer the
+// garbage collector would follow.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
 }

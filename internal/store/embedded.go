@@ -327,7 +327,7 @@ func (e *Embedded) recover() error {
 			}
 			st.s = s
 			replayed[id] = struct{}{}
-		}, func(instance, id string, r *receipt) {
+		}, func(instance, id string, r receipt) {
 			e.recoverReceipt(instance, id, r)
 			replayed[instance] = struct{}{}
 		})
@@ -368,38 +368,51 @@ func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
 	var rcs []kv // v nil: delete
 	var arena []byte
 	type taken struct {
-		st  *instanceState
-		ids []string
+		st    *instanceState
+		uuids []uuid
+		texts []string
 	}
 	var changed []taken
+	// put appends the receipt key (instance NUL decision id) of rid and
+	// the receipt r (found: false: deleted) to rcs. Keys and values go
+	// into one arena: bbolt keeps them until the commit, and a busy
+	// checkpoint writes thousands.
+	put := func(id string, rid []byte, r receipt, found bool) {
+		if need := len(id) + 1 + len(rid) + receiptLen; cap(arena)-len(arena) < need {
+			arena = make([]byte, 0, max(64<<10, need))
+		}
+		start := len(arena)
+		arena = append(append(append(arena, id...), 0), rid...)
+		k := arena[start:len(arena):len(arena)]
+		if !found {
+			rcs = append(rcs, kv{k, nil})
+			return
+		}
+		start = len(arena)
+		arena = appendReceipt(arena, r)
+		rcs = append(rcs, kv{k, arena[start:len(arena):len(arena)]})
+	}
+	var text []byte
 	for id := range ids {
 		e.mu.RLock()
 		st := e.quota[id]
 		e.mu.RUnlock()
 		st.mu.Lock()
 		v := encodeState(st.s)
-		ch := st.rc.changed
-		st.rc.changed = nil
-		for _, rid := range ch {
-			// Keys and values go into one arena: bbolt keeps them until
-			// the commit, and a busy checkpoint writes thousands.
-			if cap(arena)-len(arena) < len(id)+1+len(rid)+receiptLen {
-				arena = make([]byte, 0, max(64<<10, len(id)+1+len(rid)+receiptLen))
-			}
-			start := len(arena)
-			arena = append(append(append(arena, id...), 0), rid...)
-			k := arena[start:len(arena):len(arena)]
-			if r, ok := st.rc.m[rid]; ok {
-				start = len(arena)
-				arena = appendReceipt(arena, r)
-				rcs = append(rcs, kv{k, arena[start:len(arena):len(arena)]})
-			} else {
-				rcs = append(rcs, kv{k, nil})
-			}
+		ch := taken{st, st.rc.uuids.changed, st.rc.texts.changed}
+		st.rc.uuids.changed, st.rc.texts.changed = nil, nil
+		for _, k := range ch.uuids {
+			r, ok := st.rc.uuids.m[k]
+			text = k.appendText(text[:0])
+			put(id, text, r.receipt, ok)
+		}
+		for _, k := range ch.texts {
+			r, ok := st.rc.texts.m[k]
+			put(id, []byte(k), r.receipt, ok)
 		}
 		st.mu.Unlock()
-		if len(ch) > 0 {
-			changed = append(changed, taken{st, ch})
+		if len(ch.uuids) > 0 || len(ch.texts) > 0 {
+			changed = append(changed, ch)
 		}
 		recs = append(recs, kv{[]byte(id), v})
 	}
@@ -428,7 +441,8 @@ func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
 	if err != nil {
 		for _, c := range changed {
 			c.st.mu.Lock()
-			c.st.rc.changed = append(c.st.rc.changed, c.ids...)
+			c.st.rc.uuids.changed = append(c.st.rc.uuids.changed, c.uuids...)
+			c.st.rc.texts.changed = append(c.st.rc.texts.changed, c.texts...)
 			c.st.mu.Unlock()
 		}
 	}
@@ -437,17 +451,13 @@ func (e *Embedded) commit(ids map[string]struct{}, gen uint64) error {
 
 // recoverReceipt keeps a receipt read from the file or the log (at open:
 // no lock needed); the queue is rebuilt once all are read.
-func (e *Embedded) recoverReceipt(instance, id string, r *receipt) {
+func (e *Embedded) recoverReceipt(instance, id string, r receipt) {
 	st := e.quota[instance]
 	if st == nil {
 		st = &instanceState{rc: receipts{track: true}}
 		e.quota[instance] = st
 	}
-	if st.rc.m == nil {
-		st.rc.m = make(map[string]*receipt)
-	}
-	st.rc.m[id] = r
-	st.rc.touch(id)
+	st.rc.recover(id, r)
 }
 
 // run fsyncs the log every interval (SyncInterval) and checkpoints every
@@ -873,7 +883,7 @@ func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time, und
 		if slow != nil {
 			entries = append(entries, walEntry{slowID, slowNext})
 		}
-		var r *receipt
+		var r receipt
 		if s.Decision != "" {
 			r = newReceipt(next, s.Quota.Burst, slow != nil, s.SlowLane.Burst, now)
 			rcs = append(rcs, walReceipt{s.Instance, s.Decision, r})
@@ -884,9 +894,8 @@ func (e *Embedded) takeQuota(_ context.Context, s abuse.Send, now time.Time, und
 			if slow != nil {
 				slow.s = slowNext
 			}
-			if r != nil {
-				r.undo = undo
-				st.rc.put(s.Decision, r, now.UnixNano())
+			if s.Decision != "" {
+				st.rc.put(s.Decision, r, undo, now.UnixNano())
 			}
 		}
 	}
@@ -917,8 +926,8 @@ func (e *Embedded) Refund(_ context.Context, instance, id string, now time.Time)
 		return RefundUnknown, nil
 	}
 	st.mu.Lock()
-	r, res := st.rc.refundable(id, now.UnixNano())
-	if r == nil {
+	r, undo, res, ok := st.rc.refundable(instance, id, now.UnixNano())
+	if !ok {
 		st.mu.Unlock()
 		return res, nil
 	}
@@ -930,18 +939,15 @@ func (e *Embedded) Refund(_ context.Context, instance, id string, now time.Time)
 		slow.mu.Lock()
 		entries = append(entries, walEntry{abuse.SlowLaneID(instance), giveBack(slow.s, r.day, r.month, r.slowBurst)})
 	}
-	done := *r
-	done.done, done.undo = true, abuse.Undo{}
-	at, err := e.appendLogRc(entries, []walReceipt{{instance, id, &done}})
-	var undo abuse.Undo
+	done := r
+	done.done = true
+	at, err := e.appendLogRc(entries, []walReceipt{{instance, id, done}})
 	if err == nil {
 		st.s = entries[0].s
 		if slow != nil {
 			slow.s = entries[1].s
 		}
-		undo = r.undo
-		r.done, r.undo = true, abuse.Undo{}
-		st.rc.touch(id)
+		st.rc.refunded(id)
 	}
 	if slow != nil {
 		slow.mu.Unlock()

@@ -62,3 +62,19 @@ func (e *Embedded) SetBeforeWrite(f func()) {
 // CloseLogFile closes e's current log file, so that the next write(2)
 // fails; call it from a SetBeforeWrite hook.
 func (e *Embedded) CloseLogFile() { e.wal.Close() }
+
+// ReceiptKeysInFile returns the keys (instance NUL decision id) of the
+// refund receipts in e's bbolt file, in the file's order.
+func ReceiptKeysInFile(t interface{ Fatal(...any) }, e *Embedded) []string {
+	var keys []string
+	err := e.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bReceipts).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}

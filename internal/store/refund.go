@@ -34,9 +34,10 @@ const ReceiptTTL = 2 * time.Minute
 // MaxReceipts bounds the receipts the memory and embedded stores keep per
 // instance: at ReceiptTTL, 833 allowed sends a second per instance before
 // the oldest receipts go early (their refunds then find none: unknown).
-// A receipt takes about 260 bytes of heap with its decision id and its
-// abuse undo (TestReceiptsBounded; about 200 and one object in
-// TestReceiptHeapWithAbuse), so 26 MB per instance at the bound.
+// A receipt takes 250-290 bytes of heap with its decision id and its
+// abuse undo, as a value in a map (TestReceiptsBounded,
+// TestReceiptHeapWithAbuse), so about 29 MB per instance at the bound,
+// none of which the garbage collector scans (TestReceiptsNotScanned).
 const MaxReceipts = 100_000
 
 // RefundResult is what a Refund did.
@@ -64,79 +65,243 @@ func (r RefundResult) String() string {
 	return "unknown"
 }
 
-// receipt is what one allowed send took.
+// receipt is what one allowed send took: what the log and the checkpoint
+// keep of it.
 type receipt struct {
-	day, month       int32      // the calendar day and month it was counted in
-	slow             bool       // it took a slow-lane token (and slow-lane day/month counts)
-	done             bool       // refunded
-	burst, slowBurst int64      // the buckets' capacities when it was taken
-	expires          int64      // unix nanoseconds
-	undo             abuse.Undo // takes the abuse counts back; in the process only
+	day, month       int32 // the calendar day and month it was counted in
+	slow             bool  // it took a slow-lane token (and slow-lane day/month counts)
+	done             bool  // refunded
+	burst, slowBurst int64 // the buckets' capacities when it was taken
+	expires          int64 // unix nanoseconds
+}
+
+// uuidReceipt is a receipt kept under a uuid with its abuse undo (in the
+// process only): no pointer.
+type uuidReceipt struct {
+	receipt
+	undo abuse.PackedUndo
+}
+
+// textReceipt is a receipt kept under its id's text, with its abuse undo.
+type textReceipt struct {
+	receipt
+	undo abuse.Undo
+}
+
+func (r uuidReceipt) expiry() int64 { return r.expires }
+func (r textReceipt) expiry() int64 { return r.expires }
+
+// uuid is a decision id that is the canonical text of a UUID (36 bytes:
+// lower-case hex digits, dashes after the 8th, 12th, 16th and 20th), as
+// sendguard issues them (decision.NewID), kept as its 16 bytes.
+type uuid [16]byte
+
+// parseUUID returns the uuid whose canonical text is s; false when s is
+// not one (upper-case, braces, no dashes: another id, which this store
+// keeps as text).
+func parseUUID(s string) (uuid, bool) {
+	var u uuid
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+		}
+		hi, ok1 := lowerHex(s[i])
+		lo, ok2 := lowerHex(s[i+1])
+		if !ok1 || !ok2 {
+			return uuid{}, false
+		}
+		u[j] = hi<<4 | lo
+		j++
+	}
+	return u, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// appendText appends u's canonical text: the id it was parsed from.
+func (u uuid) appendText(b []byte) []byte {
+	const hexDigits = "0123456789abcdef"
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return b
 }
 
 // receipts are one instance's, guarded by its instanceState's mu.
+//
+// A decision id sendguard issued (a uuid) keys its receipt by its 16
+// bytes, and the receipt holds its abuse undo packed: the map, its queue
+// and the changed list hold no pointer, so the garbage collector does not
+// scan them (two minutes of sends: the largest part of the live heap
+// under load; TestReceiptsNotScanned). Any other id (one that is not a
+// uuid's canonical text, or a send whose phone does not fit a
+// PackedUndo) keeps its receipt under its text as before. A refund looks
+// an id up as it is spelt: a uuid written otherwise (upper case, say)
+// finds no receipt kept under its canonical text, and the reverse.
 type receipts struct {
-	m map[string]*receipt
-	q []queued // by expiry (takes come in time order), for expiry and the bound
-	// changed lists the ids put, refunded or dropped since the embedded
-	// store's last checkpoint (track: the embedded store's only).
-	track   bool
-	changed []string
+	uuids receiptSet[uuid, uuidReceipt]
+	texts receiptSet[string, textReceipt]
+	// track: note the ids put, refunded or dropped since the embedded
+	// store's last checkpoint (the embedded store's only).
+	track bool
 }
 
-type queued struct {
-	id      string
+// receiptSet is receipts under one kind of key.
+type receiptSet[K comparable, V interface{ expiry() int64 }] struct {
+	m       map[K]V
+	q       []queued[K] // by expiry (takes come in time order), for expiry and the bound
+	changed []K         // see receipts.track
+}
+
+type queued[K comparable] struct {
+	id      K
 	expires int64
 }
 
-// put keeps r under id, first dropping what expired at now and, at the
-// bound, the oldest.
-func (rs *receipts) put(id string, r *receipt, now int64) {
-	if rs.m == nil {
-		rs.m = make(map[string]*receipt)
+func (s *receiptSet[K, V]) put(id K, v V, track bool) {
+	if s.m == nil {
+		s.m = make(map[K]V)
 	}
-	for len(rs.q) > 0 && (rs.q[0].expires <= now || len(rs.m) >= MaxReceipts) {
-		old := rs.q[0]
-		rs.q[0] = queued{}
-		rs.q = rs.q[1:]
-		if cur, ok := rs.m[old.id]; ok && cur.expires == old.expires {
-			delete(rs.m, old.id)
-			rs.touch(old.id)
-		}
-	}
-	rs.m[id] = r
-	rs.q = append(rs.q, queued{id, r.expires})
-	rs.touch(id)
+	s.m[id] = v
+	s.q = append(s.q, queued[K]{id, v.expiry()})
+	s.touch(id, track)
 }
 
-// touch notes that id changed, for the next checkpoint.
-func (rs *receipts) touch(id string) {
-	if rs.track {
-		rs.changed = append(rs.changed, id)
+// pop drops the oldest queued receipt, unless a newer one took its id.
+func (s *receiptSet[K, V]) pop(track bool) {
+	old := s.q[0]
+	s.q[0] = queued[K]{}
+	s.q = s.q[1:]
+	if cur, ok := s.m[old.id]; ok && cur.expiry() == old.expires {
+		delete(s.m, old.id)
+		s.touch(old.id, track)
+	}
+}
+
+func (s *receiptSet[K, V]) touch(id K, track bool) {
+	if track {
+		s.changed = append(s.changed, id)
 	}
 }
 
 // requeue rebuilds the expiry queue from the map (after a recovery).
-func (rs *receipts) requeue() {
-	rs.q = rs.q[:0]
-	for id, r := range rs.m {
-		rs.q = append(rs.q, queued{id, r.expires})
+func (s *receiptSet[K, V]) requeue() {
+	s.q = s.q[:0]
+	for id, r := range s.m {
+		s.q = append(s.q, queued[K]{id, r.expiry()})
 	}
-	slices.SortFunc(rs.q, func(a, b queued) int { return cmp.Compare(a.expires, b.expires) })
+	slices.SortFunc(s.q, func(a, b queued[K]) int { return cmp.Compare(a.expires, b.expires) })
 }
 
-// refundable returns id's receipt when a refund may still give it back;
-// otherwise nil and what the refund answers: RefundUnknown (missing, or
-// expired at now) or RefundDuplicate (refunded already).
-func (rs *receipts) refundable(id string, now int64) (*receipt, RefundResult) {
-	r, ok := rs.m[id]
+// len is how many receipts are kept.
+func (rs *receipts) len() int { return len(rs.uuids.m) + len(rs.texts.m) }
+
+// put keeps r, and the abuse undo u, under id, first dropping what expired
+// at now and, at the bound, the oldest.
+func (rs *receipts) put(id string, r receipt, u abuse.Undo, now int64) {
+	for {
+		qu, qt := rs.uuids.q, rs.texts.q
+		full := rs.len() >= MaxReceipts
+		if len(qu) > 0 && (len(qt) == 0 || qu[0].expires <= qt[0].expires) && (qu[0].expires <= now || full) {
+			rs.uuids.pop(rs.track)
+		} else if len(qt) > 0 && (qt[0].expires <= now || full) {
+			rs.texts.pop(rs.track)
+		} else {
+			break
+		}
+	}
+	if k, ok := parseUUID(id); ok {
+		if p, ok := u.Pack(); ok {
+			rs.uuids.put(k, uuidReceipt{r, p}, rs.track)
+			return
+		}
+	}
+	rs.texts.put(id, textReceipt{r, u}, rs.track)
+}
+
+// recover keeps r under id as read from the file or the log (with no
+// undo: that is in the process only).
+func (rs *receipts) recover(id string, r receipt) {
+	if k, ok := parseUUID(id); ok {
+		if rs.uuids.m == nil {
+			rs.uuids.m = make(map[uuid]uuidReceipt)
+		}
+		rs.uuids.m[k] = uuidReceipt{receipt: r}
+		rs.uuids.touch(k, rs.track)
+		return
+	}
+	if rs.texts.m == nil {
+		rs.texts.m = make(map[string]textReceipt)
+	}
+	rs.texts.m[id] = textReceipt{receipt: r}
+	rs.texts.touch(id, rs.track)
+}
+
+// requeue rebuilds the expiry queues from the maps (after a recovery).
+func (rs *receipts) requeue() {
+	rs.uuids.requeue()
+	rs.texts.requeue()
+}
+
+// get returns the receipt kept under id (as spelt) and its abuse undo, of
+// a send of instance.
+func (rs *receipts) get(instance, id string) (receipt, abuse.Undo, bool) {
+	if k, ok := parseUUID(id); ok {
+		if r, ok := rs.uuids.m[k]; ok {
+			return r.receipt, r.undo.Unpack(instance), true
+		}
+	}
+	if r, ok := rs.texts.m[id]; ok {
+		return r.receipt, r.undo, true
+	}
+	return receipt{}, abuse.Undo{}, false
+}
+
+// refundable returns id's receipt and abuse undo when a refund may still
+// give it back; otherwise false and what the refund answers: RefundUnknown
+// (missing, or expired at now) or RefundDuplicate (refunded already).
+func (rs *receipts) refundable(instance, id string, now int64) (receipt, abuse.Undo, RefundResult, bool) {
+	r, u, ok := rs.get(instance, id)
 	switch {
 	case !ok || r.expires <= now:
-		return nil, RefundUnknown
+		return receipt{}, abuse.Undo{}, RefundUnknown, false
 	case r.done:
-		return nil, RefundDuplicate
+		return receipt{}, abuse.Undo{}, RefundDuplicate, false
 	}
-	return r, Refunded
+	return r, u, Refunded, true
+}
+
+// refunded marks id's receipt (refundable found it) refunded and forgets
+// its undo.
+func (rs *receipts) refunded(id string) {
+	if k, ok := parseUUID(id); ok {
+		if r, ok := rs.uuids.m[k]; ok {
+			r.done, r.undo = true, abuse.PackedUndo{}
+			rs.uuids.m[k] = r
+			rs.uuids.touch(k, rs.track)
+			return
+		}
+	}
+	if r, ok := rs.texts.m[id]; ok {
+		r.done, r.undo = true, abuse.Undo{}
+		rs.texts.m[id] = r
+		rs.texts.touch(id, rs.track)
+	}
 }
 
 // giveBack is s with one send of r given back: the day's count only when
@@ -158,15 +323,15 @@ func giveBack(s limiter.State, day, month int32, burst int64) limiter.State {
 
 // newReceipt is the receipt of a send allowed at now whose instance state
 // after the take is next.
-func newReceipt(next limiter.State, burst int64, slow bool, slowBurst int64, now time.Time) *receipt {
-	return &receipt{day: next.Day, month: next.Month, slow: slow, burst: burst, slowBurst: slowBurst, expires: now.Add(ReceiptTTL).UnixNano()}
+func newReceipt(next limiter.State, burst int64, slow bool, slowBurst int64, now time.Time) receipt {
+	return receipt{day: next.Day, month: next.Month, slow: slow, burst: burst, slowBurst: slowBurst, expires: now.Add(ReceiptTTL).UnixNano()}
 }
 
 // receiptLen is a receipt's encoding: day, month, flags, burst, slow
 // burst, expiry.
 const receiptLen = 4 + 4 + 1 + 8 + 8 + 8
 
-func appendReceipt(b []byte, r *receipt) []byte {
+func appendReceipt(b []byte, r receipt) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(r.day))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.month))
 	var flags byte
@@ -182,11 +347,11 @@ func appendReceipt(b []byte, r *receipt) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(r.expires))
 }
 
-func decodeReceipt(b []byte) (*receipt, error) {
+func decodeReceipt(b []byte) (receipt, error) {
 	if len(b) != receiptLen {
-		return nil, fmt.Errorf("receipt of %d bytes, want %d", len(b), receiptLen)
+		return receipt{}, fmt.Errorf("receipt of %d bytes, want %d", len(b), receiptLen)
 	}
-	return &receipt{
+	return receipt{
 		day:       int32(binary.BigEndian.Uint32(b[0:])),
 		month:     int32(binary.BigEndian.Uint32(b[4:])),
 		slow:      b[8]&1 != 0,

@@ -168,9 +168,7 @@ func (m *Memory) takeQuota(_ context.Context, s abuse.Send, now time.Time, undo 
 			slow.s = slowNext
 		}
 		if s.Decision != "" {
-			r := newReceipt(next, s.Quota.Burst, slow != nil, s.SlowLane.Burst, now)
-			r.undo = undo
-			st.rc.put(s.Decision, r, now.UnixNano())
+			st.rc.put(s.Decision, newReceipt(next, s.Quota.Burst, slow != nil, s.SlowLane.Burst, now), undo, now.UnixNano())
 		}
 	}
 	return abuse.Outcome{Taken: out}, nil
@@ -188,8 +186,8 @@ func (m *Memory) Refund(_ context.Context, instance, id string, now time.Time) (
 		return RefundUnknown, nil
 	}
 	st.mu.Lock()
-	r, res := st.rc.refundable(id, now.UnixNano())
-	if r == nil {
+	r, undo, res, ok := st.rc.refundable(instance, id, now.UnixNano())
+	if !ok {
 		st.mu.Unlock()
 		return res, nil
 	}
@@ -200,9 +198,7 @@ func (m *Memory) Refund(_ context.Context, instance, id string, now time.Time) (
 		slow.mu.Unlock()
 	}
 	st.s = giveBack(st.s, r.day, r.month, r.burst)
-	r.done = true
-	undo := r.undo
-	r.undo = abuse.Undo{}
+	st.rc.refunded(id)
 	st.mu.Unlock()
 	m.abuse.Undo(undo)
 	return Refunded, nil

@@ -57,7 +57,7 @@ type walEntry struct {
 // walReceipt is one refund receipt in a record.
 type walReceipt struct {
 	instance, id string
-	r            *receipt
+	r            receipt
 }
 
 // withReceipts marks a payload that carries receipts after its states.
@@ -97,7 +97,7 @@ func appendRecord(buf []byte, entries []walEntry, rcs []walReceipt) []byte {
 // in order, and rfn (when not nil) with its receipts, after its states, and
 // returns how many bytes they span. It stops at the first short or damaged
 // record.
-func readRecords(b []byte, fn func(id string, s limiter.State), rfn func(instance, id string, r *receipt)) int {
+func readRecords(b []byte, fn func(id string, s limiter.State), rfn func(instance, id string, r receipt)) int {
 	off := 0
 	for len(b)-off >= walHeaderLen {
 		n := int(binary.BigEndian.Uint32(b[off:]))
@@ -223,7 +223,7 @@ func walFiles(path string) ([]uint64, error) {
 }
 
 // replayWAL applies the intact records of one log file to fn.
-func replayWAL(name string, fn func(id string, s limiter.State), rfn func(instance, id string, r *receipt)) error {
+func replayWAL(name string, fn func(id string, s limiter.State), rfn func(instance, id string, r receipt)) error {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return fmt.Errorf("read write-ahead log %s: %w", name, err)

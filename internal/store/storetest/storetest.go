@@ -71,6 +71,14 @@ var Base = time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
 
 // Run runs the contract.
 func Run(t *testing.T, h Harness) {
+	// The refund cases run with decision ids as serve issues them (UUIDs)
+	// and as any other text.
+	byIDs := func(fn func(*testing.T, Harness, ids)) func(*testing.T, Harness) {
+		return func(t *testing.T, h Harness) {
+			t.Run("uuid", func(t *testing.T) { fn(t, h, uuidIDs) })
+			t.Run("text", func(t *testing.T) { fn(t, h, textIDs) })
+		}
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, h Harness)
@@ -87,14 +95,15 @@ func Run(t *testing.T, h Harness) {
 		{"SuppressionPages", suppressionPages},
 		{"SuppressionPagesConcurrent", suppressionPagesConcurrent},
 		{"Pause", pause},
-		{"RefundGivesBackWhatWasTaken", refundGivesBack},
-		{"RefundIsKeyedByInstanceAndID", refundForeign},
-		{"RefundAfterRollover", refundRollover},
-		{"RefundNeverOverfillsTheBucket", refundBurst},
-		{"RefundAbuseCounts", refundAbuse},
-		{"RefundExpires", refundExpires},
-		{"RefundConcurrent", refundConcurrent},
-		{"RefundDurable", refundDurable},
+		{"RefundGivesBackWhatWasTaken", byIDs(refundGivesBack)},
+		{"RefundIsKeyedByInstanceAndID", byIDs(refundForeign)},
+		{"RefundAfterRollover", byIDs(refundRollover)},
+		{"RefundNeverOverfillsTheBucket", byIDs(refundBurst)},
+		{"RefundAbuseCounts", byIDs(refundAbuse)},
+		{"RefundExpires", byIDs(refundExpires)},
+		{"RefundConcurrent", byIDs(refundConcurrent)},
+		{"RefundDurable", byIDs(refundDurable)},
+		{"RefundIDIsExact", refundIDIsExact},
 		{"OutboxLeaseAckRelease", outbox},
 		{"OutboxLeaseIsExclusive", outboxExclusive},
 		{"Durable", durable},
