@@ -7,6 +7,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+
+	"github.com/sendguard/sendguard/internal/decision"
 )
 
 // noopAuthorization allows every request without reading it: the in-process
@@ -28,5 +30,31 @@ func (noopAuthorization) Check(context.Context, *authv3.CheckRequest) (*authv3.C
 func BenchmarkCheckFloor(b *testing.B) {
 	gs := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(gs, noopAuthorization{})
+	benchAllowed(b, authv3.NewAuthorizationClient(serveBufconn(b, gs)))
+}
+
+// answeringAuthorization allows every request without reading it, with a
+// fixed copy of the answer an allowed send gets (the decision id for the
+// client, and the decision id, risk score, purpose, phone and instance for
+// the sender): the wire's cost of carrying sendguard's answer, which the
+// client pays to read whatever decides it.
+type answeringAuthorization struct {
+	authv3.UnimplementedAuthorizationServer
+	resp *authv3.CheckResponse
+}
+
+func (a answeringAuthorization) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return a.resp, nil
+}
+
+// BenchmarkCheckFloorAnswer is BenchmarkCheckFloor answering with an
+// allowed send's headers (the same response allow builds for the same
+// request, once): BenchmarkCheckAllow minus this is what sendguard's
+// server adds, reading the request and deciding, beside the wire.
+func BenchmarkCheckFloorAnswer(b *testing.B) {
+	resp := allow(decision.Result{Send: true, ID: "019a2b3c-4d5e-7f60-8a9b-0c1d2e3f4a5b", RiskScore: 0,
+		Purpose: "transactional", Phone: recipient, Instance: "inst_12345"})
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, answeringAuthorization{resp: resp})
 	benchAllowed(b, authv3.NewAuthorizationClient(serveBufconn(b, gs)))
 }
