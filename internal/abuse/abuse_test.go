@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/noscan"
 )
 
 var t0 = time.Date(2026, 5, 8, 10, 0, 0, 0, time.UTC)
@@ -384,7 +385,7 @@ func BenchmarkTrackerParallel(b *testing.B) {
 // the zero Undo; and a PackedUndo holds no pointer, so the garbage
 // collector does not scan the receipts that keep one.
 func TestPackedUndo(t *testing.T) {
-	if p := reflect.TypeFor[PackedUndo](); hasPointers(p) {
+	if p := reflect.TypeFor[PackedUndo](); noscan.HasPointers(p) {
 		t.Errorf("%v holds pointers, want none", p)
 	}
 	l := Limits{FanOutWindow: time.Minute, FanOutThrottle: 1 << 20, PairPerMinute: 1 << 20}
@@ -429,22 +430,4 @@ func TestPackedUndo(t *testing.T) {
 	if u := (PackedUndo{}).Unpack("shop"); u != (Undo{}) {
 		t.Errorf("PackedUndo{}.Unpack = %+v, want the zero Undo", u)
 	}
-}
-
-// hasPointers reports whether a value of type t holds a pointer the
-// garbage collector would follow.
-func hasPointers(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
-		return true
-	case reflect.Array:
-		return t.Len() > 0 && hasPointers(t.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if hasPointers(t.Field(i).Type) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -478,19 +478,5 @@ result := {"allow": true, "error": "", "risk_score": r, "purpose": ""} if {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := g; i < len(ins); i += 8 {
-				if got, err := p.eval(ctx, ins[i]); err != nil || got != want[i] {
-					t.Errorf("eval(%+v) = %+v %v, want %+v", ins[i], got, err, want[i])
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if st := p.rules.memo.Stats(); st.Hits == 0 {
-		t.Errorf("rule cache %+v: no evaluation took a rule's value from another", st)
-	}
+	sharedAgrees(t, p, ins, want)
 }

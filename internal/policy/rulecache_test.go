@@ -98,21 +98,7 @@ func testRuleCacheRandomInputs(t *testing.T, topdown bool) {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := g; i < len(ins); i += 8 {
-				if got, err := p.eval(ctx, ins[i]); err != nil || got != want[i] {
-					t.Errorf("eval(%+v) = %+v %v, want %+v", ins[i], got, err, want[i])
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if st := p.rules.memo.Stats(); st.Hits == 0 {
-		t.Errorf("rule cache %+v: no evaluation took a rule's value from another", st)
-	}
+	sharedAgrees(t, p, ins, want)
 }
 
 // TestRuleCacheKeepsNothingFromAFailedEvaluation: a rule that conflicts
@@ -173,5 +159,28 @@ else := {"allow": true, "error": "", "risk_score": 0, "purpose": ""}
 	}
 	if n := p.rules.memo.Len(); n == 0 {
 		t.Error("a successful evaluation left no rule values")
+	}
+}
+
+// sharedAgrees evaluates ins on p from 8 goroutines at once and fails
+// unless each answers want's decision, and unless some evaluation took a
+// rule's value from another through p's rule cache.
+func sharedAgrees(t *testing.T, p *prepared, ins []Input, want []Decision) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := g; i < len(ins); i += 8 {
+				if got, err := p.eval(ctx, ins[i]); err != nil || got != want[i] {
+					t.Errorf("eval(%+v) = %+v %v, want %+v", ins[i], got, err, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := p.rules.memo.Stats(); st.Hits == 0 {
+		t.Errorf("rule cache %+v: no evaluation took a rule's value from another", st)
 	}
 }

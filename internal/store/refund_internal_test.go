@@ -12,6 +12,7 @@ import (
 
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/noscan"
 )
 
 // TestReceiptsBounded: past MaxReceipts an instance keeps the newest
@@ -73,29 +74,7 @@ func TestReceiptHeapWithAbuse(t *testing.T) {
 	for _, name := range []string{"memory", "embedded"} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			var s interface {
-				TakeSend(context.Context, abuse.Send, time.Time) (abuse.Outcome, error)
-			}
-			var kept func() int
-			switch name {
-			case "memory":
-				m := NewMemory(limiter.Calendar{})
-				s, kept = m, func() int { return m.instances["shop"].rc.len() }
-			case "embedded":
-				e, err := OpenEmbedded(t.TempDir()+"/sg.db", EmbeddedOptions{NoSync: true, CheckpointInterval: time.Hour})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer e.Close()
-				s, kept = e, func() int {
-					e.mu.RLock()
-					defer e.mu.RUnlock()
-					st := e.quota["shop"]
-					st.mu.Lock()
-					defer st.mu.Unlock()
-					return st.rc.len()
-				}
-			}
+			s, kept := receiptStore(t, name)
 			l := limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1e12, Burst: 1 << 40}
 			// One body to one recipient again and again: the tracker's own
 			// records do not grow (a repeated recipient moves), only receipts.
@@ -159,29 +138,7 @@ func TestReceiptsNotScanned(t *testing.T) {
 	for _, name := range []string{"memory", "embedded"} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			var s interface {
-				TakeSend(context.Context, abuse.Send, time.Time) (abuse.Outcome, error)
-			}
-			var kept func() int
-			switch name {
-			case "memory":
-				m := NewMemory(limiter.Calendar{})
-				s, kept = m, func() int { return m.instances["shop"].rc.len() }
-			case "embedded":
-				e, err := OpenEmbedded(t.TempDir()+"/sg.db", EmbeddedOptions{NoSync: true, CheckpointInterval: time.Hour})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer e.Close()
-				s, kept = e, func() int {
-					e.mu.RLock()
-					defer e.mu.RUnlock()
-					st := e.quota["shop"]
-					st.mu.Lock()
-					defer st.mu.Unlock()
-					return st.rc.len()
-				}
-			}
+			s, kept := receiptStore(t, name)
 			l := limiter.Limits{Daily: 1 << 40, Monthly: 1 << 40, Rate: 1e12, Burst: 1 << 40}
 			al := abuse.Limits{FanOutWindow: time.Minute, FanOutBlock: 1 << 30, PairPerMinute: 1 << 30}
 			bodies := []string{"طلبك رقم ١٢٣ في الطريق 🚚", "आपका ओटीपी 4821 है", "Siparişiniz yola çıktı", "Cafe\u0301 reçu 🇫🇷"}
@@ -308,26 +265,42 @@ func TestReceiptTypesHoldNoPointer(t *testing.T) {
 		reflect.TypeOf(rs.uuids.m).Key(), reflect.TypeOf(rs.uuids.m).Elem(),
 		reflect.TypeOf(rs.uuids.q).Elem(), reflect.TypeOf(rs.uuids.changed).Elem(),
 	} {
-		if hasPointers(typ) {
+		if noscan.HasPointers(typ) {
 			t.Errorf("%v holds a pointer, want none", typ)
 		}
 	}
 }
 
-// hasPointers reports whether a value of type t holds a pointer the
-// garbage collector would follow.
-func hasPointers(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
-		return true
-	case reflect.Array:
-		return t.Len() > 0 && hasPointers(t.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if hasPointers(t.Field(i).Type) {
-				return true
-			}
+// sendTaker is the part of the memory and embedded stores the receipt
+// heap tests drive.
+type sendTaker interface {
+	TakeSend(context.Context, abuse.Send, time.Time) (abuse.Outcome, error)
+}
+
+// receiptStore opens the store name ("memory" or "embedded", the latter
+// without fsync and without checkpoints) and a function counting the
+// receipts it keeps for the instance "shop".
+func receiptStore(t *testing.T, name string) (sendTaker, func() int) {
+	t.Helper()
+	switch name {
+	case "memory":
+		m := NewMemory(limiter.Calendar{})
+		return m, func() int { return m.instances["shop"].rc.len() }
+	case "embedded":
+		e, err := OpenEmbedded(t.TempDir()+"/sg.db", EmbeddedOptions{NoSync: true, CheckpointInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e, func() int {
+			e.mu.RLock()
+			defer e.mu.RUnlock()
+			st := e.quota["shop"]
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return st.rc.len()
 		}
 	}
-	return false
+	t.Fatalf("receiptStore(%q): no such store", name)
+	return nil, nil
 }
