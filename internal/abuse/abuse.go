@@ -143,6 +143,7 @@ type shard struct {
 	head    *entry // most recently used; tail is head.prev (a ring)
 	records int
 	synced  int // records + len(entries) as last added to Tracker.kept
+	peak    int // the most entries since the map was last made
 	viol    map[string][]time.Time
 	_       [64]byte // keeps neighbouring shards' locks off one cache line
 }
@@ -550,6 +551,7 @@ func (t *Tracker) get(sh *shard, k entryKey, skh uint64, window time.Duration, n
 		}
 		e = &entry{key: k, skh: skh, window: window}
 		sh.entries[k] = e
+		sh.peak = max(sh.peak, len(sh.entries))
 	} else {
 		sh.unlink(e)
 		e.window = max(e.window, window)
@@ -659,6 +661,26 @@ func (t *Tracker) evict(sh *shard, now time.Time) {
 		sh.records -= len(tail.stamps)
 		sh.unlink(tail)
 		delete(sh.entries, tail.key)
+		sh.shrink()
+	}
+}
+
+// minShrink is the size under which a shard's map is never remade.
+const minShrink = 4096
+
+// shrink remakes sh's map when it holds an eighth of the entries it once
+// held: a Go map never gives back its buckets, so after a burst of unique
+// recipients the buckets of entries long evicted would stay, and every
+// garbage collection would scan them (about 4.7 MB after 200,000). Copying
+// the eighth left costs each entry evicted since the last remaking a
+// seventh of a copy at most. Called with sh's lock held.
+func (sh *shard) shrink() {
+	if n := len(sh.entries); sh.peak >= minShrink && n <= sh.peak/8 {
+		m := make(map[entryKey]*entry, n)
+		for k, e := range sh.entries {
+			m[k] = e
+		}
+		sh.entries, sh.peak = m, n
 	}
 }
 

@@ -431,3 +431,42 @@ func TestPackedUndo(t *testing.T) {
 		t.Errorf("PackedUndo{}.Unpack = %+v, want the zero Undo", u)
 	}
 }
+
+// TestMapShrinksAfterBurst: after a burst of unique recipients has left
+// its window and been evicted, a shard's map is remade, so the buckets of
+// the evicted entries go back to the heap instead of being scanned by
+// every garbage collection (a Go map never shrinks: 100,000 pair entries
+// left about 10 MB behind, against about 1 MB now).
+func TestMapShrinksAfterBurst(t *testing.T) {
+	tr := New(Options{MaxRecords: 1 << 30, Shards: 1})
+	l := Limits{PairPerMinute: 1 << 30}
+	var body [16]byte
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	const burst = 100_000
+	for i := range burst {
+		take(t, tr, body, "+9665"+strconv.Itoa(10_000_000+i), l, t0)
+	}
+	during := heap()
+	// One recipient, again and again, after the burst's window: each send
+	// evicts a few of the burst's entries.
+	later := t0.Add(2 * time.Minute)
+	for i := range burst / 2 {
+		take(t, tr, body, "+966500000000", l, later.Add(time.Duration(i)*time.Millisecond))
+	}
+	sh := &tr.shards[0]
+	if n := len(sh.entries); n > 16 {
+		t.Fatalf("after the burst's window, %d entries kept, want the few of now", n)
+	}
+	after := heap()
+	t.Logf("heap: %d before, %d with the burst, %d after it was evicted", before, during, after)
+	if after > before+4<<20 {
+		t.Errorf("heap %d bytes after the burst was evicted, %d before it: the map kept the burst's buckets", after, before)
+	}
+	runtime.KeepAlive(tr)
+}
