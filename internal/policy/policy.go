@@ -351,6 +351,7 @@ const minSharedWeight = 40
 func vmRuleIDs(prog *irvm.Program, r *rules) []int {
 	funcs := prog.Funcs()
 	ids := make([]int, len(funcs))
+	query := ast.MustParseRef(Query)
 	for i, f := range funcs {
 		ids[i] = -1
 		if !f.Rule || f.Weight < minSharedWeight {
@@ -361,7 +362,7 @@ func vmRuleIDs(prog *irvm.Program, r *rules) []int {
 			ref = append(ref, ast.StringTerm(k))
 		}
 		// The query's own rule is the decision memo's.
-		if id, ok := r.ruleID(ref); ok && !ref.Equal(ast.MustParseRef(Query)) {
+		if id, ok := r.ruleID(ref); ok && !ref.Equal(query) {
 			ids[i] = id
 		}
 	}

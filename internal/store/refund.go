@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
+
+	guuid "github.com/google/uuid"
 
 	"github.com/sendguard/sendguard/internal/abuse"
 	"github.com/sendguard/sendguard/internal/limiter"
@@ -98,36 +101,14 @@ type uuid [16]byte
 
 // parseUUID returns the uuid whose canonical text is s; false when s is
 // not one (upper-case, braces, no dashes: another id, which this store
-// keeps as text).
+// keeps as text). uuid.Parse reads the 36-byte form with digits of either
+// case; a canonical text has lower-case ones only.
 func parseUUID(s string) (uuid, bool) {
-	var u uuid
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
+	if len(s) != 36 || strings.ContainsAny(s, "ABCDEF") {
+		return uuid{}, false
 	}
-	j := 0
-	for i := 0; i < 36; i += 2 {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++
-		}
-		hi, ok1 := lowerHex(s[i])
-		lo, ok2 := lowerHex(s[i+1])
-		if !ok1 || !ok2 {
-			return uuid{}, false
-		}
-		u[j] = hi<<4 | lo
-		j++
-	}
-	return u, true
-}
-
-func lowerHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
+	u, err := guuid.Parse(s)
+	return uuid(u), err == nil
 }
 
 // appendText appends u's canonical text: the id it was parsed from.

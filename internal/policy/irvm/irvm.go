@@ -473,7 +473,7 @@ type machine struct {
 // target plugin. A built-in error, a conflict or a cancelled ctx fail it.
 func (p *Program) Eval(ctx context.Context, input ast.Value) (ast.Value, error) {
 	set := ast.NewSet()
-	err := p.eval(ctx, input, func(rs []*ast.Term) {
+	err := p.evalWith(ctx, input, nil, func(rs []*ast.Term) {
 		for _, r := range rs {
 			set.Add(r)
 		}
@@ -585,12 +585,9 @@ func (p *Program) EvalShared(ctx context.Context, input ast.Value, shared Shared
 	return out, nil
 }
 
-// eval runs the plan and hands the results to take before the machine goes
-// back to the pool.
-func (p *Program) eval(ctx context.Context, input ast.Value, take func([]*ast.Term)) error {
-	return p.evalWith(ctx, input, nil, take)
-}
-
+// evalWith runs the plan, with rule values from and to shared (nil for
+// none), and hands the results to take before the machine goes back to the
+// pool.
 func (p *Program) evalWith(ctx context.Context, input ast.Value, shared Shared, take func([]*ast.Term)) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -630,6 +627,14 @@ func (m *machine) release(base int) {
 	}
 	m.ctx, m.results, m.biErr, m.out, m.shared, m.withDepth = nil, m.results[:0], nil, nil, nil, 0
 	clear(m.ops[:])
+}
+
+// scratch is buf's first n terms, or n new ones when buf is shorter.
+func scratch(buf []*ast.Term, n int) []*ast.Term {
+	if n <= len(buf) {
+		return buf[:n]
+	}
+	return make([]*ast.Term, n)
 }
 
 func grow(s []*ast.Term, n int) []*ast.Term {
@@ -967,12 +972,7 @@ func (sc *scanner) element(k, v *ast.Term) bool {
 }
 
 func (m *machine) callBuiltin(frame []*ast.Term, s *stmt) (int, error) {
-	var ops []*ast.Term
-	if len(s.args) <= len(m.ops) {
-		ops = m.ops[:len(s.args)]
-	} else {
-		ops = make([]*ast.Term, len(s.args))
-	}
+	ops := scratch(m.ops[:], len(s.args))
 	for i, a := range s.args {
 		if ops[i] = m.read(frame, a); ops[i] == nil {
 			return 0, nil
@@ -1010,12 +1010,7 @@ func (m *machine) callBuiltin(frame []*ast.Term, s *stmt) (int, error) {
 
 // callLit calls a built-in of one array given element by element.
 func (m *machine) callLit(frame []*ast.Term, s *stmt) (int, error) {
-	var elems []*ast.Term
-	if len(s.lit) <= len(m.elems) {
-		elems = m.elems[:len(s.lit)]
-	} else {
-		elems = make([]*ast.Term, len(s.lit))
-	}
+	elems := scratch(m.elems[:], len(s.lit))
 	for i, o := range s.lit {
 		if elems[i] = m.read(frame, o); elems[i] == nil {
 			return 0, errors.New("irvm: an undefined array element")
