@@ -197,3 +197,57 @@ func TestOneInstanceUsesTheWholeCap(t *testing.T) {
 		t.Error("one instance within the total cap was folded into the sketch")
 	}
 }
+
+// TestMapShrinksConcurrent: goroutines send bursts of unique recipients
+// (multilingual bodies) to the instances of one shard, then, past the
+// burst's window, keep sending to one recipient each, so the shard's map is
+// remade (TestMapShrinksAfterBurst) while others send through the same
+// lock. Under -race; afterwards the map holds the few entries of now, and
+// the tracker's count of what it keeps is what its shard holds.
+func TestMapShrinksConcurrent(t *testing.T) {
+	const workers, burst = 8, 3000
+	tr := New(Options{MaxRecords: 1 << 30, Shards: 1})
+	l := Limits{FanOutWindow: time.Minute, FanOutBlock: 1 << 30, PairPerMinute: 1 << 30}
+	bodies := []string{"طلبك رقم %d في الطريق 🚚", "आपका ऑर्डर %d भेज दिया गया है", "Siparişiniz %d yola çıktı", "Cafe\u0301 %d prêt 👍🏽"}
+	names := instances(workers)
+	send := func(w int, phone string, now time.Time) {
+		s := Send{Instance: names[w], Body: BodyKey(fmt.Sprintf(bodies[w%len(bodies)], w)), Phone: phone, Abuse: l}
+		if _, err := tr.TakeSend(context.Background(), s, now, allow); err != nil {
+			t.Error(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range burst {
+				send(w, "+9665"+strconv.Itoa(10_000_000+w*burst+i), t0)
+			}
+		})
+	}
+	wg.Wait()
+	sh := &tr.shards[0]
+	sh.mu.Lock()
+	peak := sh.peak
+	sh.mu.Unlock()
+	if peak < workers*burst {
+		t.Fatalf("peak %d entries after the bursts, want at least %d", peak, workers*burst)
+	}
+	later := t0.Add(2 * time.Minute)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range burst {
+				send(w, "+966500000000", later.Add(time.Duration(i)*time.Millisecond))
+			}
+		})
+	}
+	wg.Wait()
+	sh.mu.Lock()
+	n, peak := len(sh.entries), sh.peak
+	sh.mu.Unlock()
+	if n > 4*workers || peak >= minShrink {
+		t.Errorf("after the bursts' window: %d entries, peak %d; want a few, in a remade map", n, peak)
+	}
+	if e, r := counts(tr); int64(e+r) != tr.kept.Load() {
+		t.Errorf("kept = %d, want the %d entries and %d records", tr.kept.Load(), e, r)
+	}
+}
