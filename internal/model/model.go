@@ -34,6 +34,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/sendguard/sendguard/internal/optout"
 )
@@ -88,17 +89,20 @@ type Header struct {
 // Model is a trained classifier.
 type Model struct {
 	Header
-	k     int
-	bias  [MaxClasses]float64
-	scale float64  // weight = int16 × scale
-	w     []int16  // bucket-major: w[b*k+c]
-	neg   []uint32 // Spec.negHashes()
-	pool  sync.Pool
+	k      int
+	stride int // 4 for k <= 4, else 8: a row never straddles a cache line
+	bias   [MaxClasses]float64
+	scale  float64  // weight = int16 × scale
+	w      []int16  // bucket-major: w[b*stride+c], 0 for c >= k
+	neg    []uint32 // Spec.negHashes()
+	pool   sync.Pool
 }
 
 type scratch struct {
-	text  []byte
+	norm  []byte // the normalised text
+	text  []byte // prepared
 	feats []uint32
+	offs  []int32
 }
 
 // Predict appends to dst the probability of each class, in the order of
@@ -136,28 +140,28 @@ func (m *Model) PredictNormalized(n string, dst []float64) []float64 {
 }
 
 func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
-	sc.text = m.Spec.prepare(sc.text, text)
+	// What Spec.prepare does, without its copy of the normalised text: the
+	// string below is a view of sc.norm, which nothing writes while
+	// prepareNormalized reads it and which nothing keeps after.
+	sc.norm = optout.AppendNormalized(sc.norm[:0], text)
+	sc.text = m.Spec.prepareNormalized(sc.text, unsafe.String(unsafe.SliceData(sc.norm), len(sc.norm)))
 	return m.score(sc, dst)
 }
 
-// score is the class probabilities of sc.text, prepared.
+// score is the class probabilities of sc.text, prepared: the bias plus
+// the sum of the features' weight rows (exact, in integers) times the
+// norm, character n-grams at Spec.CharWeight.
 func (m *Model) score(sc *scratch, dst []float64) []float64 {
 	var nchar int
-	sc.feats, nchar = m.Spec.extractNeg(sc.feats[:0], sc.text, m.neg, nil)
+	sc.feats, sc.offs, nchar = m.Spec.extractFast(sc.feats[:0], sc.offs, sc.text, m.neg)
 	var acc, cacc [MaxClasses]int64
-	k := m.k
-	for i, b := range sc.feats {
-		row := m.w[int(b)*k : int(b)*k+k]
-		if i < nchar && m.Spec.CharWeight > 0 {
-			for c, v := range row {
-				cacc[c] += int64(v)
-			}
-			continue
-		}
-		for c, v := range row {
-			acc[c] += int64(v)
-		}
+	if m.Spec.CharWeight > 0 {
+		sumRows(&cacc, m.w, m.stride, sc.feats[:nchar])
+		sumRows(&acc, m.w, m.stride, sc.feats[nchar:])
+	} else {
+		sumRows(&acc, m.w, m.stride, sc.feats)
 	}
+	k := m.k
 	var logits [MaxClasses]float64
 	norm := m.scale * m.Spec.norm(len(sc.feats))
 	for c := range k {
@@ -206,7 +210,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 	}
 	sum := map[key]float64{}
 	for i, b := range feats {
-		row := m.w[int(b)*m.k : int(b)*m.k+m.k]
+		row := m.w[int(b)*m.stride : int(b)*m.stride+m.k]
 		mean := 0.0
 		for _, v := range row {
 			mean += float64(v)
@@ -314,9 +318,13 @@ func Load(b []byte) (*Model, error) {
 	}
 	m.scale = float64(math.Float32frombits(binary.LittleEndian.Uint32(r[4*m.k:])))
 	r = r[4*(m.k+1):]
-	m.w = make([]int16, (1<<m.Spec.BucketBits)*m.k)
+	m.stride = 4
+	if m.k > 4 {
+		m.stride = 8
+	}
+	m.w = make([]int16, (1<<m.Spec.BucketBits)*m.stride)
 	var err error
-	if r, err = readRows(r, m.w, m.k); err != nil {
+	if r, err = readRows(r, m.w, m.k, m.stride); err != nil {
 		return nil, err
 	}
 	if len(r) != 0 {
@@ -325,11 +333,12 @@ func Load(b []byte) (*Model, error) {
 	return m, nil
 }
 
-// readRows decodes sparse rows of k int16 values into w (row-major) from
-// r: a row count, then for each non-zero row the gap from the previous
-// row's index and its k values, as varints. It returns what follows.
-func readRows(r []byte, w []int16, k int) ([]byte, error) {
-	buckets := len(w) / k
+// readRows decodes sparse rows of k int16 values into w (row-major, rows
+// of stride >= k values) from r: a row count, then for each non-zero row
+// the gap from the previous row's index and its k values, as varints. It
+// returns what follows.
+func readRows(r []byte, w []int16, k, stride int) ([]byte, error) {
+	buckets := len(w) / stride
 	rows, n := binary.Uvarint(r)
 	if n <= 0 || rows > uint64(buckets) {
 		return nil, fmt.Errorf("%w: row count", ErrFormat)
@@ -352,7 +361,7 @@ func readRows(r []byte, w []int16, k int) ([]byte, error) {
 				return nil, fmt.Errorf("%w: weight", ErrFormat)
 			}
 			r = r[n:]
-			w[bucket*k+c] = int16(v)
+			w[bucket*stride+c] = int16(v)
 		}
 	}
 	return r, nil
