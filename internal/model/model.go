@@ -89,13 +89,12 @@ type Header struct {
 // Model is a trained classifier.
 type Model struct {
 	Header
-	k      int
-	stride int // 4 for k <= 4, else 8: a row never straddles a cache line
-	bias   [MaxClasses]float64
-	scale  float64  // weight = int16 × scale
-	w      []int16  // bucket-major: w[b*stride+c], 0 for c >= k
-	neg    []uint32 // Spec.negHashes()
-	pool   sync.Pool
+	k     int
+	bias  [MaxClasses]float64
+	scale float64  // weight = int16 × scale
+	w     []int16  // bucket-major: w[b*k+c]
+	neg   []uint32 // Spec.negHashes()
+	pool  sync.Pool
 }
 
 type scratch struct {
@@ -156,10 +155,10 @@ func (m *Model) score(sc *scratch, dst []float64) []float64 {
 	sc.feats, sc.offs, nchar = m.Spec.extractFast(sc.feats[:0], sc.offs, sc.text, m.neg)
 	var acc, cacc [MaxClasses]int64
 	if m.Spec.CharWeight > 0 {
-		sumRows(&cacc, m.w, m.stride, sc.feats[:nchar])
-		sumRows(&acc, m.w, m.stride, sc.feats[nchar:])
+		sumRows(&cacc, m.w, m.k, sc.feats[:nchar])
+		sumRows(&acc, m.w, m.k, sc.feats[nchar:])
 	} else {
-		sumRows(&acc, m.w, m.stride, sc.feats)
+		sumRows(&acc, m.w, m.k, sc.feats)
 	}
 	k := m.k
 	var logits [MaxClasses]float64
@@ -210,7 +209,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 	}
 	sum := map[key]float64{}
 	for i, b := range feats {
-		row := m.w[int(b)*m.stride : int(b)*m.stride+m.k]
+		row := m.w[int(b)*m.k : int(b)*m.k+m.k]
 		mean := 0.0
 		for _, v := range row {
 			mean += float64(v)
@@ -318,13 +317,9 @@ func Load(b []byte) (*Model, error) {
 	}
 	m.scale = float64(math.Float32frombits(binary.LittleEndian.Uint32(r[4*m.k:])))
 	r = r[4*(m.k+1):]
-	m.stride = 4
-	if m.k > 4 {
-		m.stride = 8
-	}
-	m.w = make([]int16, (1<<m.Spec.BucketBits)*m.stride)
+	m.w = make([]int16, (1<<m.Spec.BucketBits)*m.k)
 	var err error
-	if r, err = readRows(r, m.w, m.k, m.stride); err != nil {
+	if r, err = readRows(r, m.w, m.k); err != nil {
 		return nil, err
 	}
 	if len(r) != 0 {
@@ -333,12 +328,11 @@ func Load(b []byte) (*Model, error) {
 	return m, nil
 }
 
-// readRows decodes sparse rows of k int16 values into w (row-major, rows
-// of stride >= k values) from r: a row count, then for each non-zero row
-// the gap from the previous row's index and its k values, as varints. It
-// returns what follows.
-func readRows(r []byte, w []int16, k, stride int) ([]byte, error) {
-	buckets := len(w) / stride
+// readRows decodes sparse rows of k int16 values into w (row-major) from
+// r: a row count, then for each non-zero row the gap from the previous
+// row's index and its k values, as varints. It returns what follows.
+func readRows(r []byte, w []int16, k int) ([]byte, error) {
+	buckets := len(w) / k
 	rows, n := binary.Uvarint(r)
 	if n <= 0 || rows > uint64(buckets) {
 		return nil, fmt.Errorf("%w: row count", ErrFormat)
@@ -361,7 +355,7 @@ func readRows(r []byte, w []int16, k, stride int) ([]byte, error) {
 				return nil, fmt.Errorf("%w: weight", ErrFormat)
 			}
 			r = r[n:]
-			w[bucket*stride+c] = int16(v)
+			w[bucket*k+c] = int16(v)
 		}
 	}
 	return r, nil

@@ -34,4 +34,4 @@ func (m *Model) refPredict(text string, dst []float64) []float64 {
 }
 
 // refRow is the k weights of bucket b.
-func (m *Model) refRow(b uint32) []int16 { return m.w[int(b)*m.stride : int(b)*m.stride+m.k] }
+func (m *Model) refRow(b uint32) []int16 { return m.w[int(b)*m.k : int(b)*m.k+m.k] }
