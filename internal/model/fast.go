@@ -21,6 +21,10 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 	start := len(dst)
 	shift := uint(32 - s.BucketBits)
 	cmin, cmax := s.CharMin, s.CharMax
+	// Room for every feature at once: a fresh scratch (the pool's, dropped
+	// under the race detector) then costs one allocation, not a doubling
+	// series. Words are at most half the bytes, each at most 4 features.
+	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1)
 	ascii := true
 	for _, c := range p {
 		if c >= utf8.RuneSelf {
@@ -29,7 +33,6 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 		}
 	}
 	if ascii {
-		dst = slices.Grow(dst, len(p)*cmax)
 		for i := range p {
 			h := seedChar
 			end := min(len(p), i+cmax)
@@ -43,7 +46,7 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 	} else {
 		// The offset of every rune, as utf8.DecodeRune steps (an invalid
 		// byte is a rune of one byte), and len(p) at the end.
-		offs = offs[:0]
+		offs = slices.Grow(offs[:0], len(p)+1)
 		for i := 0; i < len(p); {
 			offs = append(offs, int32(i))
 			if p[i] < utf8.RuneSelf {
@@ -55,7 +58,6 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 		}
 		runes := len(offs)
 		offs = append(offs, int32(len(p)))
-		dst = slices.Grow(dst, runes*cmax)
 		for a := range runes {
 			h := seedChar
 			end := min(runes, a+cmax)

@@ -102,6 +102,19 @@ type scratch struct {
 	text  []byte // prepared
 	feats []uint32
 	offs  []int32
+	// Room for a message of up to 480 bytes: a fresh scratch (the pool
+	// empties at garbage collection, and the race detector drops what is
+	// put back at random) is one allocation, not one per slice and growth.
+	normA  [480]byte
+	textA  [480]byte
+	featsA [480 * 7]uint32 // extractFast asks for 7 per byte with CharMax 5
+	offsA  [480]int32
+}
+
+func newScratch() *scratch {
+	sc := &scratch{}
+	sc.norm, sc.text, sc.feats, sc.offs = sc.normA[:0], sc.textA[:0], sc.featsA[:0], sc.offsA[:0]
+	return sc
 }
 
 // Predict appends to dst the probability of each class, in the order of
@@ -110,7 +123,7 @@ type scratch struct {
 func (m *Model) Predict(text string, dst []float64) []float64 {
 	sc, _ := m.pool.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{}
+		sc = newScratch()
 	}
 	dst = m.predict(sc, text, dst)
 	if cap(sc.text) <= 64<<10 {
@@ -128,7 +141,7 @@ func (m *Model) Predict(text string, dst []float64) []float64 {
 func (m *Model) PredictNormalized(n string, dst []float64) []float64 {
 	sc, _ := m.pool.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{}
+		sc = newScratch()
 	}
 	sc.text = m.Spec.prepareNormalized(sc.text, n)
 	dst = m.score(sc, dst)

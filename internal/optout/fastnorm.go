@@ -11,7 +11,7 @@ import (
 
 // runeInfo is what pass does to one rune of text that NFKC leaves as it
 // is: its case folding's single rune g mapped by fold, with flags.
-type runeInfo uint32
+type runeInfo uint64
 
 const (
 	infoRune runeInfo = 1<<21 - 1 // g; 0: pass drops the rune
@@ -22,12 +22,43 @@ const (
 	// is, so pass keeps it: text of such runes and single spaces is pass's
 	// fixed point when it is also NFKC.
 	infoFixed runeInfo = 1 << 24
-	// infoInert: the rune is a starter NFKC leaves as it is, which combines
-	// with nothing before it: text of such runes is NFKC, with no need to
-	// ask x/text. infoInertG: the same of g.
-	infoInert  runeInfo = 1 << 25
-	infoInertG runeInfo = 1 << 26
+	// infoYes: the rune is NFKC_QC=Yes (x/text's quick check of it alone),
+	// its combining class in bits 32-39. Text of such runes in canonical
+	// order is NFKC (UAX #15's quick check), with no need to ask x/text.
+	// infoYesG and bits 40-47: the same of g.
+	infoYes  runeInfo = 1 << 25
+	infoYesG runeInfo = 1 << 26
 )
+
+func (e runeInfo) ccc() uint8  { return uint8(e >> 32) }
+func (e runeInfo) cccG() uint8 { return uint8(e >> 40) }
+
+// nfkcCheck follows UAX #15's quick check over runes: yes while every
+// rune is NFKC_QC=Yes and the combining classes of each run of non-starters
+// do not decrease; runs of more than 3 non-starters it leaves to x/text
+// (which counts them for the stream-safe format).
+type nfkcCheck struct {
+	yes       bool
+	lastCC    uint8
+	nonStarts int
+}
+
+func (c *nfkcCheck) next(qcYes bool, cc uint8) {
+	if !qcYes {
+		c.yes = false
+	}
+	if cc == 0 {
+		c.lastCC, c.nonStarts = 0, 0
+		return
+	}
+	if c.lastCC > cc {
+		c.yes = false
+	}
+	c.lastCC = cc
+	if c.nonStarts++; c.nonStarts > 3 {
+		c.yes = false
+	}
+}
 
 // runePages memoises runeInfo by pages of 256 runes, each computed on
 // first use from x/text's case folding and fold: a pure function of the
@@ -56,8 +87,8 @@ func computeInfo(r rune) runeInfo {
 		return 0
 	}
 	var e runeInfo
-	if inert(r) {
-		e |= infoInert
+	if yes, cc := nfkcYes(r); yes {
+		e |= infoYes | runeInfo(cc)<<32
 	}
 	f := cases.Fold().String(string(r))
 	fr, n := utf8.DecodeRuneInString(f)
@@ -66,8 +97,8 @@ func computeInfo(r rune) runeInfo {
 	}
 	g := fold(fr)
 	e |= runeInfo(g) | infoOne
-	if inert(g) {
-		e |= infoInertG
+	if yes, cc := nfkcYes(g); yes {
+		e |= infoYesG | runeInfo(cc)<<40
 	}
 	apos := g == '\'' || g == '’' || g == 'ʼ'
 	if isWord(g) {
@@ -82,26 +113,29 @@ func computeInfo(r rune) runeInfo {
 	return e
 }
 
-// inert reports whether r is a starter that NFKC leaves as it is and that
-// combines with no rune before it (x/text's "boundary before"), so that
-// any text of such runes is NFKC.
-func inert(r rune) bool {
-	var b [utf8.UTFMax]byte
-	s := utf8.AppendRune(b[:0], r)
-	p := norm.NFKC.Properties(s)
-	return p.BoundaryBefore() && p.CCC() == 0 && p.LeadCCC() == 0 && p.TrailCCC() == 0 && norm.NFKC.String(string(s)) == string(s)
+// nfkcYes reports whether r is NFKC_QC=Yes, by x/text's quick check of it
+// alone (a rune that may combine with one before it is not), and its
+// canonical combining class; false for a rune whose decomposition starts
+// with another class than its own.
+func nfkcYes(r rune) (bool, uint8) {
+	s := string(r)
+	p := norm.NFKC.PropertiesString(s)
+	if p.CCC() != p.LeadCCC() || norm.NFKC.QuickSpanString(s) != len(s) || norm.NFKC.String(s) != s {
+		return false, 0
+	}
+	return true, p.CCC()
 }
 
 // appendFast appends normalize(s) to dst in one pass, for the text most
-// messages are: valid UTF-8 that NFKC leaves as it is (every rune inert,
-// or else x/text's check), each rune case-folding to one rune, and an outcome that a second
+// messages are: valid UTF-8 that NFKC leaves as it is (UAX #15's quick
+// check over the runes, or else x/text's), each rune case-folding to one rune, and an outcome that a second
 // pass would leave as it is (every rune written infoFixed, the whole NFKC),
 // so that normalize would stop after one pass with this result. It
 // returns dst unchanged and false for any other text, which then takes
 // normalize (TestAppendFast and FuzzAppendFast hold the two equal).
 func appendFast(dst []byte, s string) ([]byte, bool) {
 	start, space, prevWord := len(dst), true, false
-	inertIn, inertOut := infoInert, infoInertG
+	in, out := nfkcCheck{yes: true}, nfkcCheck{yes: true}
 	for i := 0; i < len(s); {
 		r, sz := rune(s[i]), 1
 		if r >= utf8.RuneSelf {
@@ -112,7 +146,7 @@ func appendFast(dst []byte, s string) ([]byte, bool) {
 		if e&infoOne == 0 || sz == 1 && r == utf8.RuneError { // invalid UTF-8: normalize
 			return dst[:start], false
 		}
-		inertIn &= e
+		in.next(e&infoYes != 0, e.ccc())
 		g := rune(e & infoRune)
 		word := e&infoWord != 0
 		switch {
@@ -137,20 +171,21 @@ func appendFast(dst []byte, s string) ([]byte, bool) {
 			if !space {
 				dst = append(dst, ' ')
 				space = true
+				out.next(true, 0)
 			}
 			continue
 		}
 		if e&infoFixed == 0 {
 			return dst[:start], false
 		}
-		inertOut &= e
+		out.next(e&infoYesG != 0, e.cccG())
 		dst = utf8.AppendRune(dst, g)
 		space = false
 	}
 	if n := len(dst); n > start && dst[n-1] == ' ' {
 		dst = dst[:n-1]
 	}
-	if inertIn == 0 && !norm.NFKC.IsNormalString(s) || inertOut == 0 && !norm.NFKC.IsNormal(dst[start:]) {
+	if !in.yes && !norm.NFKC.IsNormalString(s) || !out.yes && !norm.NFKC.IsNormal(dst[start:]) {
 		return dst[:start], false
 	}
 	return dst, true

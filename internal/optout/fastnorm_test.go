@@ -159,3 +159,63 @@ func FuzzAppendFast(f *testing.F) {
 		}
 	})
 }
+
+func checkLook(t *testing.T, s string) bool {
+	t.Helper()
+	n := Normalize(s)
+	got, ok := lookalikesFast(n)
+	if ok && got != lookalikesGeneral(n) {
+		t.Errorf("lookalikesFast(%q) = %q, want %q (the general path)", n, got, lookalikesGeneral(n))
+	}
+	return ok
+}
+
+// lookalikesFast, where it takes the text, gives the general path's
+// result: for every rune of the Basic Multilingual Plane and the
+// mathematical and emoji planes alone and beside Latin, Cyrillic and
+// Greek letters and marks, for odd texts and the corpus.
+func TestLookalikesFast(t *testing.T) {
+	contexts := []string{"%s", "a%sb", "с%sк", "α%s", "e\u0301%s", "%s\u0301", "%s\u0306", "и%s", "%s й", "x%s\u0308y", "ѕа%sе"}
+	step := rune(1)
+	if raceEnabled {
+		step = 7
+	}
+	for r := rune(0); r < 0x20000; r += step {
+		if r >= 0x10000 && r < 0x1D400 || r >= 0xD800 && r <= 0xDFFF {
+			continue
+		}
+		for _, c := range contexts {
+			checkLook(t, strings.ReplaceAll(c, "%s", string(r)))
+		}
+	}
+	for _, s := range append(oddTexts, "gеt 50 оff", "скидкa", "ǵét́", "ѕаӏе", "αβγ abc", "й", "ёлка", "Ñandú promoción", "ΆΈΉ ά", "ǅ ǆ", "ṩ ḝ") {
+		checkLook(t, s)
+	}
+	fast, n := 0, 0
+	for _, s := range corpusTexts(t) {
+		if !foldable(Normalize(s)) {
+			continue
+		}
+		n++
+		if checkLook(t, s) {
+			fast++
+		}
+	}
+	t.Logf("corpus: %d of %d messages Lookalikes may change take its fast path", fast, n)
+	if fast < n*9/10 {
+		t.Errorf("corpus: %d of %d messages Lookalikes may change take its fast path, want at least 90%%", fast, n)
+	}
+}
+
+func FuzzLookalikesFast(f *testing.F) {
+	for _, s := range []string{"gеt 50 оff", "скидкa", "ǵét́", "sale", "ѕаӏе", "αβγ abc", "й", "e\u0301\u0301", "promoción"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, n := range []string{s, Normalize(s)} {
+			if got, ok := lookalikesFast(n); ok && got != lookalikesGeneral(n) {
+				t.Fatalf("lookalikesFast(%q) = %q, want %q", n, got, lookalikesGeneral(n))
+			}
+		}
+	})
+}
