@@ -25,10 +25,14 @@ const (
 )
 
 // lookPages memoises lookInfo by pages of 256 runes, as runePages does
-// runeInfo: a pure function of the rune, no other state.
-var lookPages [(unicode.MaxRune + 1) >> 8]atomic.Pointer[[256]lookInfo]
+// runeInfo: a pure function of the rune, no other state, the runes below
+// memoRunes (others take the general path).
+var lookPages [memoRunes >> 8]atomic.Pointer[[256]lookInfo]
 
 func lookOf(r rune) lookInfo {
+	if r >= memoRunes {
+		return 0
+	}
 	if p := lookPages[r>>8].Load(); p != nil {
 		return p[r&0xff]
 	}

@@ -2,7 +2,6 @@ package optout
 
 import (
 	"sync/atomic"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/cases"
@@ -61,12 +60,22 @@ func (c *nfkcCheck) next(qcYes bool, cc uint8) {
 }
 
 // runePages memoises runeInfo by pages of 256 runes, each computed on
-// first use from x/text's case folding and fold: a pure function of the
-// rune, so goroutines that compute a page at once store equal values, and
-// any one of them serves. It holds no other state.
-var runePages [(unicode.MaxRune + 1) >> 8]atomic.Pointer[[256]runeInfo]
+// first use (a few hundred microseconds) from x/text's case folding and
+// fold: a pure function of the rune, so goroutines that compute a page at
+// once store equal values, and any one of them serves. It holds no other
+// state, and at most 1 MB: the runes from memoPlanes on (rare CJK, tags,
+// private use) have no memo, and text with them takes normalize.
+var runePages [memoRunes >> 8]atomic.Pointer[[256]runeInfo]
+
+// memoRunes: the fast paths' memos cover the runes below it, the Basic
+// Multilingual Plane and the Supplementary one (emoji, mathematical
+// letters).
+const memoRunes = 0x20000
 
 func infoOf(r rune) runeInfo {
+	if r >= memoRunes {
+		return 0
+	}
 	if p := runePages[r>>8].Load(); p != nil {
 		return p[r&0xff]
 	}

@@ -110,20 +110,27 @@ func corpusTexts(t *testing.T) []string {
 	return out
 }
 
-// Normalize and AppendNormalized from 8 goroutines at once, the rune pages
-// filled concurrently, give what one goroutine gets.
+// Normalize, AppendNormalized and Lookalikes from 8 goroutines at once,
+// the memo pages filled concurrently, give what one goroutine gets, and
+// what the general paths give.
 func TestNormalizeConcurrent(t *testing.T) {
-	for i := range runePages { // start from empty pages: the first uses race
-		runePages[i].Store(nil)
+	reset := func() { // start from empty pages: the first uses race
+		for i := range runePages {
+			runePages[i].Store(nil)
+			lookPages[i].Store(nil)
+		}
 	}
-	texts := append(oddTexts[:len(oddTexts):len(oddTexts)], corpusTexts(t)[:200]...)
-	want := make([]string, len(texts))
+	texts := append(oddTexts[:len(oddTexts):len(oddTexts)], "𠀀 󠁁", "ѕаvе скидкa", "promoción ñandú")
+	all := corpusTexts(t)
+	for i := 0; i < len(all); i += 97 {
+		texts = append(texts, all[i])
+	}
+	want, look := make([]string, len(texts)), make([]string, len(texts))
 	for i, s := range texts {
 		want[i] = normalize(s)
+		look[i] = lookalikesGeneral(want[i])
 	}
-	for i := range runePages {
-		runePages[i].Store(nil)
-	}
+	reset()
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -136,6 +143,9 @@ func TestNormalizeConcurrent(t *testing.T) {
 				buf = AppendNormalized(buf[:0], texts[i])
 				if string(buf) != want[i] {
 					t.Errorf("AppendNormalized(%q) = %q, want %q", texts[i], buf, want[i])
+				}
+				if got := Lookalikes(want[i]); got != look[i] {
+					t.Errorf("Lookalikes(%q) = %q, want %q", want[i], got, look[i])
 				}
 			}
 		})
