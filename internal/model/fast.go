@@ -13,10 +13,9 @@ import (
 // definition, which training and Explain use.
 
 // extractFast appends to dst the bucket of every feature of the prepared
-// text p, as extractNeg(dst, p, neg, nil) does, in an order of its own
-// within the character n-grams and within the word features (the sums do
-// not depend on it). offs is scratch for rune offsets; it returns it for
-// reuse.
+// text p, as extractNeg(dst, p, neg, nil) does and in its order, character
+// n-grams first: nchar is how many of the features appended are those.
+// offs is scratch for rune offsets; it returns it for reuse.
 func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (_ []uint32, _ []int32, nchar int) {
 	start := len(dst)
 	shift := uint(32 - s.BucketBits)

@@ -63,7 +63,7 @@ func (c *nfkcCheck) next(qcYes bool, cc uint8) {
 // first use (a few hundred microseconds) from x/text's case folding and
 // fold: a pure function of the rune, so goroutines that compute a page at
 // once store equal values, and any one of them serves. It holds no other
-// state, and at most 1 MB: the runes from memoPlanes on (rare CJK, tags,
+// state, and at most 1 MB: the runes from memoRunes on (rare CJK, tags,
 // private use) have no memo, and text with them takes normalize.
 var runePages [memoRunes >> 8]atomic.Pointer[[256]runeInfo]
 
@@ -137,11 +137,12 @@ func nfkcYes(r rune) (bool, uint8) {
 
 // appendFast appends normalize(s) to dst in one pass, for the text most
 // messages are: valid UTF-8 that NFKC leaves as it is (UAX #15's quick
-// check over the runes, or else x/text's), each rune case-folding to one rune, and an outcome that a second
-// pass would leave as it is (every rune written infoFixed, the whole NFKC),
-// so that normalize would stop after one pass with this result. It
-// returns dst unchanged and false for any other text, which then takes
-// normalize (TestAppendFast and FuzzAppendFast hold the two equal).
+// check over the runes, or else x/text's), each rune case-folding to one
+// rune, and an outcome that a second pass would leave as it is (every
+// rune written infoFixed, the whole NFKC), so that normalize would stop
+// after one pass with this result. It returns dst unchanged and false for
+// any other text, which then takes normalize (TestAppendFast and
+// FuzzAppendFast hold the two equal).
 func appendFast(dst []byte, s string) ([]byte, bool) {
 	start, space, prevWord := len(dst), true, false
 	in, out := nfkcCheck{yes: true}, nfkcCheck{yes: true}
