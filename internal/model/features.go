@@ -143,7 +143,7 @@ func (s *Spec) prepareNormalized(dst []byte, n string) []byte {
 	if s.Normalizer != NormalizerV1 {
 		n = unleet(optout.Lookalikes(n)) // n itself for most text
 	}
-	dst = append(dst[:0], ' ')
+	dst = append(slices.Grow(dst[:0], len(n)+2), ' ') // one allocation at most: a fresh scratch costs few
 	if !s.Despace {
 		dst = append(dst, n...)
 		return append(dst, ' ')

@@ -34,6 +34,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/sendguard/sendguard/internal/optout"
 )
@@ -97,8 +98,23 @@ type Model struct {
 }
 
 type scratch struct {
-	text  []byte
+	norm  []byte // the normalised text
+	text  []byte // prepared
 	feats []uint32
+	offs  []int32
+	// Room for a message of up to 480 bytes: a fresh scratch (the pool
+	// empties at garbage collection, and the race detector drops what is
+	// put back at random) is one allocation, not one per slice and growth.
+	normA  [480]byte
+	textA  [480]byte
+	featsA [480 * 7]uint32 // extractFast asks for 7 per byte with CharMax 5
+	offsA  [480]int32
+}
+
+func newScratch() *scratch {
+	sc := &scratch{}
+	sc.norm, sc.text, sc.feats, sc.offs = sc.normA[:0], sc.textA[:0], sc.featsA[:0], sc.offsA[:0]
+	return sc
 }
 
 // Predict appends to dst the probability of each class, in the order of
@@ -107,7 +123,7 @@ type scratch struct {
 func (m *Model) Predict(text string, dst []float64) []float64 {
 	sc, _ := m.pool.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{}
+		sc = newScratch()
 	}
 	dst = m.predict(sc, text, dst)
 	if cap(sc.text) <= 64<<10 {
@@ -125,7 +141,7 @@ func (m *Model) Predict(text string, dst []float64) []float64 {
 func (m *Model) PredictNormalized(n string, dst []float64) []float64 {
 	sc, _ := m.pool.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{}
+		sc = newScratch()
 	}
 	sc.text = m.Spec.prepareNormalized(sc.text, n)
 	dst = m.score(sc, dst)
@@ -136,28 +152,28 @@ func (m *Model) PredictNormalized(n string, dst []float64) []float64 {
 }
 
 func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
-	sc.text = m.Spec.prepare(sc.text, text)
+	// What Spec.prepare does, without its copy of the normalised text: the
+	// string below is a view of sc.norm, which nothing writes while
+	// prepareNormalized reads it and which nothing keeps after.
+	sc.norm = optout.AppendNormalized(sc.norm[:0], text)
+	sc.text = m.Spec.prepareNormalized(sc.text, unsafe.String(unsafe.SliceData(sc.norm), len(sc.norm)))
 	return m.score(sc, dst)
 }
 
-// score is the class probabilities of sc.text, prepared.
+// score is the class probabilities of sc.text, prepared: the bias plus
+// the sum of the features' weight rows (exact, in integers) times the
+// norm, character n-grams at Spec.CharWeight.
 func (m *Model) score(sc *scratch, dst []float64) []float64 {
 	var nchar int
-	sc.feats, nchar = m.Spec.extractNeg(sc.feats[:0], sc.text, m.neg, nil)
+	sc.feats, sc.offs, nchar = m.Spec.extractFast(sc.feats[:0], sc.offs, sc.text, m.neg)
 	var acc, cacc [MaxClasses]int64
-	k := m.k
-	for i, b := range sc.feats {
-		row := m.w[int(b)*k : int(b)*k+k]
-		if i < nchar && m.Spec.CharWeight > 0 {
-			for c, v := range row {
-				cacc[c] += int64(v)
-			}
-			continue
-		}
-		for c, v := range row {
-			acc[c] += int64(v)
-		}
+	if m.Spec.CharWeight > 0 {
+		sumRows(&cacc, m.w, m.k, sc.feats[:nchar])
+		sumRows(&acc, m.w, m.k, sc.feats[nchar:])
+	} else {
+		sumRows(&acc, m.w, m.k, sc.feats)
 	}
+	k := m.k
 	var logits [MaxClasses]float64
 	norm := m.scale * m.Spec.norm(len(sc.feats))
 	for c := range k {

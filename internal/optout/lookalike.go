@@ -31,6 +31,14 @@ func Lookalikes(n string) string {
 	if !foldable(n) {
 		return n
 	}
+	if s, ok := lookalikesFast(n); ok {
+		return s
+	}
+	return lookalikesGeneral(n)
+}
+
+// lookalikesGeneral is Lookalikes for any text.
+func lookalikesGeneral(n string) string {
 	// Writing a word in its majority script can move the text's balance,
 	// so run to a fixed point (one more pass at most, in practice).
 	s := lookalikes(stripMarks(n))

@@ -20,16 +20,23 @@ func Normalize(s string) string {
 	if isASCII(s) {
 		return string(appendASCII(make([]byte, 0, len(s)), s))
 	}
+	if b, ok := appendFast(make([]byte, 0, len(s)), s); ok {
+		return string(b)
+	}
 	return normalize(s)
 }
 
-// AppendNormalized appends Normalize(s) to dst. ASCII text, most of what
-// the detectors see, takes a single pass that allocates nothing beyond dst
-// (TestNormalizeASCII and FuzzNormalizeASCII hold it equal to the general
-// path).
+// AppendNormalized appends Normalize(s) to dst. ASCII text takes a single
+// pass that allocates nothing beyond dst (TestNormalizeASCII and
+// FuzzNormalizeASCII hold it equal to the general path), as does most
+// other text, Arabic, Hindi, Cyrillic or accented Latin alike (appendFast;
+// TestAppendFast and FuzzAppendFast hold it equal).
 func AppendNormalized(dst []byte, s string) []byte {
 	if isASCII(s) {
 		return appendASCII(dst, s)
+	}
+	if d, ok := appendFast(dst, s); ok {
+		return d
 	}
 	return append(dst, normalize(s)...)
 }

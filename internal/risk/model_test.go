@@ -89,13 +89,19 @@ func BenchmarkScanWithModel(b *testing.B) {
 // (Before, the model normalised the message again: Normalize's
 // allocations, 4 to 8 here, over the bound. Under the race detector the
 // model's scratch pool drops items at random on both sides of the
-// comparison, hence the slack of half a normalisation.)
+// comparison, hence the slack of half a normalisation, and averages over
+// 2,000 runs: Normalize allocates twice now, and over 100 runs the drops
+// alone moved the counts by more than one.)
 func TestScanNormalizesOnce(t *testing.T) {
 	m, err := model.Embedded(model.Outbound)
 	if err != nil {
 		t.Fatal(err)
 	}
 	with, without := New(Options{Model: m}), New(Options{})
+	runs := 100
+	if raceEnabled {
+		runs = 2000 // averages over the pools' random drops that hold still
+	}
 	for _, msg := range []string{
 		"تم شحن طلبك رقم 5521 وسيصل غدا. आपका भुगतान ₹402.31 प्राप्त हो गया है। Ödemeniz alındı 🙏",
 		"आपका भुगतान ₹402.31 प्राप्त हो गया है। धन्यवाद 🙏 रसीद 100560",
@@ -104,10 +110,10 @@ func TestScanNormalizesOnce(t *testing.T) {
 		n := optout.Normalize(msg)
 		var buf [model.MaxClasses]float64
 		with.Scan(msg) // warm the model's scratch pool
-		scan := testing.AllocsPerRun(100, func() { without.Scan(msg) })
-		predict := testing.AllocsPerRun(100, func() { m.PredictNormalized(n, buf[:0]) })
-		norm := testing.AllocsPerRun(100, func() { optout.Normalize(msg) })
-		got := testing.AllocsPerRun(100, func() { with.Scan(msg) })
+		scan := testing.AllocsPerRun(runs, func() { without.Scan(msg) })
+		predict := testing.AllocsPerRun(runs, func() { m.PredictNormalized(n, buf[:0]) })
+		norm := testing.AllocsPerRun(runs, func() { optout.Normalize(msg) })
+		got := testing.AllocsPerRun(runs, func() { with.Scan(msg) })
 		if got > scan+predict+norm/2 {
 			t.Errorf("Scan(%q) with the model allocates %.0f times; without it %.0f, the model on normalised text %.0f, Normalize %.0f: the message is normalised again",
 				msg, got, scan, predict, norm)

@@ -1,0 +1,5 @@
+//go:build race
+
+package optout
+
+const raceEnabled = true
