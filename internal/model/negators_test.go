@@ -162,7 +162,7 @@ func TestCharWeight(t *testing.T) {
 			t.Errorf("Argmax(%q) = %s, want %s (a training example)", e.Text, got, e.Label)
 		}
 	}
-	full, err := Load(withVersion(t, b, 3, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
+	full, err := Load(withVersion(t, b, 4, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
 	if err != nil {
 		t.Fatal(err)
 	}
