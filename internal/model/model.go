@@ -5,10 +5,11 @@
 // Features survive paraphrase, typos, spacing and script: character
 // n-grams (1 to 5 runes) over the opt-out normaliser's output with a space
 // around every word, plus word unigrams and bigrams (outbound), or word
-// unigrams, the message's length class and the unigrams crossed with it
-// (inbound, TaskSpec), with runs of spaced-out letters joined ("S T O P"
-// reads as "stop"), all hashed (FNV-1a, murmur finaliser) into 2^18
-// buckets. The classifier is a multinomial logistic
+// unigrams, the bigrams that hold a negator, the words near a negator, the
+// message's length class and the unigrams crossed with it (inbound,
+// TaskSpec), with runs of spaced-out letters joined ("S T O P" reads as
+// "stop"), all hashed (FNV-1a, murmur finaliser) into 2^18 buckets
+// (outbound) or 2^19 (inbound). The classifier is a multinomial logistic
 // regression trained by Train deterministically: the same examples give the
 // same model file, byte for byte.
 //
