@@ -124,7 +124,7 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 	var data dataFlags
 	fs.Var(&data, "data", "a corpus directory (holding <task>/*.tsv, or *.tsv) or file; repeatable")
 	out := fs.String("out", "", "train: the model file to write")
-	buckets := fs.Int("bucket-bits", model.DefaultSpec().BucketBits, "train: hash features into 2^N buckets")
+	buckets := fs.Int("bucket-bits", 0, "train: hash features into 2^N buckets (0: the task's default, 19 inbound, 18 outbound)")
 	epochs := fs.Int("epochs", 0, "train: passes over the data (0: default)")
 	charWeight := fs.Float64("char-weight", 0, "train: a character n-gram's value relative to a word's (0: the task's default)")
 	negators := fs.Bool("negators", false, "train: mark the words within two words of a negator (internal/model/negators.txt) as features of their own (the inbound spec has them already)")
@@ -154,7 +154,9 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 			return errors.New("--out is required")
 		}
 		spec := model.TaskSpec(*task)
-		spec.BucketBits = *buckets
+		if *buckets != 0 {
+			spec.BucketBits = *buckets
+		}
 		if *negators {
 			spec.Negators, spec.NegWindow = model.Negators(), 2
 		}

@@ -203,3 +203,38 @@ func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 		})
 	}
 }
+
+// model train writes the task's feature spec: inbound with the negator
+// bigrams in 2^19 buckets (format 4), outbound with every bigram in 2^18;
+// --bucket-bits overrides the task's buckets and nothing else.
+func TestModelTrainTaskSpec(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, task string
+		flags      []string
+		want       []string
+	}{
+		{"inbound", "inbound", nil, []string{`"words":1`, `"bucket_bits":19`, `"len_words":true`, `"neg_bigrams":true`}},
+		{"outbound", "outbound", nil, []string{`"words":2`, `"bucket_bits":18`}},
+		{"inbound --bucket-bits 18", "inbound", []string{"--bucket-bits", "18"}, []string{`"words":1`, `"bucket_bits":18`, `"len_words":true`, `"neg_bigrams":true`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".model")
+			fixture := "../../internal/model/testdata/fixture/" + tc.task + ".tsv"
+			args := append([]string{"model", "train", "--task", tc.task, "--data", fixture, "--out", out, "--epochs", "2"}, tc.flags...)
+			if msg, err := runCmd(t, "", args...); err != nil {
+				t.Fatalf("model train %v: %v\n%s", tc.flags, err, msg)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head := b[:min(len(b), 2048)]
+			for _, w := range tc.want {
+				if !bytes.Contains(head, []byte(w)) {
+					t.Errorf("model train --task %s %v: header %q; want %s", tc.task, tc.flags, head[:min(len(head), 300)], w)
+				}
+			}
+		})
+	}
+}

@@ -58,6 +58,12 @@ type Spec struct {
 	// ("chegando" holds "chega"), need larger weights to count, which the
 	// L2 penalty resists, so the words weigh more. 0 means 1 (format 2).
 	CharWeight float64 `json:"char_weight,omitempty"`
+	// NegBigrams, with Negators and Words 1, adds the word bigrams that
+	// hold a negator and no other bigram: "to e-mail, not WhatsApp" has
+	// "not whatsapp" and "to WhatsApp, not e-mail" has "not e" (e-mail),
+	// word order the unigrams and the undirected negator marks cannot see,
+	// at a fraction of the features of every bigram. Format 4.
+	NegBigrams bool `json:"neg_bigrams,omitempty"`
 }
 
 // DefaultSpec is the feature extraction of the shipped outbound model, and
@@ -67,17 +73,18 @@ func DefaultSpec() Spec {
 }
 
 // TaskSpec is the feature extraction `sendguard model train` and `make
-// model` use for task. Outbound: DefaultSpec. Inbound: word unigrams
-// without bigrams, the length class crossed with the words (LenWords),
-// the words within two of a negator marked (Negators, NegWindow 2) and
-// character n-grams at half a word's weight (CharWeight 0.5), which scored
+// model` use for task. Outbound: DefaultSpec. Inbound: word unigrams, and
+// of the bigrams only those that hold a negator (NegBigrams), the length
+// class crossed with the words (LenWords), the words within two of a
+// negator marked (Negators, NegWindow 2) and character n-grams at half a
+// word's weight (CharWeight 0.5), hashed into 2^19 buckets, which scored
 // better on replies by writers the model had not seen (leave-one-round-out,
 // the README's Detection section).
 func TaskSpec(task string) Spec {
 	s := DefaultSpec()
 	if task == Inbound {
-		s.Words, s.LenWords = 1, true
-		s.Negators, s.NegWindow, s.CharWeight = Negators(), 2, 0.5
+		s.Words, s.LenWords, s.BucketBits = 1, true, 19
+		s.Negators, s.NegWindow, s.CharWeight, s.NegBigrams = Negators(), 2, 0.5, true
 	}
 	return s
 }
@@ -85,7 +92,8 @@ func TaskSpec(task string) Spec {
 func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
 		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && (s.Normalizer == NormalizerVersion || s.Normalizer == NormalizerV1) &&
-		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0)
+		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0) &&
+		(!s.NegBigrams || (s.NegWindow > 0 && s.Words == 1))
 }
 
 // norm is the value of one feature occurrence in a message of n features.
@@ -254,7 +262,7 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (
 		return dst, nchar
 	}
 	// Words: p is " w1 w2 … wn ".
-	prevStart, words := -1, 0
+	prevStart, words, prevNeg := -1, 0, false
 	var negAt [16]int // word indexes of the first negators
 	nneg := 0
 	for i := 1; i < len(p); {
@@ -265,16 +273,18 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (
 		if j > i {
 			wh := fnv(seedWord, p[i:j])
 			emit(wh, kindWord, i, j)
-			if len(neg) > 0 && nneg < len(negAt) {
-				if _, ok := slices.BinarySearch(neg, wh); ok {
-					negAt[nneg] = words
-					nneg++
-				}
+			isNeg := false
+			if len(neg) > 0 {
+				_, isNeg = slices.BinarySearch(neg, wh)
 			}
-			if s.Words >= 2 && prevStart >= 0 {
+			if isNeg && nneg < len(negAt) {
+				negAt[nneg] = words
+				nneg++
+			}
+			if prevStart >= 0 && (s.Words >= 2 || (s.NegBigrams && (isNeg || prevNeg))) {
 				emit(fnv(seedBigram, p[prevStart:j]), kindBigram, prevStart, j)
 			}
-			prevStart = i
+			prevStart, prevNeg = i, isNeg
 			words++
 		}
 		i = j + 1

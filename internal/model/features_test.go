@@ -42,12 +42,12 @@ func features(s Spec, text string) map[uint8]map[string]uint32 {
 }
 
 // The inbound spec tells a bare "stop" from "stop" inside a long reply
-// (the word crossed with the reply's length class) and has no bigrams; the
-// plain word feature stays the same in both.
+// (the word crossed with the reply's length class); the plain word feature
+// stays the same in both.
 func TestLenWords(t *testing.T) {
 	s := TaskSpec(Inbound)
-	if !s.LenWords || s.Words != 1 || TaskSpec(Outbound) != DefaultSpec() {
-		t.Fatalf("TaskSpec(inbound) = %+v, TaskSpec(outbound) = %+v: want inbound with len_words and unigrams only, outbound the default", s, TaskSpec(Outbound))
+	if !s.LenWords || TaskSpec(Outbound) != DefaultSpec() {
+		t.Fatalf("TaskSpec(inbound) = %+v, TaskSpec(outbound) = %+v: want inbound with len_words, outbound the default", s, TaskSpec(Outbound))
 	}
 	bare := features(s, "STOP")
 	long := features(s, "I told you twice to stop sending me these reminders every single morning at six, please")
@@ -58,7 +58,7 @@ func TestLenWords(t *testing.T) {
 		t.Errorf("len_word \"stop\": %v alone, %v in a 16-word reply; want one each, different buckets", bare[kindLenWord], long[kindLenWord]["stop"])
 	}
 	if len(long[kindLenWord]) != 16 || len(long[kindBigram]) != 0 {
-		t.Errorf("the 16-word reply has %d len_word and %d bigram features, want 16 and 0", len(long[kindLenWord]), len(long[kindBigram]))
+		t.Errorf("the 16-word reply (no negator) has %d len_word and %d bigram features, want 16 and 0", len(long[kindLenWord]), len(long[kindBigram]))
 	}
 	if len(bare[kindLen]) != 1 || len(long[kindLen]) != 1 || slices.Collect(maps.Values(bare[kindLen]))[0] == slices.Collect(maps.Values(long[kindLen]))[0] {
 		t.Errorf("length feature: %v alone, %v long; want one each, different", bare[kindLen], long[kindLen])
@@ -149,13 +149,13 @@ func TestLoadVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	in2spec := TaskSpec(Inbound) // format 2's inbound spec: without the format-3 fields
-	in2spec.Negators, in2spec.NegWindow, in2spec.CharWeight = "", 0, 0
+	in2spec.Negators, in2spec.NegWindow, in2spec.CharWeight, in2spec.NegBigrams = "", 0, 0, false
 	in2, _, err := Train(Inbound, fixture(t, Inbound), in2spec, Params{Epochs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 3 {
-		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 3", v, FormatVersion)
+	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 4 {
+		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 4", v, FormatVersion)
 	}
 	v1 := withVersion(t, v2, 1, nil)
 	m1, err := Load(v1)
@@ -175,7 +175,7 @@ func TestLoadVersions(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"version 4", withVersion(t, v2, 4, nil)},
+		{"version 5", withVersion(t, v2, 5, nil)},
 		{"version 0", withVersion(t, v2, 0, nil)},
 		{"version 1 with len_words", withVersion(t, in2, 1, nil)},
 		{"unknown header field", withVersion(t, v2, 2, func(h map[string]any) { h["spec"].(map[string]any)["word_trigrams"] = true })},
@@ -219,4 +219,45 @@ func TestUnleet(t *testing.T) {
 func (s *Spec) extract(dst []uint32, p []byte, spans *[]span) []uint32 {
 	dst, _ = s.extractNeg(dst, p, nil, spans)
 	return dst
+}
+
+// The inbound spec reads word order where a negator is: moving the
+// messages to e-mail and moving them to WhatsApp hold the same words and
+// differ in their negator bigrams, in every script; a bigram without a
+// negator is not a feature, and the buckets are 2^19 (outbound 2^18).
+func TestInboundWordOrder(t *testing.T) {
+	s := TaskSpec(Inbound)
+	if s.Words != 1 || !s.NegBigrams || s.BucketBits != 19 || TaskSpec(Outbound).BucketBits != 18 || TaskSpec(Outbound).NegBigrams {
+		t.Fatalf("TaskSpec(inbound) = %+v: want words 1, neg_bigrams, bucket_bits 19; outbound bucket_bits 18 without neg_bigrams", s)
+	}
+	for _, tc := range []struct {
+		a, b    string
+		bigrams []string // of a, every one
+	}{
+		{"send it to e-mail, not WhatsApp", "send it to WhatsApp, not e-mail", []string{"mail not", "not whatsapp"}},
+		{"muhasebe mailine atın, telefona değil abi", "telefona atın, muhasebe mailine değil abi", []string{"telefona degil", "degil abi"}},
+		{"ارسلها على الايميل مو الواتساب", "ارسلها على الواتساب مو الايميل", []string{"الايميل مو", "مو الواتساب"}},
+		{"ईमेल पर भेजो, व्हाट्सएप नहीं", "व्हाट्सएप पर भेजो, ईमेल नहीं", []string{"व्हाट्सएप नहीं"}},
+		{"mándeselas a su papá, a mí ya no 🙏", "a su papá ya no, mándeselas a mí 🙏", []string{"ya no"}},
+	} {
+		t.Run(tc.a, func(t *testing.T) {
+			fa, fb := features(s, tc.a), features(s, tc.b)
+			if !maps.Equal(fa[kindWord], fb[kindWord]) {
+				t.Fatalf("word features of %q = %v, of %q = %v: want the same words", tc.a, fa[kindWord], tc.b, fb[kindWord])
+			}
+			if maps.Equal(fa[kindBigram], fb[kindBigram]) {
+				t.Errorf("bigram features of %q = %v, of %q the same: want word order to show", tc.a, fa[kindBigram], tc.b)
+			}
+			got := slices.Sorted(maps.Keys(fa[kindBigram]))
+			want := slices.Sorted(slices.Values(tc.bigrams))
+			if !slices.Equal(got, want) {
+				t.Errorf("bigram features of %q = %v, want %v", tc.a, got, want)
+			}
+			for _, b := range fa[kindBigram] {
+				if b >= 1<<19 {
+					t.Errorf("bucket %d of %q: want below 2^19", b, tc.a)
+				}
+			}
+		})
+	}
 }

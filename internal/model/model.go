@@ -5,10 +5,11 @@
 // Features survive paraphrase, typos, spacing and script: character
 // n-grams (1 to 5 runes) over the opt-out normaliser's output with a space
 // around every word, plus word unigrams and bigrams (outbound), or word
-// unigrams, the message's length class and the unigrams crossed with it
-// (inbound, TaskSpec), with runs of spaced-out letters joined ("S T O P"
-// reads as "stop"), all hashed (FNV-1a, murmur finaliser) into 2^18
-// buckets. The classifier is a multinomial logistic
+// unigrams, the bigrams that hold a negator, the words near a negator, the
+// message's length class and the unigrams crossed with it (inbound,
+// TaskSpec), with runs of spaced-out letters joined ("S T O P" reads as
+// "stop"), all hashed (FNV-1a, murmur finaliser) into 2^18 buckets
+// (outbound) or 2^19 (inbound). The classifier is a multinomial logistic
 // regression trained by Train deterministically: the same examples give the
 // same model file, byte for byte.
 //
@@ -64,11 +65,13 @@ const MaxClasses = 8
 // character n-gram weight (Spec.Negators, Spec.CharWeight), which change
 // what Predict computes but not the layout. Train writes version 3 only
 // for a spec that uses them and version 2 otherwise, so the shipped specs'
-// files are what they were. Load reads versions 1 to 3 (a version-1 file
-// has no len_words, a version-1 or 2 file neither version-3 field) and
+// files are what they were. Version 4 adds the negator bigrams
+// (Spec.NegBigrams), written only for a spec that has them. Load reads
+// versions 1 to 4 (a version-1 file has no len_words, a version-1 or 2
+// file neither version-3 field, a version-1 to 3 file no neg_bigrams) and
 // refuses a header field it does not know, so a file that asks for a
 // feature this build lacks is refused rather than misread.
-const FormatVersion = 3
+const FormatVersion = 4
 
 // minFormatVersion is the oldest format Load reads.
 const minFormatVersion = 1
@@ -313,6 +316,9 @@ func Load(b []byte) (*Model, error) {
 	if v < 3 && (m.Spec.Negators != "" || m.Spec.NegWindow != 0 || m.Spec.CharWeight != 0) {
 		return nil, fmt.Errorf("%w: format version %d with a version-3 feature spec", ErrFormat, v)
 	}
+	if v < 4 && m.Spec.NegBigrams {
+		return nil, fmt.Errorf("%w: format version %d with a version-4 feature spec", ErrFormat, v)
+	}
 	r = r[hl:]
 	if !m.Spec.valid() {
 		return nil, fmt.Errorf("%w: feature spec %+v (this build normalises with %s)", ErrFormat, m.Spec, NormalizerVersion)
@@ -385,6 +391,9 @@ func encode(h Header, bias []float64, w []float64) []byte {
 	version := uint32(2)
 	if h.Spec.NegWindow > 0 || h.Spec.CharWeight != 0 {
 		version = 3
+	}
+	if h.Spec.NegBigrams {
+		version = 4
 	}
 	b := append([]byte(nil), magic[:]...)
 	b = binary.LittleEndian.AppendUint32(b, version)

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -11,10 +12,11 @@ import (
 	"github.com/sendguard/sendguard/internal/optout"
 )
 
-// negSpec is the inbound spec with the negator marks of negators.txt.
+// negSpec is the inbound spec with the negator marks of negators.txt and
+// without the negator bigrams (format 3).
 func negSpec() Spec {
 	s := TaskSpec(Inbound)
-	s.Negators, s.NegWindow = Negators(), 2
+	s.Negators, s.NegWindow, s.NegBigrams = Negators(), 2, false
 	return s
 }
 
@@ -98,6 +100,51 @@ func TestNegatorFile(t *testing.T) {
 	}
 }
 
+// The inbound spec's negator bigrams make a format-4 file that trains to
+// the same bytes twice and reads back; labelled format 3 it is refused, as
+// is neg_bigrams without negators or beside every bigram.
+func TestNegBigramsFile(t *testing.T) {
+	ex := fixture(t, Inbound)
+	a, m, err := Train(Inbound, ex, TaskSpec(Inbound), Params{Epochs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := Train(Inbound, ex, TaskSpec(Inbound), Params{Epochs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("Train with negator bigrams twice gave different bytes")
+	}
+	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 4 {
+		t.Errorf("Train with negator bigrams wrote format %d, want 4", v)
+	}
+	if !m.Spec.NegBigrams || m.Spec != TaskSpec(Inbound) {
+		t.Errorf("the loaded spec = %+v, want %+v", m.Spec, TaskSpec(Inbound))
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"format 3 with neg_bigrams", withVersion(t, a, 3, nil)},
+		{"neg_bigrams without negators", withVersion(t, a, 4, func(h map[string]any) {
+			sp := h["spec"].(map[string]any)
+			delete(sp, "negators")
+			delete(sp, "neg_window")
+		})},
+		{"neg_bigrams with every bigram", withVersion(t, a, 4, func(h map[string]any) { h["spec"].(map[string]any)["words"] = 2 })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Load(tc.b); !errors.Is(err, ErrFormat) {
+				t.Errorf("Load(%s) = %v, want ErrFormat", tc.name, err)
+			}
+		})
+	}
+	if _, err := Load(withVersion(t, a, 4, nil)); err != nil {
+		t.Errorf("Load(re-sealed format 4) = %v; the test's rewriting is wrong", err)
+	}
+}
+
 // CharWeight counts a character n-gram at that value in both Train and
 // Predict: a model trained with 0.5 fits its training examples, and the
 // same weights read with char_weight 1 predict otherwise and explain its
@@ -115,7 +162,7 @@ func TestCharWeight(t *testing.T) {
 			t.Errorf("Argmax(%q) = %s, want %s (a training example)", e.Text, got, e.Label)
 		}
 	}
-	full, err := Load(withVersion(t, b, 3, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
+	full, err := Load(withVersion(t, b, 4, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
 	if err != nil {
 		t.Fatal(err)
 	}
