@@ -75,7 +75,7 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 		return dst, offs, nchar
 	}
 	// Words: p is " w1 w2 … wn ".
-	prevStart, words := -1, 0
+	prevStart, words, prevNeg := -1, 0, false
 	var negAt [16]int // word indexes of the first negators
 	nneg := 0
 	for i := 1; i < len(p); {
@@ -86,16 +86,18 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 		if j > i {
 			wh := fnv(seedWord, p[i:j])
 			dst = append(dst, mix(wh)>>shift)
-			if len(neg) > 0 && nneg < len(negAt) {
-				if _, ok := slices.BinarySearch(neg, wh); ok {
-					negAt[nneg] = words
-					nneg++
-				}
+			isNeg := false
+			if len(neg) > 0 {
+				_, isNeg = slices.BinarySearch(neg, wh)
 			}
-			if s.Words >= 2 && prevStart >= 0 {
+			if isNeg && nneg < len(negAt) {
+				negAt[nneg] = words
+				nneg++
+			}
+			if prevStart >= 0 && (s.Words >= 2 || (s.NegBigrams && (isNeg || prevNeg))) {
 				dst = append(dst, mix(fnv(seedBigram, p[prevStart:j]))>>shift)
 			}
-			prevStart = i
+			prevStart, prevNeg = i, isNeg
 			words++
 		}
 		i = j + 1
