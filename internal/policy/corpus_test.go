@@ -99,7 +99,8 @@ func TestHeldOutContent(t *testing.T) {
 	// 95.5-99.3% of violations, slowed 1.1-1.4% of legitimate messages, and
 	// a throttle line of 40 there caught no more and slowed 0.2-0.7 points
 	// more legitimate ones, so the line stays at 45 and the floors follow
-	// this run down by a point.
+	// this run down by a point. With round 31 (54,164 messages, 10,732
+	// held out): 81.8%, 90.0%, 0.30%, 0.60%.
 	contentFloors(t, "held out", model.Select(modeltest.Corpus(t, model.Outbound), model.TestSplit), 0.81, 0.89, 0.012, 0.03)
 }
 
