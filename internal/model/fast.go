@@ -15,6 +15,8 @@ import (
 // extractFast appends to dst the bucket of every feature of the prepared
 // text p, as extractNeg(dst, p, neg, nil) does and in its order, character
 // n-grams first: nchar is how many of the features appended are those.
+// Only the character n-grams have a path of their own (each rune decoded
+// once, no closure); the words go through appendWords, as in extractNeg.
 // offs is scratch for rune offsets; it returns it for reuse.
 func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (_ []uint32, _ []int32, nchar int) {
 	start := len(dst)
@@ -74,70 +76,7 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 	if s.Words == 0 {
 		return dst, offs, nchar
 	}
-	// Words: p is " w1 w2 … wn ".
-	prevStart, words, prevNeg := -1, 0, false
-	var negAt [16]int // word indexes of the first negators
-	nneg := 0
-	for i := 1; i < len(p); {
-		j := i
-		for j < len(p) && p[j] != ' ' {
-			j++
-		}
-		if j > i {
-			wh := fnv(seedWord, p[i:j])
-			dst = append(dst, mix(wh)>>shift)
-			isNeg := false
-			if len(neg) > 0 {
-				_, isNeg = slices.BinarySearch(neg, wh)
-			}
-			if isNeg && nneg < len(negAt) {
-				negAt[nneg] = words
-				nneg++
-			}
-			if prevStart >= 0 && (s.Words >= 2 || (s.NegBigrams && (isNeg || prevNeg))) {
-				dst = append(dst, mix(fnv(seedBigram, p[prevStart:j]))>>shift)
-			}
-			prevStart, prevNeg = i, isNeg
-			words++
-		}
-		i = j + 1
-	}
-	if nneg > 0 && s.NegWindow > 0 {
-		w := 0
-		for i := 1; i < len(p); {
-			j := i
-			for j < len(p) && p[j] != ' ' {
-				j++
-			}
-			if j > i {
-				near, self := false, false
-				for _, at := range negAt[:nneg] {
-					self = self || at == w
-					near = near || (at != w && at-w <= s.NegWindow && w-at <= s.NegWindow)
-				}
-				if near && !self {
-					dst = append(dst, mix(fnv(seedNeg, p[i:j]))>>shift)
-				}
-				w++
-			}
-			i = j + 1
-		}
-	}
-	if s.LenWords && words > 0 {
-		seed := seedLen ^ lenClass(words)
-		dst = append(dst, mix(seed)>>shift)
-		for i := 1; i < len(p); {
-			j := i
-			for j < len(p) && p[j] != ' ' {
-				j++
-			}
-			if j > i {
-				dst = append(dst, mix(fnv(seed, p[i:j]))>>shift)
-			}
-			i = j + 1
-		}
-	}
-	return dst, offs, nchar
+	return s.appendWords(dst, p, neg, nil), offs, nchar
 }
 
 // sumRows adds the weight rows of buckets to acc: w has rows of k int16.

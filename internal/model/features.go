@@ -261,6 +261,23 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (
 	if s.Words == 0 {
 		return dst, nchar
 	}
+	return s.appendWords(dst, p, neg, spans), nchar
+}
+
+// appendWords appends the word features of the prepared text p to dst:
+// each word, the bigrams Words and NegBigrams ask for, the words near a
+// negator of neg, the length class and the words crossed with it, in that
+// order, with where each came from when spans is not nil. extractNeg
+// (training, Explain) and extractFast (Predict) share it, so the two never
+// read words differently.
+func (s *Spec) appendWords(dst []uint32, p []byte, neg []uint32, spans *[]span) []uint32 {
+	shift := uint(32 - s.BucketBits)
+	emit := func(h uint32, kind uint8, start, end int) {
+		dst = append(dst, mix(h)>>shift)
+		if spans != nil {
+			*spans = append(*spans, span{kind, int32(start), int32(end)})
+		}
+	}
 	// Words: p is " w1 w2 … wn ".
 	prevStart, words, prevNeg := -1, 0, false
 	var negAt [16]int // word indexes of the first negators
@@ -327,7 +344,7 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (
 			i = j + 1
 		}
 	}
-	return dst, nchar
+	return dst
 }
 
 //go:embed negators.txt
