@@ -7,7 +7,7 @@ ENVOY ?= $(shell command -v envoy 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/envo
 ENVOY_VERSION := 1.40.0
 OPA   := $(GO) tool opa
 
-.PHONY: all build release bench-suppressions bench-compare bench-envoy envoy envoy-version run test test-go test-policies vet bench load clean model image imageload-bin k8s-bin k8s-clean k8s-up
+.PHONY: all build release bench-suppressions bench-compare bench-envoy bench-check-cost envoy envoy-version run test test-go test-policies vet bench load clean model image imageload-bin k8s-bin k8s-clean k8s-up
 
 # Stamped into the binary (sendguard version). VERSION empty: the release
 # version in internal/version (the image's tag and the chart's appVersion).
@@ -98,6 +98,11 @@ test-go:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/decision/ ./internal/policy/ ./internal/risk/ ./internal/optout/ ./authz/ ./internal/store/ ./internal/model/ ./internal/decisionlog/
+
+# bench-check-cost counts, with callgrind, what an allowed Check costs over
+# gRPC against its decision and the no-op floors (issue 11; ~3 min).
+bench-check-cost:
+	bench/check-cost.sh
 
 # bench-envoy measures an allowed send through the real Envoy with and
 # without the response path (ext_proc, issue 13), three rounds so that on

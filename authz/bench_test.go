@@ -15,17 +15,25 @@ import (
 	"github.com/sendguard/sendguard/internal/decision"
 	"github.com/sendguard/sendguard/internal/keys"
 	"github.com/sendguard/sendguard/internal/limiter"
+	"github.com/sendguard/sendguard/internal/model"
 	"github.com/sendguard/sendguard/internal/phone"
 	"github.com/sendguard/sendguard/internal/policy"
+	"github.com/sendguard/sendguard/internal/risk"
 	"github.com/sendguard/sendguard/internal/store"
 )
 
 // benchServer is the Server as serve builds it (metrics registered, UUIDv7
-// decision ids), on the embedded policies and a memory store.
+// decision ids, the content scanner with the embedded content model and
+// serve's text caches), on the embedded policies and a memory store.
 func benchServer(b testing.TB) *Server {
 	b.Helper()
 	ctx := context.Background()
-	engine, err := policy.New(ctx, policy.Options{})
+	content, err := model.Embedded(model.Outbound)
+	if err != nil {
+		b.Fatal(err)
+	}
+	scanner := risk.New(risk.Options{Model: content, CacheSize: 8192})
+	engine, err := policy.New(ctx, policy.Options{Scan: scanner.Scan})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,6 +49,7 @@ func benchServer(b testing.TB) *Server {
 			"inst_12345": {ID: "inst_12345", Account: "demo", Plan: "starter", Limits: unlimited},
 		},
 		Policy: engine, State: store.NewMemory(limiter.Calendar{}), Phones: phones,
+		Scanner: scanner, BodyKeyCache: 8192,
 	})
 	if err != nil {
 		b.Fatal(err)

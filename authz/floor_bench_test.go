@@ -58,3 +58,38 @@ func BenchmarkCheckFloorAnswer(b *testing.B) {
 	authv3.RegisterAuthorizationServer(gs, answeringAuthorization{resp: resp})
 	benchAllowed(b, authv3.NewAuthorizationClient(serveBufconn(b, gs)))
 }
+
+// BenchmarkCheckFloorWorkers is BenchmarkCheckFloor on long-lived workers
+// (grpc.NumStreamWorkers(Workers), as serve runs): the floor of
+// BenchmarkCheckServe's server configuration.
+func BenchmarkCheckFloorWorkers(b *testing.B) {
+	gs := grpc.NewServer(grpc.NumStreamWorkers(Workers))
+	authv3.RegisterAuthorizationServer(gs, noopAuthorization{})
+	benchAllowed(b, authv3.NewAuthorizationClient(serveBufconn(b, gs)))
+}
+
+// BenchmarkCheckServe is BenchmarkCheckAllow's request through the server
+// as serve builds it (benchServer on ServerOptions): what an allowed send
+// costs over the wire in production, client included. Against
+// BenchmarkDecideServe (the same decider, no wire) and the floors it is
+// issue 11's measure of what Check adds to the decision; bench/check-cost.sh
+// counts all four with callgrind.
+func BenchmarkCheckServe(b *testing.B) {
+	gs := grpc.NewServer(ServerOptions()...)
+	benchServer(b).Register(gs)
+	benchAllowed(b, authv3.NewAuthorizationClient(serveBufconn(b, gs)))
+}
+
+// BenchmarkDecideServe is the decision alone for BenchmarkCheckServe's
+// request, on the same kind of decider (benchServer's), in the process.
+func BenchmarkDecideServe(b *testing.B) {
+	s := benchServer(b)
+	in := requestOf(checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional")))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res, err := s.decider.Decide(ctx, in); err != nil || !res.Allowed {
+			b.Fatal(res, err)
+		}
+	}
+}

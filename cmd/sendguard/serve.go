@@ -487,10 +487,6 @@ func restartOnly(old, next *config.Config) error {
 	return nil
 }
 
-// grpcWorkers is how many goroutines serve gRPC calls (grpc.NumStreamWorkers):
-// more than the calls Envoy keeps in flight at once on one sidecar.
-const grpcWorkers = 256
-
 // serve runs the gRPC and admin servers until ctx is done, then shuts both
 // down gracefully. grpc.health.v1 reports NOT_SERVING until everything is
 // built and listening, and again while shutting down.
@@ -574,18 +570,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		return fmt.Errorf("listen admin: %w", err)
 	}
 
-	// Checks run on long-lived workers rather than a goroutine per call:
-	// a decision needs about 32 KB of stack, and growing a fresh
-	// goroutine's stack there (copying it three times) was 6-8 % of the
-	// CPU under load. A call that finds every worker busy still gets its
-	// own goroutine, so the count bounds nothing.
-	gopts := []grpc.ServerOption{grpc.NumStreamWorkers(grpcWorkers)}
+	// The Authorization service reads its CheckRequests straight from
+	// the wire, and calls run on long-lived workers (authz.ServerOptions).
+	var gopts []grpc.ServerOption
 	if traces != nil {
 		gopts = append(gopts, grpc.StatsHandler(traces.ServerHandler()))
 	}
-	// The Authorization service reads its CheckRequests straight from
-	// the wire (authz.ServerCodec, Server.Register).
-	gs := grpc.NewServer(append(gopts, authz.ServerCodec())...)
+	gs := grpc.NewServer(authz.ServerOptions(gopts...)...)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The text caches' hits and misses (textCacheMetrics), read at each scrape.
