@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -508,6 +509,11 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	if err != nil {
 		return err
 	}
+	// Building (compiling and planning the policies twice, opening the
+	// store and indexing its suppressions, decoding the models) leaves
+	// garbage that a sidecar need not keep mapped until the collector's
+	// next cycle: return it to the OS before anything listens.
+	debug.FreeOSMemory()
 	cur := a // the running app; only the reload loop replaces it
 	defer func() { cur.phones.Close() }()
 	defer a.store.Close()

@@ -29,6 +29,7 @@ func Embedded(task string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded %s model: %w", task, err)
 	}
+	release(b)
 	return m, nil
 }
 
