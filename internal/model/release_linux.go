@@ -8,12 +8,13 @@ import (
 )
 
 // release tells the kernel that the whole pages of b, an embedded model
-// file already decoded, are not needed: they are the binary's clean,
-// read-only file pages, which the kernel may drop at any time and reads
-// back from the executable if b is decoded again. Decoding touched all of
-// them, and until the kernel reclaims them they count in the process's
-// resident memory (about 6 MB for the two models, beside their decoded
-// weights). Errors are ignored: this only frees memory sooner.
+// file already decoded, are not needed. They are clean pages mapped from
+// the executable (nothing writes to an embedded file), so the kernel may
+// drop them at any time and reads them back from the file if b is decoded
+// again. Decoding touched all of them, and until the kernel reclaims them
+// they count in the process's resident memory (about 6 MB for the two
+// models, beside their decoded weights). Errors are ignored: this only
+// frees memory sooner.
 func release(b []byte) {
 	page := uintptr(os.Getpagesize())
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
