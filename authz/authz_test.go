@@ -377,9 +377,14 @@ func BenchmarkCheckAllow(b *testing.B) {
 	benchAllowed(b, c)
 }
 
+// allowedRequest is the allowed send the Check benchmarks time.
+func allowedRequest() *authv3.CheckRequest {
+	return checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
+}
+
 // benchAllowed calls c.Check with one allowed send in a loop.
 func benchAllowed(b *testing.B, c authv3.AuthorizationClient) {
-	req := checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional"))
+	req := allowedRequest()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

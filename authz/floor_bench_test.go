@@ -84,7 +84,7 @@ func BenchmarkCheckServe(b *testing.B) {
 // request, on the same kind of decider (benchServer's), in the process.
 func BenchmarkDecideServe(b *testing.B) {
 	s := benchServer(b)
-	in := requestOf(checkRequest("POST", "/api/send-message", "Bearer key-demo", sendBody("inst_12345", recipient, okMessage, "transactional")))
+	in := requestOf(allowedRequest())
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

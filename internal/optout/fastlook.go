@@ -2,7 +2,6 @@ package optout
 
 import (
 	"strings"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -24,25 +23,10 @@ const (
 	lookScriptShift          = 22 // 2 bits: the script of lookRune
 )
 
-// lookPages memoises lookInfo by pages of 256 runes, as runePages does
-// runeInfo: a pure function of the rune, no other state, the runes below
-// memoRunes (others take the general path).
-var lookPages [memoRunes >> 8]atomic.Pointer[[256]lookInfo]
+// lookPages is lookInfo's memo (runeMemo, as runePages is runeInfo's).
+var lookPages runeMemo[lookInfo]
 
-func lookOf(r rune) lookInfo {
-	if r >= memoRunes {
-		return 0
-	}
-	if p := lookPages[r>>8].Load(); p != nil {
-		return p[r&0xff]
-	}
-	var p [256]lookInfo
-	for i := range p {
-		p[i] = computeLook(r&^0xff | rune(i))
-	}
-	lookPages[r>>8].Store(&p)
-	return p[r&0xff]
-}
+func lookOf(r rune) lookInfo { return lookPages.get(r, computeLook) }
 
 // nfcStarter reports whether r is a starter that NFC keeps (NFC_QC=Yes,
 // by x/text's quick check of it alone) and so combines with nothing

@@ -59,37 +59,40 @@ func (c *nfkcCheck) next(qcYes bool, cc uint8) {
 	}
 }
 
-// runePages memoises runeInfo by pages of 256 runes, each computed on
-// first use (a few hundred microseconds) from x/text's case folding and
-// fold: a pure function of the rune, so goroutines that compute a page at
-// once store equal values, and any one of them serves. It holds no other
-// state, and at most 1 MB: the runes from memoRunes on (rare CJK, tags,
-// private use) have no memo, and text with them takes normalize.
-var runePages [memoRunes >> 8]atomic.Pointer[[256]runeInfo]
+// runeMemo memoises a pure function of the rune by pages of 256 runes,
+// each computed on first use (a few hundred microseconds for runeInfo,
+// from x/text's case folding and fold) and published with an atomic
+// pointer: goroutines that compute a page at once store equal values, and
+// any one of them serves. It holds no other state. The runes from
+// memoRunes on (rare CJK, tags, private use) have no memo: get gives the
+// zero value, and text with them takes the general path.
+type runeMemo[T any] [memoRunes >> 8]atomic.Pointer[[256]T]
+
+func (m *runeMemo[T]) get(r rune, compute func(rune) T) T {
+	if r >= memoRunes {
+		var zero T
+		return zero
+	}
+	if p := m[r>>8].Load(); p != nil {
+		return p[r&0xff]
+	}
+	var p [256]T
+	for i := range p {
+		p[i] = compute(r&^0xff | rune(i))
+	}
+	m[r>>8].Store(&p)
+	return p[r&0xff]
+}
 
 // memoRunes: the fast paths' memos cover the runes below it, the Basic
 // Multilingual Plane and the Supplementary one (emoji, mathematical
 // letters).
 const memoRunes = 0x20000
 
-func infoOf(r rune) runeInfo {
-	if r >= memoRunes {
-		return 0
-	}
-	if p := runePages[r>>8].Load(); p != nil {
-		return p[r&0xff]
-	}
-	return buildPage(r >> 8)[r&0xff]
-}
+// runePages is runeInfo's memo (at most 1 MB).
+var runePages runeMemo[runeInfo]
 
-func buildPage(page rune) *[256]runeInfo {
-	var p [256]runeInfo
-	for i := range p {
-		p[i] = computeInfo(page<<8 | rune(i))
-	}
-	runePages[page].Store(&p)
-	return &p
-}
+func infoOf(r rune) runeInfo { return runePages.get(r, computeInfo) }
 
 func computeInfo(r rune) runeInfo {
 	if !utf8.ValidRune(r) {

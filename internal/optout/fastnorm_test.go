@@ -40,12 +40,10 @@ func checkFast(t *testing.T, s string) bool {
 	return true
 }
 
-// appendFast, where it takes the text, gives normalize's result: for every
-// rune of the Basic Multilingual Plane and of the emoji and mathematical
-// planes alone and between letters, apostrophes and marks, for odd texts,
-// and for every message of the detection corpus.
-func TestAppendFast(t *testing.T) {
-	contexts := []string{"%s", "a%sb", "A'%s", "%s'x", "a%s'b", "a'%sb", "x%s\u0301", "\u0915%s\u094D", "ا%s\u0654", "%s\u200d%s"}
+// sweepRunes calls check with each context, its %s replaced by a rune, for
+// every rune of the Basic Multilingual Plane and of the mathematical and
+// emoji planes (every seventh under the race detector), surrogates left out.
+func sweepRunes(contexts []string, check func(string)) {
 	step := rune(1)
 	if raceEnabled {
 		step = 7
@@ -55,23 +53,40 @@ func TestAppendFast(t *testing.T) {
 			continue
 		}
 		for _, c := range contexts {
-			checkFast(t, strings.ReplaceAll(c, "%s", string(r)))
+			check(strings.ReplaceAll(c, "%s", string(r)))
 		}
 	}
-	for _, s := range oddTexts {
-		checkFast(t, s)
-	}
-	fast, n := 0, 0
-	for _, s := range corpusTexts(t) {
-		n++
-		if checkFast(t, s) {
+}
+
+// mostTakeFastPath checks every text and wants at least 90 % of them to
+// take the fast path (check returning true): what says that the fast path
+// still covers the corpus's scripts.
+func mostTakeFastPath(t *testing.T, what string, texts []string, check func(string) bool) {
+	t.Helper()
+	fast := 0
+	for _, s := range texts {
+		if check(s) {
 			fast++
 		}
 	}
-	t.Logf("corpus: %d of %d non-ASCII messages take the fast path", fast, n)
+	n := len(texts)
+	t.Logf("corpus: %d of %d %s", fast, n, what)
 	if fast < n*9/10 {
-		t.Errorf("corpus: %d of %d non-ASCII messages take the fast path, want at least 90%%", fast, n)
+		t.Errorf("corpus: %d of %d %s, want at least 90%%", fast, n, what)
 	}
+}
+
+// appendFast, where it takes the text, gives normalize's result: for every
+// rune of the Basic Multilingual Plane and of the emoji and mathematical
+// planes alone and between letters, apostrophes and marks, for odd texts,
+// and for every message of the detection corpus.
+func TestAppendFast(t *testing.T) {
+	contexts := []string{"%s", "a%sb", "A'%s", "%s'x", "a%s'b", "a'%sb", "x%s\u0301", "\u0915%s\u094D", "ا%s\u0654", "%s\u200d%s"}
+	sweepRunes(contexts, func(s string) { checkFast(t, s) })
+	for _, s := range oddTexts {
+		checkFast(t, s)
+	}
+	mostTakeFastPath(t, "non-ASCII messages take the fast path", corpusTexts(t), func(s string) bool { return checkFast(t, s) })
 }
 
 // The scripts of the detection corpus take the fast path: if they did
@@ -186,35 +201,17 @@ func checkLook(t *testing.T, s string) bool {
 // Greek letters and marks, for odd texts and the corpus.
 func TestLookalikesFast(t *testing.T) {
 	contexts := []string{"%s", "a%sb", "с%sк", "α%s", "e\u0301%s", "%s\u0301", "%s\u0306", "и%s", "%s й", "x%s\u0308y", "ѕа%sе"}
-	step := rune(1)
-	if raceEnabled {
-		step = 7
-	}
-	for r := rune(0); r < 0x20000; r += step {
-		if r >= 0x10000 && r < 0x1D400 || r >= 0xD800 && r <= 0xDFFF {
-			continue
-		}
-		for _, c := range contexts {
-			checkLook(t, strings.ReplaceAll(c, "%s", string(r)))
-		}
-	}
+	sweepRunes(contexts, func(s string) { checkLook(t, s) })
 	for _, s := range append(oddTexts, "gеt 50 оff", "скидкa", "ǵét́", "ѕаӏе", "αβγ abc", "й", "ёлка", "Ñandú promoción", "ΆΈΉ ά", "ǅ ǆ", "ṩ ḝ") {
 		checkLook(t, s)
 	}
-	fast, n := 0, 0
+	var texts []string
 	for _, s := range corpusTexts(t) {
-		if !foldable(Normalize(s)) {
-			continue
-		}
-		n++
-		if checkLook(t, s) {
-			fast++
+		if foldable(Normalize(s)) {
+			texts = append(texts, s)
 		}
 	}
-	t.Logf("corpus: %d of %d messages Lookalikes may change take its fast path", fast, n)
-	if fast < n*9/10 {
-		t.Errorf("corpus: %d of %d messages Lookalikes may change take its fast path, want at least 90%%", fast, n)
-	}
+	mostTakeFastPath(t, "messages Lookalikes may change take its fast path", texts, func(s string) bool { return checkLook(t, s) })
 }
 
 func FuzzLookalikesFast(f *testing.F) {
