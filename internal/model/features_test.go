@@ -29,7 +29,7 @@ func TestLenClass(t *testing.T) {
 func features(s Spec, text string) map[uint8]map[string]uint32 {
 	p := s.prepare(nil, text)
 	var spans []span
-	feats, _ := s.extractNeg(nil, p, s.negHashes(), &spans)
+	feats, _ := s.extractNeg(nil, p, mustMarks(s), &spans)
 	out := map[uint8]map[string]uint32{}
 	for i, f := range feats {
 		sp := spans[i]
@@ -260,4 +260,13 @@ func TestInboundWordOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustMarks is s.marks() for a spec known to be well formed.
+func mustMarks(s Spec) *marks {
+	mk, err := s.marks()
+	if err != nil {
+		panic(err)
+	}
+	return mk
 }

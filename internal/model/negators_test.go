@@ -89,7 +89,7 @@ func TestNegatorFile(t *testing.T) {
 	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 3 {
 		t.Errorf("Train with negators wrote format %d, want 3", v)
 	}
-	if len(m.neg) == 0 {
+	if len(m.mk.neg) == 0 {
 		t.Errorf("the loaded model has no negator hashes")
 	}
 	if _, err := Load(withVersion(t, a, 2, nil)); !errors.Is(err, ErrFormat) {
