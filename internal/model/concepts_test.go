@@ -88,6 +88,9 @@ func TestConceptLexicon(t *testing.T) {
 	if err != nil {
 		t.Fatalf("marks of ConceptLexicon(): %v", err)
 	}
+	if mk.most > conceptRoom {
+		t.Errorf("the lexicon's concept features per text are bounded by %d, the scratch has room for %d", mk.most, conceptRoom)
+	}
 	if !slices.Equal(mk.names, names) {
 		t.Errorf("lexicon classes = %v, want %v", mk.names, names)
 	}
@@ -314,4 +317,22 @@ func TestConceptPredictConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// Predict with concepts allocates nothing of its own, on a reply of many
+// concept words.
+func TestConceptPredictAllocations(t *testing.T) {
+	_, m, err := Train(Inbound, fixture(t, Inbound), conceptSpec(), Params{Epochs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "please don't stop the reminders, only send the bills to my e-mail, not here on WhatsApp, until next month, thanks"
+	buf := make([]float64, 0, MaxClasses)
+	sc := newScratch()
+	m.predict(sc, msg, buf)
+	norm := testing.AllocsPerRun(100, func() { optout.Normalize(msg) })
+	got := testing.AllocsPerRun(100, func() { m.predict(sc, msg, buf[:0]) })
+	if got > norm {
+		t.Errorf("Predict allocates %.0f times, Normalize %.0f: want nothing beyond the normaliser", got, norm)
+	}
 }

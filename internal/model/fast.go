@@ -24,8 +24,13 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 	cmin, cmax := s.CharMin, s.CharMax
 	// Room for every feature at once: a fresh scratch (the pool's, dropped
 	// under the race detector) then costs one allocation, not a doubling
-	// series. Words are at most half the bytes, each at most 4 features.
-	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1)
+	// series. Words are at most half the bytes, each at most 4 features,
+	// and the concept features at most mk.most.
+	most := 0
+	if mk != nil {
+		most = mk.most
+	}
+	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1+most)
 	ascii := true
 	for _, c := range p {
 		if c >= utf8.RuneSelf {

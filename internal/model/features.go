@@ -94,8 +94,10 @@ func DefaultSpec() Spec {
 // model` use for task. Outbound: DefaultSpec. Inbound: word unigrams, and
 // of the bigrams only those that hold a negator (NegBigrams), the length
 // class crossed with the words (LenWords), the words within two of a
-// negator marked (Negators, NegWindow 2) and character n-grams at half a
-// word's weight (CharWeight 0.5), hashed into 2^19 buckets, which scored
+// negator marked (Negators, NegWindow 2), character n-grams at half a
+// word's weight (CharWeight 0.5), and the concept classes of concepts.txt
+// with those near a negator and the pairs within three words (Concepts,
+// ConceptNeg, ConceptPairs 3), hashed into 2^19 buckets, which scored
 // better on replies by writers the model had not seen (leave-one-round-out,
 // the README's Detection section).
 func TaskSpec(task string) Spec {
@@ -103,6 +105,7 @@ func TaskSpec(task string) Spec {
 	if task == Inbound {
 		s.Words, s.LenWords, s.BucketBits = 1, true, 19
 		s.Negators, s.NegWindow, s.CharWeight, s.NegBigrams = Negators(), 2, 0.5, true
+		s.Concepts, s.ConceptNeg, s.ConceptPairs = ConceptLexicon(), true, 3
 	}
 	return s
 }
@@ -258,7 +261,16 @@ type marks struct {
 	// The hashes of the classes' features (before mix): hc[c] of class
 	// c, hn[c] of c near a negator, hp[a*len(names)+b] of a then b.
 	hc, hn, hp []uint32
+	// most bounds the concept features of one text: each of the at most
+	// maxOccurrences occurrences has at most k classes (those of a word
+	// and of the two-word entry it ends), each alone, near a negator and
+	// in k pairs with the occurrence before.
+	most int
 }
+
+// maxOccurrences is how many concept occurrences of a text appendWords
+// counts: the first ones.
+const maxOccurrences = 32
 
 // maxConcepts bounds the classes of a lexicon (a class is a bit of a mask).
 const maxConcepts = 32
@@ -276,6 +288,7 @@ func (s *Spec) marks() (*marks, error) {
 		return m, nil
 	}
 	masks := map[uint32]uint32{}
+	var one, two []uint32 // the hashes of the one-word and two-word entries
 	for line := range strings.Lines(s.Concepts) {
 		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
 		name := f[0]
@@ -292,13 +305,29 @@ func (s *Spec) marks() (*marks, error) {
 			if len(w) == 0 || len(w) > 2 || strings.Join(w, " ") != e {
 				return nil, fmt.Errorf("concept class %s: entry %q is not one or two words with one space", name, e)
 			}
-			m.multi = m.multi || len(w) == 2
-			masks[fnv(seedWord, []byte(e))] |= 1 << c
+			h := fnv(seedWord, []byte(e))
+			masks[h] |= 1 << c
+			if len(w) == 2 {
+				m.multi, two = true, append(two, h)
+			} else {
+				one = append(one, h)
+			}
 		}
 	}
 	for h, mask := range masks {
 		m.con = append(m.con, uint64(h)<<32|uint64(mask))
 	}
+	// An occurrence has the classes of its word and of the two-word entry
+	// it ends: at most k.
+	k := 0
+	for _, hs := range [][]uint32{one, two} {
+		most := 0
+		for _, h := range hs {
+			most = max(most, bits.OnesCount32(masks[h]))
+		}
+		k += most
+	}
+	m.most = maxOccurrences * (2*k + k*k)
 	slices.Sort(m.con)
 	n := len(m.names)
 	m.hc, m.hn, m.hp = make([]uint32, n), make([]uint32, n), make([]uint32, n*n)
@@ -398,7 +427,7 @@ func (s *Spec) appendWords(dst []uint32, p []byte, mk *marks, spans *[]span) []u
 		w, start, end int
 		mask          uint32
 	}
-	var occ [32]conceptAt
+	var occ [maxOccurrences]conceptAt
 	nocc := 0
 	for i := 1; i < len(p); {
 		j := i

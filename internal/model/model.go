@@ -6,8 +6,9 @@
 // n-grams (1 to 5 runes) over the opt-out normaliser's output with a space
 // around every word, plus word unigrams and bigrams (outbound), or word
 // unigrams, the bigrams that hold a negator, the words near a negator, the
-// message's length class and the unigrams crossed with it (inbound,
-// TaskSpec), with runs of spaced-out letters joined ("S T O P" reads as
+// message's length class and the unigrams crossed with it, and the concept
+// classes of a small multilingual lexicon, alone, near a negator and in
+// pairs (inbound, TaskSpec), with runs of spaced-out letters joined ("S T O P" reads as
 // "stop"), all hashed (FNV-1a, murmur finaliser) into 2^18 buckets
 // (outbound) or 2^19 (inbound). The classifier is a multinomial logistic
 // regression trained by Train deterministically: the same examples give the
@@ -67,8 +68,9 @@ const MaxClasses = 8
 // for a spec that uses them and version 2 otherwise, so the shipped specs'
 // files are what they were. Version 4 adds the negator bigrams
 // (Spec.NegBigrams), written only for a spec that has them. Load reads
-// versions 1 to 4 (a version-1 file has no len_words, a version-1 or 2
-// file neither version-3 field, a version-1 to 3 file no neg_bigrams) and
+// versions 1 to 5 (a version-1 file has no len_words, a version-1 or 2
+// file neither version-3 field, a version-1 to 3 file no neg_bigrams, a
+// version-1 to 4 file no concepts) and
 // refuses a header field it does not know, so a file that asks for a
 // feature this build lacks is refused rather than misread. Version 5 adds
 // the concept classes (Spec.Concepts, ConceptNeg, ConceptPairs), written
@@ -112,9 +114,13 @@ type scratch struct {
 	// put back at random) is one allocation, not one per slice and growth.
 	normA  [480]byte
 	textA  [480]byte
-	featsA [480 * 7]uint32 // extractFast asks for 7 per byte with CharMax 5
+	featsA [480*7 + conceptRoom]uint32 // extractFast asks for 7 per byte with CharMax 5, and marks.most
 	offsA  [480]int32
 }
+
+// conceptRoom is the room a scratch keeps for concept features: marks.most
+// of the shipped lexicon (TestConceptLexicon holds it to that).
+const conceptRoom = 480
 
 func newScratch() *scratch {
 	sc := &scratch{}
@@ -204,8 +210,8 @@ func softmax(dst []float64, z []float64) []float64 {
 
 // Contribution is one feature's push toward a class.
 type Contribution struct {
-	Feature string  `json:"feature"` // the n-gram; spaces mark word edges in character n-grams
-	Kind    string  `json:"kind"`    // char, word or bigram
+	Feature string  `json:"feature"` // the n-gram (spaces mark word edges in character n-grams), or a concept class ("EMAIL", "EMAIL>HERE" for a pair)
+	Kind    string  `json:"kind"`    // char, word, bigram, len_word, length, neg_word, concept, concept_neg or concept_pair
 	Weight  float64 `json:"weight"`  // its logit for the class minus its mean logit over the classes
 }
 
