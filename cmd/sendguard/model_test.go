@@ -282,7 +282,8 @@ func TestModelTrainConcepts(t *testing.T) {
 			if (s.Concepts != "") != tc.concepts || s.ConceptNeg != tc.neg || s.ConceptPairs != tc.pairs || (tc.concepts && s.Concepts != model.ConceptLexicon()) {
 				t.Errorf("model train --task %s %v: concepts %v, concept_neg %v, concept_pairs %d; want %v, %v, %d", tc.task, tc.flags, s.Concepts != "", s.ConceptNeg, s.ConceptPairs, tc.concepts, tc.neg, tc.pairs)
 			}
-			if v := uint32(b[8]) /* the format version, little-endian after the magic */ | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24; v != tc.version {
+			// The format version: little-endian, after the 8-byte magic.
+			if v := uint32(b[8]) | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24; v != tc.version {
 				t.Errorf("model train --task %s %v: format %d, want %d", tc.task, tc.flags, v, tc.version)
 			}
 		})
