@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sendguard/sendguard/internal/model"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, error) {
@@ -205,7 +207,7 @@ func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 }
 
 // model train writes the task's feature spec: inbound with the negator
-// bigrams in 2^19 buckets (format 4), outbound with every bigram in 2^18;
+// bigrams in 2^19 buckets (format 5 with the concepts), outbound with every bigram in 2^18;
 // --bucket-bits overrides the task's buckets and nothing else.
 func TestModelTrainTaskSpec(t *testing.T) {
 	dir := t.TempDir()
@@ -234,6 +236,55 @@ func TestModelTrainTaskSpec(t *testing.T) {
 				if !bytes.Contains(head, []byte(w)) {
 					t.Errorf("model train --task %s %v: header %q; want %s", tc.task, tc.flags, head[:min(len(head), 300)], w)
 				}
+			}
+		})
+	}
+}
+
+// model train --concepts N sets the concept features: the inbound task
+// has the classes, those near a negator and the pairs within 3 words
+// (format 5) without the flag; -1 drops them (format 4), 1 keeps the
+// classes alone, 2 adds those near a negator; the outbound task has none
+// but asked, and then no negator marks to cross them with.
+func TestModelTrainConcepts(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, task string
+		flags      []string
+		concepts   bool
+		neg        bool
+		pairs      int
+		version    uint32
+	}{
+		{"inbound", "inbound", nil, true, true, 3, 5},
+		{"inbound --concepts -1", "inbound", []string{"--concepts", "-1"}, false, false, 0, 4},
+		{"inbound --concepts 1", "inbound", []string{"--concepts", "1"}, true, false, 0, 5},
+		{"inbound --concepts 2", "inbound", []string{"--concepts", "2"}, true, true, 0, 5},
+		{"outbound", "outbound", nil, false, false, 0, 2},
+		{"outbound --concepts 3", "outbound", []string{"--concepts", "3"}, true, false, 3, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".model")
+			fixture := "../../internal/model/testdata/fixture/" + tc.task + ".tsv"
+			args := append([]string{"model", "train", "--task", tc.task, "--data", fixture, "--out", out, "--epochs", "2"}, tc.flags...)
+			if msg, err := runCmd(t, "", args...); err != nil {
+				t.Fatalf("model train %v: %v\n%s", tc.flags, err, msg)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := model.Load(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := m.Spec
+			if (s.Concepts != "") != tc.concepts || s.ConceptNeg != tc.neg || s.ConceptPairs != tc.pairs || (tc.concepts && s.Concepts != model.ConceptLexicon()) {
+				t.Errorf("model train --task %s %v: concepts %v, concept_neg %v, concept_pairs %d; want %v, %v, %d", tc.task, tc.flags, s.Concepts != "", s.ConceptNeg, s.ConceptPairs, tc.concepts, tc.neg, tc.pairs)
+			}
+			// The format version: little-endian, after the 8-byte magic.
+			if v := uint32(b[8]) | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24; v != tc.version {
+				t.Errorf("model train --task %s %v: format %d, want %d", tc.task, tc.flags, v, tc.version)
 			}
 		})
 	}

@@ -13,19 +13,24 @@ import (
 // definition, which training and Explain use.
 
 // extractFast appends to dst the bucket of every feature of the prepared
-// text p, as extractNeg(dst, p, neg, nil) does and in its order, character
+// text p, as extractNeg(dst, p, mk, nil) does and in its order, character
 // n-grams first: nchar is how many of the features appended are those.
 // Only the character n-grams have a path of their own (each rune decoded
 // once, no closure); the words go through appendWords, as in extractNeg.
 // offs is scratch for rune offsets; it returns it for reuse.
-func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (_ []uint32, _ []int32, nchar int) {
+func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ []uint32, _ []int32, nchar int) {
 	start := len(dst)
 	shift := uint(32 - s.BucketBits)
 	cmin, cmax := s.CharMin, s.CharMax
 	// Room for every feature at once: a fresh scratch (the pool's, dropped
 	// under the race detector) then costs one allocation, not a doubling
-	// series. Words are at most half the bytes, each at most 4 features.
-	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1)
+	// series. Words are at most half the bytes, each at most 4 features,
+	// and the concept features at most mk.most.
+	most := 0
+	if mk != nil {
+		most = mk.most
+	}
+	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1+most)
 	ascii := true
 	for _, c := range p {
 		if c >= utf8.RuneSelf {
@@ -76,7 +81,7 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, neg []uint32) (
 	if s.Words == 0 {
 		return dst, offs, nchar
 	}
-	return s.appendWords(dst, p, neg, nil), offs, nchar
+	return s.appendWords(dst, p, mk, nil), offs, nchar
 }
 
 // sumRows adds the weight rows of buckets to acc: w has rows of k int16.

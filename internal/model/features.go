@@ -1,7 +1,9 @@
 package model
 
 import (
+	"cmp"
 	_ "embed"
+	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -64,6 +66,22 @@ type Spec struct {
 	// word order the unigrams and the undirected negator marks cannot see,
 	// at a fraction of the features of every bigram. Format 4.
 	NegBigrams bool `json:"neg_bigrams,omitempty"`
+	// Concepts is a lexicon of concept classes (ConceptLexicon, from
+	// concepts.txt): one class a line, its name, then its entries, each a
+	// word or two normalised, separated by tabs. Every word (or two words
+	// in a row) of a class is a feature named by the class, the same in
+	// every language ("e-mail", "почту", "الايميل" are all EMAIL), so what
+	// the model learns of a class in one language serves the others.
+	// Recorded in the model header, as Negators is. Format 5.
+	Concepts string `json:"concepts,omitempty"`
+	// ConceptNeg, with Concepts and Negators, adds every concept class
+	// occurrence within NegWindow words of a negator again, crossed with
+	// "near a negator" ("don't stop the messages").
+	ConceptNeg bool `json:"concept_neg,omitempty"`
+	// ConceptPairs, above 0, adds the ordered pair of every two consecutive
+	// concept occurrences at most ConceptPairs words apart ("e-mail, not
+	// WhatsApp" is EMAIL>HERE, "only the bills" ONLY>TXN).
+	ConceptPairs int `json:"concept_pairs,omitempty"`
 }
 
 // DefaultSpec is the feature extraction of the shipped outbound model, and
@@ -76,8 +94,10 @@ func DefaultSpec() Spec {
 // model` use for task. Outbound: DefaultSpec. Inbound: word unigrams, and
 // of the bigrams only those that hold a negator (NegBigrams), the length
 // class crossed with the words (LenWords), the words within two of a
-// negator marked (Negators, NegWindow 2) and character n-grams at half a
-// word's weight (CharWeight 0.5), hashed into 2^19 buckets, which scored
+// negator marked (Negators, NegWindow 2), character n-grams at half a
+// word's weight (CharWeight 0.5), and the concept classes of concepts.txt
+// with those near a negator and the pairs within three words (Concepts,
+// ConceptNeg, ConceptPairs 3), hashed into 2^19 buckets, which scored
 // better on replies by writers the model had not seen (leave-one-round-out,
 // the README's Detection section).
 func TaskSpec(task string) Spec {
@@ -85,6 +105,7 @@ func TaskSpec(task string) Spec {
 	if task == Inbound {
 		s.Words, s.LenWords, s.BucketBits = 1, true, 19
 		s.Negators, s.NegWindow, s.CharWeight, s.NegBigrams = Negators(), 2, 0.5, true
+		s.Concepts, s.ConceptNeg, s.ConceptPairs = ConceptLexicon(), true, 3
 	}
 	return s
 }
@@ -93,7 +114,9 @@ func (s Spec) valid() bool {
 	return s.CharMin >= 1 && s.CharMax >= s.CharMin && s.CharMax <= 8 && s.Words >= 0 && s.Words <= 2 &&
 		(s.Words >= 1 || !s.LenWords) && s.BucketBits >= 8 && s.BucketBits <= 24 && s.MinNorm >= 0 && (s.Normalizer == NormalizerVersion || s.Normalizer == NormalizerV1) &&
 		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0) &&
-		(!s.NegBigrams || (s.NegWindow > 0 && s.Words == 1))
+		(!s.NegBigrams || (s.NegWindow > 0 && s.Words == 1)) &&
+		(s.Concepts == "" || s.Words >= 1) && (!s.ConceptNeg || (s.Concepts != "" && s.NegWindow > 0)) &&
+		s.ConceptPairs >= 0 && s.ConceptPairs <= 8 && (s.ConceptPairs == 0 || s.Concepts != "")
 }
 
 // norm is the value of one feature occurrence in a message of n features.
@@ -102,12 +125,15 @@ func (s *Spec) norm(n int) float64 { return 1 / math.Sqrt(float64(max(1, n, s.Mi
 // Seeds keep the three kinds of feature apart: the word "stop" and the
 // character 4-gram "stop" are different features.
 const (
-	seedChar   uint32 = 2166136261 // FNV-1a offset basis
-	seedWord   uint32 = 2166136261 ^ 0x9e3779b9
-	seedBigram uint32 = 2166136261 ^ 0x85ebca6b
-	seedLen    uint32 = 2166136261 ^ 0xc2b2ae35 // xor the length class
-	seedNeg    uint32 = 2166136261 ^ 0x27d4eb2f
-	fnvPrime   uint32 = 16777619
+	seedChar    uint32 = 2166136261 // FNV-1a offset basis
+	seedWord    uint32 = 2166136261 ^ 0x9e3779b9
+	seedBigram  uint32 = 2166136261 ^ 0x85ebca6b
+	seedLen     uint32 = 2166136261 ^ 0xc2b2ae35 // xor the length class
+	seedNeg     uint32 = 2166136261 ^ 0x27d4eb2f
+	seedCon     uint32 = 2166136261 ^ 0x165667b1 // a concept class
+	seedConNeg  uint32 = 2166136261 ^ 0xd3a2646c // a concept class near a negator
+	seedConPair uint32 = 2166136261 ^ 0xfd7046c5 // two concept classes in a row
+	fnvPrime    uint32 = 16777619
 )
 
 // Kinds of feature, for explanations.
@@ -118,10 +144,13 @@ const (
 	kindLenWord
 	kindLen
 	kindNeg
+	kindConcept
+	kindConceptNeg
+	kindConceptPair
 )
 
 // kindNames name the kinds in explanations.
-var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word"}
+var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word", "concept", "concept_neg", "concept_pair"}
 
 // lenNames name the length classes in explanations.
 var lenNames = [...]string{"1 word", "2-3 words", "4-7 words", "8-15 words", "16+ words"}
@@ -133,6 +162,7 @@ func lenClass(n int) uint32 { return uint32(min(bits.Len(uint(max(n, 1)))-1, 4))
 // span is where a feature came from in the prepared text, for Explain.
 type span struct {
 	kind       uint8
+	c1, c2     uint8 // the concept classes of a concept feature
 	start, end int32
 }
 
@@ -218,29 +248,131 @@ func fnv(h uint32, b []byte) uint32 {
 	return h
 }
 
-// negHashes is the sorted word hashes of s.Negators, for extractNeg.
-func (s *Spec) negHashes() []uint32 {
-	var out []uint32
+// marks is what a Spec's word features look up, built once per model
+// (Spec.marks): the negator hashes and the concept lexicon.
+type marks struct {
+	neg []uint32 // sorted word hashes of Spec.Negators
+	// con is the concept entries, sorted: an entry's word hash (of its
+	// two words with the space between, for a two-word entry) in the high
+	// 32 bits, the mask of its classes in the low.
+	con   []uint64
+	multi bool     // some entry has two words
+	names []string // the classes, in Spec.Concepts' order
+	// The hashes of the classes' features (before mix): hc[c] of class
+	// c, hn[c] of c near a negator, hp[a*len(names)+b] of a then b.
+	hc, hn, hp []uint32
+	// most bounds the concept features of one text: each of the at most
+	// maxOccurrences occurrences has at most k classes (those of a word
+	// and of the two-word entry it ends), each alone, near a negator and
+	// in k pairs with the occurrence before.
+	most int
+}
+
+// maxOccurrences is how many concept occurrences of a text appendWords
+// counts: the first ones.
+const maxOccurrences = 32
+
+// maxConcepts bounds the classes of a lexicon (a class is a bit of a mask).
+const maxConcepts = 32
+
+// marks builds what s's word features look up. It fails on a malformed
+// Concepts (Load and Train refuse such a spec).
+func (s *Spec) marks() (*marks, error) {
+	m := &marks{}
 	for _, w := range strings.Fields(s.Negators) {
-		out = append(out, fnv(seedWord, []byte(w)))
+		m.neg = append(m.neg, fnv(seedWord, []byte(w)))
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.Sort(m.neg)
+	m.neg = slices.Compact(m.neg)
+	if s.Concepts == "" {
+		return m, nil
+	}
+	masks := map[uint32]uint32{}
+	var one, two []uint32 // the hashes of the one-word and two-word entries
+	for line := range strings.Lines(s.Concepts) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		name := f[0]
+		if name == "" || strings.ContainsAny(name, " >") || slices.Contains(m.names, name) || len(f) < 2 {
+			return nil, fmt.Errorf("concept class %q: empty, repeated, without entries or with a space or '>' in its name", name)
+		}
+		if len(m.names) == maxConcepts {
+			return nil, fmt.Errorf("more than %d concept classes", maxConcepts)
+		}
+		c := len(m.names)
+		m.names = append(m.names, name)
+		for _, e := range f[1:] {
+			w := strings.Fields(e)
+			if len(w) == 0 || len(w) > 2 || strings.Join(w, " ") != e {
+				return nil, fmt.Errorf("concept class %s: entry %q is not one or two words with one space", name, e)
+			}
+			h := fnv(seedWord, []byte(e))
+			masks[h] |= 1 << c
+			if len(w) == 2 {
+				m.multi, two = true, append(two, h)
+			} else {
+				one = append(one, h)
+			}
+		}
+	}
+	for h, mask := range masks {
+		m.con = append(m.con, uint64(h)<<32|uint64(mask))
+	}
+	// An occurrence has the classes of its word and of the two-word entry
+	// it ends: at most k.
+	k := 0
+	for _, hs := range [][]uint32{one, two} {
+		most := 0
+		for _, h := range hs {
+			most = max(most, bits.OnesCount32(masks[h]))
+		}
+		k += most
+	}
+	m.most = maxOccurrences * (2*k + k*k)
+	slices.Sort(m.con)
+	n := len(m.names)
+	m.hc, m.hn, m.hp = make([]uint32, n), make([]uint32, n), make([]uint32, n*n)
+	for a, na := range m.names {
+		m.hc[a] = fnv(seedCon, []byte(na))
+		m.hn[a] = fnv(seedConNeg, []byte(na))
+		for b, nb := range m.names {
+			m.hp[a*n+b] = fnv(fnv(seedConPair, []byte(na+">")), []byte(nb))
+		}
+	}
+	return m, nil
+}
+
+// concepts is the class mask of the word (or two words) of hash h, 0 for
+// none.
+func (m *marks) concepts(h uint32) uint32 {
+	i, ok := slices.BinarySearchFunc(m.con, h, func(e uint64, h uint32) int { return cmp.Compare(uint32(e>>32), h) })
+	if !ok {
+		return 0
+	}
+	return uint32(m.con[i])
+}
+
+// conceptName names a concept feature for Explain: the class, or the two
+// classes of a pair with ">" between.
+func (m *marks) conceptName(sp span) string {
+	if sp.kind == kindConceptPair {
+		return m.names[sp.c1] + ">" + m.names[sp.c2]
+	}
+	return m.names[sp.c1]
 }
 
 // extractNeg appends the bucket of every feature of the prepared text p
 // to dst (a feature that occurs twice is there twice), with the negator
-// marks of neg (s.negHashes(); nil: none) and, when spans is not nil,
+// marks and concepts of mk (s.marks(); nil: none) and, when spans is not nil,
 // where each came from. Only Explain asks for spans; the hot path needs no
 // strings. The character n-grams come first: nchar is how many of the
 // features appended are those.
-func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (_ []uint32, nchar int) {
+func (s *Spec) extractNeg(dst []uint32, p []byte, mk *marks, spans *[]span) (_ []uint32, nchar int) {
 	start := len(dst)
 	shift := uint(32 - s.BucketBits)
 	emit := func(h uint32, kind uint8, start, end int) {
 		dst = append(dst, mix(h)>>shift)
 		if spans != nil {
-			*spans = append(*spans, span{kind, int32(start), int32(end)})
+			*spans = append(*spans, span{kind: kind, start: int32(start), end: int32(end)})
 		}
 	}
 	// Character n-grams over the padded text, in runes.
@@ -261,27 +393,42 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, neg []uint32, spans *[]span) (
 	if s.Words == 0 {
 		return dst, nchar
 	}
-	return s.appendWords(dst, p, neg, spans), nchar
+	return s.appendWords(dst, p, mk, spans), nchar
 }
 
 // appendWords appends the word features of the prepared text p to dst:
 // each word, the bigrams Words and NegBigrams ask for, the words near a
-// negator of neg, the length class and the words crossed with it, in that
-// order, with where each came from when spans is not nil. extractNeg
-// (training, Explain) and extractFast (Predict) share it, so the two never
-// read words differently.
-func (s *Spec) appendWords(dst []uint32, p []byte, neg []uint32, spans *[]span) []uint32 {
+// negator of mk, the length class and the words crossed with it, then the
+// concept classes of mk's lexicon (each occurrence's classes, those near a
+// negator, the pairs of consecutive occurrences), in that order, with
+// where each came from when spans is not nil. extractNeg (training,
+// Explain) and extractFast (Predict) share it, so the two never read
+// words differently.
+func (s *Spec) appendWords(dst []uint32, p []byte, mk *marks, spans *[]span) []uint32 {
 	shift := uint(32 - s.BucketBits)
 	emit := func(h uint32, kind uint8, start, end int) {
 		dst = append(dst, mix(h)>>shift)
 		if spans != nil {
-			*spans = append(*spans, span{kind, int32(start), int32(end)})
+			*spans = append(*spans, span{kind: kind, start: int32(start), end: int32(end)})
 		}
+	}
+	var neg []uint32
+	con := false
+	if mk != nil {
+		neg, con = mk.neg, len(mk.con) > 0
 	}
 	// Words: p is " w1 w2 … wn ".
 	prevStart, words, prevNeg := -1, 0, false
 	var negAt [16]int // word indexes of the first negators
 	nneg := 0
+	// The first concept occurrences: the word index, the span and the
+	// classes (of the word, and of it with the word before).
+	type conceptAt struct {
+		w, start, end int
+		mask          uint32
+	}
+	var occ [maxOccurrences]conceptAt
+	nocc := 0
 	for i := 1; i < len(p); {
 		j := i
 		for j < len(p) && p[j] != ' ' {
@@ -301,10 +448,33 @@ func (s *Spec) appendWords(dst []uint32, p []byte, neg []uint32, spans *[]span) 
 			if prevStart >= 0 && (s.Words >= 2 || (s.NegBigrams && (isNeg || prevNeg))) {
 				emit(fnv(seedBigram, p[prevStart:j]), kindBigram, prevStart, j)
 			}
+			if con && nocc < len(occ) {
+				at := conceptAt{w: words, start: i, end: j, mask: mk.concepts(wh)}
+				if mk.multi && prevStart >= 0 {
+					if m2 := mk.concepts(fnv(seedWord, p[prevStart:j])); m2 != 0 {
+						at.mask |= m2
+						at.start = prevStart
+					}
+				}
+				if at.mask != 0 {
+					occ[nocc] = at
+					nocc++
+				}
+			}
 			prevStart, prevNeg = i, isNeg
 			words++
 		}
 		i = j + 1
+	}
+	// near reports whether word w is within NegWindow of a negator and
+	// not one itself.
+	near := func(w int) bool {
+		near, self := false, false
+		for _, at := range negAt[:nneg] {
+			self = self || at == w
+			near = near || (at != w && at-w <= s.NegWindow && w-at <= s.NegWindow)
+		}
+		return near && !self
 	}
 	if nneg > 0 && s.NegWindow > 0 {
 		// Every word near a negator, not a negator itself, again.
@@ -315,12 +485,7 @@ func (s *Spec) appendWords(dst []uint32, p []byte, neg []uint32, spans *[]span) 
 				j++
 			}
 			if j > i {
-				near, self := false, false
-				for _, at := range negAt[:nneg] {
-					self = self || at == w
-					near = near || (at != w && at-w <= s.NegWindow && w-at <= s.NegWindow)
-				}
-				if near && !self {
+				if near(w) {
 					emit(fnv(seedNeg, p[i:j]), kindNeg, i, j)
 				}
 				w++
@@ -342,6 +507,46 @@ func (s *Spec) appendWords(dst []uint32, p []byte, neg []uint32, spans *[]span) 
 				emit(fnv(seed, p[i:j]), kindLenWord, i, j)
 			}
 			i = j + 1
+		}
+	}
+	if nocc > 0 {
+		emitC := func(h uint32, kind uint8, c1, c2 int, start, end int) {
+			dst = append(dst, mix(h)>>shift)
+			if spans != nil {
+				*spans = append(*spans, span{kind, uint8(c1), uint8(c2), int32(start), int32(end)})
+			}
+		}
+		n := len(mk.names)
+		for _, o := range occ[:nocc] {
+			for m := o.mask; m != 0; m &= m - 1 {
+				c := bits.TrailingZeros32(m)
+				emitC(mk.hc[c], kindConcept, c, 0, o.start, o.end)
+			}
+		}
+		if s.ConceptNeg && nneg > 0 {
+			for _, o := range occ[:nocc] {
+				if near(o.w) {
+					for m := o.mask; m != 0; m &= m - 1 {
+						c := bits.TrailingZeros32(m)
+						emitC(mk.hn[c], kindConceptNeg, c, 0, o.start, o.end)
+					}
+				}
+			}
+		}
+		if s.ConceptPairs > 0 {
+			for k := 1; k < nocc; k++ {
+				a, b := occ[k-1], occ[k]
+				if b.w-a.w > s.ConceptPairs {
+					continue
+				}
+				for ma := a.mask; ma != 0; ma &= ma - 1 {
+					ca := bits.TrailingZeros32(ma)
+					for mb := b.mask; mb != 0; mb &= mb - 1 {
+						cb := bits.TrailingZeros32(mb)
+						emitC(mk.hp[ca*n+cb], kindConceptPair, ca, cb, a.start, b.end)
+					}
+				}
+			}
 		}
 	}
 	return dst
@@ -366,6 +571,49 @@ func Negators() string {
 	}
 	slices.Sort(words)
 	return strings.Join(slices.Compact(words), " ")
+}
+
+//go:embed concepts.txt
+var conceptsFile string
+
+// ConceptLexicon is the concept lexicon of concepts.txt for Spec.Concepts:
+// one line per class, in the order of their first line in the file, the
+// class name then its entries of every language, each normalised as the
+// text features are extracted from is (NormalizerVersion), sorted,
+// without repeats, separated by tabs. An entry that normalises to more
+// than two words is dropped (TestConceptLexicon holds the file to none).
+func ConceptLexicon() string {
+	var names []string
+	entries := map[string][]string{}
+	for line := range strings.Lines(conceptsFile) {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(strings.TrimRight(line, "\r\n"), "\t")
+		if len(f) < 3 {
+			continue
+		}
+		if _, ok := entries[f[0]]; !ok {
+			names = append(names, f[0])
+		}
+		for _, e := range strings.Fields(f[2]) {
+			w := strings.Fields(unleet(optout.Lookalikes(optout.Normalize(e))))
+			if len(w) >= 1 && len(w) <= 2 {
+				entries[f[0]] = append(entries[f[0]], strings.Join(w, " "))
+			}
+		}
+	}
+	var b strings.Builder
+	for _, n := range names {
+		e := entries[n]
+		slices.Sort(e)
+		b.WriteString(n)
+		for _, w := range slices.Compact(e) {
+			b.WriteString("\t" + w)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // leet maps the digits written for letters to them.

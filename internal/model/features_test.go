@@ -29,7 +29,7 @@ func TestLenClass(t *testing.T) {
 func features(s Spec, text string) map[uint8]map[string]uint32 {
 	p := s.prepare(nil, text)
 	var spans []span
-	feats, _ := s.extractNeg(nil, p, s.negHashes(), &spans)
+	feats, _ := s.extractNeg(nil, p, mustMarks(s), &spans)
 	out := map[uint8]map[string]uint32{}
 	for i, f := range feats {
 		sp := spans[i]
@@ -150,12 +150,13 @@ func TestLoadVersions(t *testing.T) {
 	}
 	in2spec := TaskSpec(Inbound) // format 2's inbound spec: without the format-3 fields
 	in2spec.Negators, in2spec.NegWindow, in2spec.CharWeight, in2spec.NegBigrams = "", 0, 0, false
+	in2spec.Concepts, in2spec.ConceptNeg, in2spec.ConceptPairs = "", false, 0
 	in2, _, err := Train(Inbound, fixture(t, Inbound), in2spec, Params{Epochs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 4 {
-		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 4", v, FormatVersion)
+	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 5 {
+		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 5", v, FormatVersion)
 	}
 	v1 := withVersion(t, v2, 1, nil)
 	m1, err := Load(v1)
@@ -175,7 +176,7 @@ func TestLoadVersions(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"version 5", withVersion(t, v2, 5, nil)},
+		{"version 6", withVersion(t, v2, FormatVersion+1, nil)},
 		{"version 0", withVersion(t, v2, 0, nil)},
 		{"version 1 with len_words", withVersion(t, in2, 1, nil)},
 		{"unknown header field", withVersion(t, v2, 2, func(h map[string]any) { h["spec"].(map[string]any)["word_trigrams"] = true })},
@@ -260,4 +261,13 @@ func TestInboundWordOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustMarks is s.marks() for a spec known to be well formed.
+func mustMarks(s Spec) *marks {
+	mk, err := s.marks()
+	if err != nil {
+		panic(err)
+	}
+	return mk
 }

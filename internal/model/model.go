@@ -6,8 +6,9 @@
 // n-grams (1 to 5 runes) over the opt-out normaliser's output with a space
 // around every word, plus word unigrams and bigrams (outbound), or word
 // unigrams, the bigrams that hold a negator, the words near a negator, the
-// message's length class and the unigrams crossed with it (inbound,
-// TaskSpec), with runs of spaced-out letters joined ("S T O P" reads as
+// message's length class and the unigrams crossed with it, and the concept
+// classes of a small multilingual lexicon, alone, near a negator and in
+// pairs (inbound, TaskSpec), with runs of spaced-out letters joined ("S T O P" reads as
 // "stop"), all hashed (FNV-1a, murmur finaliser) into 2^18 buckets
 // (outbound) or 2^19 (inbound). The classifier is a multinomial logistic
 // regression trained by Train deterministically: the same examples give the
@@ -67,11 +68,14 @@ const MaxClasses = 8
 // for a spec that uses them and version 2 otherwise, so the shipped specs'
 // files are what they were. Version 4 adds the negator bigrams
 // (Spec.NegBigrams), written only for a spec that has them. Load reads
-// versions 1 to 4 (a version-1 file has no len_words, a version-1 or 2
-// file neither version-3 field, a version-1 to 3 file no neg_bigrams) and
+// versions 1 to 5 (a version-1 file has no len_words, a version-1 or 2
+// file neither version-3 field, a version-1 to 3 file no neg_bigrams, a
+// version-1 to 4 file no concepts) and
 // refuses a header field it does not know, so a file that asks for a
-// feature this build lacks is refused rather than misread.
-const FormatVersion = 4
+// feature this build lacks is refused rather than misread. Version 5 adds
+// the concept classes (Spec.Concepts, ConceptNeg, ConceptPairs), written
+// only for a spec that has them; Load refuses them in an older version.
+const FormatVersion = 5
 
 // minFormatVersion is the oldest format Load reads.
 const minFormatVersion = 1
@@ -94,9 +98,9 @@ type Model struct {
 	Header
 	k     int
 	bias  [MaxClasses]float64
-	scale float64  // weight = int16 × scale
-	w     []int16  // bucket-major: w[b*k+c]
-	neg   []uint32 // Spec.negHashes()
+	scale float64 // weight = int16 × scale
+	w     []int16 // bucket-major: w[b*k+c]
+	mk    *marks  // Spec.marks()
 	pool  sync.Pool
 }
 
@@ -110,9 +114,13 @@ type scratch struct {
 	// put back at random) is one allocation, not one per slice and growth.
 	normA  [480]byte
 	textA  [480]byte
-	featsA [480 * 7]uint32 // extractFast asks for 7 per byte with CharMax 5
+	featsA [480*7 + conceptRoom]uint32 // extractFast asks for 7 per byte with CharMax 5, and marks.most
 	offsA  [480]int32
 }
+
+// conceptRoom is the room a scratch keeps for concept features: marks.most
+// of the shipped lexicon (TestConceptLexicon holds it to that).
+const conceptRoom = 480
 
 func newScratch() *scratch {
 	sc := &scratch{}
@@ -168,7 +176,7 @@ func (m *Model) predict(sc *scratch, text string, dst []float64) []float64 {
 // norm, character n-grams at Spec.CharWeight.
 func (m *Model) score(sc *scratch, dst []float64) []float64 {
 	var nchar int
-	sc.feats, sc.offs, nchar = m.Spec.extractFast(sc.feats[:0], sc.offs, sc.text, m.neg)
+	sc.feats, sc.offs, nchar = m.Spec.extractFast(sc.feats[:0], sc.offs, sc.text, m.mk)
 	var acc, cacc [MaxClasses]int64
 	if m.Spec.CharWeight > 0 {
 		sumRows(&cacc, m.w, m.k, sc.feats[:nchar])
@@ -202,8 +210,8 @@ func softmax(dst []float64, z []float64) []float64 {
 
 // Contribution is one feature's push toward a class.
 type Contribution struct {
-	Feature string  `json:"feature"` // the n-gram; spaces mark word edges in character n-grams
-	Kind    string  `json:"kind"`    // char, word or bigram
+	Feature string  `json:"feature"` // the n-gram (spaces mark word edges in character n-grams), or a concept class ("EMAIL", "EMAIL>HERE" for a pair)
+	Kind    string  `json:"kind"`    // char, word, bigram, len_word, length, neg_word, concept, concept_neg or concept_pair
 	Weight  float64 `json:"weight"`  // its logit for the class minus its mean logit over the classes
 }
 
@@ -217,7 +225,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 	}
 	p := m.Spec.prepare(nil, text)
 	var spans []span
-	feats, _ := m.Spec.extractNeg(nil, p, m.neg, &spans)
+	feats, _ := m.Spec.extractNeg(nil, p, m.mk, &spans)
 	norm := m.scale * m.Spec.norm(len(feats))
 	type key struct {
 		kind uint8
@@ -233,8 +241,11 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 		mean /= float64(m.k)
 		sp := spans[i]
 		f := string(p[sp.start:sp.end])
-		if sp.kind == kindLen {
+		switch sp.kind {
+		case kindLen:
 			f = lenNames[lenClass(len(bytes.Fields(p)))]
+		case kindConcept, kindConceptNeg, kindConceptPair:
+			f = m.mk.conceptName(sp)
 		}
 		v := (float64(row[c]) - mean) * norm
 		if sp.kind == kindChar && m.Spec.CharWeight > 0 {
@@ -319,6 +330,9 @@ func Load(b []byte) (*Model, error) {
 	if v < 4 && m.Spec.NegBigrams {
 		return nil, fmt.Errorf("%w: format version %d with a version-4 feature spec", ErrFormat, v)
 	}
+	if v < 5 && (m.Spec.Concepts != "" || m.Spec.ConceptNeg || m.Spec.ConceptPairs != 0) {
+		return nil, fmt.Errorf("%w: format version %d with a version-5 feature spec", ErrFormat, v)
+	}
 	r = r[hl:]
 	if !m.Spec.valid() {
 		return nil, fmt.Errorf("%w: feature spec %+v (this build normalises with %s)", ErrFormat, m.Spec, NormalizerVersion)
@@ -327,7 +341,11 @@ func Load(b []byte) (*Model, error) {
 		return nil, fmt.Errorf("%w: task %q with classes %v", ErrFormat, m.Task, m.Classes)
 	}
 	m.k = len(m.Classes)
-	m.neg = m.Spec.negHashes()
+	mk, err := m.Spec.marks()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	m.mk = mk
 	if len(r) < 4*(m.k+1) {
 		return nil, fmt.Errorf("%w: short body", ErrFormat)
 	}
@@ -337,7 +355,6 @@ func Load(b []byte) (*Model, error) {
 	m.scale = float64(math.Float32frombits(binary.LittleEndian.Uint32(r[4*m.k:])))
 	r = r[4*(m.k+1):]
 	m.w = make([]int16, (1<<m.Spec.BucketBits)*m.k)
-	var err error
 	if r, err = readRows(r, m.w, m.k); err != nil {
 		return nil, err
 	}
@@ -394,6 +411,9 @@ func encode(h Header, bias []float64, w []float64) []byte {
 	}
 	if h.Spec.NegBigrams {
 		version = 4
+	}
+	if h.Spec.Concepts != "" {
+		version = 5
 	}
 	b := append([]byte(nil), magic[:]...)
 	b = binary.LittleEndian.AppendUint32(b, version)

@@ -13,10 +13,17 @@ import (
 )
 
 // negSpec is the inbound spec with the negator marks of negators.txt and
-// without the negator bigrams (format 3).
+// without the negator bigrams and the concepts (format 3).
 func negSpec() Spec {
-	s := TaskSpec(Inbound)
+	s := nbSpec()
 	s.Negators, s.NegWindow, s.NegBigrams = Negators(), 2, false
+	return s
+}
+
+// nbSpec is the inbound spec without the concepts (format 4).
+func nbSpec() Spec {
+	s := TaskSpec(Inbound)
+	s.Concepts, s.ConceptNeg, s.ConceptPairs = "", false, 0
 	return s
 }
 
@@ -89,7 +96,7 @@ func TestNegatorFile(t *testing.T) {
 	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 3 {
 		t.Errorf("Train with negators wrote format %d, want 3", v)
 	}
-	if len(m.neg) == 0 {
+	if len(m.mk.neg) == 0 {
 		t.Errorf("the loaded model has no negator hashes")
 	}
 	if _, err := Load(withVersion(t, a, 2, nil)); !errors.Is(err, ErrFormat) {
@@ -105,11 +112,11 @@ func TestNegatorFile(t *testing.T) {
 // is neg_bigrams without negators or beside every bigram.
 func TestNegBigramsFile(t *testing.T) {
 	ex := fixture(t, Inbound)
-	a, m, err := Train(Inbound, ex, TaskSpec(Inbound), Params{Epochs: 3})
+	a, m, err := Train(Inbound, ex, nbSpec(), Params{Epochs: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := Train(Inbound, ex, TaskSpec(Inbound), Params{Epochs: 3})
+	b, _, err := Train(Inbound, ex, nbSpec(), Params{Epochs: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +126,8 @@ func TestNegBigramsFile(t *testing.T) {
 	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 4 {
 		t.Errorf("Train with negator bigrams wrote format %d, want 4", v)
 	}
-	if !m.Spec.NegBigrams || m.Spec != TaskSpec(Inbound) {
-		t.Errorf("the loaded spec = %+v, want %+v", m.Spec, TaskSpec(Inbound))
+	if !m.Spec.NegBigrams || m.Spec != nbSpec() {
+		t.Errorf("the loaded spec = %+v, want %+v", m.Spec, nbSpec())
 	}
 	for _, tc := range []struct {
 		name string
@@ -162,7 +169,7 @@ func TestCharWeight(t *testing.T) {
 			t.Errorf("Argmax(%q) = %s, want %s (a training example)", e.Text, got, e.Label)
 		}
 	}
-	full, err := Load(withVersion(t, b, 4, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
+	full, err := Load(withVersion(t, b, 5, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
 	if err != nil {
 		t.Fatal(err)
 	}

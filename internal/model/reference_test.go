@@ -10,7 +10,7 @@ import "github.com/sendguard/sendguard/internal/optout"
 func (m *Model) refPredict(text string, dst []float64) []float64 {
 	n := optout.AppendNormalized(nil, text)
 	p := m.Spec.prepareNormalized(nil, string(n))
-	feats, nchar := m.Spec.extractNeg(nil, p, m.neg, nil)
+	feats, nchar := m.Spec.extractNeg(nil, p, m.mk, nil)
 	var acc, cacc [MaxClasses]int64
 	k := m.k
 	for i, b := range feats {

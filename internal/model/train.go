@@ -65,7 +65,10 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 	rows := make([]row, len(ex))
 	var buf []byte
 	var feats []uint32
-	neg := spec.negHashes()
+	mk, err := spec.marks()
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid feature spec: %w", err)
+	}
 	for i, e := range ex {
 		y := slices.Index(classes, e.Label)
 		if y < 0 {
@@ -73,7 +76,7 @@ func Train(task string, examples []Example, spec Spec, p Params) ([]byte, *Model
 		}
 		buf = spec.prepare(buf, e.Text)
 		var nchar int
-		feats, nchar = spec.extractNeg(feats[:0], buf, neg, nil)
+		feats, nchar = spec.extractNeg(feats[:0], buf, mk, nil)
 		// Distinct buckets with their summed values, each occurrence
 		// 1/sqrt(n) as Predict counts it (a character n-gram's times
 		// CharWeight when that is set).
