@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -169,6 +170,23 @@ func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
 	}
 }
 
+// trainFixtureFile runs `model train` on the task's fixture with flags
+// and epochs into dir, and returns the file's path and bytes.
+func trainFixtureFile(t *testing.T, dir, name, task string, epochs int, flags ...string) (string, []byte) {
+	t.Helper()
+	out := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".model")
+	fixture := "../../internal/model/testdata/fixture/" + task + ".tsv"
+	args := append([]string{"model", "train", "--task", task, "--data", fixture, "--out", out, "--epochs", strconv.Itoa(epochs)}, flags...)
+	if msg, err := runCmd(t, "", args...); err != nil {
+		t.Fatalf("model train %v: %v\n%s", flags, err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, b
+}
+
 // model train --negators --char-weight writes them into the header
 // (format 3), and model eval reads the file back; the inbound task has
 // them without the flags, the outbound task neither field.
@@ -184,22 +202,13 @@ func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 		{"outbound with the flags", "outbound", []string{"--negators", "--char-weight", "0.5"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := filepath.Join(dir, tc.name+".model")
-			fixture := "../../internal/model/testdata/fixture/" + tc.task + ".tsv"
-			args := append([]string{"model", "train", "--task", tc.task, "--data", fixture, "--out", out, "--epochs", "3"}, tc.flags...)
-			if msg, err := runCmd(t, "", args...); err != nil {
-				t.Fatalf("model train %v: %v\n%s", tc.flags, err, msg)
-			}
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, b := trainFixtureFile(t, dir, tc.name, tc.task, 3, tc.flags...)
 			head := b[:min(len(b), 2048)]
 			got := bytes.Contains(head, []byte(`"neg_window":2`)) && bytes.Contains(head, []byte(`"char_weight":0.5`)) && bytes.Contains(head, []byte(`"negators":"`))
 			if got != tc.want || (!tc.want && (bytes.Contains(head, []byte("negators")) || bytes.Contains(head, []byte("char_weight")))) {
 				t.Errorf("model train %v: header %q; want negators and char_weight = %v", tc.flags, head[:min(len(head), 400)], tc.want)
 			}
-			if msg, err := runCmd(t, "", "model", "eval", "--task", tc.task, "--data", fixture, "--model", out, "--split", "all"); err != nil || !strings.Contains(msg, "as serve decides") {
+			if msg, err := runCmd(t, "", "model", "eval", "--task", tc.task, "--data", "../../internal/model/testdata/fixture/"+tc.task+".tsv", "--model", out, "--split", "all"); err != nil || !strings.Contains(msg, "as serve decides") {
 				t.Errorf("model eval of the %s model: %v\n%s", tc.name, err, msg)
 			}
 		})
@@ -221,16 +230,7 @@ func TestModelTrainTaskSpec(t *testing.T) {
 		{"inbound --bucket-bits 18", "inbound", []string{"--bucket-bits", "18"}, []string{`"words":1`, `"bucket_bits":18`, `"len_words":true`, `"neg_bigrams":true`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".model")
-			fixture := "../../internal/model/testdata/fixture/" + tc.task + ".tsv"
-			args := append([]string{"model", "train", "--task", tc.task, "--data", fixture, "--out", out, "--epochs", "2"}, tc.flags...)
-			if msg, err := runCmd(t, "", args...); err != nil {
-				t.Fatalf("model train %v: %v\n%s", tc.flags, err, msg)
-			}
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, b := trainFixtureFile(t, dir, tc.name, tc.task, 2, tc.flags...)
 			head := b[:min(len(b), 2048)]
 			for _, w := range tc.want {
 				if !bytes.Contains(head, []byte(w)) {
@@ -264,16 +264,7 @@ func TestModelTrainConcepts(t *testing.T) {
 		{"outbound --concepts 3", "outbound", []string{"--concepts", "3"}, true, false, 3, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".model")
-			fixture := "../../internal/model/testdata/fixture/" + tc.task + ".tsv"
-			args := append([]string{"model", "train", "--task", tc.task, "--data", fixture, "--out", out, "--epochs", "2"}, tc.flags...)
-			if msg, err := runCmd(t, "", args...); err != nil {
-				t.Fatalf("model train %v: %v\n%s", tc.flags, err, msg)
-			}
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, b := trainFixtureFile(t, dir, tc.name, tc.task, 2, tc.flags...)
 			m, err := model.Load(b)
 			if err != nil {
 				t.Fatal(err)

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -187,21 +186,7 @@ func TestConceptFeatures(t *testing.T) {
 // concept_neg without concepts or negators, pairs without concepts or
 // beyond 8 words, and a malformed lexicon. A format-4 file still loads.
 func TestConceptFile(t *testing.T) {
-	ex := fixture(t, Inbound)
-	a, m, err := Train(Inbound, ex, conceptSpec(), Params{Epochs: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _, err := Train(Inbound, ex, conceptSpec(), Params{Epochs: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) {
-		t.Fatalf("Train with concepts twice gave different bytes")
-	}
-	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 5 {
-		t.Errorf("Train with concepts wrote format %d, want 5", v)
-	}
+	a, m := trainFileTwice(t, conceptSpec(), 3, 5)
 	if m.Spec != conceptSpec() || len(m.mk.con) == 0 || len(m.mk.names) != strings.Count(ConceptLexicon(), "\n") {
 		t.Errorf("the loaded model's concepts are not the lexicon's")
 	}
@@ -235,7 +220,7 @@ func TestConceptFile(t *testing.T) {
 	}
 	s4 := TaskSpec(Inbound)
 	s4.Concepts, s4.ConceptNeg, s4.ConceptPairs = "", false, 0
-	old, _, err := Train(Inbound, ex, s4, Params{Epochs: 1})
+	old, _, err := Train(Inbound, fixture(t, Inbound), s4, Params{Epochs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,24 +78,33 @@ func TestNegators(t *testing.T) {
 	}
 }
 
+// trainFileTwice trains the inbound fixture with spec twice, fails the
+// test unless both give the same bytes in format version, and returns the
+// file and its model.
+func trainFileTwice(t *testing.T, spec Spec, epochs int, version uint32) ([]byte, *Model) {
+	t.Helper()
+	ex := fixture(t, Inbound)
+	a, m, err := Train(Inbound, ex, spec, Params{Epochs: epochs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := Train(Inbound, ex, spec, Params{Epochs: epochs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("Train with %+v twice gave different bytes", spec)
+	}
+	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != version {
+		t.Errorf("Train with %+v wrote format %d, want %d", spec, v, version)
+	}
+	return a, m
+}
+
 // A model with negators is format 3, trains to the same bytes twice, and
 // reads back; labelled format 2 it is refused.
 func TestNegatorFile(t *testing.T) {
-	ex := fixture(t, Inbound)
-	a, m, err := Train(Inbound, ex, negSpec(), Params{Epochs: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _, err := Train(Inbound, ex, negSpec(), Params{Epochs: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(a) != string(b) {
-		t.Fatalf("Train with negators twice gave different bytes")
-	}
-	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 3 {
-		t.Errorf("Train with negators wrote format %d, want 3", v)
-	}
+	a, m := trainFileTwice(t, negSpec(), 5, 3)
 	if len(m.mk.neg) == 0 {
 		t.Errorf("the loaded model has no negator hashes")
 	}
@@ -111,21 +120,7 @@ func TestNegatorFile(t *testing.T) {
 // the same bytes twice and reads back; labelled format 3 it is refused, as
 // is neg_bigrams without negators or beside every bigram.
 func TestNegBigramsFile(t *testing.T) {
-	ex := fixture(t, Inbound)
-	a, m, err := Train(Inbound, ex, nbSpec(), Params{Epochs: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _, err := Train(Inbound, ex, nbSpec(), Params{Epochs: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) {
-		t.Fatalf("Train with negator bigrams twice gave different bytes")
-	}
-	if v := binary.LittleEndian.Uint32(a[len(magic):]); v != 4 {
-		t.Errorf("Train with negator bigrams wrote format %d, want 4", v)
-	}
+	a, m := trainFileTwice(t, nbSpec(), 3, 4)
 	if !m.Spec.NegBigrams || m.Spec != nbSpec() {
 		t.Errorf("the loaded spec = %+v, want %+v", m.Spec, nbSpec())
 	}
