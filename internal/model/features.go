@@ -566,11 +566,18 @@ func Negators() string {
 		}
 		f := strings.Fields(line)
 		for _, w := range f[min(1, len(f)):] {
-			words = append(words, strings.Fields(unleet(optout.Lookalikes(optout.Normalize(w))))...)
+			words = append(words, listWords(w)...)
 		}
 	}
 	slices.Sort(words)
 	return strings.Join(slices.Compact(words), " ")
+}
+
+// listWords is the words of an entry of a word list (negators.txt,
+// concepts.txt) as the features read text (NormalizerVersion: Normalize,
+// Lookalikes, unleet), so that an entry matches the words it names.
+func listWords(e string) []string {
+	return strings.Fields(unleet(optout.Lookalikes(optout.Normalize(e))))
 }
 
 //go:embed concepts.txt
@@ -597,7 +604,7 @@ func ConceptLexicon() string {
 			names = append(names, f[0])
 		}
 		for _, e := range strings.Fields(f[2]) {
-			w := strings.Fields(unleet(optout.Lookalikes(optout.Normalize(e))))
+			w := listWords(e)
 			if len(w) >= 1 && len(w) <= 2 {
 				entries[f[0]] = append(entries[f[0]], strings.Join(w, " "))
 			}

@@ -32,9 +32,7 @@ func TestEmbeddedAfterRelease(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				m, err := Embedded(task)
 				if err != nil {
 					t.Error(err)
@@ -45,7 +43,7 @@ func TestEmbeddedAfterRelease(t *testing.T) {
 						t.Errorf("%s: Predict(%q) = %v after release, want %v", task, s, got, want[i])
 					}
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		if sha256.Sum256(b) != before {
