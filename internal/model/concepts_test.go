@@ -12,10 +12,12 @@ import (
 )
 
 // conceptSpec is the inbound spec with the concept classes of
-// concepts.txt, those near a negator and the pairs within three words.
+// concepts.txt, those near a negator and the pairs within three words,
+// without the negator scope (format 5).
 func conceptSpec() Spec {
 	s := TaskSpec(Inbound)
 	s.Concepts, s.ConceptNeg, s.ConceptPairs = ConceptLexicon(), true, 3
+	s.NegScope = false
 	return s
 }
 
@@ -219,7 +221,7 @@ func TestConceptFile(t *testing.T) {
 		t.Errorf("Load(re-sealed format 5) = %v; the test's rewriting is wrong", err)
 	}
 	s4 := TaskSpec(Inbound)
-	s4.Concepts, s4.ConceptNeg, s4.ConceptPairs = "", false, 0
+	s4.Concepts, s4.ConceptNeg, s4.ConceptPairs, s4.NegScope = "", false, 0, false
 	old, _, err := Train(Inbound, fixture(t, Inbound), s4, Params{Epochs: 1})
 	if err != nil {
 		t.Fatal(err)
