@@ -158,10 +158,11 @@ const (
 	kindConcept
 	kindConceptNeg
 	kindConceptPair
+	kindCharNeg // a character n-gram in a negator's scope (Spec.NegScope)
 )
 
 // kindNames name the kinds in explanations.
-var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word", "concept", "concept_neg", "concept_pair"}
+var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word", "concept", "concept_neg", "concept_pair", "char_neg"}
 
 // lenNames name the length classes in explanations.
 var lenNames = [...]string{"1 word", "2-3 words", "4-7 words", "8-15 words", "16+ words"}
@@ -459,16 +460,16 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, mk *marks, spans *[]span) (_ [
 	// Character n-grams over the padded text, in runes.
 	for i := 0; i < len(p); {
 		_, first := utf8.DecodeRune(p[i:])
-		h, j := seedChar, i
+		h, j, kind := seedChar, i, uint8(kindChar)
 		if sc.has(i) {
-			h = seedCharNeg
+			h, kind = seedCharNeg, kindCharNeg
 		}
 		for n := 1; n <= s.CharMax && j < len(p); n++ {
 			_, sz := utf8.DecodeRune(p[j:])
 			h = fnv(h, p[j:j+sz])
 			j += sz
 			if n >= s.CharMin && !(n == 1 && p[i] == ' ') {
-				emit(h, kindChar, i, j)
+				emit(h, kind, i, j)
 			}
 		}
 		i += first

@@ -250,7 +250,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 			f = m.mk.conceptName(sp)
 		}
 		v := (float64(row[c]) - mean) * norm
-		if sp.kind == kindChar && m.Spec.CharWeight > 0 {
+		if (sp.kind == kindChar || sp.kind == kindCharNeg) && m.Spec.CharWeight > 0 {
 			v *= m.Spec.CharWeight
 		}
 		sum[key{sp.kind, f}] += v

@@ -16,7 +16,8 @@ import (
 func scopeSpec() Spec { return TaskSpec(Inbound) }
 
 // A word within two words of a negator is read only as negated: its word,
-// length-crossed word and character n-grams are not the plain ones, and
+// length-crossed word and character n-grams are not the plain ones (its
+// n-grams are char_neg features, its word a neg_word), and
 // its concept classes appear only near the negator. The same words
 // without the negator keep their plain features, and a text without a
 // negator has the features of the spec without the scope.
@@ -48,11 +49,11 @@ func TestNegScopeFeatures(t *testing.T) {
 			}
 			plain := features(off, tc.text)
 			gram := string([]rune(tc.word)[:4])
-			if a, b := f[kindChar][gram], plain[kindChar][gram]; a == 0 || b == 0 || a == b {
-				t.Errorf("%q: the character n-gram %q inside the scope is bucket %d, without the scope %d: want two", tc.text, gram, a, b)
+			if _, ok := f[kindChar][gram]; ok {
+				t.Errorf("%q: plain character n-gram %q inside the scope", tc.text, gram)
 			}
-			if len(f[kindChar]) != len(plain[kindChar]) {
-				t.Errorf("%q: %d character n-grams, %d without the scope", tc.text, len(f[kindChar]), len(plain[kindChar]))
+			if a, b := f[kindCharNeg][gram], plain[kindChar][gram]; a == 0 || b == 0 || a == b {
+				t.Errorf("%q: the char_neg n-gram %q is bucket %d, the plain one %d: want two", tc.text, gram, a, b)
 			}
 		})
 	}
@@ -169,5 +170,27 @@ func TestNegScopePredict(t *testing.T) {
 	norm := testing.AllocsPerRun(100, func() { optout.Normalize(msg) })
 	if got := testing.AllocsPerRun(100, func() { m.predict(sc, msg, buf[:0]) }); got > norm {
 		t.Errorf("Predict allocates %.0f times, Normalize %.0f: want nothing beyond the normaliser", got, norm)
+	}
+}
+
+// Explain names the character n-grams in a negator's scope char_neg, and
+// the shipped inbound model has the scope.
+func TestNegScopeExplain(t *testing.T) {
+	m, err := Embedded(Inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Spec.NegScope {
+		t.Fatal("the embedded inbound model has no negator scope")
+	}
+	const text = "Bitte nicht löschen, ich will die Termine weiterhin hier bekommen"
+	kinds := map[string]bool{}
+	for c := range m.Classes {
+		for _, e := range m.Explain(text, c, 1000) {
+			kinds[e.Kind] = true
+		}
+	}
+	if !kinds["char_neg"] || !kinds["char"] {
+		t.Errorf("Explain(%q) has the kinds %v: want char_neg and char", text, slices.Sorted(maps.Keys(kinds)))
 	}
 }
