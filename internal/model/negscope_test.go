@@ -6,10 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/sendguard/sendguard/internal/optout"
 )
 
 // scopeSpec is the shipped inbound spec: the negator scope on (format 6).
@@ -147,30 +144,8 @@ func TestNegScopePredict(t *testing.T) {
 	for _, e := range fixture(t, Inbound) {
 		texts = append(texts, e.Text)
 	}
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := g; i < len(texts); i += 8 {
-				if got, want := m.Predict(texts[i], nil), m.refPredict(texts[i], nil); !slices.Equal(got, want) {
-					t.Errorf("Predict(%q) = %v, reference %v", texts[i], got, want)
-					return
-				}
-				if p, n := m.Predict(texts[i], nil), m.PredictNormalized(optout.Normalize(texts[i]), nil); !slices.Equal(n, p) {
-					t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", texts[i], n, p)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	msg := negScopeTexts[0] + ", " + negScopeTexts[4]
-	buf := make([]float64, 0, MaxClasses)
-	sc := newScratch()
-	m.predict(sc, msg, buf)
-	norm := testing.AllocsPerRun(100, func() { optout.Normalize(msg) })
-	if got := testing.AllocsPerRun(100, func() { m.predict(sc, msg, buf[:0]) }); got > norm {
-		t.Errorf("Predict allocates %.0f times, Normalize %.0f: want nothing beyond the normaliser", got, norm)
-	}
+	matchesReference(t, m, texts, 8)
+	noAllocsBeyondNormalize(t, m, negScopeTexts[0]+", "+negScopeTexts[4])
 }
 
 // Explain names the character n-grams in a negator's scope char_neg, and
