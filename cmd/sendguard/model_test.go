@@ -216,7 +216,7 @@ func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 }
 
 // model train writes the task's feature spec: inbound with the negator
-// bigrams in 2^19 buckets (format 6: TestModelTrainNegScope), outbound with every bigram in 2^18;
+// bigrams in 2^19 buckets (format 5 with the concepts), outbound with every bigram in 2^18;
 // --bucket-bits overrides the task's buckets and nothing else.
 func TestModelTrainTaskSpec(t *testing.T) {
 	dir := t.TempDir()
@@ -243,10 +243,9 @@ func TestModelTrainTaskSpec(t *testing.T) {
 
 // model train --concepts N sets the concept features: the inbound task
 // has the classes, those near a negator and the pairs within 3 words
-// without the flag; -1 drops them, 1 keeps the classes alone, 2 adds those
-// near a negator; the outbound task has none but asked, and then no
-// negator marks to cross them with. Without the negator scope (--neg-scope
-// 0) the inbound files are format 5 with the classes, 4 without.
+// (format 5) without the flag; -1 drops them (format 4), 1 keeps the
+// classes alone, 2 adds those near a negator; the outbound task has none
+// but asked, and then no negator marks to cross them with.
 func TestModelTrainConcepts(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -257,11 +256,10 @@ func TestModelTrainConcepts(t *testing.T) {
 		pairs      int
 		version    uint32
 	}{
-		{"inbound", "inbound", nil, true, true, 3, 6},
-		{"inbound --neg-scope 0", "inbound", []string{"--neg-scope", "0"}, true, true, 3, 5},
-		{"inbound --concepts -1", "inbound", []string{"--concepts", "-1", "--neg-scope", "0"}, false, false, 0, 4},
-		{"inbound --concepts 1", "inbound", []string{"--concepts", "1", "--neg-scope", "0"}, true, false, 0, 5},
-		{"inbound --concepts 2", "inbound", []string{"--concepts", "2", "--neg-scope", "0"}, true, true, 0, 5},
+		{"inbound", "inbound", nil, true, true, 3, 5},
+		{"inbound --concepts -1", "inbound", []string{"--concepts", "-1"}, false, false, 0, 4},
+		{"inbound --concepts 1", "inbound", []string{"--concepts", "1"}, true, false, 0, 5},
+		{"inbound --concepts 2", "inbound", []string{"--concepts", "2"}, true, true, 0, 5},
 		{"outbound", "outbound", nil, false, false, 0, 2},
 		{"outbound --concepts 3", "outbound", []string{"--concepts", "3"}, true, false, 3, 5},
 	} {
@@ -278,34 +276,6 @@ func TestModelTrainConcepts(t *testing.T) {
 			// The format version: little-endian, after the 8-byte magic.
 			if v := uint32(b[8]) | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24; v != tc.version {
 				t.Errorf("model train --task %s %v: format %d, want %d", tc.task, tc.flags, v, tc.version)
-			}
-		})
-	}
-}
-
-// model train --neg-scope: the inbound task reads the words near a
-// negator only as negated without the flag (format 6), and with 0 does
-// not; the outbound task has no negators, so no scope even when asked.
-func TestModelTrainNegScope(t *testing.T) {
-	dir := t.TempDir()
-	for _, tc := range []struct {
-		name, task string
-		flags      []string
-		scope      bool
-	}{
-		{"inbound", "inbound", nil, true},
-		{"inbound --neg-scope 1", "inbound", []string{"--neg-scope", "1"}, true},
-		{"inbound --neg-scope 0", "inbound", []string{"--neg-scope", "0"}, false},
-		{"outbound --neg-scope 1", "outbound", []string{"--neg-scope", "1"}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, b := trainFixtureFile(t, dir, tc.name, tc.task, 2, tc.flags...)
-			m, err := model.Load(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.Spec.NegScope != tc.scope {
-				t.Errorf("model train --task %s %v: neg_scope %v, want %v", tc.task, tc.flags, m.Spec.NegScope, tc.scope)
 			}
 		})
 	}

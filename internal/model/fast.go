@@ -31,8 +31,6 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 		most = mk.most
 	}
 	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1+most)
-	var scb scope
-	sc := s.scopeOf(&scb, p, mk)
 	ascii := true
 	for _, c := range p {
 		if c >= utf8.RuneSelf {
@@ -43,9 +41,6 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 	if ascii {
 		for i := range p {
 			h := seedChar
-			if sc != nil && sc.has(i) {
-				h = seedCharNeg
-			}
 			end := min(len(p), i+cmax)
 			for j := i; j < end; j++ {
 				h = (h ^ uint32(p[j])) * fnvPrime
@@ -71,9 +66,6 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 		offs = append(offs, int32(len(p)))
 		for a := range runes {
 			h := seedChar
-			if sc != nil && sc.has(int(offs[a])) {
-				h = seedCharNeg
-			}
 			end := min(runes, a+cmax)
 			for b := a; b < end; b++ {
 				for _, c := range p[offs[b]:offs[b+1]] {
@@ -89,7 +81,7 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 	if s.Words == 0 {
 		return dst, offs, nchar
 	}
-	return s.appendWords(dst, p, mk, nil, sc), offs, nchar
+	return s.appendWords(dst, p, mk, nil), offs, nchar
 }
 
 // sumRows adds the weight rows of buckets to acc: w has rows of k int16.

@@ -82,13 +82,6 @@ type Spec struct {
 	// concept occurrences at most ConceptPairs words apart ("e-mail, not
 	// WhatsApp" is EMAIL>HERE, "only the bills" ONLY>TXN).
 	ConceptPairs int `json:"concept_pairs,omitempty"`
-	// NegScope, with Negators, reads the words within NegWindow of a
-	// negator only as negated: their character n-grams, word and length
-	// features are hashed apart from the same text outside a negator's
-	// reach, and their concept classes only near a negator, so "don't
-	// remove my number" does not also hold every feature of "remove my
-	// number".
-	NegScope bool `json:"neg_scope,omitempty"`
 }
 
 // DefaultSpec is the feature extraction of the shipped outbound model, and
@@ -104,8 +97,7 @@ func DefaultSpec() Spec {
 // negator marked (Negators, NegWindow 2), character n-grams at half a
 // word's weight (CharWeight 0.5), and the concept classes of concepts.txt
 // with those near a negator and the pairs within three words (Concepts,
-// ConceptNeg, ConceptPairs 3), the words near a negator read only as
-// negated (NegScope), hashed into 2^19 buckets, which scored
+// ConceptNeg, ConceptPairs 3), hashed into 2^19 buckets, which scored
 // better on replies by writers the model had not seen (leave-one-round-out,
 // the README's Detection section).
 func TaskSpec(task string) Spec {
@@ -114,7 +106,6 @@ func TaskSpec(task string) Spec {
 		s.Words, s.LenWords, s.BucketBits = 1, true, 19
 		s.Negators, s.NegWindow, s.CharWeight, s.NegBigrams = Negators(), 2, 0.5, true
 		s.Concepts, s.ConceptNeg, s.ConceptPairs = ConceptLexicon(), true, 3
-		s.NegScope = true
 	}
 	return s
 }
@@ -125,8 +116,7 @@ func (s Spec) valid() bool {
 		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0) &&
 		(!s.NegBigrams || (s.NegWindow > 0 && s.Words == 1)) &&
 		(s.Concepts == "" || s.Words >= 1) && (!s.ConceptNeg || (s.Concepts != "" && s.NegWindow > 0)) &&
-		s.ConceptPairs >= 0 && s.ConceptPairs <= 8 && (s.ConceptPairs == 0 || s.Concepts != "") &&
-		(!s.NegScope || s.NegWindow > 0)
+		s.ConceptPairs >= 0 && s.ConceptPairs <= 8 && (s.ConceptPairs == 0 || s.Concepts != "")
 }
 
 // norm is the value of one feature occurrence in a message of n features.
@@ -143,7 +133,6 @@ const (
 	seedCon     uint32 = 2166136261 ^ 0x165667b1 // a concept class
 	seedConNeg  uint32 = 2166136261 ^ 0xd3a2646c // a concept class near a negator
 	seedConPair uint32 = 2166136261 ^ 0xfd7046c5 // two concept classes in a row
-	seedCharNeg uint32 = 2166136261 ^ 0x6a09e667 // a character n-gram in a negator's scope
 	fnvPrime    uint32 = 16777619
 )
 
@@ -158,11 +147,10 @@ const (
 	kindConcept
 	kindConceptNeg
 	kindConceptPair
-	kindCharNeg // a character n-gram in a negator's scope (Spec.NegScope)
 )
 
 // kindNames name the kinds in explanations.
-var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word", "concept", "concept_neg", "concept_pair", "char_neg"}
+var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word", "concept", "concept_neg", "concept_pair"}
 
 // lenNames name the length classes in explanations.
 var lenNames = [...]string{"1 word", "2-3 words", "4-7 words", "8-15 words", "16+ words"}
@@ -372,74 +360,6 @@ func (m *marks) conceptName(sp span) string {
 	return m.names[sp.c1]
 }
 
-// scope is the byte ranges of the words within NegWindow of a negator
-// (not negators themselves) for Spec.NegScope: the first maxScope such
-// words among the first maxScopeWords of a text.
-type scope struct {
-	r [maxScope][2]int32
-	n int
-}
-
-const (
-	maxScope      = 32
-	maxScopeWords = 256
-)
-
-// has reports whether byte offset i is inside a word of sc (nil: none).
-func (sc *scope) has(i int) bool {
-	if sc == nil {
-		return false
-	}
-	for _, r := range sc.r[:sc.n] {
-		if int32(i) >= r[0] && int32(i) < r[1] {
-			return true
-		}
-	}
-	return false
-}
-
-// scopeOf fills sc with the negator scope of the prepared text p and
-// returns it, or returns nil when s has no NegScope or p no negator of mk.
-// extractNeg and extractFast both call it, so both read the same scope.
-func (s *Spec) scopeOf(sc *scope, p []byte, mk *marks) *scope {
-	if !s.NegScope || mk == nil || len(mk.neg) == 0 {
-		return nil
-	}
-	var ws [maxScopeWords][2]int32
-	var isNeg [maxScopeWords]bool
-	nw, any := 0, false
-	for i := 1; i < len(p) && nw < len(ws); {
-		j := i
-		for j < len(p) && p[j] != ' ' {
-			j++
-		}
-		if j > i {
-			_, isNeg[nw] = slices.BinarySearch(mk.neg, fnv(seedWord, p[i:j]))
-			any = any || isNeg[nw]
-			ws[nw] = [2]int32{int32(i), int32(j)}
-			nw++
-		}
-		i = j + 1
-	}
-	if !any {
-		return nil
-	}
-	sc.n = 0
-	for w := 0; w < nw && sc.n < len(sc.r); w++ {
-		if isNeg[w] {
-			continue
-		}
-		for k := max(0, w-s.NegWindow); k <= min(nw-1, w+s.NegWindow); k++ {
-			if isNeg[k] {
-				sc.r[sc.n] = ws[w]
-				sc.n++
-				break
-			}
-		}
-	}
-	return sc
-}
-
 // extractNeg appends the bucket of every feature of the prepared text p
 // to dst (a feature that occurs twice is there twice), with the negator
 // marks and concepts of mk (s.marks(); nil: none) and, when spans is not nil,
@@ -455,21 +375,16 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, mk *marks, spans *[]span) (_ [
 			*spans = append(*spans, span{kind: kind, start: int32(start), end: int32(end)})
 		}
 	}
-	var scb scope
-	sc := s.scopeOf(&scb, p, mk)
 	// Character n-grams over the padded text, in runes.
 	for i := 0; i < len(p); {
 		_, first := utf8.DecodeRune(p[i:])
-		h, j, kind := seedChar, i, uint8(kindChar)
-		if sc.has(i) {
-			h, kind = seedCharNeg, kindCharNeg
-		}
+		h, j := seedChar, i
 		for n := 1; n <= s.CharMax && j < len(p); n++ {
 			_, sz := utf8.DecodeRune(p[j:])
 			h = fnv(h, p[j:j+sz])
 			j += sz
 			if n >= s.CharMin && !(n == 1 && p[i] == ' ') {
-				emit(h, kind, i, j)
+				emit(h, kindChar, i, j)
 			}
 		}
 		i += first
@@ -478,7 +393,7 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, mk *marks, spans *[]span) (_ [
 	if s.Words == 0 {
 		return dst, nchar
 	}
-	return s.appendWords(dst, p, mk, spans, sc), nchar
+	return s.appendWords(dst, p, mk, spans), nchar
 }
 
 // appendWords appends the word features of the prepared text p to dst:
@@ -489,7 +404,7 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, mk *marks, spans *[]span) (_ [
 // where each came from when spans is not nil. extractNeg (training,
 // Explain) and extractFast (Predict) share it, so the two never read
 // words differently.
-func (s *Spec) appendWords(dst []uint32, p []byte, mk *marks, spans *[]span, sc *scope) []uint32 {
+func (s *Spec) appendWords(dst []uint32, p []byte, mk *marks, spans *[]span) []uint32 {
 	shift := uint(32 - s.BucketBits)
 	emit := func(h uint32, kind uint8, start, end int) {
 		dst = append(dst, mix(h)>>shift)
@@ -521,9 +436,7 @@ func (s *Spec) appendWords(dst []uint32, p []byte, mk *marks, spans *[]span, sc 
 		}
 		if j > i {
 			wh := fnv(seedWord, p[i:j])
-			if !sc.has(i) {
-				emit(wh, kindWord, i, j)
-			}
+			emit(wh, kindWord, i, j)
 			isNeg := false
 			if len(neg) > 0 {
 				_, isNeg = slices.BinarySearch(neg, wh)
@@ -590,7 +503,7 @@ func (s *Spec) appendWords(dst []uint32, p []byte, mk *marks, spans *[]span, sc 
 			for j < len(p) && p[j] != ' ' {
 				j++
 			}
-			if j > i && !sc.has(i) {
+			if j > i {
 				emit(fnv(seed, p[i:j]), kindLenWord, i, j)
 			}
 			i = j + 1
@@ -605,9 +518,6 @@ func (s *Spec) appendWords(dst []uint32, p []byte, mk *marks, spans *[]span, sc 
 		}
 		n := len(mk.names)
 		for _, o := range occ[:nocc] {
-			if sc != nil && near(o.w) {
-				continue
-			}
 			for m := o.mask; m != 0; m &= m - 1 {
 				c := bits.TrailingZeros32(m)
 				emitC(mk.hc[c], kindConcept, c, 0, o.start, o.end)

@@ -20,11 +20,10 @@ func negSpec() Spec {
 	return s
 }
 
-// nbSpec is the inbound spec without the concepts and the negator scope
-// (format 4).
+// nbSpec is the inbound spec without the concepts (format 4).
 func nbSpec() Spec {
 	s := TaskSpec(Inbound)
-	s.Concepts, s.ConceptNeg, s.ConceptPairs, s.NegScope = "", false, 0, false
+	s.Concepts, s.ConceptNeg, s.ConceptPairs = "", false, 0
 	return s
 }
 
@@ -165,7 +164,7 @@ func TestCharWeight(t *testing.T) {
 			t.Errorf("Argmax(%q) = %s, want %s (a training example)", e.Text, got, e.Label)
 		}
 	}
-	full, err := Load(withVersion(t, b, FormatVersion, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
+	full, err := Load(withVersion(t, b, 5, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
 	if err != nil {
 		t.Fatal(err)
 	}
