@@ -128,6 +128,7 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 	epochs := fs.Int("epochs", 0, "train: passes over the data (0: default)")
 	charWeight := fs.Float64("char-weight", 0, "train: a character n-gram's value relative to a word's (0: the task's default)")
 	negators := fs.Bool("negators", false, "train: mark the words within two words of a negator (internal/model/negators.txt) as features of their own (the inbound spec has them already)")
+	negChars := fs.Int("neg-chars", -1, "train: 1 adds the character n-grams of the words near a negator again, hashed apart; 0 does not (-1: the task's default, 1 inbound)")
 	concepts := fs.Int("concepts", 0, "train: concept class features (internal/model/concepts.txt): 1 the classes, 2 also near a negator, 3 also pairs of consecutive classes within 3 words; -1 none (0: the task's default)")
 	optOutThr := fs.Float64("opt-out-threshold", 0, "eval --task inbound: the model's opt_out threshold, to read the trade-off curve (0: optout.model's default)")
 	modelPath := fs.String("model", "", "eval: the model file (default: the embedded model)")
@@ -169,6 +170,9 @@ func modelCmd(ctx context.Context, args []string, getenv func(string) string, st
 			if *concepts >= 3 {
 				spec.ConceptPairs = 3
 			}
+		}
+		if *negChars >= 0 {
+			spec.NegChars = *negChars == 1 && spec.NegWindow > 0
 		}
 		prm := model.Params{Epochs: *epochs}
 		if *charWeight > 0 {

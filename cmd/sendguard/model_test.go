@@ -216,7 +216,7 @@ func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 }
 
 // model train writes the task's feature spec: inbound with the negator
-// bigrams in 2^19 buckets (format 5 with the concepts), outbound with every bigram in 2^18;
+// bigrams in 2^19 buckets (format 6: TestModelTrainNegChars), outbound with every bigram in 2^18;
 // --bucket-bits overrides the task's buckets and nothing else.
 func TestModelTrainTaskSpec(t *testing.T) {
 	dir := t.TempDir()
@@ -243,9 +243,11 @@ func TestModelTrainTaskSpec(t *testing.T) {
 
 // model train --concepts N sets the concept features: the inbound task
 // has the classes, those near a negator and the pairs within 3 words
-// (format 5) without the flag; -1 drops them (format 4), 1 keeps the
-// classes alone, 2 adds those near a negator; the outbound task has none
-// but asked, and then no negator marks to cross them with.
+// without the flag; -1 drops them, 1 keeps the classes alone, 2 adds those
+// near a negator; the outbound task has none but asked, and then no
+// negator marks to cross them with. Without the negated character
+// n-grams (--neg-chars 0) the inbound files are format 5 with the classes,
+// 4 without.
 func TestModelTrainConcepts(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -256,10 +258,11 @@ func TestModelTrainConcepts(t *testing.T) {
 		pairs      int
 		version    uint32
 	}{
-		{"inbound", "inbound", nil, true, true, 3, 5},
-		{"inbound --concepts -1", "inbound", []string{"--concepts", "-1"}, false, false, 0, 4},
-		{"inbound --concepts 1", "inbound", []string{"--concepts", "1"}, true, false, 0, 5},
-		{"inbound --concepts 2", "inbound", []string{"--concepts", "2"}, true, true, 0, 5},
+		{"inbound", "inbound", nil, true, true, 3, 6},
+		{"inbound --neg-chars 0", "inbound", []string{"--neg-chars", "0"}, true, true, 3, 5},
+		{"inbound --concepts -1", "inbound", []string{"--concepts", "-1", "--neg-chars", "0"}, false, false, 0, 4},
+		{"inbound --concepts 1", "inbound", []string{"--concepts", "1", "--neg-chars", "0"}, true, false, 0, 5},
+		{"inbound --concepts 2", "inbound", []string{"--concepts", "2", "--neg-chars", "0"}, true, true, 0, 5},
 		{"outbound", "outbound", nil, false, false, 0, 2},
 		{"outbound --concepts 3", "outbound", []string{"--concepts", "3"}, true, false, 3, 5},
 	} {
@@ -276,6 +279,34 @@ func TestModelTrainConcepts(t *testing.T) {
 			// The format version: little-endian, after the 8-byte magic.
 			if v := uint32(b[8]) | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24; v != tc.version {
 				t.Errorf("model train --task %s %v: format %d, want %d", tc.task, tc.flags, v, tc.version)
+			}
+		})
+	}
+}
+
+// model train --neg-chars: the inbound task has the negated character
+// n-grams without the flag (format 6), and with 0 does not; the outbound
+// task has no negators, so none even when asked.
+func TestModelTrainNegChars(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, task string
+		flags      []string
+		negChars   bool
+	}{
+		{"inbound", "inbound", nil, true},
+		{"inbound --neg-chars 1", "inbound", []string{"--neg-chars", "1"}, true},
+		{"inbound --neg-chars 0", "inbound", []string{"--neg-chars", "0"}, false},
+		{"outbound --neg-chars 1", "outbound", []string{"--neg-chars", "1"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, b := trainFixtureFile(t, dir, tc.name, tc.task, 2, tc.flags...)
+			m, err := model.Load(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Spec.NegChars != tc.negChars {
+				t.Errorf("model train --task %s %v: neg_chars %v, want %v", tc.task, tc.flags, m.Spec.NegChars, tc.negChars)
 			}
 		})
 	}

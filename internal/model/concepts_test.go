@@ -12,10 +12,12 @@ import (
 )
 
 // conceptSpec is the inbound spec with the concept classes of
-// concepts.txt, those near a negator and the pairs within three words.
+// concepts.txt, those near a negator and the pairs within three words,
+// without the negated character n-grams (format 5).
 func conceptSpec() Spec {
 	s := TaskSpec(Inbound)
 	s.Concepts, s.ConceptNeg, s.ConceptPairs = ConceptLexicon(), true, 3
+	s.NegChars = false
 	return s
 }
 
@@ -219,7 +221,7 @@ func TestConceptFile(t *testing.T) {
 		t.Errorf("Load(re-sealed format 5) = %v; the test's rewriting is wrong", err)
 	}
 	s4 := TaskSpec(Inbound)
-	s4.Concepts, s4.ConceptNeg, s4.ConceptPairs = "", false, 0
+	s4.Concepts, s4.ConceptNeg, s4.ConceptPairs, s4.NegChars = "", false, 0, false
 	old, _, err := Train(Inbound, fixture(t, Inbound), s4, Params{Epochs: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -281,21 +283,26 @@ func TestConceptPredictConcurrent(t *testing.T) {
 	for _, e := range fixture(t, Inbound) {
 		texts = append(texts, e.Text)
 	}
-	for _, s := range texts {
-		if got, want := m.Predict(s, nil), m.refPredict(s, nil); !slices.Equal(got, want) {
-			t.Errorf("Predict(%q) = %v, reference %v", s, got, want)
-		}
-		if p, n := m.Predict(s, nil), m.PredictNormalized(optout.Normalize(s), nil); !slices.Equal(n, p) {
-			t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", s, n, p)
-		}
-	}
+	matchesReference(t, m, texts, 1)
 	predictConcurrently(t, m, texts)
+	matchesReference(t, m, texts, 4)
+}
+
+// matchesReference checks, from n goroutines at once, that Predict (the
+// fast path) gives the reference's probabilities for every text, and
+// PredictNormalized of the normalised text what Predict gives.
+func matchesReference(t *testing.T, m *Model, texts []string, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for g := range 4 {
+	for g := range n {
 		wg.Go(func() {
-			for i := g; i < len(texts); i += 4 {
+			for i := g; i < len(texts); i += n {
 				if got, want := m.Predict(texts[i], nil), m.refPredict(texts[i], nil); !slices.Equal(got, want) {
-					t.Errorf("Predict(%q) from 4 goroutines = %v, reference %v", texts[i], got, want)
+					t.Errorf("Predict(%q) from %d goroutines = %v, reference %v", texts[i], n, got, want)
+					return
+				}
+				if p, nz := m.Predict(texts[i], nil), m.PredictNormalized(optout.Normalize(texts[i]), nil); !slices.Equal(nz, p) {
+					t.Errorf("PredictNormalized(Normalize(%q)) = %v, Predict = %v", texts[i], nz, p)
 					return
 				}
 			}
@@ -311,13 +318,18 @@ func TestConceptPredictAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := "please don't stop the reminders, only send the bills to my e-mail, not here on WhatsApp, until next month, thanks"
+	noAllocsBeyondNormalize(t, m, "please don't stop the reminders, only send the bills to my e-mail, not here on WhatsApp, until next month, thanks")
+}
+
+// noAllocsBeyondNormalize fails the test when Predict of msg, with its
+// scratch warm, allocates more often than optout.Normalize of it.
+func noAllocsBeyondNormalize(t *testing.T, m *Model, msg string) {
+	t.Helper()
 	buf := make([]float64, 0, MaxClasses)
 	sc := newScratch()
 	m.predict(sc, msg, buf)
 	norm := testing.AllocsPerRun(100, func() { optout.Normalize(msg) })
-	got := testing.AllocsPerRun(100, func() { m.predict(sc, msg, buf[:0]) })
-	if got > norm {
-		t.Errorf("Predict allocates %.0f times, Normalize %.0f: want nothing beyond the normaliser", got, norm)
+	if got := testing.AllocsPerRun(100, func() { m.predict(sc, msg, buf[:0]) }); got > norm {
+		t.Errorf("Predict(%q) allocates %.0f times, Normalize %.0f: want nothing beyond the normaliser", msg, got, norm)
 	}
 }

@@ -30,6 +30,13 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 	if mk != nil {
 		most = mk.most
 	}
+	var scb scope
+	sc := s.scopeOf(&scb, p, mk)
+	if sc != nil {
+		for _, r := range sc.r[:sc.n] {
+			most += int(r[1]-r[0]) * cmax // the n-grams starting in a word near a negator, again
+		}
+	}
 	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1+most)
 	ascii := true
 	for _, c := range p {
@@ -46,6 +53,15 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 				h = (h ^ uint32(p[j])) * fnvPrime
 				if n := j - i + 1; n >= cmin && !(n == 1 && p[i] == ' ') {
 					dst = append(dst, mix(h)>>shift)
+				}
+			}
+			if sc != nil && sc.has(i) {
+				h := seedCharNeg
+				for j := i; j < end; j++ {
+					h = (h ^ uint32(p[j])) * fnvPrime
+					if n := j - i + 1; n >= cmin && !(n == 1 && p[i] == ' ') {
+						dst = append(dst, mix(h)>>shift)
+					}
 				}
 			}
 		}
@@ -65,14 +81,23 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 		runes := len(offs)
 		offs = append(offs, int32(len(p)))
 		for a := range runes {
-			h := seedChar
-			end := min(runes, a+cmax)
-			for b := a; b < end; b++ {
-				for _, c := range p[offs[b]:offs[b+1]] {
-					h = (h ^ uint32(c)) * fnvPrime
+			seeds := 1
+			if sc != nil && sc.has(int(offs[a])) {
+				seeds = 2
+			}
+			for seed := range seeds {
+				h := seedChar
+				if seed == 1 {
+					h = seedCharNeg
 				}
-				if n := b - a + 1; n >= cmin && !(n == 1 && p[offs[a]] == ' ') {
-					dst = append(dst, mix(h)>>shift)
+				end := min(runes, a+cmax)
+				for b := a; b < end; b++ {
+					for _, c := range p[offs[b]:offs[b+1]] {
+						h = (h ^ uint32(c)) * fnvPrime
+					}
+					if n := b - a + 1; n >= cmin && !(n == 1 && p[offs[a]] == ' ') {
+						dst = append(dst, mix(h)>>shift)
+					}
 				}
 			}
 		}

@@ -82,6 +82,12 @@ type Spec struct {
 	// concept occurrences at most ConceptPairs words apart ("e-mail, not
 	// WhatsApp" is EMAIL>HERE, "only the bills" ONLY>TXN).
 	ConceptPairs int `json:"concept_pairs,omitempty"`
+	// NegChars, with Negators, adds the character n-grams of every word
+	// within NegWindow of a negator again, hashed apart ("nicht löschen"
+	// holds "losch" and a negated "losch"), so a negated word the model
+	// has not seen as a whole word still reads differently from the plain
+	// one. Format 6.
+	NegChars bool `json:"neg_chars,omitempty"`
 }
 
 // DefaultSpec is the feature extraction of the shipped outbound model, and
@@ -97,7 +103,8 @@ func DefaultSpec() Spec {
 // negator marked (Negators, NegWindow 2), character n-grams at half a
 // word's weight (CharWeight 0.5), and the concept classes of concepts.txt
 // with those near a negator and the pairs within three words (Concepts,
-// ConceptNeg, ConceptPairs 3), hashed into 2^19 buckets, which scored
+// ConceptNeg, ConceptPairs 3), the character n-grams of the words near a
+// negator again (NegChars), hashed into 2^19 buckets, which scored
 // better on replies by writers the model had not seen (leave-one-round-out,
 // the README's Detection section).
 func TaskSpec(task string) Spec {
@@ -106,6 +113,7 @@ func TaskSpec(task string) Spec {
 		s.Words, s.LenWords, s.BucketBits = 1, true, 19
 		s.Negators, s.NegWindow, s.CharWeight, s.NegBigrams = Negators(), 2, 0.5, true
 		s.Concepts, s.ConceptNeg, s.ConceptPairs = ConceptLexicon(), true, 3
+		s.NegChars = true
 	}
 	return s
 }
@@ -116,7 +124,8 @@ func (s Spec) valid() bool {
 		s.CharWeight >= 0 && s.CharWeight <= 1 && s.NegWindow >= 0 && s.NegWindow <= 4 && (s.Negators == "") == (s.NegWindow == 0) && (s.Words >= 1 || s.NegWindow == 0) &&
 		(!s.NegBigrams || (s.NegWindow > 0 && s.Words == 1)) &&
 		(s.Concepts == "" || s.Words >= 1) && (!s.ConceptNeg || (s.Concepts != "" && s.NegWindow > 0)) &&
-		s.ConceptPairs >= 0 && s.ConceptPairs <= 8 && (s.ConceptPairs == 0 || s.Concepts != "")
+		s.ConceptPairs >= 0 && s.ConceptPairs <= 8 && (s.ConceptPairs == 0 || s.Concepts != "") &&
+		(!s.NegChars || s.NegWindow > 0)
 }
 
 // norm is the value of one feature occurrence in a message of n features.
@@ -133,6 +142,7 @@ const (
 	seedCon     uint32 = 2166136261 ^ 0x165667b1 // a concept class
 	seedConNeg  uint32 = 2166136261 ^ 0xd3a2646c // a concept class near a negator
 	seedConPair uint32 = 2166136261 ^ 0xfd7046c5 // two concept classes in a row
+	seedCharNeg uint32 = 2166136261 ^ 0x6a09e667 // a character n-gram of a word near a negator
 	fnvPrime    uint32 = 16777619
 )
 
@@ -147,10 +157,11 @@ const (
 	kindConcept
 	kindConceptNeg
 	kindConceptPair
+	kindCharNeg // a character n-gram of a word near a negator (Spec.NegChars)
 )
 
 // kindNames name the kinds in explanations.
-var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word", "concept", "concept_neg", "concept_pair"}
+var kindNames = [...]string{"char", "word", "bigram", "len_word", "length", "neg_word", "concept", "concept_neg", "concept_pair", "char_neg"}
 
 // lenNames name the length classes in explanations.
 var lenNames = [...]string{"1 word", "2-3 words", "4-7 words", "8-15 words", "16+ words"}
@@ -360,6 +371,74 @@ func (m *marks) conceptName(sp span) string {
 	return m.names[sp.c1]
 }
 
+// scope is the byte ranges of the words within NegWindow of a negator
+// (not negators themselves) for Spec.NegChars: the first maxScope such
+// words among the first maxScopeWords of a text.
+type scope struct {
+	r [maxScope][2]int32
+	n int
+}
+
+const (
+	maxScope      = 32
+	maxScopeWords = 256
+)
+
+// has reports whether byte offset i is inside a word of sc (nil: none).
+func (sc *scope) has(i int) bool {
+	if sc == nil {
+		return false
+	}
+	for _, r := range sc.r[:sc.n] {
+		if int32(i) >= r[0] && int32(i) < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// scopeOf fills sc with the negator scope of the prepared text p and
+// returns it, or returns nil when s has no NegChars or p no negator of mk.
+// extractNeg and extractFast both call it, so both read the same scope.
+func (s *Spec) scopeOf(sc *scope, p []byte, mk *marks) *scope {
+	if !s.NegChars || mk == nil || len(mk.neg) == 0 {
+		return nil
+	}
+	var ws [maxScopeWords][2]int32
+	var isNeg [maxScopeWords]bool
+	nw, any := 0, false
+	for i := 1; i < len(p) && nw < len(ws); {
+		j := i
+		for j < len(p) && p[j] != ' ' {
+			j++
+		}
+		if j > i {
+			_, isNeg[nw] = slices.BinarySearch(mk.neg, fnv(seedWord, p[i:j]))
+			any = any || isNeg[nw]
+			ws[nw] = [2]int32{int32(i), int32(j)}
+			nw++
+		}
+		i = j + 1
+	}
+	if !any {
+		return nil
+	}
+	sc.n = 0
+	for w := 0; w < nw && sc.n < len(sc.r); w++ {
+		if isNeg[w] {
+			continue
+		}
+		for k := max(0, w-s.NegWindow); k <= min(nw-1, w+s.NegWindow); k++ {
+			if isNeg[k] {
+				sc.r[sc.n] = ws[w]
+				sc.n++
+				break
+			}
+		}
+	}
+	return sc
+}
+
 // extractNeg appends the bucket of every feature of the prepared text p
 // to dst (a feature that occurs twice is there twice), with the negator
 // marks and concepts of mk (s.marks(); nil: none) and, when spans is not nil,
@@ -375,16 +454,22 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, mk *marks, spans *[]span) (_ [
 			*spans = append(*spans, span{kind: kind, start: int32(start), end: int32(end)})
 		}
 	}
+	var scb scope
+	sc := s.scopeOf(&scb, p, mk)
 	// Character n-grams over the padded text, in runes.
 	for i := 0; i < len(p); {
 		_, first := utf8.DecodeRune(p[i:])
-		h, j := seedChar, i
+		h, hn, j, neg := seedChar, seedCharNeg, i, sc.has(i)
 		for n := 1; n <= s.CharMax && j < len(p); n++ {
 			_, sz := utf8.DecodeRune(p[j:])
 			h = fnv(h, p[j:j+sz])
+			hn = fnv(hn, p[j:j+sz])
 			j += sz
 			if n >= s.CharMin && !(n == 1 && p[i] == ' ') {
 				emit(h, kindChar, i, j)
+				if neg {
+					emit(hn, kindCharNeg, i, j)
+				}
 			}
 		}
 		i += first

@@ -150,13 +150,13 @@ func TestLoadVersions(t *testing.T) {
 	}
 	in2spec := TaskSpec(Inbound) // format 2's inbound spec: without the format-3 fields
 	in2spec.Negators, in2spec.NegWindow, in2spec.CharWeight, in2spec.NegBigrams = "", 0, 0, false
-	in2spec.Concepts, in2spec.ConceptNeg, in2spec.ConceptPairs = "", false, 0
+	in2spec.Concepts, in2spec.ConceptNeg, in2spec.ConceptPairs, in2spec.NegChars = "", false, 0, false
 	in2, _, err := Train(Inbound, fixture(t, Inbound), in2spec, Params{Epochs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 5 {
-		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 5", v, FormatVersion)
+	if v := binary.LittleEndian.Uint32(v2[len(magic):]); v != 2 || FormatVersion != 6 {
+		t.Fatalf("Train without negators or a character weight wrote format version %d, FormatVersion %d; want 2 and 6", v, FormatVersion)
 	}
 	v1 := withVersion(t, v2, 1, nil)
 	m1, err := Load(v1)
@@ -176,7 +176,7 @@ func TestLoadVersions(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"version 6", withVersion(t, v2, FormatVersion+1, nil)},
+		{"a newer version", withVersion(t, v2, FormatVersion+1, nil)},
 		{"version 0", withVersion(t, v2, 0, nil)},
 		{"version 1 with len_words", withVersion(t, in2, 1, nil)},
 		{"unknown header field", withVersion(t, v2, 2, func(h map[string]any) { h["spec"].(map[string]any)["word_trigrams"] = true })},

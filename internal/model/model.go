@@ -68,14 +68,16 @@ const MaxClasses = 8
 // for a spec that uses them and version 2 otherwise, so the shipped specs'
 // files are what they were. Version 4 adds the negator bigrams
 // (Spec.NegBigrams), written only for a spec that has them. Load reads
-// versions 1 to 5 (a version-1 file has no len_words, a version-1 or 2
+// versions 1 to 6 (a version-1 file has no len_words, a version-1 or 2
 // file neither version-3 field, a version-1 to 3 file no neg_bigrams, a
 // version-1 to 4 file no concepts) and
 // refuses a header field it does not know, so a file that asks for a
 // feature this build lacks is refused rather than misread. Version 5 adds
 // the concept classes (Spec.Concepts, ConceptNeg, ConceptPairs), written
 // only for a spec that has them; Load refuses them in an older version.
-const FormatVersion = 5
+// Version 6 adds the negated character n-grams (Spec.NegChars), written only for a
+// spec that has it.
+const FormatVersion = 6
 
 // minFormatVersion is the oldest format Load reads.
 const minFormatVersion = 1
@@ -248,7 +250,7 @@ func (m *Model) Explain(text string, c, n int) []Contribution {
 			f = m.mk.conceptName(sp)
 		}
 		v := (float64(row[c]) - mean) * norm
-		if sp.kind == kindChar && m.Spec.CharWeight > 0 {
+		if (sp.kind == kindChar || sp.kind == kindCharNeg) && m.Spec.CharWeight > 0 {
 			v *= m.Spec.CharWeight
 		}
 		sum[key{sp.kind, f}] += v
@@ -333,6 +335,9 @@ func Load(b []byte) (*Model, error) {
 	if v < 5 && (m.Spec.Concepts != "" || m.Spec.ConceptNeg || m.Spec.ConceptPairs != 0) {
 		return nil, fmt.Errorf("%w: format version %d with a version-5 feature spec", ErrFormat, v)
 	}
+	if v < 6 && m.Spec.NegChars {
+		return nil, fmt.Errorf("%w: format version %d with a version-6 feature spec", ErrFormat, v)
+	}
 	r = r[hl:]
 	if !m.Spec.valid() {
 		return nil, fmt.Errorf("%w: feature spec %+v (this build normalises with %s)", ErrFormat, m.Spec, NormalizerVersion)
@@ -414,6 +419,9 @@ func encode(h Header, bias []float64, w []float64) []byte {
 	}
 	if h.Spec.Concepts != "" {
 		version = 5
+	}
+	if h.Spec.NegChars {
+		version = 6
 	}
 	b := append([]byte(nil), magic[:]...)
 	b = binary.LittleEndian.AppendUint32(b, version)

@@ -20,10 +20,12 @@ func negSpec() Spec {
 	return s
 }
 
-// nbSpec is the inbound spec without the concepts (format 4).
+// nbSpec is the inbound spec without the concepts and the negated
+// character n-grams
+// (format 4).
 func nbSpec() Spec {
 	s := TaskSpec(Inbound)
-	s.Concepts, s.ConceptNeg, s.ConceptPairs = "", false, 0
+	s.Concepts, s.ConceptNeg, s.ConceptPairs, s.NegChars = "", false, 0, false
 	return s
 }
 
@@ -164,7 +166,7 @@ func TestCharWeight(t *testing.T) {
 			t.Errorf("Argmax(%q) = %s, want %s (a training example)", e.Text, got, e.Label)
 		}
 	}
-	full, err := Load(withVersion(t, b, 5, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
+	full, err := Load(withVersion(t, b, FormatVersion, func(h map[string]any) { h["spec"].(map[string]any)["char_weight"] = 1 }))
 	if err != nil {
 		t.Fatal(err)
 	}
