@@ -38,6 +38,7 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 		}
 	}
 	dst = slices.Grow(dst, len(p)*cmax+2*len(p)+1+most)
+	charSeeds := [2]uint32{seedChar, seedCharNeg}
 	ascii := true
 	for _, c := range p {
 		if c >= utf8.RuneSelf {
@@ -47,16 +48,8 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 	}
 	if ascii {
 		for i := range p {
-			h := seedChar
 			end := min(len(p), i+cmax)
-			for j := i; j < end; j++ {
-				h = (h ^ uint32(p[j])) * fnvPrime
-				if n := j - i + 1; n >= cmin && !(n == 1 && p[i] == ' ') {
-					dst = append(dst, mix(h)>>shift)
-				}
-			}
-			if sc != nil && sc.has(i) {
-				h := seedCharNeg
+			for _, h := range charSeeds[:sc.seeds(i)] {
 				for j := i; j < end; j++ {
 					h = (h ^ uint32(p[j])) * fnvPrime
 					if n := j - i + 1; n >= cmin && !(n == 1 && p[i] == ' ') {
@@ -81,16 +74,8 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 		runes := len(offs)
 		offs = append(offs, int32(len(p)))
 		for a := range runes {
-			seeds := 1
-			if sc != nil && sc.has(int(offs[a])) {
-				seeds = 2
-			}
-			for seed := range seeds {
-				h := seedChar
-				if seed == 1 {
-					h = seedCharNeg
-				}
-				end := min(runes, a+cmax)
+			end := min(runes, a+cmax)
+			for _, h := range charSeeds[:sc.seeds(int(offs[a]))] {
 				for b := a; b < end; b++ {
 					for _, c := range p[offs[b]:offs[b+1]] {
 						h = (h ^ uint32(c)) * fnvPrime
@@ -107,6 +92,15 @@ func (s *Spec) extractFast(dst []uint32, offs []int32, p []byte, mk *marks) (_ [
 		return dst, offs, nchar
 	}
 	return s.appendWords(dst, p, mk, nil), offs, nchar
+}
+
+// seeds is how many seeds the character n-grams starting at byte i take:
+// 2 in a word of sc (the plain and the negated, Spec.NegChars), else 1.
+func (sc *scope) seeds(i int) int {
+	if sc.has(i) {
+		return 2
+	}
+	return 1
 }
 
 // sumRows adds the weight rows of buckets to acc: w has rows of k int16.

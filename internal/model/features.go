@@ -463,7 +463,9 @@ func (s *Spec) extractNeg(dst []uint32, p []byte, mk *marks, spans *[]span) (_ [
 		for n := 1; n <= s.CharMax && j < len(p); n++ {
 			_, sz := utf8.DecodeRune(p[j:])
 			h = fnv(h, p[j:j+sz])
-			hn = fnv(hn, p[j:j+sz])
+			if neg {
+				hn = fnv(hn, p[j:j+sz])
+			}
 			j += sz
 			if n >= s.CharMin && !(n == 1 && p[i] == ' ') {
 				emit(h, kindChar, i, j)

@@ -75,8 +75,8 @@ const MaxClasses = 8
 // feature this build lacks is refused rather than misread. Version 5 adds
 // the concept classes (Spec.Concepts, ConceptNeg, ConceptPairs), written
 // only for a spec that has them; Load refuses them in an older version.
-// Version 6 adds the negated character n-grams (Spec.NegChars), written only for a
-// spec that has it.
+// Version 6 adds the negated character n-grams (Spec.NegChars), written
+// only for a spec that has them.
 const FormatVersion = 6
 
 // minFormatVersion is the oldest format Load reads.
