@@ -135,7 +135,7 @@ func TestConfigCheckLoadsModels(t *testing.T) {
 // a higher one never finds more opt-outs.
 func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
 	dir := t.TempDir()
-	fixture := "../../internal/model/testdata/fixture/inbound.tsv"
+	fixture := fixtureTSV("inbound")
 	out := filepath.Join(dir, "in.model")
 	if msg, err := runCmd(t, "", "model", "train", "--task", "inbound", "--data", fixture, "--out", out, "--epochs", "3"); err != nil {
 		t.Fatalf("model train: %v\n%s", err, msg)
@@ -170,13 +170,16 @@ func TestModelTrainInboundSpecAndThreshold(t *testing.T) {
 	}
 }
 
+// fixtureTSV is the path of the task's fixture corpus
+// (internal/model/testdata/fixture) from this package.
+func fixtureTSV(task string) string { return "../../internal/model/testdata/fixture/" + task + ".tsv" }
+
 // trainFixtureFile runs `model train` on the task's fixture with flags
 // and epochs into dir, and returns the file's path and bytes.
 func trainFixtureFile(t *testing.T, dir, name, task string, epochs int, flags ...string) (string, []byte) {
 	t.Helper()
 	out := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".model")
-	fixture := "../../internal/model/testdata/fixture/" + task + ".tsv"
-	args := append([]string{"model", "train", "--task", task, "--data", fixture, "--out", out, "--epochs", strconv.Itoa(epochs)}, flags...)
+	args := append([]string{"model", "train", "--task", task, "--data", fixtureTSV(task), "--out", out, "--epochs", strconv.Itoa(epochs)}, flags...)
 	if msg, err := runCmd(t, "", args...); err != nil {
 		t.Fatalf("model train %v: %v\n%s", flags, err, msg)
 	}
@@ -208,7 +211,7 @@ func TestModelTrainNegatorsAndCharWeight(t *testing.T) {
 			if got != tc.want || (!tc.want && (bytes.Contains(head, []byte("negators")) || bytes.Contains(head, []byte("char_weight")))) {
 				t.Errorf("model train %v: header %q; want negators and char_weight = %v", tc.flags, head[:min(len(head), 400)], tc.want)
 			}
-			if msg, err := runCmd(t, "", "model", "eval", "--task", tc.task, "--data", "../../internal/model/testdata/fixture/"+tc.task+".tsv", "--model", out, "--split", "all"); err != nil || !strings.Contains(msg, "as serve decides") {
+			if msg, err := runCmd(t, "", "model", "eval", "--task", tc.task, "--data", fixtureTSV(tc.task), "--model", out, "--split", "all"); err != nil || !strings.Contains(msg, "as serve decides") {
 				t.Errorf("model eval of the %s model: %v\n%s", tc.name, err, msg)
 			}
 		})

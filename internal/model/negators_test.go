@@ -21,8 +21,7 @@ func negSpec() Spec {
 }
 
 // nbSpec is the inbound spec without the concepts and the negated
-// character n-grams
-// (format 4).
+// character n-grams (format 4).
 func nbSpec() Spec {
 	s := TaskSpec(Inbound)
 	s.Concepts, s.ConceptNeg, s.ConceptPairs, s.NegChars = "", false, 0, false
