@@ -62,7 +62,8 @@ const extProcAttrs = "envoy.filters.http.ext_proc"
 // the instance and the decision id, both set by Check and unforgeable. It
 // runs before the answer (so a client retrying at once finds its quota),
 // detached from the stream's cancellation (Envoy giving up on the stream
-// does not cut a refund short), and is logged and counted by result.
+// does not cut a refund short), and is logged and counted by result. A
+// refund the store fails is tried again in the background (see refund).
 type ResponseServer struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	failures []int // sorted; read only after NewResponseServer
@@ -71,7 +72,14 @@ type ResponseServer struct {
 	refunds  Refunder
 	now      func() time.Time
 	dlog     RefundLog
+
+	retryWaits []time.Duration // before each further try of a failed refund; read only
+	retrying   chan struct{}   // a slot per refund being tried again
 }
+
+// maxRefundRetries bounds the failed refunds being tried again at once;
+// one beyond it is counted an error at once.
+const maxRefundRetries = 64
 
 // RefundLog records refunds in the decision log (decisionlog.Logger).
 type RefundLog interface {
@@ -103,7 +111,12 @@ func NewResponseServer(failures []int, log *slog.Logger) *ResponseServer {
 	}
 	f := slices.Clone(failures)
 	slices.Sort(f)
-	return &ResponseServer{failures: f, log: log, now: time.Now}
+	return &ResponseServer{failures: f, log: log, now: time.Now,
+		// A failed refund's further tries, 2.1 s in all: a store slow for
+		// a moment (a loaded machine, a Redis failover under way) mostly
+		// answers within them.
+		retryWaits: []time.Duration{100 * time.Millisecond, 400 * time.Millisecond, 1600 * time.Millisecond},
+		retrying:   make(chan struct{}, maxRefundRetries)}
 }
 
 // WithRefunds makes a failed send give back what its decision took, from
@@ -125,9 +138,10 @@ func (s *ResponseServer) WithRefunds(r Refunder, now func() time.Time) *Response
 //	        reply already answered gateway_send_failed)
 //	sendguard_refunds_total{result}  refunds of failed sends: refunded (given
 //	        back), unknown (no receipt: expired, or an id that took
-//	        nothing), duplicate (refunded before), error (the store failed:
-//	        the send stays counted; the log has its decision id), skipped
-//	        (a failed take's refund not tried: too many in flight)
+//	        nothing), duplicate (refunded before), error (the store failed
+//	        the first try and the three more: the send stays counted; the
+//	        log has its decision id), skipped (a failed take's refund not
+//	        tried: too many in flight)
 func (s *ResponseServer) WithMetrics(reg prometheus.Registerer) *ResponseServer {
 	s.m = &responseMetrics{replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sendguard_send_failures_total",
@@ -156,7 +170,13 @@ func (s *ResponseServer) skipped(by string) {
 }
 
 // refund gives back what decision id of instance took, logs and counts
-// the result.
+// the result. When the store fails it, the refund is tried again in the
+// background after each of retryWaits (at most maxRefundRetries at once),
+// and counted once, with the last try's result: the receipt makes a retry
+// safe, and a retry that finds the refund done counts it refunded (the try
+// whose reply was lost had reached the store). A retry still waiting when
+// the process stops is lost, and the send stays counted, as a refund the
+// store failed.
 func (s *ResponseServer) refund(ctx context.Context, instance, id string, status int, by string) {
 	if s.refunds == nil {
 		return
@@ -164,6 +184,41 @@ func (s *ResponseServer) refund(ctx context.Context, instance, id string, status
 	ctx = context.WithoutCancel(ctx)
 	now := s.now()
 	res, err := s.refunds.Refund(ctx, instance, id, now)
+	if err != nil && len(s.retryWaits) > 0 {
+		select {
+		case s.retrying <- struct{}{}:
+			s.log.WarnContext(ctx, "refund failed: trying again", "decision_id", id, "instance_id", instance, "status", status, "by", by, "err", err)
+			go func() {
+				defer func() { <-s.retrying }()
+				res, err := s.retry(ctx, instance, id, now, err)
+				s.record(ctx, now, instance, id, status, by, res, err)
+			}()
+			return
+		default: // too many being tried again: this one is an error now
+		}
+	}
+	s.record(ctx, now, instance, id, status, by, res, err)
+}
+
+// retry tries a failed refund again after each of retryWaits, until the
+// store answers; err is the first try's error, returned if none answers.
+func (s *ResponseServer) retry(ctx context.Context, instance, id string, now time.Time, err error) (store.RefundResult, error) {
+	for _, wait := range s.retryWaits {
+		time.Sleep(wait)
+		res, rerr := s.refunds.Refund(ctx, instance, id, now)
+		if rerr == nil {
+			if res == store.RefundDuplicate {
+				res = store.Refunded // a failed try reached the store
+			}
+			return res, nil
+		}
+		err = rerr
+	}
+	return store.RefundUnknown, err
+}
+
+// record logs and counts a refund's result.
+func (s *ResponseServer) record(ctx context.Context, now time.Time, instance, id string, status int, by string, res store.RefundResult, err error) {
 	result := res.String()
 	if err != nil {
 		result = "error"

@@ -129,12 +129,29 @@ func (brokenRefunds) Refund(context.Context, string, string, time.Time) (store.R
 	return store.RefundUnknown, errors.New("store down")
 }
 
-// TestResponseServerRefundError: a refund the store fails is counted as
-// an error, and the client still gets the documented 502.
+// settle waits until no failed refund is being tried again.
+func settle(s *ResponseServer) {
+	for range cap(s.retrying) {
+		s.retrying <- struct{}{}
+	}
+	for range cap(s.retrying) {
+		<-s.retrying
+	}
+}
+
+// quickRetries makes s try a failed refund again after 1, 2 and 4 ms.
+func quickRetries(s *ResponseServer) *ResponseServer {
+	s.retryWaits = []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond}
+	return s
+}
+
+// TestResponseServerRefundError: a refund the store fails on every try is
+// counted once, as an error, and the client still gets the documented 502.
 func TestResponseServerRefundError(t *testing.T) {
 	var dlog refundLines
-	s := NewResponseServer([]int{500}, nil).WithRefunds(brokenRefunds{}, nil).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
+	s := quickRetries(NewResponseServer([]int{500}, nil)).WithRefunds(brokenRefunds{}, nil).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
 	resp := s.answer(t.Context(), withInstance("500", "d1", "shop", "via_upstream"))
+	settle(s)
 	if want := []string{"d1 shop error 500 sender store down"}; fmt.Sprint(dlog.lines) != fmt.Sprint(want) {
 		t.Errorf("decision log %q, want %q", dlog.lines, want)
 	}
@@ -144,6 +161,117 @@ func TestResponseServerRefundError(t *testing.T) {
 	if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("error")); n != 1 {
 		t.Errorf("sendguard_refunds_total{result=error} = %v, want 1", n)
 	}
+}
+
+// flakyRefunds is a store.Memory whose Refund fails the first tries of
+// each decision id: with lost, the failed first try still reaches the
+// store (a Redis reply past the call's budget).
+type flakyRefunds struct {
+	*store.Memory
+	fails int
+	lost  bool
+	mu    sync.Mutex
+	tries map[string]int
+}
+
+func (f *flakyRefunds) Refund(ctx context.Context, instance, id string, now time.Time) (store.RefundResult, error) {
+	f.mu.Lock()
+	f.tries[id]++
+	n := f.tries[id]
+	f.mu.Unlock()
+	if n > f.fails {
+		return f.Memory.Refund(ctx, instance, id, now)
+	}
+	if f.lost && n == 1 {
+		f.Memory.Refund(ctx, instance, id, now)
+	}
+	return store.RefundUnknown, errors.New("redis: i/o timeout")
+}
+
+// TestResponseServerRefundRetry: a refund the store fails is tried again
+// in the background and counted once, with the result of the try that
+// answered; the client gets the 502 without waiting for it. Concurrently,
+// multilingual instances: every failed send is given back exactly once,
+// whether the failed try reached the store (counted refunded, not
+// duplicate) or not, and a store that fails every try leaves the send
+// counted, as an error. Beyond maxRefundRetries at once, a failed refund
+// is an error at once.
+func TestResponseServerRefundRetry(t *testing.T) {
+	instances := []string{"متجر", "दुकान", "dükkân", "shop-📦"}
+	for _, tc := range []struct {
+		name   string
+		fails  int
+		lost   bool
+		result string
+		used   int64
+	}{
+		{"the second try answers", 1, false, "refunded", 0},
+		{"the first try's reply was lost", 1, true, "refunded", 0},
+		{"the last try answers", 3, false, "refunded", 0},
+		{"no try answers", 4, false, "error", 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &flakyRefunds{Memory: store.NewMemory(limiter.Calendar{}), fails: tc.fails, lost: tc.lost, tries: map[string]int{}}
+			for i := range 64 {
+				takeSend(t, f.Memory, instances[i%len(instances)], fmt.Sprintf("d%d", i))
+			}
+			var dlog refundLines
+			s := quickRetries(NewResponseServer([]int{500}, nil)).WithRefunds(f, func() time.Time { return refundNow }).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
+			var wg sync.WaitGroup
+			for i := range 64 {
+				wg.Go(func() {
+					resp := s.answer(context.Background(), withInstance("500", fmt.Sprintf("d%d", i), instances[i%len(instances)], "via_upstream"))
+					if resp.GetImmediateResponse().GetStatus().GetCode() != 502 {
+						t.Errorf("answer d%d = %v, want the 502", i, resp)
+					}
+				})
+			}
+			wg.Wait()
+			settle(s)
+			for _, inst := range instances {
+				if got := dailyUsed(t, f.Memory, inst); got != tc.used {
+					t.Errorf("%s used %d after 16 failed sends, want %d", inst, got, tc.used)
+				}
+			}
+			for _, r := range []string{"refunded", "duplicate", "error", "unknown"} {
+				want := 0.0
+				if r == tc.result {
+					want = 64
+				}
+				if n := testutil.ToFloat64(s.m.refunds.WithLabelValues(r)); n != want {
+					t.Errorf("sendguard_refunds_total{result=%s} = %v, want %v", r, n, want)
+				}
+			}
+			if len(dlog.lines) != 64 {
+				t.Errorf("%d refunds in the decision log, want 64 (one per send)", len(dlog.lines))
+			}
+			if want := min(tc.fails+1, 4) * 64; len(f.tries) != 64 || sum(f.tries) != want {
+				t.Errorf("%d ids tried %d times in all, want 64 ids and %d tries", len(f.tries), sum(f.tries), want)
+			}
+		})
+	}
+	t.Run("more failed refunds than slots", func(t *testing.T) {
+		f := &flakyRefunds{Memory: store.NewMemory(limiter.Calendar{}), fails: 1, tries: map[string]int{}}
+		s := quickRetries(NewResponseServer([]int{500}, nil)).WithRefunds(f, func() time.Time { return refundNow }).WithMetrics(prometheus.NewRegistry())
+		for range maxRefundRetries {
+			s.retrying <- struct{}{} // every slot taken
+		}
+		takeSend(t, f.Memory, "shop", "d1")
+		s.answer(context.Background(), withInstance("500", "d1", "shop", "via_upstream"))
+		if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("error")); n != 1 {
+			t.Errorf("sendguard_refunds_total{result=error} with no slot free = %v, want 1", n)
+		}
+		if got := dailyUsed(t, f.Memory, "shop"); got != 1 {
+			t.Errorf("shop used %d, want 1 (the send stays counted)", got)
+		}
+	})
+}
+
+func sum(m map[string]int) (n int) {
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // TestResponseServerRefundsConcurrent: 64 streams at once, multilingual
