@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -174,9 +175,9 @@ func (s *ResponseServer) skipped(by string) {
 // background after each of retryWaits (at most maxRefundRetries at once),
 // and counted once, with the last try's result: the receipt makes a retry
 // safe, and a retry that finds the refund done counts it refunded (the try
-// whose reply was lost had reached the store). A retry still waiting when
-// the process stops is lost, and the send stays counted, as a refund the
-// store failed.
+// whose reply was lost had reached the store). Drain waits for the retries
+// at shutdown; one still waiting when the process stops is lost, and the
+// send stays counted, as a refund the store failed.
 func (s *ResponseServer) refund(ctx context.Context, instance, id string, status int, by string) {
 	if s.refunds == nil {
 		return
@@ -198,6 +199,23 @@ func (s *ResponseServer) refund(ctx context.Context, instance, id string, status
 		}
 	}
 	s.record(ctx, now, instance, id, status, by, res, err)
+}
+
+// Drain waits, until ctx is done, for the failed refunds being tried again,
+// and then takes every slot, so that a refund failing after it is counted
+// an error at once: call it after the gRPC server has stopped, before the
+// store closes. It returns ctx's error, with how many retries were still
+// waiting, when ctx ends first; those sends stay counted.
+func (s *ResponseServer) Drain(ctx context.Context) error {
+	for n := range cap(s.retrying) {
+		select {
+		case s.retrying <- struct{}{}:
+		case <-ctx.Done():
+			// The buffer holds the n slots taken here and one per retry.
+			return fmt.Errorf("%d failed refunds still being tried again: %w", len(s.retrying)-n, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // retry tries a failed refund again after each of retryWaits, until the

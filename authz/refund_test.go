@@ -129,16 +129,6 @@ func (brokenRefunds) Refund(context.Context, string, string, time.Time) (store.R
 	return store.RefundUnknown, errors.New("store down")
 }
 
-// settle waits until no failed refund is being tried again.
-func settle(s *ResponseServer) {
-	for range cap(s.retrying) {
-		s.retrying <- struct{}{}
-	}
-	for range cap(s.retrying) {
-		<-s.retrying
-	}
-}
-
 // quickRetries makes s try a failed refund again after 1, 2 and 4 ms.
 func quickRetries(s *ResponseServer) *ResponseServer {
 	s.retryWaits = []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond}
@@ -151,7 +141,9 @@ func TestResponseServerRefundError(t *testing.T) {
 	var dlog refundLines
 	s := quickRetries(NewResponseServer([]int{500}, nil)).WithRefunds(brokenRefunds{}, nil).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
 	resp := s.answer(t.Context(), withInstance("500", "d1", "shop", "via_upstream"))
-	settle(s)
+	if err := s.Drain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if want := []string{"d1 shop error 500 sender store down"}; fmt.Sprint(dlog.lines) != fmt.Sprint(want) {
 		t.Errorf("decision log %q, want %q", dlog.lines, want)
 	}
@@ -227,7 +219,9 @@ func TestResponseServerRefundRetry(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			settle(s)
+			if err := s.Drain(t.Context()); err != nil { // no polling: Drain returns once every retry is recorded
+				t.Fatal(err)
+			}
 			for _, inst := range instances {
 				if got := dailyUsed(t, f.Memory, inst); got != tc.used {
 					t.Errorf("%s used %d after 16 failed sends, want %d", inst, got, tc.used)
@@ -265,6 +259,68 @@ func TestResponseServerRefundRetry(t *testing.T) {
 			t.Errorf("shop used %d, want 1 (the send stays counted)", got)
 		}
 	})
+}
+
+// gatedRefunds is a flakyRefunds whose further tries wait for gate.
+type gatedRefunds struct {
+	flakyRefunds
+	gate chan struct{}
+}
+
+func (g *gatedRefunds) Refund(ctx context.Context, instance, id string, now time.Time) (store.RefundResult, error) {
+	g.mu.Lock()
+	again := g.tries[id] > 0
+	g.mu.Unlock()
+	if again {
+		<-g.gate
+	}
+	return g.flakyRefunds.Refund(ctx, instance, id, now)
+}
+
+// TestResponseServerDrain: at shutdown, Drain reports the retries its
+// context did not wait for, waits for the others, and then a failed
+// refund is counted an error at once, tried no more.
+func TestResponseServerDrain(t *testing.T) {
+	instances := []string{"متجر", "दुकान", "dükkân", "shop-📦"}
+	f := &gatedRefunds{flakyRefunds: flakyRefunds{Memory: store.NewMemory(limiter.Calendar{}), fails: 1, tries: map[string]int{}}, gate: make(chan struct{})}
+	for i := range maxRefundRetries + 1 {
+		takeSend(t, f.Memory, instances[i%len(instances)], fmt.Sprintf("d%d", i))
+	}
+	var dlog refundLines
+	s := quickRetries(NewResponseServer([]int{500}, nil)).WithRefunds(f, func() time.Time { return refundNow }).WithMetrics(prometheus.NewRegistry()).WithRefundLog(&dlog)
+	var wg sync.WaitGroup
+	for i := range maxRefundRetries {
+		wg.Go(func() {
+			s.answer(context.Background(), withInstance("500", fmt.Sprintf("d%d", i), instances[i%len(instances)], "via_upstream"))
+		})
+	}
+	wg.Wait() // every slot holds a retry, held at the gate
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.Drain(ended); err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("%d failed refunds still being tried again", maxRefundRetries)) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Drain with its context ended = %v, want %d retries still waiting and context.Canceled", err, maxRefundRetries)
+	}
+	close(f.gate)
+	if err := s.Drain(t.Context()); err != nil {
+		t.Fatalf("Drain = %v", err)
+	}
+	if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("refunded")); n != maxRefundRetries || len(dlog.lines) != maxRefundRetries {
+		t.Errorf("after Drain: %v refunded, %d in the decision log, want %d of each", n, len(dlog.lines), maxRefundRetries)
+	}
+	last := fmt.Sprintf("d%d", maxRefundRetries)
+	s.answer(context.Background(), withInstance("500", last, "متجر", "via_upstream"))
+	if n := testutil.ToFloat64(s.m.refunds.WithLabelValues("error")); n != 1 || f.tries[last] != 1 {
+		t.Errorf("a refund failing after Drain: %v errors, tried %d times, want 1 error and 1 try", n, f.tries[last])
+	}
+	for _, inst := range instances {
+		want := int64(0)
+		if inst == "متجر" {
+			want = 1 // the send refused after Drain stays counted
+		}
+		if got := dailyUsed(t, f.Memory, inst); got != want {
+			t.Errorf("%s used %d, want %d", inst, got, want)
+		}
+	}
 }
 
 func sum(m map[string]int) (n int) {

@@ -629,10 +629,11 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 	srv.Register(gs)
 	// The response path (ext_proc, envoy/sidecar.yaml): a failed send
 	// answers gateway_send_failed. Unregistered, Envoy fails open.
+	var rs *authz.ResponseServer // nil: the response path is off
 	if on, statuses := a.cfg.Response.Failures(); on {
 		// A failed send also gives back what it took (the store's receipt
 		// of its decision): the store is fixed for the process's life.
-		rs := authz.NewResponseServer(statuses, log).WithRefunds(a.store, nil).WithMetrics(reg)
+		rs = authz.NewResponseServer(statuses, log).WithRefunds(a.store, nil).WithMetrics(reg)
 		if dlog != nil {
 			rs.WithRefundLog(dlog)
 		}
@@ -731,6 +732,13 @@ func serve(ctx context.Context, f flags, getenv func(string) string, stdout, std
 		case <-stopped:
 		case <-sctx.Done():
 			gs.Stop()
+		}
+		// Refunds the store failed are still being tried again: let them
+		// finish, in what is left of the budget, before the store closes.
+		if rs != nil {
+			if err := rs.Drain(sctx); err != nil {
+				log.Warn("shutdown: refunds abandoned; those failed sends stay counted", "err", err)
+			}
 		}
 		return nil
 	})
