@@ -108,14 +108,23 @@ func TestSegmentLead(t *testing.T) {
 		strings.Replace(tucked[0], "\n", "\r", 1),
 		strings.Replace(tucked[1], "\n\n", "\u2029", 1),
 		"Este mes el blanqueamiento dental tiene un 30% de descuento, ¡pide tu cita hoy mismo!\n\n"+strings.Repeat(notice+"\n\n", 11))
+	// A retrained model may come to read one of them as promotional
+	// whole (the Spanish P.S., by the models trained on rounds 73 to 84): the
+	// lead must hold for it too, and at least one must still be a
+	// tucked-in ad, read as transactional whole, or the test no longer
+	// exercises the parts.
+	hidden := 0
 	for _, msg := range tucked {
 		var buf [model.MaxClasses]float64
-		if p := m.Predict(msg, buf[:0]); p[promo] >= p[tx] {
-			t.Fatalf("the model reads %q as promotional (%.2f) already: not a tucked-in ad", msg, p[promo])
+		if p := m.Predict(msg, buf[:0]); p[promo] < p[tx] {
+			hidden++
 		}
 		if got := s.Scan(msg).ModelSegmentLead; got < 50 {
 			t.Errorf("Scan(%q).ModelSegmentLead = %d, want at least 50", msg, got)
 		}
+	}
+	if hidden == 0 {
+		t.Fatal("the model reads every ad here as promotional whole: none is tucked in any more; add one it misses whole")
 	}
 	clean := []string{
 		"Your order #2041 has been shipped and will arrive on Tuesday.",
