@@ -185,7 +185,7 @@ func (s *ResponseServer) refund(ctx context.Context, instance, id string, status
 	ctx = context.WithoutCancel(ctx)
 	now := s.now()
 	res, err := s.refunds.Refund(ctx, instance, id, now)
-	if err != nil && len(s.retryWaits) > 0 {
+	if err != nil {
 		select {
 		case s.retrying <- struct{}{}:
 			s.log.WarnContext(ctx, "refund failed: trying again", "decision_id", id, "instance_id", instance, "status", status, "by", by, "err", err)
