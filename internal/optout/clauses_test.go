@@ -95,6 +95,7 @@ func TestClassifyClausesConcurrent(t *testing.T) {
 	msgs := []string{
 		"شكرا على التوصيل، لكن STOPME يا جماعة.", "धन्यवाद। STOPME करो 🙏", "Teşekkürler. STOPME lütfen",
 		"ok 👍. see you", "e\u0301te\u0301. STOPME", "नमस्ते। RESUME करें", "merci, mais STOPME",
+		"Sesli mesaj atmayın, yazın", "வாய்ஸ் மெசேஜ் அனுப்பாதீங்க", "மெசேஜ் அனுப்பாதீங்க", // a voice qualifier cancels the phrase
 	}
 	want := make([]Result, len(msgs))
 	for i, m := range msgs {
