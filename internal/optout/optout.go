@@ -8,7 +8,9 @@
 //  2. Phrases: an explicit intent phrase ("stop sending", "remove me from
 //     your list", "لا ترسل لي") appears on word boundaries in a message of
 //     at most MaxPhraseWords words, and is not preceded by a negation
-//     ("don't stop sending").
+//     ("don't stop sending") nor, within TimeWindow words, by a time
+//     ("sabah 7'de mesaj atmayın": not at 7 in the morning, which asks
+//     when, not whether).
 //  3. Otherwise none: a keyword inside a sentence is another sense ("please
 //     cancel my appointment", "non-stop", "the bus stop").
 //
@@ -32,6 +34,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"strings"
+	"unicode"
 )
 
 // Intent is what a message asks for.
@@ -47,6 +50,10 @@ const (
 // MaxPhraseWords bounds the messages phrases are looked for in: an intent
 // phrase in a long message is more likely part of something else.
 const MaxPhraseWords = 12
+
+// TimeWindow is how many words before a phrase are searched for a time: a
+// word with a digit among them cancels the phrase, and the model decides.
+const TimeWindow = 3
 
 // Lists are the keywords and phrases, as data.
 type Lists struct {
@@ -274,7 +281,7 @@ func (d *Detector) classifyLists(text string) Result {
 	}
 	for _, p := range d.phrases {
 		for i := 0; i+len(p.words) <= len(words); i++ {
-			if equal(words[i:i+len(p.words)], p.words) && !d.negated(words[:i]) {
+			if equal(words[i:i+len(p.words)], p.words) && !d.negated(words[:i]) && !timed(words[max(0, i-TimeWindow):i]) {
 				return Result{Intent: p.intent, Matched: p.text}
 			}
 		}
@@ -324,6 +331,21 @@ func (d *Detector) negated(before []string) bool {
 	for _, neg := range d.negations {
 		if len(neg) <= len(before) && equal(before[len(before)-len(neg):], neg) {
 			return true
+		}
+	}
+	return false
+}
+
+// timed reports whether one of the words holds a digit: a clock time or a
+// day ("7de", "10:30", "6am", "௭") right before a phrase makes the message
+// one about when, not whether ("sabah 7'de mesaj atmayın": don't message at
+// 7 in the morning), and the model decides.
+func timed(words []string) bool {
+	for _, w := range words {
+		for _, r := range w {
+			if unicode.IsDigit(r) {
+				return true
+			}
 		}
 	}
 	return false
