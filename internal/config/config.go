@@ -197,8 +197,8 @@ type InboundFields struct {
 }
 
 // OptOut extends the opt-out detector's built-in lists: keywords (the
-// whole message), phrases (inside a short message), fillers and negations,
-// added to internal/optout's lists.json.
+// whole message), phrases (inside a short message), fillers, negations and
+// times, added to internal/optout's lists.json.
 type OptOut struct {
 	Extra optout.Lists `yaml:"extra"`
 	Model OptOutModel  `yaml:"model"`

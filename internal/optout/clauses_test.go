@@ -97,6 +97,7 @@ func TestClassifyClausesConcurrent(t *testing.T) {
 		"ok 👍. see you", "e\u0301te\u0301. STOPME", "नमस्ते। RESUME करें", "merci, mais STOPME",
 		"Sesli mesaj atmayın, yazın", "வாய்ஸ் மெசேஜ் அனுப்பாதீங்க", "மெசேஜ் அனுப்பாதீங்க", // a voice qualifier cancels the phrase
 		"Sabah 7'de mesaj atmayın lütfen", "காலை ௭ மணிக்கு முன்னாடி மெசேஜ் அனுப்பாதீங்க", "mesaj atmayın, 2 kere söyledim", // so does a time before it
+		"ana ma sajalt 3indkom aslan, delete my number", "3. kez söylüyorum NUMARAMI SİLİN", // other numbers do not
 	}
 	want := make([]Result, len(msgs))
 	for i, m := range msgs {

@@ -8,9 +8,9 @@
 //  2. Phrases: an explicit intent phrase ("stop sending", "remove me from
 //     your list", "لا ترسل لي") appears on word boundaries in a message of
 //     at most MaxPhraseWords words, and is not preceded by a negation
-//     ("don't stop sending") nor, within TimeWindow words, by a time
-//     ("sabah 7'de mesaj atmayın": not at 7 in the morning, which asks
-//     when, not whether).
+//     ("don't stop sending") nor, within TimeWindow words, by a clock
+//     time ("sabah 7'de mesaj atmayın": not at 7 in the morning, which
+//     asks when, not whether).
 //  3. Otherwise none: a keyword inside a sentence is another sense ("please
 //     cancel my appointment", "non-stop", "the bus stop").
 //
@@ -51,8 +51,13 @@ const (
 // phrase in a long message is more likely part of something else.
 const MaxPhraseWords = 12
 
-// TimeWindow is how many words before a phrase are searched for a time: a
-// word with a digit among them cancels the phrase, and the model decides.
+// TimeWindow is how many words before a phrase are searched for a clock
+// time: one among them cancels the phrase, and the model decides. A clock
+// time is a number of one or two digits (any script's) with a word of
+// Lists.Times after it ("7de", "6am", "23h", "10:30 pm", "11 baje",
+// "7 மணிக்கு") or before it ("saat 7", "الساعة ٦"). Other numbers ("3rd
+// time", "86 years old") and words that merely hold digits (Arabizi
+// "3ayez", "ya3ni") are not times.
 const TimeWindow = 3
 
 // Lists are the keywords and phrases, as data.
@@ -63,6 +68,7 @@ type Lists struct {
 	OptInPhrases  []string `yaml:"opt_in_phrases" json:"opt_in_phrases"`
 	Fillers       []string `yaml:"fillers" json:"fillers"`     // politeness around a keyword
 	Negations     []string `yaml:"negations" json:"negations"` // before a phrase, cancel it
+	Times         []string `yaml:"times" json:"times"`         // make a number before a phrase a clock time, which cancels it
 }
 
 //go:embed lists.json
@@ -84,6 +90,7 @@ func (l Lists) Merge(extra Lists) Lists {
 		OptOut: cat(l.OptOut, extra.OptOut), OptIn: cat(l.OptIn, extra.OptIn),
 		OptOutPhrases: cat(l.OptOutPhrases, extra.OptOutPhrases), OptInPhrases: cat(l.OptInPhrases, extra.OptInPhrases),
 		Fillers: cat(l.Fillers, extra.Fillers), Negations: cat(l.Negations, extra.Negations),
+		Times: cat(l.Times, extra.Times),
 	}
 }
 
@@ -164,6 +171,7 @@ type Detector struct {
 	phrases    []phrase
 	fillers    map[string]bool
 	negations  [][]string
+	times      map[string]bool
 	maxFiller  int // words in the longest filler
 	maxKeyword int // words in the longest keyword
 }
@@ -176,7 +184,7 @@ type phrase struct {
 
 // New normalises and compiles the lists.
 func New(l Lists) *Detector {
-	d := &Detector{keywords: map[string]Intent{}, fillers: map[string]bool{}}
+	d := &Detector{keywords: map[string]Intent{}, fillers: map[string]bool{}, times: map[string]bool{}}
 	for _, k := range l.OptIn {
 		if n := Normalize(k); n != "" {
 			d.keywords[n] = OptIn
@@ -207,6 +215,11 @@ func New(l Lists) *Detector {
 	for _, n := range l.Negations {
 		if w := strings.Fields(Normalize(n)); len(w) > 0 {
 			d.negations = append(d.negations, w)
+		}
+	}
+	for _, t := range l.Times {
+		if n := Normalize(t); n != "" && !strings.Contains(n, " ") {
+			d.times[n] = true
 		}
 	}
 	return d
@@ -281,7 +294,7 @@ func (d *Detector) classifyLists(text string) Result {
 	}
 	for _, p := range d.phrases {
 		for i := 0; i+len(p.words) <= len(words); i++ {
-			if equal(words[i:i+len(p.words)], p.words) && !d.negated(words[:i]) && !timed(words[max(0, i-TimeWindow):i]) {
+			if equal(words[i:i+len(p.words)], p.words) && !d.negated(words[:i]) && !d.timed(words, i) {
 				return Result{Intent: p.intent, Matched: p.text}
 			}
 		}
@@ -336,19 +349,39 @@ func (d *Detector) negated(before []string) bool {
 	return false
 }
 
-// timed reports whether one of the words holds a digit: a clock time or a
-// day ("7de", "10:30", "6am", "௭") right before a phrase makes the message
-// one about when, not whether ("sabah 7'de mesaj atmayın": don't message at
-// 7 in the morning), and the model decides.
-func timed(words []string) bool {
-	for _, w := range words {
-		for _, r := range w {
-			if unicode.IsDigit(r) {
+// timed reports whether one of the TimeWindow words before words[i] is a
+// clock time (TimeWindow): a phrase after one is about when, not whether.
+func (d *Detector) timed(words []string, i int) bool {
+	for k := max(0, i-TimeWindow); k < i; k++ {
+		n, rest := leadingDigits(words[k])
+		switch {
+		case n == 0 || n > 2:
+		case rest != "":
+			if d.times[rest] { // "7de", "6am", "23h"
 				return true
+			}
+		case k+1 < len(words) && d.times[words[k+1]], k > 0 && d.times[words[k-1]]:
+			return true // "11 baje", "saat 7"
+		case k+2 < len(words) && d.times[words[k+2]]:
+			if m, r := leadingDigits(words[k+1]); m == 2 && r == "" {
+				return true // "10 30 pm" (Normalize makes "10:30" two words)
 			}
 		}
 	}
 	return false
+}
+
+// leadingDigits returns how many digits (of any script) w starts with and
+// the rest of w after them.
+func leadingDigits(w string) (int, string) {
+	n := 0
+	for j, r := range w {
+		if !unicode.IsDigit(r) {
+			return n, w[j:]
+		}
+		n++
+	}
+	return n, ""
 }
 
 // dedupe drops a word equal to the one before it, in a copy.
