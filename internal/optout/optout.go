@@ -361,11 +361,7 @@ func (d *Detector) timed(words []string, i int) bool {
 				return true
 			}
 		case k+1 < len(words) && d.times[words[k+1]], k > 0 && d.times[words[k-1]]:
-			return true // "11 baje", "saat 7"
-		case k+2 < len(words) && d.times[words[k+2]]:
-			if m, r := leadingDigits(words[k+1]); m == 2 && r == "" {
-				return true // "10 30 pm" (Normalize makes "10:30" two words)
-			}
+			return true // "11 baje", "saat 7"; "10:30 pm" by its "30" (Normalize makes it two words)
 		}
 	}
 	return false
