@@ -25,8 +25,12 @@ func TestTuckedInAdBlocks(t *testing.T) {
 	tests := []struct{ notice, ad string }{
 		{"Your electricity bill for October is AED 412.50, account 2231-8812. Please pay by 20 November through the app or at any branch to avoid a late fee.",
 			"\nSwitch to our green plan and get your first month free!"},
-		{"Hola Lucía, tu cita con la Dra. Pérez está confirmada para el jueves 12 a las 17:30 en la clínica de Chamberí, consulta 3, segunda planta. Trae tu tarjeta sanitaria y el informe de la última revisión. Si no puedes venir, avísanos con 24 horas de antelación.",
-			"\n\nP.D. Este mes el blanqueamiento dental tiene un 30% de descuento, ¡pide tu cita!"},
+		// A Spanish dental reminder with a whitening offer in a P.S. was here
+		// until the models through round 136, which read it as promotional
+		// whole (round 133 paired such P.S. offers with their notices): it no
+		// longer shows the segment reading at work, so a longer notice does.
+		{"Guten Tag Herr Keller, Ihr Termin zur Inspektion Ihres VW Golf (Kennzeichen M-KL 2231) ist am Donnerstag, 14. November, um 8:30 Uhr in unserer Werkstatt in der Landsberger Straße 112. Bitte bringen Sie das Serviceheft und den Zweitschlüssel mit. Die Inspektion dauert etwa drei Stunden; wir rufen Sie an, sobald der Wagen fertig ist. Falls Sie den Termin nicht wahrnehmen können, sagen Sie bitte bis Mittwoch 12 Uhr ab.",
+			"\n\nPS: Winterreifen jetzt 20 % günstiger – gleich mitbestellen!"},
 	}
 	decide := func(sig risk.Signals) Decision {
 		d, err := e.Eval(context.Background(), Input{InstanceID: "shop", Plan: "starter", Purpose: "transactional", PurposePresent: true, Signals: sig})
