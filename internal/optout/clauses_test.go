@@ -98,6 +98,8 @@ func TestClassifyClausesConcurrent(t *testing.T) {
 		"Sesli mesaj atmayın, yazın", "வாய்ஸ் மெசேஜ் அனுப்பாதீங்க", "மெசேஜ் அனுப்பாதீங்க", // a voice qualifier cancels the phrase
 		"Sabah 7'de mesaj atmayın lütfen", "காலை ௭ மணிக்கு முன்னாடி மெசேஜ் அனுப்பாதீங்க", "mesaj atmayın, 2 kere söyledim", // so does a time before it
 		"ana ma sajalt 3indkom aslan, delete my number", "3. kez söylüyorum NUMARAMI SİLİN", // other numbers do not
+		"Не пишите мне в 7 утра, я после ночной смены сплю", "لا تراسلوني قبل ١٠ الصبح", // a time after it cancels it too
+		"dejen de escribirme, el 2 de mayo ya lo pedí", // a date's "de" after it does not
 	}
 	want := make([]Result, len(msgs))
 	for i, m := range msgs {

@@ -2,6 +2,7 @@ package optout_test
 
 import (
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/sendguard/sendguard/internal/model"
@@ -105,4 +106,40 @@ func TestClauseDecides(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("the embedded model scores every candidate an opt-out as a whole: add a candidate the clause decides")
 	}
+}
+
+// A clock time within TimeWindow words after a phrase of the lists hands
+// the reply to the model (a change of time is none). The replies of the
+// corpus that this hands over and that are real opt-outs must stay
+// opt-outs: the shipped model decides them, from many goroutines at once.
+func TestTimeAfterPhraseModelDecides(t *testing.T) {
+	m, err := model.Embedded(model.Inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := optout.New(optout.DefaultLists())
+	d := lists.WithModel(optout.Model{Scorer: m})
+	handed := []string{
+		"whoever this is stop texting me at 6am about yoga",
+		"whoever is running this account, stop messaging me at 2am",
+		"இனிமே மெசேஜ் அனுப்பாதீங்க ப்ளீஸ். காலை 5 மணிக்கு எழுந்திருக்கணும், போன் சத்தத்துல தூக்கம் போகுது",
+	}
+	for _, msg := range handed {
+		if r := lists.Classify(msg); r.Intent != optout.None {
+			t.Errorf("lists.Classify(%q) = %s by %q, want none: the clock time after the phrase hands it to the model", msg, r.Intent, r.Matched)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 30 {
+				msg := handed[(g+i)%len(handed)]
+				if r := d.Classify(msg); r.Intent != optout.OptOut {
+					t.Errorf("Classify(%q) = %+v, want opt_out by the model", msg, r)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -8,9 +8,9 @@
 //  2. Phrases: an explicit intent phrase ("stop sending", "remove me from
 //     your list", "لا ترسل لي") appears on word boundaries in a message of
 //     at most MaxPhraseWords words, and is not preceded by a negation
-//     ("don't stop sending") nor, within TimeWindow words, by a clock
-//     time ("sabah 7'de mesaj atmayın": not at 7 in the morning, which
-//     asks when, not whether).
+//     ("don't stop sending") nor has, within TimeWindow words before or
+//     after it, a clock time ("sabah 7'de mesaj atmayın", "не пишите мне в
+//     7 утра": not at 7 in the morning, which asks when, not whether).
 //  3. Otherwise none: a keyword inside a sentence is another sense ("please
 //     cancel my appointment", "non-stop", "the bus stop").
 //
@@ -51,13 +51,17 @@ const (
 // phrase in a long message is more likely part of something else.
 const MaxPhraseWords = 12
 
-// TimeWindow is how many words before a phrase are searched for a clock
-// time: one among them cancels the phrase, and the model decides. A clock
-// time is a number of one or two digits (any script's) with a word of
-// Lists.Times after it ("7de", "6am", "23h", "10:30 pm", "11 baje",
-// "7 மணிக்கு") or before it ("saat 7", "الساعة ٦"). Other numbers ("3rd
-// time", "86 years old") and words that merely hold digits (Arabizi
-// "3ayez", "ya3ni") are not times.
+// TimeWindow is how many words before a phrase, and after it, are searched
+// for a clock time: one among them cancels the phrase, and the model
+// decides. A clock time is a number of one or two digits (any script's)
+// with a word of Lists.Times after it ("7de", "6am", "23h", "10:30 pm",
+// "11 baje", "7 மணிக்கு", "7 утра") or before it ("saat 7", "الساعة ٦").
+// Other numbers ("3rd time", "86 years old", "2 kere söyledim") and words
+// that merely hold digits (Arabizi "3ayez", "ya3ni") are not times. After
+// the phrase, the Turkish suffixes of the list (de, da, den, dan, te, ta,
+// ten, tan) count only written onto the number ("7'de"), since standing
+// alone they are also the Spanish and Portuguese "de" of a date ("no me
+// escriban más, el 2 de mayo ya lo pedí" still fires).
 const TimeWindow = 3
 
 // Lists are the keywords and phrases, as data.
@@ -68,7 +72,7 @@ type Lists struct {
 	OptInPhrases  []string `yaml:"opt_in_phrases" json:"opt_in_phrases"`
 	Fillers       []string `yaml:"fillers" json:"fillers"`     // politeness around a keyword
 	Negations     []string `yaml:"negations" json:"negations"` // before a phrase, cancel it
-	Times         []string `yaml:"times" json:"times"`         // make a number before a phrase a clock time, which cancels it
+	Times         []string `yaml:"times" json:"times"`         // make a number near a phrase a clock time, which cancels it
 }
 
 //go:embed lists.json
@@ -294,7 +298,7 @@ func (d *Detector) classifyLists(text string) Result {
 	}
 	for _, p := range d.phrases {
 		for i := 0; i+len(p.words) <= len(words); i++ {
-			if equal(words[i:i+len(p.words)], p.words) && !d.negated(words[:i]) && !d.timed(words, i) {
+			if equal(words[i:i+len(p.words)], p.words) && !d.negated(words[:i]) && !d.timed(words, i, i+len(p.words)) {
 				return Result{Intent: p.intent, Matched: p.text}
 			}
 		}
@@ -349,20 +353,47 @@ func (d *Detector) negated(before []string) bool {
 	return false
 }
 
-// timed reports whether one of the TimeWindow words before words[i] is a
-// clock time (TimeWindow): a phrase after one is about when, not whether.
-func (d *Detector) timed(words []string, i int) bool {
+// timed reports whether one of the TimeWindow words before words[i], or
+// after words[j-1], is a clock time (TimeWindow): a phrase words[i:j] next
+// to one is about when, not whether.
+func (d *Detector) timed(words []string, i, j int) bool {
 	for k := max(0, i-TimeWindow); k < i; k++ {
-		n, rest := leadingDigits(words[k])
-		switch {
-		case n == 0 || n > 2:
-		case rest != "":
-			if d.times[rest] { // "7de", "6am", "23h"
-				return true
-			}
-		case k+1 < len(words) && d.times[words[k+1]], k > 0 && d.times[words[k-1]]:
-			return true // "11 baje", "saat 7"; "10:30 pm" by its "30" (Normalize makes it two words)
+		if d.clockTime(words, k, 0, true) {
+			return true
 		}
+	}
+	for k := j; k < min(len(words), j+TimeWindow); k++ {
+		if d.clockTime(words, k, j, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// clockTime reports whether words[k] is the number of a clock time, its
+// time word written onto it or standing next to it within words[from:]
+// (the window after a phrase starts at the phrase's end). Before a phrase
+// (suffixes true) the time word may be one of the Turkish suffixes standing
+// alone ("7 de"); after it, not (TimeWindow).
+func (d *Detector) clockTime(words []string, k, from int, suffixes bool) bool {
+	n, rest := leadingDigits(words[k])
+	switch {
+	case n == 0 || n > 2:
+		return false
+	case rest != "":
+		return d.times[rest] // "7de", "6am", "23h"
+	}
+	alone := func(w string) bool { return d.times[w] && (suffixes || !suffixOnly(w)) }
+	// "11 baje", "saat 7"; "10:30 pm" by its "30" (Normalize makes it two words)
+	return k+1 < len(words) && alone(words[k+1]) || k > from && alone(words[k-1])
+}
+
+// suffixOnly reports whether a time word of the lists is a Turkish suffix,
+// a time only when written onto its number after a phrase (TimeWindow).
+func suffixOnly(w string) bool {
+	switch w {
+	case "de", "da", "den", "dan", "te", "ta", "ten", "tan":
+		return true
 	}
 	return false
 }
