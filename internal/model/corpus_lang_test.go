@@ -22,8 +22,9 @@ var corpusVariants = map[string][]string{
 // Every line of the corpus and the fresh set carries a lang code its file
 // allows, and no text starts with one of those codes and a colon: round 130
 // and 132 writers put 66 Malay lines in as `id<TAB>ms:text` (and round 102
-// ten more), which trained the models on "ms:" as a word and counted the
-// lines as Indonesian.
+// ten more), and rounds 129 and 152 64 more as `ms|text` and `ms/text`,
+// which trained the models on "ms" as a word and counted the lines as
+// Indonesian.
 func TestCorpusLanguageColumn(t *testing.T) {
 	root := filepath.Join("testdata")
 	var files []string
@@ -63,8 +64,10 @@ func TestCorpusLanguageColumn(t *testing.T) {
 				t.Errorf("%s: lang %q not one of %v: %.60q", f, e.Lang, allowed, e.Text)
 			}
 			for _, code := range allowed {
-				if strings.HasPrefix(e.Text, code+":") {
-					t.Errorf("%s: text starts with the lang code %q (the code belongs in the lang column): %.60q", f, code+":", e.Text)
+				for _, sep := range []string{":", "|", "/"} {
+					if strings.HasPrefix(e.Text, code+sep) {
+						t.Errorf("%s: text starts with the lang code %q (the code belongs in the lang column): %.60q", f, code+sep, e.Text)
+					}
 				}
 			}
 		}
