@@ -60,8 +60,8 @@ const MaxPhraseWords = 12
 // that merely hold digits (Arabizi "3ayez", "ya3ni") are not times. After
 // the phrase, the Turkish suffixes of the list (de, da, den, dan, te, ta,
 // ten, tan) count only written onto the number ("7'de"), since standing
-// alone they are also the Spanish and Portuguese "de" of a date ("no me
-// escriban más, el 2 de mayo ya lo pedí" still fires).
+// alone they are also the Spanish and Portuguese "de" of a date ("dejen de
+// escribirme, el 2 de mayo ya lo pedí" still fires).
 const TimeWindow = 3
 
 // Lists are the keywords and phrases, as data.
