@@ -175,9 +175,10 @@ type Detector struct {
 	phrases    []phrase
 	fillers    map[string]bool
 	negations  [][]string
-	times      map[string]bool
-	maxFiller  int // words in the longest filler
-	maxKeyword int // words in the longest keyword
+	times      map[string]bool // time words, before a phrase: on or beside a number
+	timesAfter map[string]bool // time words that count beside a number after a phrase (TimeWindow)
+	maxFiller  int             // words in the longest filler
+	maxKeyword int             // words in the longest keyword
 }
 
 type phrase struct {
@@ -188,7 +189,7 @@ type phrase struct {
 
 // New normalises and compiles the lists.
 func New(l Lists) *Detector {
-	d := &Detector{keywords: map[string]Intent{}, fillers: map[string]bool{}, times: map[string]bool{}}
+	d := &Detector{keywords: map[string]Intent{}, fillers: map[string]bool{}, times: map[string]bool{}, timesAfter: map[string]bool{}}
 	for _, k := range l.OptIn {
 		if n := Normalize(k); n != "" {
 			d.keywords[n] = OptIn
@@ -224,6 +225,9 @@ func New(l Lists) *Detector {
 	for _, t := range l.Times {
 		if n := Normalize(t); n != "" && !strings.Contains(n, " ") {
 			d.times[n] = true
+			if !suffixOnly(n) {
+				d.timesAfter[n] = true
+			}
 		}
 	}
 	return d
@@ -358,24 +362,23 @@ func (d *Detector) negated(before []string) bool {
 // to one is about when, not whether.
 func (d *Detector) timed(words []string, i, j int) bool {
 	for k := max(0, i-TimeWindow); k < i; k++ {
-		if d.clockTime(words, k, 0, true) {
+		if d.clockTime(words, k, 0, d.times) {
 			return true
 		}
 	}
 	for k := j; k < min(len(words), j+TimeWindow); k++ {
-		if d.clockTime(words, k, j, false) {
+		if d.clockTime(words, k, j, d.timesAfter) {
 			return true
 		}
 	}
 	return false
 }
 
-// clockTime reports whether words[k] is the number of a clock time, its
-// time word written onto it or standing next to it within words[from:]
-// (the window after a phrase starts at the phrase's end). Before a phrase
-// (suffixes true) the time word may be one of the Turkish suffixes standing
-// alone ("7 de"); after it, not (TimeWindow).
-func (d *Detector) clockTime(words []string, k, from int, suffixes bool) bool {
+// clockTime reports whether words[k] is the number of a clock time: a time
+// word of d.times written onto it, or a word of beside standing next to it
+// within words[from:] (the window after a phrase starts at the phrase's
+// end, and beside is then d.timesAfter: TimeWindow).
+func (d *Detector) clockTime(words []string, k, from int, beside map[string]bool) bool {
 	n, rest := leadingDigits(words[k])
 	switch {
 	case n == 0 || n > 2:
@@ -383,13 +386,13 @@ func (d *Detector) clockTime(words []string, k, from int, suffixes bool) bool {
 	case rest != "":
 		return d.times[rest] // "7de", "6am", "23h"
 	}
-	alone := func(w string) bool { return d.times[w] && (suffixes || !suffixOnly(w)) }
 	// "11 baje", "saat 7"; "10:30 pm" by its "30" (Normalize makes it two words)
-	return k+1 < len(words) && alone(words[k+1]) || k > from && alone(words[k-1])
+	return k+1 < len(words) && beside[words[k+1]] || k > from && beside[words[k-1]]
 }
 
 // suffixOnly reports whether a time word of the lists is a Turkish suffix,
-// a time only when written onto its number after a phrase (TimeWindow).
+// a time after a phrase only when written onto its number (TimeWindow); New
+// leaves it out of timesAfter.
 func suffixOnly(w string) bool {
 	switch w {
 	case "de", "da", "den", "dan", "te", "ta", "ten", "tan":
