@@ -57,11 +57,11 @@ const MaxPhraseWords = 12
 // with a word of Lists.Times after it ("7de", "6am", "23h", "10:30 pm",
 // "11 baje", "7 மணிக்கு", "7 утра") or before it ("saat 7", "الساعة ٦").
 // Other numbers ("3rd time", "86 years old", "2 kere söyledim") and words
-// that merely hold digits (Arabizi "3ayez", "ya3ni") are not times. After
-// the phrase, the Turkish suffixes of the list (de, da, den, dan, te, ta,
-// ten, tan) count only written onto the number ("7'de"), since standing
-// alone they are also the Spanish and Portuguese "de" of a date ("dejen de
-// escribirme, el 2 de mayo ya lo pedí" still fires).
+// that merely hold digits (Arabizi "3ayez", "ya3ni") are not times. A word
+// of Lists.TimeSuffixes (the Turkish de, da, den, dan, te, ta, ten, tan)
+// is a time word too, but after the phrase only written onto the number
+// ("7'de"): standing alone it is also the Spanish and Portuguese "de" of a
+// date ("dejen de escribirme, el 2 de mayo ya lo pedí" still fires).
 const TimeWindow = 3
 
 // Lists are the keywords and phrases, as data.
@@ -70,9 +70,10 @@ type Lists struct {
 	OptIn         []string `yaml:"opt_in" json:"opt_in"`
 	OptOutPhrases []string `yaml:"opt_out_phrases" json:"opt_out_phrases"`
 	OptInPhrases  []string `yaml:"opt_in_phrases" json:"opt_in_phrases"`
-	Fillers       []string `yaml:"fillers" json:"fillers"`     // politeness around a keyword
-	Negations     []string `yaml:"negations" json:"negations"` // before a phrase, cancel it
-	Times         []string `yaml:"times" json:"times"`         // make a number near a phrase a clock time, which cancels it
+	Fillers       []string `yaml:"fillers" json:"fillers"`             // politeness around a keyword
+	Negations     []string `yaml:"negations" json:"negations"`         // before a phrase, cancel it
+	Times         []string `yaml:"times" json:"times"`                 // make a number near a phrase a clock time, which cancels it
+	TimeSuffixes  []string `yaml:"time_suffixes" json:"time_suffixes"` // time words that count after a phrase only written onto the number
 }
 
 //go:embed lists.json
@@ -94,7 +95,7 @@ func (l Lists) Merge(extra Lists) Lists {
 		OptOut: cat(l.OptOut, extra.OptOut), OptIn: cat(l.OptIn, extra.OptIn),
 		OptOutPhrases: cat(l.OptOutPhrases, extra.OptOutPhrases), OptInPhrases: cat(l.OptInPhrases, extra.OptInPhrases),
 		Fillers: cat(l.Fillers, extra.Fillers), Negations: cat(l.Negations, extra.Negations),
-		Times: cat(l.Times, extra.Times),
+		Times: cat(l.Times, extra.Times), TimeSuffixes: cat(l.TimeSuffixes, extra.TimeSuffixes),
 	}
 }
 
@@ -175,8 +176,8 @@ type Detector struct {
 	phrases    []phrase
 	fillers    map[string]bool
 	negations  [][]string
-	times      map[string]bool // time words, before a phrase: on or beside a number
-	timesAfter map[string]bool // time words that count beside a number after a phrase (TimeWindow)
+	times      map[string]bool // time words and suffixes: onto a number, or beside it before a phrase
+	timesAfter map[string]bool // time words that count beside a number after a phrase (Lists.Times alone)
 	maxFiller  int             // words in the longest filler
 	maxKeyword int             // words in the longest keyword
 }
@@ -224,10 +225,12 @@ func New(l Lists) *Detector {
 	}
 	for _, t := range l.Times {
 		if n := Normalize(t); n != "" && !strings.Contains(n, " ") {
+			d.times[n], d.timesAfter[n] = true, true
+		}
+	}
+	for _, t := range l.TimeSuffixes {
+		if n := Normalize(t); n != "" && !strings.Contains(n, " ") {
 			d.times[n] = true
-			if !suffixOnly(n) {
-				d.timesAfter[n] = true
-			}
 		}
 	}
 	return d
@@ -388,17 +391,6 @@ func (d *Detector) clockTime(words []string, k, from int, beside map[string]bool
 	}
 	// "11 baje", "saat 7"; "10:30 pm" by its "30" (Normalize makes it two words)
 	return k+1 < len(words) && beside[words[k+1]] || k > from && beside[words[k-1]]
-}
-
-// suffixOnly reports whether a time word of the lists is a Turkish suffix,
-// a time after a phrase only when written onto its number (TimeWindow); New
-// leaves it out of timesAfter.
-func suffixOnly(w string) bool {
-	switch w {
-	case "de", "da", "den", "dan", "te", "ta", "ten", "tan":
-		return true
-	}
-	return false
 }
 
 // leadingDigits returns how many digits (of any script) w starts with and

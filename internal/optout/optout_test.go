@@ -82,6 +82,29 @@ func TestMerge(t *testing.T) {
 	}
 }
 
+// A word of time_suffixes is a clock time written onto a number on either
+// side of a phrase, and standing beside the number only before it; a word
+// of times, beside it on either side. Both come from the lists, so a
+// platform team adds its own through optout.extra.
+func TestTimeSuffixesAreData(t *testing.T) {
+	d := New(DefaultLists().Merge(Lists{OptOutPhrases: []string{"leave me alone"}, Times: []string{"lezz"}, TimeSuffixes: []string{"zu"}}))
+	for msg, want := range map[string]Intent{
+		"leave me alone":           OptOut,
+		"leave me alone 7zu":       None,   // onto the number, after
+		"leave me alone, 7 zu":     OptOut, // beside it, after: not a time
+		"7 zu leave me alone":      None,   // beside it, before
+		"leave me alone 7 lezz":    None,   // a time word beside it, after
+		"leave me alone 7lezz":     None,
+		"leave me alone 7 de mayo": OptOut, // the built-in suffixes keep their rule
+		"leave me alone saat 7'de": None,
+		"leave me alone, 700zu":    OptOut, // three digits are no clock time
+	} {
+		if got := d.Classify(msg); got.Intent != want {
+			t.Errorf("Classify(%q) = %s (%q), want %s", msg, got.Intent, got.Matched, want)
+		}
+	}
+}
+
 func TestLongMessagesIgnorePhrases(t *testing.T) {
 	d := New(DefaultLists())
 	long := "I told my colleague that the system should stop sending duplicate invoices to the finance team every single morning"
