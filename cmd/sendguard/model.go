@@ -102,7 +102,7 @@ func (ms models) detector(cfg *config.Config) *optout.Detector {
 		return d
 	}
 	return d.WithModel(optout.Model{Scorer: ms.inbound, OptOutThreshold: cfg.OptOut.Model.OptOutThreshold, OptInThreshold: cfg.OptOut.Model.OptInThreshold,
-		ClauseThreshold: cfg.OptOut.Model.ClauseThreshold})
+		ClauseThreshold: cfg.OptOut.Model.ClauseThreshold, FirstClauseFloor: cfg.OptOut.Model.FirstClauseFloor})
 }
 
 // dataFlags collects repeated --data flags.
@@ -230,8 +230,8 @@ func evalIntent(m *model.Model, ex []model.Example, optOutThreshold float64, w i
 	}
 	classes := model.Classes(model.Inbound)
 	r := model.Evaluate(classes, ex, func(s string) int { return slices.Index(classes, string(d.Classify(s).Intent)) })
-	fmt.Fprintf(w, "\nas serve decides (the lists, then the model at opt_out >= %.2f, opt_in >= %.2f, a clause's opt_out >= %.2f):\n",
-		optOutThreshold, optout.DefaultOptInThreshold, optout.DefaultClauseThreshold)
+	fmt.Fprintf(w, "\nas serve decides (the lists, then the model at opt_out >= %.2f, opt_in >= %.2f, a clause's opt_out >= %.2f, the first one's when the message's is >= %.2f):\n",
+		optOutThreshold, optout.DefaultOptInThreshold, optout.DefaultClauseThreshold, optout.DefaultFirstClauseFloor)
 	fmt.Fprintf(w, "opt-out recall %.1f%%, false opt-outs %.2f%% of the other replies, false opt-ins %.2f%% of the other replies\n\n",
 		100*r.Recall(0), 100*r.Rate([]int{1, 2}, []int{0}), 100*r.Rate([]int{0, 2}, []int{1}))
 	r.Print(w)

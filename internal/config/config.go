@@ -215,7 +215,10 @@ type OptOutModel struct {
 	// longer reply makes it an opt-out (optout.DefaultClauseThreshold);
 	// 1 turns the reading of clauses off.
 	ClauseThreshold float64 `yaml:"clause_threshold"`
-	Disabled        bool    `yaml:"disabled"` // the lists alone
+	// FirstClauseFloor: the whole reply's probability of opt_out under
+	// which its first clause does not decide (optout.DefaultFirstClauseFloor).
+	FirstClauseFloor float64 `yaml:"first_clause_floor"`
+	Disabled         bool    `yaml:"disabled"` // the lists alone
 }
 
 // Events configures event delivery.
@@ -652,7 +655,7 @@ func (c *Config) validate() error {
 		name string
 		v    float64
 	}{{"optout.model.opt_out_threshold", c.OptOut.Model.OptOutThreshold}, {"optout.model.opt_in_threshold", c.OptOut.Model.OptInThreshold},
-		{"optout.model.clause_threshold", c.OptOut.Model.ClauseThreshold}} {
+		{"optout.model.clause_threshold", c.OptOut.Model.ClauseThreshold}, {"optout.model.first_clause_floor", c.OptOut.Model.FirstClauseFloor}} {
 		if t.v < 0 || t.v > 1 {
 			bad("%s %v: a probability, 0 (the default) to 1", t.name, t.v)
 		}

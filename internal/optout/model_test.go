@@ -20,7 +20,11 @@ func TestHeldOutIntent(t *testing.T) {
 	// 808229b, 2,069 held-out replies in 23 language variants): accuracy
 	// 92.5%, opt-out recall 94.6%, false opt-outs 6.03%. With the corpus
 	// grown to 22,279 replies (4,454 held out): 91.6%, 94.5%, 6.44%.
-	intentFloors(t, "held out", model.Select(modeltest.Corpus(t, model.Inbound), model.TestSplit), 0.90, 0.92, 0.08)
+	// Stop 33 (386,851 replies, 77,411 held out, models through round 164,
+	// the first clause under FirstClauseFloor): 97.3%, 96.3%, 0.93%; the
+	// floors follow that run, a point under it (the false opt-outs half a
+	// point over).
+	intentFloors(t, "held out", model.Select(modeltest.Corpus(t, model.Inbound), model.TestSplit), 0.96, 0.95, 0.015)
 }
 
 // TestFreshIntent holds the decision to floors on internal/model/testdata/fresh
@@ -30,7 +34,7 @@ func TestHeldOutIntent(t *testing.T) {
 // corpus (mostly short ones: "unsub", "ini siapa ya?"); without them:
 // 97.1%, 98.3%, 3.37%.
 func TestFreshIntent(t *testing.T) {
-	intentFloors(t, "fresh", modeltest.Fresh(t, model.Inbound), 0.95, 0.96, 0.045)
+	intentFloors(t, "fresh", modeltest.Fresh(t, model.Inbound), 0.97, 0.97, 0.015) // stop 33: 98.9%, 99.3%, 0.69%
 }
 
 // intentFloors decides ex as serve does (the lists, then the embedded
@@ -105,6 +109,61 @@ func TestClauseDecides(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("the embedded model scores every candidate an opt-out as a whole: add a candidate the clause decides")
+	}
+}
+
+// TestFirstClauseFloor: a reply that opens with "Stop," and goes on about
+// something else is not an opt-out by that first clause when the whole
+// reply scores under FirstClauseFloor; with a floor low enough the same
+// clause decides, so the floor is what holds it back. Candidates the
+// embedded model does not score that way are skipped; a retrained model
+// must leave at least one. From many goroutines at once.
+func TestFirstClauseFloor(t *testing.T) {
+	m, err := model.Embedded(model.Inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := optout.New(optout.DefaultLists())
+	d := lists.WithModel(optout.Model{Scorer: m})
+	low := lists.WithModel(optout.Model{Scorer: m, FirstClauseFloor: 1e-9})
+	var held []string
+	for _, msg := range []string{
+		"Stop - the reg on that invoice is wrong, it's KX21 not KX12",
+		"Stopp, warten Sie, ich hab die falsche Passseite geschickt, kommt gleich nochmal",
+		"Стоп, а почему в квитанции 32 тысячи? договаривались на 28",
+		"stop, el 3enwan ghalat, el warsha fi sina3iya 12 msh 13",
+		"stop, j'ai mal lu, c'est 15 kg de lentilles pas 50, corrigez svp",
+	} {
+		cs := optout.Clauses(msg)
+		if lists.Classify(msg).Intent != optout.None || m.Scores(msg).OptOut >= optout.DefaultFirstClauseFloor ||
+			len(cs) < 2 || m.Scores(cs[0]).OptOut < optout.DefaultClauseThreshold {
+			continue
+		}
+		if r := low.Classify(msg); r.Intent != optout.OptOut || r.Clause != cs[0] {
+			t.Errorf("Classify(%q) with no floor = %+v, want opt_out by %q", msg, r, cs[0])
+		}
+		held = append(held, msg)
+	}
+	if len(held) == 0 {
+		t.Fatal("the embedded model scores no candidate as an opening clause under the floor: add one it does")
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				msg := held[(g+i)%len(held)]
+				if r := d.Classify(msg); r.Intent == optout.OptOut {
+					t.Errorf("Classify(%q) = %+v, want no opt-out: its first clause is under the floor", msg, r)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// A request after a story is still read: the floor is the first clause's.
+	msg := "My order from last week arrived on time and the driver was very kind, the packaging was good and the invoice was correct, thank you for that. STOP messaging me."
+	if r := d.Classify(msg); m.Scores(msg).OptOut < optout.DefaultFirstClauseFloor && (r.Intent != optout.OptOut || r.Clause == "") {
+		t.Errorf("Classify(%q) = %+v, want opt_out by its last clause", msg, r)
 	}
 }
 

@@ -107,8 +107,13 @@ func TestHeldOutContent(t *testing.T) {
 	// 39: training on round 40 moved the model, not the split. Rounds 36 to
 	// 40, each scored before it was trained on, were blocked 87.6-95.3% and
 	// blocked or slowed 94.7-97.6%, with 0.2-0.5% of legitimate messages
-	// blocked; the floors follow this run down by a point.
-	contentFloors(t, "held out", model.Select(modeltest.Corpus(t, model.Outbound), model.TestSplit), 0.80, 0.88, 0.012, 0.03)
+	// blocked; the floors follow this run down by a point. Stop 33 (209,915
+	// messages, 41,816 held out, models through round 164): the block lines
+	// went to 50 and the throttle lines to 25, chosen on corpus rounds 149
+	// to 164 scored before each was trained on; 84.0% -> 88.8%, 90.4% ->
+	// 94.6%, 0.20% -> 0.20%, 0.20% -> 0.60%. The floors follow that run,
+	// a point or two under it.
+	contentFloors(t, "held out", model.Select(modeltest.Corpus(t, model.Outbound), model.TestSplit), 0.87, 0.93, 0.006, 0.012)
 }
 
 // TestFreshContent does the same on internal/model/testdata/fresh (540
@@ -118,7 +123,7 @@ func TestHeldOutContent(t *testing.T) {
 // (7 of 216) and 1.39% slowed: past the 1% target for legitimate messages,
 // which the ceiling records rather than hides.
 func TestFreshContent(t *testing.T) {
-	contentFloors(t, "fresh", modeltest.Fresh(t, model.Outbound), 0.89, 0.95, 0.04, 0.03)
+	contentFloors(t, "fresh", modeltest.Fresh(t, model.Outbound), 0.93, 0.96, 0.01, 0.02) // stop 33: 95.7%, 98.1%, 0%, 0.93%
 }
 
 // contentFloors runs ex through the real scanner with the embedded model

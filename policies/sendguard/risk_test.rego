@@ -82,8 +82,9 @@ test_thresholds_are_data if {
 # A class adds its weight (90 by default) times its lead over the
 # transactional probability, / 100.
 test_model_probability_adds if {
-	# A lead of 40 over p_transactional, 150 points at 100 %.
-	inp := with_signals({"p_transactional": 20, "p_promotional": 60})
+	# A lead of 40 over p_transactional, 150 points at 100 %, under the
+	# block line (50).
+	inp := with_signals({"p_transactional": 5, "p_promotional": 45})
 	risk.breakdown.model == 60 with input as inp
 	risk.score == 60 with input as inp
 	risk.throttle with input as inp
@@ -93,12 +94,16 @@ test_model_probability_adds if {
 # An unsure model adds nothing: a class no likelier than a legitimate
 # message does not turn one weak native signal into a block ("Track your
 # shipment here: bit.ly/…": a shortener, 30, and a model torn between
-# transactional and scam).
+# transactional and scam). Its scam probability past the throttle line
+# (25) slows it, no more.
 test_an_unsure_model_adds_nothing if {
 	inp := with_signals({"p_transactional": 40, "p_promotional": 25, "p_scam": 35, "shortener_links": 1, "links": 1})
 	risk.breakdown.model == 0 with input as inp
-	risk.score == 30 with input as inp
-	not risk.throttle with input as inp
+	risk.score == 30 with input as inp with data.sendguard.config.model.throttle_at as {}
+	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
+	risk.score == 50 with input as inp
+	risk.throttle with input as inp
+	not risk.block with input as inp
 }
 
 test_model_classes_add_up if {
@@ -109,7 +114,7 @@ test_model_classes_add_up if {
 	risk.score == 38 with input as inp with data.sendguard.config.model.throttle_at as {}
 	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
 
-	# Both classes are past their throttle line (40 %): slowed.
+	# Both classes are past their throttle line (25 %): slowed.
 	risk.score == 50 with input as inp
 	risk.throttle with input as inp
 	not risk.block with input as inp
@@ -123,7 +128,7 @@ test_model_and_native_signals_add if {
 
 # Transactional evidence lowers a moderate model probability ...
 test_transactional_evidence_lowers_a_moderate_probability if {
-	inp := with_signals({"p_transactional": 40, "p_promotional": 60, "transactional": 2})
+	inp := with_signals({"p_transactional": 25, "p_promotional": 45, "transactional": 2})
 	risk.score == 0 with input as inp with data.sendguard.config.model.throttle_at as {}
 	not risk.throttle with input as inp with data.sendguard.config.model.throttle_at as {}
 
@@ -142,20 +147,23 @@ test_transactional_evidence_never_cancels_the_block_line if {
 }
 
 test_the_block_line_is_inclusive if {
-	risk.block with input as with_signals({"p_transactional": 30, "p_promotional": 70, "transactional": 2})
-	not risk.block with input as with_signals({"p_transactional": 35, "p_promotional": 65, "transactional": 2})
+	risk.block with input as with_signals({"p_transactional": 30, "p_promotional": 50, "transactional": 2})
+	not risk.block with input as with_signals({"p_transactional": 35, "p_promotional": 45, "transactional": 2})
 }
 
-# A scam is the most harmful class: its block line is lower.
-test_scam_block_line_is_lower if {
-	risk.block with input as with_signals({"p_transactional": 40, "p_scam": 60, "transactional": 2})
-	not risk.block with input as with_signals({"p_transactional": 40, "p_promotional": 60, "transactional": 2})
+# Every class blocks at half (the model finds it likelier than all the
+# rest together), transactional evidence or not.
+test_every_class_blocks_at_its_line if {
+	every c in ["p_promotional", "p_cold_outreach", "p_political", "p_scam"] {
+		risk.block with input as with_signals({"p_transactional": 40, c: 50, "transactional": 2})
+		not risk.block with input as with_signals({"p_transactional": 40, c: 45, "transactional": 2})
+	}
 }
 
 test_model_weights_and_block_lines_are_data if {
-	inp := with_signals({"p_transactional": 50, "p_political": 50})
+	inp := with_signals({"p_transactional": 55, "p_political": 45})
 	not risk.block with input as inp
-	risk.block with input as inp with data.sendguard.config.model.block_at.political as 50
+	risk.block with input as inp with data.sendguard.config.model.block_at.political as 45
 	risk.score == 0 with input as inp with data.sendguard.config.model.weights.political as 0 with data.sendguard.config.model.throttle_at.political as 101
 }
 
@@ -170,12 +178,12 @@ test_no_model_signals if {
 # when transactional evidence would take the score to 0; below the line
 # the score is the usual one.
 test_throttle_line_slows if {
-	inp := with_signals({"p_transactional": 50, "p_promotional": 45, "transactional": 2})
+	inp := with_signals({"p_transactional": 70, "p_promotional": 25, "transactional": 2})
 	risk.model_throttle with input as inp
 	risk.score == 50 with input as inp
 	risk.throttle with input as inp
 	not risk.block with input as inp
-	below := with_signals({"p_transactional": 60, "p_promotional": 40, "transactional": 2})
+	below := with_signals({"p_transactional": 80, "p_promotional": 20, "transactional": 2})
 	risk.score == 0 with input as below
 	not risk.throttle with input as below
 }
