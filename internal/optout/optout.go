@@ -240,16 +240,18 @@ func New(l Lists) *Detector {
 			d.negations = append(d.negations, w)
 		}
 	}
-	for _, t := range l.Times {
-		if n := Normalize(t); n != "" && !strings.Contains(n, " ") {
-			d.times[n], d.timesAfter[n] = true, true
+	addTimes := func(list []string, after bool) {
+		for _, t := range list {
+			if n := Normalize(t); n != "" && !strings.Contains(n, " ") {
+				d.times[n] = true
+				if after {
+					d.timesAfter[n] = true
+				}
+			}
 		}
 	}
-	for _, t := range l.TimeSuffixes {
-		if n := Normalize(t); n != "" && !strings.Contains(n, " ") {
-			d.times[n] = true
-		}
-	}
+	addTimes(l.Times, true)
+	addTimes(l.TimeSuffixes, false) // after a phrase only written onto the number
 	return d
 }
 
@@ -295,10 +297,11 @@ func (d *Detector) Classify(text string) Result {
 	if len(cs) < 2 {
 		return r
 	}
-	for i, c := range cs[:min(len(cs), MaxClauses)] {
-		if i == 0 && s.OptOut < d.model.FirstClauseFloor {
-			continue // "Stop, the invoice is wrong": an interjection
-		}
+	first := 0
+	if s.OptOut < d.model.FirstClauseFloor {
+		first = 1 // "Stop, the invoice is wrong": an interjection
+	}
+	for _, c := range cs[first:min(len(cs), MaxClauses)] {
 		if sc := d.model.Scorer.Scores(c); sc.OptOut >= d.model.ClauseThreshold {
 			return Result{Intent: OptOut, Model: &sc, Clause: c}
 		}
