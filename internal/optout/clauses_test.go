@@ -119,3 +119,56 @@ func TestClassifyClausesConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// floorScorer scores a text holding a comma (Latin or Arabic) as a whole
+// reply that leans against an opt-out (0.01), and a comma-free text holding
+// "STOPME" as a confident one (0.99): the shape of "Stop, the bill is
+// wrong", where the clause alone reads as a request and the reply does not.
+type floorScorer struct{}
+
+func (floorScorer) Scores(text string) Scores {
+	switch {
+	case strings.ContainsAny(text, ",،"):
+		return Scores{OptOut: 0.01}
+	case strings.Contains(text, "STOPME"):
+		return Scores{OptOut: 0.99}
+	}
+	return Scores{}
+}
+
+// TestFirstClauseFloorConcurrent: under the floor a reply's first clause
+// does not decide, a later one still does, and without the floor the first
+// one decides again; Arabic, Hindi, emoji and combining marks, from many
+// goroutines at once (under -race in CI).
+func TestFirstClauseFloorConcurrent(t *testing.T) {
+	floor := New(DefaultLists()).WithModel(Model{Scorer: floorScorer{}})
+	none := New(DefaultLists()).WithModel(Model{Scorer: floorScorer{}, FirstClauseFloor: 1e-9})
+	cases := []struct {
+		msg              string
+		floor, withoutIt Intent
+	}{
+		{"STOPME، الفاتورة غلط، ٤٥ مو ٥٤", None, OptOut},
+		{"STOPME 🙏, बिल में ४५ नहीं ५४ लिखा है", None, OptOut},
+		{"STOPME, la factura dice 54, e\u0301ran 45", None, OptOut},
+		{"شكرا على التوصيل، STOPME يا جماعة", OptOut, OptOut},
+		{"धन्यवाद 🙏, STOPME करो", OptOut, OptOut},
+		{"ok 👍, see you tomorrow", None, None},
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				c := cases[(g+i)%len(cases)]
+				if got := floor.Classify(c.msg).Intent; got != c.floor {
+					t.Errorf("Classify(%q) = %s, want %s under the floor", c.msg, got, c.floor)
+					return
+				}
+				if got := none.Classify(c.msg).Intent; got != c.withoutIt {
+					t.Errorf("Classify(%q) without the floor = %s, want %s", c.msg, got, c.withoutIt)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
