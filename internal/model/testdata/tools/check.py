@@ -51,7 +51,7 @@ def main():
                     print('%s/%s:%d: language code %r' % (d, l, i, code)); bad += 1
                 low = text.strip().casefold()
                 for c in [l] + sorted(CODES.get(l, ())):
-                    if low.startswith(c + ':') or low.startswith(c + '|') or low.startswith(c + ' |'):
+                    if any(low.startswith(c + s) for s in (':', '|', '/', ' |', ' /', ' :')):
                         print('%s/%s:%d: text starts with a code' % (d, l, i)); bad += 1
                 if low in seen or low in mine:
                     print('%s/%s:%d: repeats an existing line: %s' % (d, l, i, text)); bad += 1
