@@ -2,21 +2,16 @@
 """apply.py N: append the lines branches rN{a..d} added to the same files in the working tree,
 leaving out a line whose text (casefolded) is already in the corpus: rounds written at the same
 time are checked against main only, so two of them can repeat a short reply."""
-import glob, os, subprocess, sys
+import glob, sys
+from sgcorpus import TD, WRITERS, branch_additions, read_rows
 n = sys.argv[1]
-TD = 'internal/model/testdata'
-seen = {d: {ln.split('\t', 2)[2].strip().casefold() for f in glob.glob('%s/%s/*.tsv' % (TD, d))
-            for ln in open(f, encoding='utf-8') if ln.count('\t') >= 2 and not ln.startswith('#')}
+seen = {d: {r[2].strip().casefold() for r in read_rows(glob.glob('%s/%s/*.tsv' % (TD, d))) if len(r) == 3}
         for d in ('inbound', 'outbound')}
-for w in 'abcd':
-    diff = subprocess.run(['git', 'diff', 'main...r%s%s' % (n, w), '--', TD + '/inbound', TD + '/outbound'],
-                          capture_output=True, text=True, check=True).stdout
-    path, add = None, {}
-    for l in diff.splitlines():
-        if l.startswith('+++ '):
-            path = l[6:]
-        elif l.startswith('+') and path:
-            add.setdefault(path, []).append(l[1:])
+adds = branch_additions(n, [TD + '/inbound', TD + '/outbound'])
+for w in WRITERS:
+    add = {}
+    for _, p, x in (a for a in adds if a[0] == w):
+        add.setdefault(p, []).append(x)
     for p, ls in add.items():
         d = p.split('/')[-2]
         keep = []

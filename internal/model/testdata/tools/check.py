@@ -6,12 +6,11 @@ Checks, per language: 130 new inbound and 70 new outbound lines; labels and lang
 for the file; no line starting with a code and ":" or "|"; at most 2 one-word opt-outs; no text
 repeated (casefolded) within the new lines or against the whole corpus at the base."""
 import os, subprocess, sys, collections
+from sgcorpus import LANGS, TD
 
 INB = {'opt_out', 'opt_in', 'none'}
 OUT = {'transactional', 'promotional', 'cold_outreach', 'political', 'scam'}
 CODES = {'ar': {'ar', 'ar-gulf', 'ar-eg', 'ar-lev', 'ar-latn'}, 'hi': {'hi', 'hi-latn'}, 'ur': {'ur', 'ur-latn'}, 'id': {'id', 'ms'}}
-LANGS = 'ar en hi ur bn tl id ml ta ne fa tr fr es pt de ru'.split()
-TD = 'internal/model/testdata'
 
 def git(wt, *a):
     return subprocess.run(['git', '-C', wt] + list(a), capture_output=True, text=True, check=True).stdout

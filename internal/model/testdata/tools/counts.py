@@ -2,8 +2,8 @@
 """counts.py TESTDATA [write]: the per-language counts table of TESTDATA/README.md ("## Counts",
 between the counts markers); prints it, and with "write" replaces it in the README."""
 import collections, os, sys
+from sgcorpus import LANGS
 td = sys.argv[1]
-LANGS = 'ar en hi ur bn tl id ml ta ne fa tr fr es pt de ru'.split()
 IN = ['opt_out', 'opt_in', 'none']
 OUT = ['transactional', 'promotional', 'cold_outreach', 'political', 'scam']
 rows = ['| lang | inbound | inbound opt_out / opt_in / none | outbound | outbound transactional / promotional / cold_outreach / political / scam | variants (inbound + outbound) |',

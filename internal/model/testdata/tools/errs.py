@@ -1,23 +1,13 @@
 #!/usr/bin/env python3
-"""errs.py SGBIN FILE.tsv...: classify inbound lines with `SGBIN optout classify`,
+"""errs.py SGBIN FILE.tsv...: classify inbound lines with `SGBIN optout classify` (CFG=config),
 print counts by decision source and write misses/false opt-outs to stdout as TSV."""
-import json, subprocess, sys, collections
+import os, sys, collections
+from sgcorpus import classify, read_rows
 sg, files = sys.argv[1], sys.argv[2:]
-rows = []
-for f in files:
-    for ln in open(f, encoding='utf-8'):
-        ln = ln.rstrip('\n')
-        if not ln or ln.startswith('#'): continue
-        lab, lang, text = ln.split('\t', 2)
-        rows.append((lab, lang, text))
-inp = '\n'.join(r[2] for r in rows) + '\n'
-import os
-extra = ['--config', os.environ['CFG']] if os.environ.get('CFG') else []
-out = subprocess.run([sg, 'optout', 'classify', '--top', '3'] + extra, input=inp, capture_output=True, text=True, check=True).stdout.splitlines()
-assert len(out) == len(rows), (len(out), len(rows))
+rows = read_rows(files)
+res = classify(sg, [r[2] for r in rows], os.environ.get('CFG'), top=3)
 c = collections.Counter()
-for (lab, lang, text), o in zip(rows, out):
-    j = json.loads(o)
+for (lab, lang, text), j in zip(rows, res):
     it, by = j['intent'], j['by']
     if lab == 'opt_out':
         c['oo'] += 1

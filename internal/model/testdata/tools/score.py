@@ -2,7 +2,8 @@
 """score.py SENDGUARD DIR_OR_FILE...: inbound (serve path, `optout classify`) and outbound
 (`model eval --split all`: blocked and slowed as the policies decide) figures of a set of rounds.
 A DIR holds inbound.tsv and outbound.tsv (collect.py); CFG=config passes optout.model settings."""
-import json, os, re, subprocess, sys, tempfile
+import os, sys, tempfile
+from sgcorpus import classify, inbound_counts, inbound_line, outbound_eval, read_rows
 sg, args = sys.argv[1], sys.argv[2:]
 inb, outb = [], []
 for a in args:
@@ -12,33 +13,14 @@ for a in args:
         outb.append(a)
     else:
         inb.append(a)
-rows = [l.rstrip('\n').split('\t', 2) for f in inb for l in open(f, encoding='utf-8') if l.strip() and not l.startswith('#')]
+rows = read_rows(inb)
 if rows:
-    extra = ['--config', os.environ['CFG']] if os.environ.get('CFG') else []
-    out = subprocess.run([sg, 'optout', 'classify', '--top', '0'] + extra, input='\n'.join(r[2] for r in rows) + '\n',
-                         capture_output=True, text=True, check=True).stdout.splitlines()
-    oo = miss = neg = fo = wrong = 0
-    for (lab, _, _), o in zip(rows, out):
-        it = json.loads(o)['intent']
-        if lab == 'opt_out': oo += 1; miss += it != 'opt_out'
-        else: neg += 1; fo += it == 'opt_out'
-        wrong += it != lab
-    print('inbound  %d replies: accuracy %.2f %%, opt-out recall %.2f %% (%d of %d missed), false opt-outs %.2f %% (%d of %d)' % (
-        len(rows), 100 - 100 * wrong / len(rows), 100 - 100 * miss / oo, miss, oo, 100 * fo / neg, fo, neg))
+    c = inbound_counts(rows, [j['intent'] for j in classify(sg, [r[2] for r in rows], os.environ.get('CFG'))])
+    print('inbound  %d replies: %s' % (len(rows), inbound_line(c)))
 if outb:
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, 'all.tsv'), 'w', encoding='utf-8') as w:
             for f in outb: w.write(open(f, encoding='utf-8').read())
-        ev = subprocess.run([sg, 'model', 'eval', '--task', 'outbound', '--split', 'all', '--data', os.path.join(d, 'all.tsv')],
-                            capture_output=True, text=True, check=True).stdout
-    t = {}
-    for l in ev.splitlines():
-        m = re.match(r'^(\w+)\s+all\s+(\d+)\s+([\d.]+)%\s+([\d.]+)%', l)
-        if m: t[m[1]] = (int(m[2]), float(m[3]), float(m[4]))
-    v = [t[k] for k in t if k != 'transactional']
-    n = sum(x[0] for x in v)
-    bl = sum(x[0] * x[1] for x in v) / n
-    bs = sum(x[0] * (x[1] + x[2]) for x in v) / n
-    tr = t['transactional']
+        n, bl, bs, tr = outbound_eval(sg, os.path.join(d, 'all.tsv'), 'all')
     print('outbound %d messages: violations blocked %.1f %%, blocked or slowed %.1f %% (of %d); legitimate blocked %.2f %%, slowed %.2f %% (of %d)' % (
         n + tr[0], bl, bs, n, tr[1], tr[2], tr[0]))
