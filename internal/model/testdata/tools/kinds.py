@@ -6,7 +6,7 @@ it: "corpus round N ...", "(round N ...", "corpus rN ..."); the kinds:
             labelled under conventions settled later);
   boundary  the stress rounds and the rounds written in pairs across a label boundary after 33
             (104, 112, 133, 137, 145, 153, 169) and the settled-question rounds 191 to 198;
-  tester    rounds 207 to 209 and 211 to 213 (215 and 216 were written, scored and left out): written as an outside tester would, 40 % opt-outs,
+  tester    rounds 207 to 209 and 211 to 213, and the replies of 215 and 216 (their outbound left out): written as an outside tester would, 40 % opt-outs,
             43 % violations;
   ordinary  every other round (an ordinary week of a few businesses per language).
 Run from the repository root, on a checkout whose history holds the corpus commits."""
@@ -14,7 +14,7 @@ import os, re, subprocess, sys, tempfile
 from sgcorpus import TD, outbound_eval
 
 BOUNDARY = {104, 112, 133, 137, 145, 153, 169} | set(range(191, 199))
-TESTER = {207, 208, 209, 211, 212, 213, 215, 216}  # 215, 216: for when they are added
+TESTER = {207, 208, 209, 211, 212, 213, 215, 216}
 SUBJECT = re.compile(r'corpus rounds? (\d+)|\(round (\d+)|corpus r(\d+)|round (\d+)')
 
 
