@@ -11,7 +11,7 @@ it: "corpus round N ...", "(round N ...", "corpus rN ..."); the kinds:
   ordinary  every other round (an ordinary week of a few businesses per language).
 Run from the repository root, on a checkout whose history holds the corpus commits."""
 import os, re, subprocess, sys, tempfile
-from sgcorpus import TD, outbound_eval
+from sgcorpus import TD, split_line
 
 BOUNDARY = {104, 112, 133, 137, 145, 153, 169} | set(range(191, 199))
 TESTER = {207, 208, 209, 211, 212, 213, 215, 216}
@@ -62,11 +62,4 @@ with tempfile.TemporaryDirectory() as tmp:
         d = os.path.join(tmp, k)
         if not os.path.isdir(d):
             continue
-        out = subprocess.run([sg, 'model', 'eval', '--task', 'inbound', '--data', d, '--split', 'test'],
-                             capture_output=True, text=True, check=True).stdout
-        serve = out[out.index('as serve decides'):]
-        m = re.search(r'opt-out recall ([\d.]+)%, false opt-outs ([\d.]+)%', serve)
-        a = re.search(r'examples (\d+)\s+accuracy ([\d.]+)%', serve)
-        n, bl, bs, tr = outbound_eval(sg, d, 'test')
-        print('%-9s inbound %s / %s / %s %% (%s replies); outbound %.1f / %.1f %%, %.2f / %.2f %% (%d messages)' % (
-            k, a[2], m[1], m[2], a[1], bl, bs, tr[1], tr[2], n + tr[0]))
+        print(split_line(k, sg, d, 'test'))

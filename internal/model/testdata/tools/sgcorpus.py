@@ -54,6 +54,20 @@ def outbound_eval(sg, data, split):
     return n, sum(x[0] * x[1] for x in v) / n, sum(x[0] * (x[1] + x[2]) for x in v) / n, t['transactional']
 
 
+def split_line(name, sg, data, split):
+    """One line of the held-out report: split of data (a corpus directory) as serve decides,
+    inbound accuracy / opt-out recall / false opt-outs from `model eval --task inbound`, then the
+    outbound figures of outbound_eval."""
+    out = subprocess.run([sg, 'model', 'eval', '--task', 'inbound', '--data', data, '--split', split],
+                         capture_output=True, text=True, check=True).stdout
+    serve = out[out.index('as serve decides'):]
+    m = re.search(r'opt-out recall ([\d.]+)%, false opt-outs ([\d.]+)%', serve)
+    a = re.search(r'examples (\d+)\s+accuracy ([\d.]+)%', serve)
+    n, bl, bs, tr = outbound_eval(sg, data, split)
+    return '%-9s inbound %s / %s / %s %% (%s replies); outbound %.1f / %.1f %%, %.2f / %.2f %% (%d messages)' % (
+        name, a[2], m[1], m[2], a[1], bl, bs, tr[1], tr[2], n + tr[0])
+
+
 def branch_additions(n, paths):
     """(writer, file, line) of every line branch rN{w} added since its merge-base with main."""
     out = []
